@@ -1,0 +1,47 @@
+"""The admin API application factory."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from admin_api.auth import BasicAuthMiddleware
+from admin_api.context import ApiContext
+from admin_api.errors import exception_handlers
+from admin_api.health import health_routes
+from admin_api.v1 import v1_routes
+from broker.control import BrokerControl
+from broker.settings import BrokerSettings
+from broker.state import BrokerState
+
+__all__ = ["create_app"]
+
+
+class _IgnoreTrailingSlash:
+    """Serves ``/api/v1/`` as ``/api/v1`` (the contract ignores a trailing slash)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+        await self.app(scope, receive, send)
+
+
+def create_app(state: BrokerState, control: BrokerControl, settings: BrokerSettings) -> Starlette:
+    """A Starlette app serving the admin API from ``state``."""
+    ctx = ApiContext(state, control, settings)
+    http = settings.http_server
+    app = Starlette(
+        routes=[*v1_routes(ctx), *health_routes(ctx)],
+        middleware=[
+            Middleware(_IgnoreTrailingSlash),
+            Middleware(BasicAuthMiddleware, username=http.username, password=http.password),
+        ],
+        exception_handlers=exception_handlers,
+    )
+    app.router.redirect_slashes = False
+    return app

@@ -1,0 +1,56 @@
+"""HTTP Basic authentication of everything under ``/api``, checked before any body is read."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from admin_api.codes import ResultCode
+from admin_api.errors import ApiError, error_response
+
+__all__ = ["BasicAuthMiddleware", "check_basic_auth"]
+
+_CHALLENGE = {"WWW-Authenticate": 'Basic realm="edgemq"'}
+
+
+def check_basic_auth(header: str | None, username: str, password: str) -> ResultCode | None:
+    """None when ``header`` carries the right credentials, else the result code to answer."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "basic" or not token:
+        return ResultCode.EMPTY_CREDENTIALS
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return ResultCode.WRONG_CREDENTIALS
+    given_user, colon, given_password = decoded.partition(":")
+    if not colon:
+        return ResultCode.WRONG_CREDENTIALS
+    if not given_user or not given_password:
+        return ResultCode.EMPTY_CREDENTIALS
+    # compare both, always, in constant time
+    user_ok = hmac.compare_digest(given_user.encode(), username.encode())
+    password_ok = hmac.compare_digest(given_password.encode(), password.encode())
+    return None if user_ok & password_ok else ResultCode.WRONG_CREDENTIALS
+
+
+class BasicAuthMiddleware:
+    """Answers 401 with code 104 or 103 for unauthenticated requests to ``/api``."""
+
+    def __init__(self, app: ASGIApp, username: str, password: str) -> None:
+        self.app = app
+        self._username = username
+        self._password = password
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and (path == "/api" or path.startswith("/api/")):
+            failure = check_basic_auth(Headers(scope=scope).get("authorization"), self._username, self._password)
+            if failure is not None:
+                await error_response(ApiError(401, failure), headers=_CHALLENGE)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -1,0 +1,55 @@
+"""One exception type for API errors and the handlers that render every error as JSON."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from admin_api.codes import ResultCode
+
+__all__ = ["ApiError", "error_response", "exception_handlers"]
+
+log = logging.getLogger("edgemq.api")
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, result code, and for v1 the request's ``seq``/``req``."""
+
+    def __init__(self, status: int, code: ResultCode, *, seq: int | None = None, rep: int | None = None) -> None:
+        super().__init__(f"{status} {code.name}")
+        self.status = status
+        self.code = code
+        self.seq = seq
+        self.rep = rep
+
+
+def error_response(error: ApiError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The JSON body of an error, keys in the order code, seq, rep."""
+    body: dict[str, int] = {"code": int(error.code)}
+    if error.seq is not None:
+        body["seq"] = error.seq
+    if error.rep is not None:
+        body["rep"] = error.rep
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(ApiError(exc.status_code, ResultCode.UNKNOWN_ERROR), headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error("internal error serving %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(ApiError(500, ResultCode.UNKNOWN_ERROR))
+
+
+exception_handlers = {ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected_error}

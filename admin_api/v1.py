@@ -1,0 +1,112 @@
+"""v1: ``POST /api/v1`` with ``{"req": N, "seq": S}`` (spec section 2)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeGuard
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from admin_api.body import BodyTooLarge, InvalidJson, read_json
+from admin_api.codes import ResultCode
+from admin_api.context import ApiContext
+from admin_api.errors import ApiError
+
+__all__ = ["v1_routes"]
+
+log = logging.getLogger("edgemq.api")
+
+Handler = Callable[[ApiContext, dict[str, Any]], Any]
+
+
+def _stats(ctx: ApiContext, body: dict[str, Any]) -> dict[str, int]:
+    s = ctx.state.stats()
+    return {
+        "client_size": s.client_size,
+        "message_in": s.message_in,
+        "message_out": s.message_out,
+        "message_drop": s.message_drop,
+    }
+
+
+def _subscriptions(ctx: ApiContext, body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"client_id": entry.client_id, "subscriptions": [{"topic": t, "qos": q} for t, q in entry.subscriptions]}
+        for entry in ctx.state.subscriptions()
+    ]
+
+
+def _clients(ctx: ApiContext, body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "client_id": c.info.client_id,
+            "username": c.info.username,
+            "keepalive": c.info.keepalive,
+            "protocol": c.info.protocol,
+            "connect_status": int(c.connected),
+            "message_receive": c.messages_received,
+        }
+        for c in ctx.state.clients()
+    ]
+
+
+def _topic_tree(ctx: ApiContext, body: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    levels: list[list[dict[str, Any]]] = []
+    for level in ctx.state.topic_tree():
+        nodes: list[dict[str, Any]] = []
+        for node in level:
+            shaped: dict[str, Any] = {"topic": node.topic, "cld_cnt": node.child_count}
+            if node.client_ids:
+                shaped["client_id"] = list(node.client_ids)
+            nodes.append(shaped)
+        levels.append(nodes)
+    return levels
+
+
+HANDLERS: dict[int, Handler] = {2: _stats, 4: _subscriptions, 5: _clients, 13: _topic_tree}
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    return type(value) is int and value >= 0
+
+
+async def _parse(request: Request, max_body: int) -> tuple[dict[str, Any], int, int]:
+    """The body, req and seq, or the error of the v1 error table."""
+    try:
+        body = await read_json(request, max_body)
+    except BodyTooLarge:
+        raise ApiError(400, ResultCode.PARAMETER_ERROR, seq=0) from None
+    except InvalidJson:
+        raise ApiError(400, ResultCode.INVALID_JSON, seq=0) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, ResultCode.INVALID_JSON, seq=0)
+    req, seq = body.get("req"), body.get("seq")
+    echo = seq if _is_count(seq) else 0
+    if "req" not in body or "seq" not in body:
+        raise ApiError(400, ResultCode.MISSING_PARAMETER, seq=echo)
+    if not _is_count(req) or not _is_count(seq):
+        raise ApiError(400, ResultCode.PARAMETER_ERROR, seq=echo)
+    return body, req, seq
+
+
+def v1_routes(ctx: ApiContext) -> list[Route]:
+    """The v1 endpoint, bound to ``ctx``."""
+
+    async def endpoint(request: Request) -> JSONResponse:
+        body, req, seq = await _parse(request, ctx.settings.http_server.max_body)
+        handler = HANDLERS.get(req)
+        if handler is None:
+            raise ApiError(404, ResultCode.PARAMETER_ERROR, seq=seq, rep=req)
+        try:
+            data = handler(ctx, body)
+        except ApiError as error:
+            raise ApiError(error.status, error.code, seq=seq, rep=req) from None
+        except Exception:
+            log.exception("req %d failed", req)
+            raise ApiError(500, ResultCode.UNKNOWN_ERROR, seq=seq, rep=req) from None
+        return JSONResponse({"code": 0, "seq": seq, "rep": req, "data": data})
+
+    return [Route("/api/v1", endpoint, methods=["POST", "GET"])]

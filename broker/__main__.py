@@ -1,0 +1,5 @@
+"""``python -m broker`` runs the ``edgemq`` command."""
+
+from broker.cli import main
+
+raise SystemExit(main())

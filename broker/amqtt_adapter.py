@@ -1,0 +1,412 @@
+"""The only module that imports amqtt (pinned to 0.12.1).
+
+It translates edgemq settings into amqtt's configuration, accepts MQTT connections on a socket
+edgemq binds itself, and subclasses amqtt's ``Broker`` to fix what edgemq needs exact:
+
+* connection lifecycle (``_handle_client_session``, ``_handle_disconnect``): the shared state is
+  updated at the moment amqtt accepts or ends a connection, refused clients leave nothing
+  behind, a second CONNECT with a live client id closes the older connection (MQTT-3.1.4-2),
+  retained messages are only sent for the filters of a SUBSCRIBE, a clean session ends with its
+  connection;
+* routing (``_handle_message_delivery``, ``_broadcast_message``): every accepted message,
+  will and internal message is routed synchronously through the state's topic trie instead of
+  amqtt's linear scan and broadcast queue, and counted at that point; the delivered QoS is
+  min(published, granted) (MQTT-3.8.4);
+* the subscription table (``add_subscription``, ``_del_subscription``, ``_delete_session``,
+  ``_cleanup_session``): mirrored into the state as amqtt changes it; a repeated SUBSCRIBE
+  replaces the granted QoS.
+
+amqtt's plugin hooks keep firing for any other plugin, but edgemq does not rely on them: they
+run as detached tasks and see later state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from amqtt.adapters import ReaderAdapter, WriterAdapter
+from amqtt.broker import Broker, RetainedApplicationMessage, Server
+from amqtt.contexts import Action
+from amqtt.events import BrokerEvents
+from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.disconnect import DisconnectPacket
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+from amqtt.session import Session
+
+from broker.settings import BrokerSettings
+from broker.state import BrokerState, ClientInfo
+from broker.topics import is_valid_topic_name
+
+__all__ = ["MqttCore"]
+
+log = logging.getLogger("edgemq.mqtt")
+
+_LISTENER = "default"
+_SUBSCRIPTION_REFUSED = 0x80
+_TAKEOVER_TIMEOUT = 5.0
+# amqtt's init_from_connect refuses every protocol level but 4 (MQTT 3.1.1), so every
+# accepted client spoke level 4.
+_PROTOCOL_LEVEL = 4
+
+
+class EdgeAuthPlugin(BaseAuthPlugin):
+    """Admits every client when anonymous access is allowed, else clients with a username."""
+
+    @dataclass
+    class Config:
+        """Options, loaded by amqtt's plugin manager."""
+
+        allow_anonymous: bool = True
+
+    async def authenticate(self, *, session: Session) -> bool:
+        """Decide one CONNECT; never marks the session anonymous (amqtt would drop it)."""
+        return bool(self.config.allow_anonymous or session.username)
+
+
+@dataclass(eq=False)
+class _Connection:
+    handler: BrokerProtocolHandler
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _EdgeBroker(Broker):
+    """amqtt's broker with edgemq's lifecycle, routing and counting."""
+
+    def __init__(self, config: dict[str, Any], state: BrokerState) -> None:
+        super().__init__(config)
+        self._state = state
+        self._connections: dict[str, _Connection] = {}
+        self._deliveries: set[asyncio.Future[Any]] = set()
+        # amqtt awaits every topic plugin per publish and per delivery; skip that without one
+        self._has_topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in self.plugins_manager.plugins)
+
+    # -- connection lifecycle ------------------------------------------------------------
+
+    async def _handle_client_session(
+        self,
+        reader: ReaderAdapter,
+        writer: WriterAdapter,
+        client_session: Session,
+        handler: BrokerProtocolHandler,
+        server: Server,
+        listener_name: str,
+    ) -> None:
+        client_id = client_session.client_id
+        if not await self._authenticate(client_session, self.listeners_config[listener_name]):
+            log.info("client refused: client_id=%s username=%s", client_id, client_session.username or "")
+            await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+            await writer.close()
+            return
+        await self._take_over(client_id)
+        client_session.transitions.connect()
+        handler.attach(client_session, reader, writer)
+        self._sessions[client_id] = (client_session, handler)
+        connection = _Connection(handler)
+        self._connections[client_id] = connection
+        try:
+            await handler.mqtt_connack_authorize(True)
+            self._state.record_connected(_client_info(client_session))
+            log.info(
+                "client connected: client_id=%s username=%s address=%s:%s clean_session=%d keepalive=%d",
+                client_id,
+                client_session.username or "",
+                client_session.remote_address,
+                client_session.remote_port,
+                client_session.clean_session,
+                client_session.keep_alive,
+            )
+            await self.plugins_manager.fire_event(
+                BrokerEvents.CLIENT_CONNECTED, client_id=client_id, client_session=client_session
+            )
+            await handler.start()
+            self._send_offline_queue(client_session, handler)
+            await self._client_message_loop(client_session, handler)
+        finally:
+            if client_session.transitions.state == "connected":
+                # the message loop ended without a disconnect (protocol error or cancellation)
+                await self._end_connection(client_session, handler, graceful=False, reason="protocol error")
+            if self._connections.get(client_id) is connection:
+                del self._connections[client_id]
+            connection.closed.set()
+
+    async def _take_over(self, client_id: str) -> None:
+        """Close a live connection that holds ``client_id`` and wait until it has ended."""
+        previous = self._connections.get(client_id)
+        if previous is None:
+            return
+        log.info("client id %s connected again: closing its previous connection", client_id)
+        await previous.handler.handle_connection_closed()
+        try:
+            await asyncio.wait_for(previous.closed.wait(), _TAKEOVER_TIMEOUT)
+        except TimeoutError:
+            log.warning("previous connection of %s did not end within %ss", client_id, _TAKEOVER_TIMEOUT)
+
+    async def _handle_disconnect(
+        self, client_session: Session, handler: BrokerProtocolHandler, disconnect_waiter: asyncio.Future[Any]
+    ) -> None:
+        graceful = isinstance(disconnect_waiter.result(), DisconnectPacket)
+        await self._end_connection(
+            client_session, handler, graceful=graceful, reason="DISCONNECT" if graceful else "connection lost"
+        )
+
+    async def _end_connection(
+        self, session: Session, handler: BrokerProtocolHandler, *, graceful: bool, reason: str
+    ) -> None:
+        """Publish the will unless the client sent DISCONNECT, then end the connection."""
+        client_id = session.client_id
+        if not graceful and session.will_flag and session.will_topic and session.will_message is not None:
+            will_qos = session.will_qos or 0
+            await self._route(session, session.will_topic, bytes(session.will_message), will_qos)
+            if session.will_retain:
+                await self.retain_message(session, session.will_topic, session.will_message, will_qos)
+        await self._stop_handler(handler)
+        session.transitions.disconnect()
+        self._state.record_disconnected(client_id)
+        log.info("client disconnected: client_id=%s reason=%s", client_id, reason)
+        await self.plugins_manager.fire_event(
+            BrokerEvents.CLIENT_DISCONNECTED, client_id=client_id, client_session=session
+        )
+        if session.clean_session and self._sessions.get(client_id, (None, None))[0] is session:
+            await self._delete_session(client_id)
+
+    # -- routing -------------------------------------------------------------------------
+
+    async def _handle_message_delivery(
+        self, client_session: Session, handler: BrokerProtocolHandler, wait_deliver: asyncio.Future[Any]
+    ) -> bool:
+        message = wait_deliver.result()
+        await self.plugins_manager.fire_event(
+            BrokerEvents.MESSAGE_RECEIVED, client_id=client_session.client_id, message=message
+        )
+        if message is None:
+            return True
+        topic = message.topic
+        if not is_valid_topic_name(topic) or topic.startswith("$"):
+            log.warning("client %s published to invalid topic %r: closing", client_session.client_id, topic)
+            return False
+        if not await self._topic_allowed(client_session, topic, Action.PUBLISH):
+            log.info("client %s may not publish to %s", client_session.client_id, topic)
+            return True
+        await self.plugins_manager.fire_event(
+            BrokerEvents.MESSAGE_BROADCAST, client_id=client_session.client_id, message=message
+        )
+        await self._route(client_session, topic, bytes(message.data), message.qos or 0)
+        if message.publish_packet is not None and message.publish_packet.retain_flag:
+            await self.retain_message(client_session, topic, message.data, message.qos)
+        return True
+
+    async def _broadcast_message(
+        self,
+        session: Session | None,
+        topic: str | None,
+        data: bytes | bytearray | None,
+        force_qos: int | None = None,
+    ) -> None:
+        # Everything amqtt routes itself (internal messages) passes here; client publishes
+        # and wills are routed by the methods above.
+        if topic is not None and data is not None:
+            await self._route(session, topic, bytes(data), force_qos or 0, counted=session is not None)
+
+    async def _route(self, sender: Session | None, topic: str, data: bytes, qos: int, *, counted: bool = True) -> None:
+        """Route one message to every matching subscription and count it."""
+        routed: list[str] = []
+        discarded = 0
+        for client_id, granted_qos in self._state.subscribers(topic):
+            target, handler = self._sessions.get(client_id, (None, None))
+            if target is None or handler is None:
+                continue
+            if not await self._topic_allowed(target, topic, Action.RECEIVE):
+                continue
+            routed.append(client_id)
+            delivered_qos = min(qos, granted_qos)
+            if target.transitions.state == "connected":
+                self._deliver(handler, topic, data, delivered_qos)
+            elif delivered_qos > 0 and not target.clean_session:
+                target.retained_messages.put_nowait(RetainedApplicationMessage(sender, topic, data, delivered_qos))
+            else:
+                discarded += 1
+        if counted:
+            self._state.record_routed(sender.client_id if sender else None, routed, discarded)
+
+    async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
+        return not self._has_topic_plugins or await self._topic_filtering(session, topic=topic, action=action)
+
+    def _deliver(
+        self, handler: BrokerProtocolHandler, topic: str, data: bytes | bytearray, qos: int, *, retain: bool = False
+    ) -> None:
+        task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=retain))
+        self._deliveries.add(task)
+        task.add_done_callback(self._delivery_done)
+
+    def _delivery_done(self, task: asyncio.Future[Any]) -> None:
+        self._deliveries.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("delivery failed: %r", task.exception())
+
+    def _send_offline_queue(self, session: Session, handler: BrokerProtocolHandler) -> None:
+        """Deliver what was queued while the session was offline (retain flag 0, MQTT-3.3.1-9)."""
+        queue = session.retained_messages
+        while not queue.empty():
+            queued = queue.get_nowait()
+            self._deliver(handler, queued.topic, bytes(queued.data), queued.qos or 0)
+
+    def cancel_deliveries(self) -> None:
+        """Cancel deliveries still in flight (at shutdown)."""
+        for task in list(self._deliveries):
+            task.cancel()
+
+    # -- subscription table --------------------------------------------------------------
+
+    async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        granted = int(await super().add_subscription(subscription, session))
+        if granted == _SUBSCRIPTION_REFUSED:
+            return granted
+        topic_filter = subscription[0]
+        # amqtt keeps the first QoS on a repeated SUBSCRIBE; MQTT-3.8.4-3 replaces it.
+        entries = self._subscriptions[topic_filter]
+        for index, (subscriber, _) in enumerate(entries):
+            if subscriber.client_id == session.client_id:
+                entries[index] = (session, granted)
+        self._state.record_subscribed(session.client_id, topic_filter, granted)
+        return granted
+
+    def _del_subscription(self, a_filter: str, session: Session) -> int:
+        deleted = int(super()._del_subscription(a_filter, session))
+        if deleted:
+            self._state.record_unsubscribed(session.client_id, a_filter)
+        return deleted
+
+    async def _delete_session(self, client_id: str) -> None:
+        await super()._delete_session(client_id)
+        self._state.record_session_discarded(client_id)
+
+    async def _cleanup_session(self, client_id: str) -> None:
+        await super()._cleanup_session(client_id)
+        self._state.record_session_discarded(client_id)
+
+    async def _publish_retained_messages_for_subscription(
+        self, subscription: tuple[str, int], session: Session
+    ) -> None:
+        # amqtt waits for every retained delivery (and its acks) here, stalling the client's
+        # loop; deliver them in the background instead.
+        topic_filter, granted_qos = subscription
+        handler = self._get_handler(session)
+        if handler is None:
+            return
+        for topic, retained in list(self._retained_messages.items()):
+            if self._matches(topic, topic_filter) and await self._topic_allowed(session, topic, Action.RECEIVE):
+                self._deliver(handler, topic, retained.data, min(granted_qos, retained.qos or 0), retain=True)
+
+
+def _client_info(session: Session) -> ClientInfo:
+    return ClientInfo(
+        client_id=session.client_id,
+        username=session.username or "",
+        keepalive=session.keep_alive,
+        protocol=_PROTOCOL_LEVEL,
+        clean_start=bool(session.clean_session),
+        ip_address=str(session.remote_address or ""),
+        port=int(session.remote_port or 0),
+        connected_at=datetime.now(UTC),
+    )
+
+
+def _amqtt_config(settings: BrokerSettings) -> dict[str, Any]:
+    """amqtt's configuration: one external listener (edgemq owns the socket), explicit plugins."""
+    return {
+        "listeners": {_LISTENER: {"type": "external", "bind": f"{settings.mqtt.host}:{settings.mqtt.port}"}},
+        "plugins": {
+            f"{__name__}.{EdgeAuthPlugin.__name__}": {"allow_anonymous": settings.auth.allow_anonymous},
+        },
+    }
+
+
+def _quiet_amqtt_loggers() -> None:
+    """amqtt and its state machine library log every connect at INFO; keep them at WARNING."""
+    for name in ("amqtt", "transitions"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
+class MqttCore:
+    """The MQTT side: amqtt's broker behind a TCP listener that edgemq binds itself."""
+
+    def __init__(self, settings: BrokerSettings, state: BrokerState) -> None:
+        self._settings = settings
+        self._state = state
+        self._broker: _EdgeBroker | None = None
+        self._server: asyncio.Server | None = None
+        self._connection_tasks: set[asyncio.Task[Any]] = set()
+        self._address: tuple[str, int] | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port) of the MQTT listener."""
+        if self._address is None:
+            raise RuntimeError("the MQTT listener is not running")
+        return self._address
+
+    @property
+    def is_listening(self) -> bool:
+        """Whether the MQTT listener accepts connections."""
+        return self._server is not None and self._server.is_serving()
+
+    async def start(self) -> None:
+        """Start amqtt, then accept connections."""
+        _quiet_amqtt_loggers()
+        broker = _EdgeBroker(_amqtt_config(self._settings), self._state)
+        await broker.start()
+        self._broker = broker
+        try:
+            self._server = await asyncio.start_server(
+                partial(self._on_connection, broker), self._settings.mqtt.host, self._settings.mqtt.port
+            )
+        except BaseException:
+            await broker.shutdown()
+            self._broker = None
+            raise
+        host, port = self._server.sockets[0].getsockname()[:2]
+        self._address = (host, port)
+
+    async def _on_connection(
+        self, broker: _EdgeBroker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connection_tasks.add(task)
+        try:
+            await broker.stream_connected(reader, writer, _LISTENER)
+        except Exception as exc:  # a client fault must never reach the loop's error log
+            log.debug("connection ended with %r", exc)
+        finally:
+            self._connection_tasks.discard(task)
+            writer.close()
+
+    async def stop(self, timeout: float) -> None:
+        """Stop accepting, end every connection and stop amqtt, all within ``timeout`` seconds."""
+        if self._server is not None:
+            self._server.close()
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            try:
+                await asyncio.wait_for(broker.shutdown(), timeout)
+            except TimeoutError:
+                log.warning("amqtt did not shut down within %ss; cancelling what is left", timeout)
+            broker.cancel_deliveries()
+        for task in list(self._connection_tasks):
+            task.cancel()
+        if self._connection_tasks:
+            await asyncio.wait(list(self._connection_tasks), timeout=1.0)
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+            self._server = None
+        self._address = None

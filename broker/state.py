@@ -1,0 +1,202 @@
+"""The broker state both sides share: counters, client records, subscription table.
+
+The MQTT side (the amqtt adapter) is the only writer and calls the ``record_*`` methods at the
+moment amqtt acts. The admin API only reads, through methods that return frozen snapshots.
+This module imports neither amqtt nor Starlette.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from broker.topics import TopicTree, TreeNode
+
+__all__ = ["BrokerState", "ClientInfo", "ClientSnapshot", "Stats", "SubscriptionSnapshot", "TreeNode"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """What a client told the broker in its CONNECT (no password, ever)."""
+
+    client_id: str
+    username: str
+    keepalive: int
+    protocol: int
+    clean_start: bool
+    ip_address: str
+    port: int
+    connected_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSnapshot:
+    """A session as the admin API shows it."""
+
+    info: ClientInfo
+    connected: bool
+    messages_received: int
+    """Messages the broker routed to this client (one per matching subscription)."""
+    messages_sent: int
+    """Messages this client published that the broker accepted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Global counters (spec section 2, "Counters")."""
+
+    client_size: int
+    message_in: int
+    message_out: int
+    message_drop: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionSnapshot:
+    """One session's filters with their granted QoS, in subscription order."""
+
+    client_id: str
+    subscriptions: tuple[tuple[str, int], ...]
+
+
+@dataclass(slots=True)
+class _ClientRecord:
+    info: ClientInfo
+    connected: bool = True
+    messages_received: int = 0
+    messages_sent: int = 0
+
+
+Predicate = Callable[["BrokerState"], bool]
+
+
+class BrokerState:
+    """Live broker state; written by the MQTT side, read by everyone through snapshots."""
+
+    def __init__(self) -> None:
+        self._message_in = 0
+        self._message_out = 0
+        self._message_drop = 0
+        self._clients: dict[str, _ClientRecord] = {}
+        self._subscriptions: dict[str, dict[str, int]] = {}
+        self._tree = TopicTree()
+        self._waiters: list[tuple[Predicate, asyncio.Future[None]]] = []
+
+    # -- writers (MQTT side only) -------------------------------------------------------
+
+    def record_connected(self, info: ClientInfo) -> None:
+        """A client's CONNECT was accepted; a resumed session keeps its counters."""
+        record = self._clients.get(info.client_id)
+        if record is None:
+            self._clients[info.client_id] = _ClientRecord(info)
+        else:
+            record.info = info
+            record.connected = True
+        self._changed()
+
+    def record_disconnected(self, client_id: str) -> None:
+        """A client's connection ended; its session, if persistent, stays as offline."""
+        record = self._clients.get(client_id)
+        if record is not None:
+            record.connected = False
+            self._changed()
+
+    def record_session_discarded(self, client_id: str) -> None:
+        """A session ended for good: forget its record and its subscriptions."""
+        self._clients.pop(client_id, None)
+        for topic_filter in self._subscriptions.pop(client_id, {}):
+            self._tree.unsubscribe(topic_filter, client_id)
+        self._changed()
+
+    def record_subscribed(self, client_id: str, topic_filter: str, qos: int) -> None:
+        """A subscription was granted (a repeated filter replaces the earlier QoS)."""
+        self._subscriptions.setdefault(client_id, {})[topic_filter] = qos
+        self._tree.subscribe(topic_filter, client_id, qos)
+        self._changed()
+
+    def record_unsubscribed(self, client_id: str, topic_filter: str) -> None:
+        """A subscription was removed."""
+        filters = self._subscriptions.get(client_id)
+        if filters is None or filters.pop(topic_filter, None) is None:
+            return
+        if not filters:
+            del self._subscriptions[client_id]
+        self._tree.unsubscribe(topic_filter, client_id)
+        self._changed()
+
+    def record_routed(self, sender: str | None, routed_to: list[str], discarded: int) -> None:
+        """One accepted message was routed.
+
+        ``sender`` is the publishing client (None for the HTTP API without a client id),
+        ``routed_to`` names the client of every subscription the message was routed to (a
+        client with two matching filters appears twice), ``discarded`` counts the routed
+        copies that could not be kept (for example QoS 0 for an offline session).
+        """
+        self._message_in += 1
+        self._message_out += len(routed_to)
+        self._message_drop += discarded if routed_to else 1
+        if sender is not None:
+            record = self._clients.get(sender)
+            if record is not None:
+                record.messages_sent += 1
+        clients = self._clients
+        for client_id in routed_to:
+            record = clients.get(client_id)
+            if record is not None:
+                record.messages_received += 1
+        self._changed()
+
+    # -- readers -----------------------------------------------------------------------
+
+    def subscribers(self, topic: str) -> list[tuple[str, int]]:
+        """``(client_id, granted qos)`` for every subscription matching ``topic``."""
+        return self._tree.match(topic)
+
+    def stats(self) -> Stats:
+        """The req 2 counters."""
+        return Stats(len(self._subscriptions), self._message_in, self._message_out, self._message_drop)
+
+    def clients(self) -> list[ClientSnapshot]:
+        """Every connected client and every offline persistent session."""
+        return [_snapshot(r) for r in self._clients.values()]
+
+    def client(self, client_id: str) -> ClientSnapshot | None:
+        """One session, or None."""
+        record = self._clients.get(client_id)
+        return None if record is None else _snapshot(record)
+
+    def subscriptions(self) -> list[SubscriptionSnapshot]:
+        """Every session holding at least one subscription."""
+        return [SubscriptionSnapshot(cid, tuple(f.items())) for cid, f in self._subscriptions.items()]
+
+    def topic_tree(self) -> list[list[TreeNode]]:
+        """The subscription tree, breadth first (req 13)."""
+        return self._tree.levels()
+
+    # -- waiting -----------------------------------------------------------------------
+
+    async def wait_for(self, predicate: Predicate, timeout: float) -> None:
+        """Return once ``predicate(state)`` holds; raise TimeoutError after ``timeout`` seconds."""
+        if predicate(self):
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (predicate, future)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(future, timeout)
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    def _changed(self) -> None:
+        if not self._waiters:
+            return
+        for predicate, future in list(self._waiters):
+            if not future.done() and predicate(self):
+                future.set_result(None)
+
+
+def _snapshot(r: _ClientRecord) -> ClientSnapshot:
+    return ClientSnapshot(r.info, r.connected, r.messages_received, r.messages_sent)

@@ -1,0 +1,114 @@
+"""Topic filter trie: subscription matching and the topic tree (pure, no I/O).
+
+MQTT 3.1.1 rules (section 4.7): levels are split on ``/``; ``+`` matches exactly one level,
+``#`` matches the parent level and any number of child levels and must be last; filters that
+start with a wildcard do not match topic names that start with ``$``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class TreeNode:
+    """One node of the topic tree as the admin API shows it."""
+
+    topic: str
+    child_count: int
+    client_ids: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Node:
+    children: dict[str, _Node] = field(default_factory=dict)
+    # client id -> granted QoS, in subscription order
+    subscribers: dict[str, int] = field(default_factory=dict)
+
+
+def is_valid_filter(topic_filter: str) -> bool:
+    """Whether ``topic_filter`` is a well-formed MQTT topic filter (section 4.7.1)."""
+    if not topic_filter:
+        return False
+    levels = topic_filter.split("/")
+    for index, level in enumerate(levels):
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            return False
+        if "+" in level and level != "+":
+            return False
+    return True
+
+
+def is_valid_topic_name(topic: str) -> bool:
+    """Whether ``topic`` may be published to: non-empty and free of wildcards."""
+    return bool(topic) and "+" not in topic and "#" not in topic
+
+
+class TopicTree:
+    """Subscriptions indexed by filter level; a lookup costs O(levels), not O(filters)."""
+
+    def __init__(self) -> None:
+        self._root = _Node()
+
+    def subscribe(self, topic_filter: str, client_id: str, qos: int) -> None:
+        """Add or replace the subscription of ``client_id`` on ``topic_filter``."""
+        node = self._root
+        for level in topic_filter.split("/"):
+            node = node.children.setdefault(level, _Node())
+        node.subscribers[client_id] = qos
+
+    def unsubscribe(self, topic_filter: str, client_id: str) -> bool:
+        """Remove one subscription; return whether it existed. Empty branches are pruned."""
+        path: list[tuple[_Node, str]] = []
+        node = self._root
+        for level in topic_filter.split("/"):
+            child = node.children.get(level)
+            if child is None:
+                return False
+            path.append((node, level))
+            node = child
+        if node.subscribers.pop(client_id, None) is None:
+            return False
+        for parent, level in reversed(path):
+            child = parent.children[level]
+            if child.children or child.subscribers:
+                break
+            del parent.children[level]
+        return True
+
+    def match(self, topic: str) -> list[tuple[str, int]]:
+        """Every subscription matching ``topic``: one ``(client_id, qos)`` per matching filter."""
+        levels = topic.split("/")
+        found: list[tuple[str, int]] = []
+        self._collect(self._root, levels, 0, topic.startswith("$"), found)
+        return found
+
+    def _collect(self, node: _Node, levels: list[str], depth: int, dollar: bool, found: list[tuple[str, int]]) -> None:
+        wildcards_allowed = not (dollar and depth == 0)
+        if wildcards_allowed:
+            hash_node = node.children.get("#")
+            if hash_node is not None:
+                found.extend(hash_node.subscribers.items())
+        if depth == len(levels):
+            found.extend(node.subscribers.items())
+            return
+        exact = node.children.get(levels[depth])
+        if exact is not None:
+            self._collect(exact, levels, depth + 1, dollar, found)
+        if wildcards_allowed:
+            plus = node.children.get("+")
+            if plus is not None:
+                self._collect(plus, levels, depth + 1, dollar, found)
+
+    def levels(self) -> list[list[TreeNode]]:
+        """The tree breadth first: level 0 is the unnamed root, then one list per depth."""
+        result: list[list[TreeNode]] = [[TreeNode("", len(self._root.children), ())]]
+        current = list(self._root.children.items())
+        while current:
+            result.append([_tree_node(word, node) for word, node in current])
+            current = [item for _, node in current for item in node.children.items()]
+        return result
+
+
+def _tree_node(word: str, node: _Node) -> TreeNode:
+    return TreeNode(word, len(node.children), tuple(node.subscribers))
