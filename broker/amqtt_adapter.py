@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from amqtt.adapters import ReaderAdapter, WriterAdapter
+from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
 from amqtt.broker import Broker, RetainedApplicationMessage, Server
 from amqtt.contexts import Action
 from amqtt.events import BrokerEvents
@@ -49,6 +49,7 @@ __all__ = ["MqttCore"]
 log = logging.getLogger("edgemq.mqtt")
 
 _LISTENER = "default"
+_CONNECT_FIRST_BYTE = 0x10  # MQTT-3.1.0-1: the first packet must be a CONNECT
 _SUBSCRIPTION_REFUSED = 0x80
 _TAKEOVER_TIMEOUT = 5.0
 # amqtt's init_from_connect refuses every protocol level but 4 (MQTT 3.1.1), so every
@@ -70,6 +71,23 @@ class EdgeAuthPlugin(BaseAuthPlugin):
         return bool(self.config.allow_anonymous or session.username)
 
 
+class _PrefixedReader(StreamReaderAdapter):
+    """A stream reader that first returns bytes edgemq already read (the CONNECT's first byte)."""
+
+    def __init__(self, reader: asyncio.StreamReader, prefix: bytes) -> None:
+        super().__init__(reader)
+        self._prefix = prefix
+
+    async def read(self, n: int = -1) -> bytes:
+        if not self._prefix:
+            return bytes(await super().read(n))
+        if n == -1:
+            data, self._prefix = self._prefix + bytes(await super().read(n)), b""
+            return data
+        head, self._prefix = self._prefix[:n], self._prefix[n:]
+        return head + (bytes(await super().read(n - len(head))) if n > len(head) else b"")
+
+
 @dataclass(eq=False)
 class _Connection:
     handler: BrokerProtocolHandler
@@ -79,15 +97,25 @@ class _Connection:
 class _EdgeBroker(Broker):
     """amqtt's broker with edgemq's lifecycle, routing and counting."""
 
-    def __init__(self, config: dict[str, Any], state: BrokerState) -> None:
+    def __init__(self, config: dict[str, Any], state: BrokerState, connect_timeout: float) -> None:
         super().__init__(config)
         self._state = state
+        self._connect_timeout = connect_timeout
         self._connections: dict[str, _Connection] = {}
         self._deliveries: set[asyncio.Future[Any]] = set()
         # amqtt awaits every topic plugin per publish and per delivery; skip that without one
         self._has_topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in self.plugins_manager.plugins)
 
     # -- connection lifecycle ------------------------------------------------------------
+
+    async def _initialize_client_session(
+        self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
+    ) -> tuple[BrokerProtocolHandler, Session]:
+        # amqtt waits forever for a complete CONNECT; a stalled peer must not hold a socket
+        result: tuple[BrokerProtocolHandler, Session] = await asyncio.wait_for(
+            super()._initialize_client_session(reader, writer, remote_address, remote_port), self._connect_timeout
+        )
+        return result
 
     async def _handle_client_session(
         self,
@@ -362,7 +390,7 @@ class MqttCore:
     async def start(self) -> None:
         """Start amqtt, then accept connections."""
         _quiet_amqtt_loggers()
-        broker = _EdgeBroker(_amqtt_config(self._settings), self._state)
+        broker = _EdgeBroker(_amqtt_config(self._settings), self._state, self._settings.mqtt.connect_timeout)
         await broker.start()
         self._broker = broker
         try:
@@ -383,7 +411,11 @@ class MqttCore:
         assert task is not None
         self._connection_tasks.add(task)
         try:
-            await broker.stream_connected(reader, writer, _LISTENER)
+            first = await asyncio.wait_for(reader.read(1), self._settings.mqtt.connect_timeout)
+            if first == bytes([_CONNECT_FIRST_BYTE]):
+                await broker.external_connected(_PrefixedReader(reader, first), StreamWriterAdapter(writer), _LISTENER)
+            else:
+                log.debug("connection closed: the first packet is not a CONNECT")
         except Exception as exc:  # a client fault must never reach the loop's error log
             log.debug("connection ended with %r", exc)
         finally:

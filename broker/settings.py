@@ -14,6 +14,8 @@ class MqttListener:
 
     host: str = "127.0.0.1"
     port: int = 1883
+    connect_timeout: float = 10.0
+    """Seconds a new connection has to send its CONNECT before it is closed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,97 @@
+"""req 2 counters move exactly as spec section 2 says, with real MQTT clients."""
+
+from __future__ import annotations
+
+import aiomqtt
+import httpx
+import pytest
+
+from broker import EdgeBroker
+from tests.helpers import mqtt_client, next_message, v1, wait_state
+from tests.mqtt_packets import RawClient, connect, publish
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_publish_without_subscriber_is_dropped(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
+    """A publish nobody subscribes to: message_in +1, message_drop +1, message_out unchanged."""
+    async with mqtt_client(broker, "pub") as pub:
+        await pub.publish("nobody/listens", b"x")
+        await wait_state(broker, lambda s: s.stats().message_in == 1)
+    assert await v1(api, 2) == {"client_size": 0, "message_in": 1, "message_out": 0, "message_drop": 1}
+
+
+async def test_overlapping_filters_count_twice(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
+    """A client holding two matching filters: message_out +2 and its message_receive +2."""
+    async with mqtt_client(broker, "sub") as sub, mqtt_client(broker, "pub") as pub:
+        await sub.subscribe([("t/#", 1), ("t/+", 0)])
+        await pub.publish("t/x", b"hello")
+        first, second = await next_message(sub), await next_message(sub)
+        assert first.payload == second.payload == b"hello"
+        stats = await v1(api, 2)
+        clients = {c["client_id"]: c for c in await v1(api, 5)}
+    assert stats == {"client_size": 1, "message_in": 1, "message_out": 2, "message_drop": 0}
+    assert clients["sub"]["message_receive"] == 2
+    assert clients["pub"]["message_receive"] == 0
+
+
+async def test_delivered_qos_is_the_lower_of_publish_and_grant(broker: EdgeBroker) -> None:
+    """A QoS 0 publish reaches a QoS 1 subscription at QoS 0 (MQTT-3.8.4-6)."""
+    async with mqtt_client(broker, "sub") as sub, mqtt_client(broker, "pub") as pub:
+        await sub.subscribe("q/t", qos=1)
+        await pub.publish("q/t", b"0", qos=0)
+        assert (await next_message(sub)).qos == 0
+        await pub.publish("q/t", b"2", qos=2)
+        assert (await next_message(sub)).qos == 1
+
+
+async def test_will_on_abnormal_disconnect_counts_in(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
+    """A will sent on an abrupt disconnect: message_in +1 and delivered to its subscriber."""
+    async with mqtt_client(broker, "watcher") as watcher:
+        await watcher.subscribe("wills/#")
+        async with RawClient.open(broker.mqtt_address) as raw:
+            assert await raw.connack(connect("dying", will=("wills/dying", b"gone", 0, False))) == (0, 0)
+            raw.abort()
+        will = await next_message(watcher)
+        assert (str(will.topic), will.payload) == ("wills/dying", b"gone")
+    stats = await v1(api, 2)
+    assert (stats["message_in"], stats["message_out"], stats["message_drop"]) == (1, 1, 0)
+
+
+async def test_no_will_after_disconnect_packet(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
+    """A client that sends DISCONNECT has its will discarded (MQTT-3.1.2-10): nothing counted."""
+    will = aiomqtt.Will("wills/polite", b"gone")
+    async with mqtt_client(broker, "polite", will=will):
+        pass
+    await wait_state(broker, lambda s: s.client("polite") is None)
+    assert (await v1(api, 2))["message_in"] == 0
+
+
+async def test_qos0_for_offline_session_is_routed_and_dropped(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
+    """QoS 0 routed to an offline persistent session counts in message_out and message_drop."""
+    async with mqtt_client(broker, "sleeper", clean_session=False) as sleeper:
+        await sleeper.subscribe("s/#", qos=1)
+    await wait_state(broker, lambda s: (c := s.client("sleeper")) is not None and not c.connected)
+    async with mqtt_client(broker, "pub") as pub:
+        await pub.publish("s/a", b"q0", qos=0)
+        await pub.publish("s/b", b"q1", qos=1)
+        await wait_state(broker, lambda s: s.stats().message_in == 2)
+    assert await v1(api, 2) == {"client_size": 1, "message_in": 2, "message_out": 2, "message_drop": 1}
+    async with mqtt_client(broker, "sleeper", clean_session=False) as sleeper:
+        queued = await next_message(sleeper)
+        assert (str(queued.topic), queued.payload, queued.qos, queued.retain) == ("s/b", b"q1", 1, False)
+
+
+async def test_raw_publish_counts_once_per_message(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
+    """QoS 0, 1 and 2 publishes each count once in message_in."""
+    async with RawClient.open(broker.mqtt_address) as raw:
+        await raw.connack(connect("raw"))
+        await raw.send(publish("r/0", b"a", qos=0))
+        await raw.send(publish("r/1", b"b", qos=1, packet_id=1))
+        assert (await raw.read_packet())[0] == 0x40  # PUBACK
+        await raw.send(publish("r/2", b"c", qos=2, packet_id=2))
+        assert (await raw.read_packet())[0] == 0x50  # PUBREC
+        await raw.send(b"\x62\x02\x00\x02")  # PUBREL
+        assert (await raw.read_packet())[0] == 0x70  # PUBCOMP
+        await wait_state(broker, lambda s: s.stats().message_in == 3)
+    assert (await v1(api, 2))["message_in"] == 3
