@@ -1,0 +1,113 @@
+"""The ``edgemq`` command as a user runs it: a subprocess, real clients, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiomqtt
+import httpx
+import pytest
+
+from tests.helpers import WAIT, next_message
+
+pytestmark = pytest.mark.anyio
+
+READY = re.compile(r"edgemq ready: MQTT on mqtt://([\d.]+):(\d+), admin API on (http://\S+/api)")
+
+
+@dataclass
+class RunningCli:
+    process: asyncio.subprocess.Process
+    mqtt: tuple[str, int]
+    api_url: str
+    output: list[str]
+
+    async def finish(self, sig: signal.Signals) -> int:
+        """Send ``sig`` and return the exit code, collecting the rest of the output."""
+        self.process.send_signal(sig)
+        assert self.process.stderr is not None
+        async with asyncio.timeout(WAIT * 2):
+            rest = await self.process.stderr.read()
+            self.output.extend(rest.decode().splitlines())
+            return await self.process.wait()
+
+
+@contextlib.asynccontextmanager
+async def edgemq(*args: str) -> AsyncIterator[RunningCli]:
+    """``python -m broker`` on free ports, killed on exit if it is still running."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "broker", "--mqtt-port", "0", "--http-port", "0", *args,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    output: list[str] = []
+    try:
+        assert process.stderr is not None
+        async with asyncio.timeout(WAIT * 2):
+            while not (match := READY.search(output[-1] if output else "")):
+                line = await process.stderr.readline()
+                assert line, f"edgemq exited before it was ready: {output}"
+                output.append(line.decode().rstrip())
+        yield RunningCli(process, (match[1], int(match[2])), match[3], output)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_cli_serves_mqtt_and_api_and_stops_cleanly(sig: signal.Signals) -> None:
+    """edgemq routes MQTT, answers req 2, and exits 0 without a traceback on SIGTERM or SIGINT."""
+    async with edgemq() as cli:
+        host, port = cli.mqtt
+        async with aiomqtt.Client(host, port, identifier="cli-sub") as sub:
+            await sub.subscribe("cli/test")
+            await sub.publish("cli/test", b"hello")
+            assert (await next_message(sub)).payload == b"hello"
+            async with httpx.AsyncClient(auth=("admin", "public")) as api:
+                response = await api.post(f"{cli.api_url}/v1", json={"req": 2, "seq": 1})
+        assert response.json()["data"] == {"client_size": 1, "message_in": 1, "message_out": 1, "message_drop": 0}
+        assert await cli.finish(sig) == 0
+    assert not any("Traceback" in line for line in cli.output), cli.output
+    assert any("edgemq stopped" in line for line in cli.output)
+
+
+async def test_cli_logs_connects_but_never_passwords() -> None:
+    """One INFO line per connect and disconnect; the password appears nowhere, even at DEBUG."""
+    async with edgemq("--log-level", "debug") as cli:
+        host, port = cli.mqtt
+        async with aiomqtt.Client(host, port, identifier="alice-1", username="alice", password="hunter2-secret"):
+            pass
+        assert await cli.finish(signal.SIGTERM) == 0
+    text = "\n".join(cli.output)
+    assert "hunter2-secret" not in text
+    assert re.search(r"INFO edgemq.mqtt: client connected: client_id=alice-1 username=alice", text)
+    assert re.search(r"INFO edgemq.mqtt: client disconnected: client_id=alice-1 reason=DISCONNECT", text)
+
+
+async def test_cli_warns_about_default_credentials_on_public_bind() -> None:
+    """Binding the admin API beyond loopback with admin/public logs a warning."""
+    async with edgemq("--http-host", "0.0.0.0") as cli:
+        assert await cli.finish(signal.SIGTERM) == 0
+    assert any("WARNING" in line and "default credentials" in line for line in cli.output)
+
+
+async def test_cli_exits_nonzero_when_the_port_is_taken() -> None:
+    """A port already in use is a one-line error and exit code 1, not a traceback."""
+    async with edgemq() as first:
+        taken = str(first.mqtt[1])
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "broker", "--mqtt-port", taken, "--http-port", "0",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        async with asyncio.timeout(WAIT * 2):
+            _, err = await process.communicate()
+        assert process.returncode == 1
+        assert "Traceback" not in err.decode()
+        assert "cannot start" in err.decode()
+        assert await first.finish(signal.SIGTERM) == 0
