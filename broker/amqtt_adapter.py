@@ -219,7 +219,7 @@ class _EdgeBroker(Broker):
         if not is_valid_topic_name(topic) or topic.startswith("$"):
             log.warning("client %s published to invalid topic %r: closing", client_session.client_id, topic)
             return False
-        if not await self._topic_allowed(client_session, topic, Action.PUBLISH):
+        if self._has_topic_plugins and not await self._topic_allowed(client_session, topic, Action.PUBLISH):
             log.info("client %s may not publish to %s", client_session.client_id, topic)
             return True
         await self.plugins_manager.fire_event(
@@ -250,7 +250,7 @@ class _EdgeBroker(Broker):
             target, handler = self._sessions.get(client_id, (None, None))
             if target is None or handler is None:
                 continue
-            if not await self._topic_allowed(target, topic, Action.RECEIVE):
+            if self._has_topic_plugins and not await self._topic_allowed(target, topic, Action.RECEIVE):
                 continue
             routed.append(client_id)
             delivered_qos = min(qos, granted_qos)
@@ -264,7 +264,8 @@ class _EdgeBroker(Broker):
             self._state.record_routed(sender.client_id if sender else None, routed, discarded)
 
     async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
-        return not self._has_topic_plugins or await self._topic_filtering(session, topic=topic, action=action)
+        """The topic plugins' verdict (callers skip the await when there is no topic plugin)."""
+        return bool(await self._topic_filtering(session, topic=topic, action=action))
 
     def _deliver(
         self, handler: BrokerProtocolHandler, topic: str, data: bytes | bytearray, qos: int, *, retain: bool = False
@@ -329,7 +330,9 @@ class _EdgeBroker(Broker):
         if handler is None:
             return
         for topic, retained in list(self._retained_messages.items()):
-            if self._matches(topic, topic_filter) and await self._topic_allowed(session, topic, Action.RECEIVE):
+            if not self._matches(topic, topic_filter):
+                continue
+            if not self._has_topic_plugins or await self._topic_allowed(session, topic, Action.RECEIVE):
                 self._deliver(handler, topic, retained.data, min(granted_qos, retained.qos or 0), retain=True)
 
 
