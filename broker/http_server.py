@@ -38,7 +38,6 @@ class AdminHttpServer:
         self._port = port
         self._socket: socket.socket | None = None
         self._server: _EmbeddedServer | None = None
-        self._main_loop: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -51,9 +50,7 @@ class AdminHttpServer:
     async def start(self) -> None:
         """Bind, start uvicorn and return once it accepts connections."""
         sock = bind_socket(self._host, self._port)
-        config = uvicorn.Config(
-            self._app, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=2
-        )
+        config = uvicorn.Config(self._app, lifespan="off", log_config=None, access_log=False)
         config.load()
         server = _EmbeddedServer(config)
         server.lifespan = config.lifespan_class(config)
@@ -63,18 +60,30 @@ class AdminHttpServer:
             sock.close()
             raise
         self._socket, self._server = sock, server
-        self._main_loop = asyncio.create_task(server.main_loop(), name="edgemq-http-main-loop")
 
-    async def stop(self) -> None:
-        """Stop accepting, let open requests finish (bounded by uvicorn), close the socket."""
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Stop accepting, let open requests finish within ``timeout``, close the socket.
+
+        uvicorn's own ``shutdown`` always sleeps 100 ms; this returns as soon as the last
+        connection has closed.
+        """
         server, self._server = self._server, None
         if server is None:
             return
-        server.should_exit = True
-        if self._main_loop is not None:
-            await self._main_loop
-            self._main_loop = None
-        await server.shutdown()
+        for listener in server.servers:
+            listener.close()
+        state = server.server_state
+        for connection in list(state.connections):
+            connection.shutdown()
+        try:
+            async with asyncio.timeout(timeout):
+                while state.connections or state.tasks:
+                    await asyncio.sleep(0.005)
+        except TimeoutError:
+            for task in list(state.tasks):
+                task.cancel()
+        for listener in server.servers:
+            await listener.wait_closed()
         if self._socket is not None:
             self._socket.close()
             self._socket = None
