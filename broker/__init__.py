@@ -1,18 +1,24 @@
 """edgemq: an embeddable MQTT broker (amqtt) with a NanoMQ-compatible admin API."""
 
+from broker.helpers import Capture
 from broker.lifecycle import EdgeBroker
 from broker.settings import Auth, BrokerSettings, HttpServer, MqttListener
-from broker.state import BrokerState, ClientInfo, ClientSnapshot, Stats, SubscriptionSnapshot
+from broker.state import BrokerState, ClientInfo, ClientSnapshot, RoutedMessage, Stats, SubscriptionSnapshot
+from broker.threaded import AsyncThreadedBroker, ThreadedBroker
 
 __all__ = [
+    "AsyncThreadedBroker",
     "Auth",
     "BrokerSettings",
     "BrokerState",
+    "Capture",
     "ClientInfo",
     "ClientSnapshot",
     "EdgeBroker",
     "HttpServer",
     "MqttListener",
+    "RoutedMessage",
     "Stats",
     "SubscriptionSnapshot",
+    "ThreadedBroker",
 ]

@@ -41,7 +41,7 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
 from broker.settings import BrokerSettings
-from broker.state import BrokerState, ClientInfo
+from broker.state import BrokerState, ClientInfo, RoutedMessage
 from broker.topics import is_valid_topic_name
 
 __all__ = ["MqttCore"]
@@ -191,7 +191,9 @@ class _EdgeBroker(Broker):
         client_id = session.client_id
         if not graceful and session.will_flag and session.will_topic and session.will_message is not None:
             will_qos = session.will_qos or 0
-            await self._route(session, session.will_topic, bytes(session.will_message), will_qos)
+            await self._route(
+                session, session.will_topic, bytes(session.will_message), will_qos, retain=bool(session.will_retain)
+            )
             if session.will_retain:
                 await self.retain_message(session, session.will_topic, session.will_message, will_qos)
         await self._stop_handler(handler)
@@ -225,8 +227,9 @@ class _EdgeBroker(Broker):
         await self.plugins_manager.fire_event(
             BrokerEvents.MESSAGE_BROADCAST, client_id=client_session.client_id, message=message
         )
-        await self._route(client_session, topic, bytes(message.data), message.qos or 0)
-        if message.publish_packet is not None and message.publish_packet.retain_flag:
+        retain = message.publish_packet is not None and bool(message.publish_packet.retain_flag)
+        await self._route(client_session, topic, bytes(message.data), message.qos or 0, retain=retain)
+        if retain:
             await self.retain_message(client_session, topic, message.data, message.qos)
         return True
 
@@ -242,8 +245,13 @@ class _EdgeBroker(Broker):
         if topic is not None and data is not None:
             await self._route(session, topic, bytes(data), force_qos or 0, counted=session is not None)
 
-    async def _route(self, sender: Session | None, topic: str, data: bytes, qos: int, *, counted: bool = True) -> None:
+    async def _route(
+        self, sender: Session | None, topic: str, data: bytes, qos: int, *, retain: bool = False, counted: bool = True
+    ) -> None:
         """Route one message to every matching subscription and count it."""
+        sender_id = sender.client_id if sender is not None else None
+        if counted and self._state.observes_messages:
+            self._state.record_message(RoutedMessage(topic, data, qos, retain, sender_id))
         routed: list[str] = []
         discarded = 0
         for client_id, granted_qos in self._state.subscribers(topic):
@@ -261,7 +269,7 @@ class _EdgeBroker(Broker):
             else:
                 discarded += 1
         if counted:
-            self._state.record_routed(sender.client_id if sender else None, routed, discarded)
+            self._state.record_routed(sender_id, routed, discarded)
 
     async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
         """The topic plugins' verdict (callers skip the await when there is no topic plugin)."""
@@ -285,6 +293,23 @@ class _EdgeBroker(Broker):
         while not queue.empty():
             queued = queue.get_nowait()
             self._deliver(handler, queued.topic, bytes(queued.data), queued.qos or 0)
+
+    async def reset(self) -> None:
+        """Close every connection without wills, then forget sessions and retained messages."""
+        connections = list(self._connections.items())
+        for client_id, connection in connections:
+            session = self._sessions.get(client_id, (None, None))[0]
+            if session is not None:
+                session.will_flag = False  # a reset is not an abnormal disconnect
+            await connection.handler.handle_connection_closed()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_TAKEOVER_TIMEOUT):
+                for _, connection in connections:
+                    await connection.closed.wait()
+        for client_id in list(self._sessions):
+            await self._delete_session(client_id)
+        self._retained_messages.clear()
+        self.cancel_deliveries()
 
     def cancel_deliveries(self) -> None:
         """Cancel deliveries still in flight (at shutdown)."""
@@ -424,6 +449,11 @@ class MqttCore:
         finally:
             self._connection_tasks.discard(task)
             writer.close()
+
+    async def reset(self) -> None:
+        """Disconnect every client (no wills) and drop all sessions and retained messages."""
+        if self._broker is not None:
+            await self._broker.reset()
 
     async def stop(self, timeout: float) -> None:
         """Stop accepting, end every connection and stop amqtt, all within ``timeout`` seconds."""

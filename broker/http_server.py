@@ -77,7 +77,7 @@ class AdminHttpServer:
             connection.shutdown()
         try:
             async with asyncio.timeout(timeout):
-                while state.connections or state.tasks:
+                while state.connections or state.tasks:  # noqa: ASYNC110 - uvicorn has no "idle" event
                     await asyncio.sleep(0.005)
         except TimeoutError:
             for task in list(state.tasks):

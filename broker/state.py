@@ -8,13 +8,24 @@ This module imports neither amqtt nor Starlette.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from broker.topics import TopicTree, TreeNode
 
-__all__ = ["BrokerState", "ClientInfo", "ClientSnapshot", "Stats", "SubscriptionSnapshot", "TreeNode"]
+__all__ = [
+    "BrokerState",
+    "ClientInfo",
+    "ClientSnapshot",
+    "RoutedMessage",
+    "Stats",
+    "SubscriptionSnapshot",
+    "TreeNode",
+]
+
+log = logging.getLogger("edgemq.state")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +72,18 @@ class SubscriptionSnapshot:
     subscriptions: tuple[tuple[str, int], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class RoutedMessage:
+    """A message the broker accepted and routed, as message observers see it."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    sender: str | None
+    """Client id of the publisher; None for messages without one."""
+
+
 @dataclass(slots=True)
 class _ClientRecord:
     info: ClientInfo
@@ -70,6 +93,7 @@ class _ClientRecord:
 
 
 Predicate = Callable[["BrokerState"], bool]
+MessageObserver = Callable[[RoutedMessage], None]
 
 
 class BrokerState:
@@ -83,6 +107,7 @@ class BrokerState:
         self._subscriptions: dict[str, dict[str, int]] = {}
         self._tree = TopicTree()
         self._waiters: list[tuple[Predicate, asyncio.Future[None]]] = []
+        self._message_observers: list[MessageObserver] = []
 
     # -- writers (MQTT side only) -------------------------------------------------------
 
@@ -148,7 +173,35 @@ class BrokerState:
                 record.messages_received += 1
         self._changed()
 
+    def record_message(self, message: RoutedMessage) -> None:
+        """Show a routed message to the observers (the caller checks ``observes_messages``)."""
+        for observer in list(self._message_observers):
+            try:
+                observer(message)
+            except Exception:
+                log.exception("message observer %r failed", observer)
+
+    def reset_counters(self) -> None:
+        """Zero the global counters (the testing helpers' reset)."""
+        self._message_in = self._message_out = self._message_drop = 0
+        self._changed()
+
     # -- readers -----------------------------------------------------------------------
+
+    @property
+    def observes_messages(self) -> bool:
+        """Whether anyone observes routed messages (so the router can skip the work)."""
+        return bool(self._message_observers)
+
+    def observe_messages(self, observer: MessageObserver) -> Callable[[], None]:
+        """Call ``observer`` for every routed message until the returned function is called."""
+        self._message_observers.append(observer)
+
+        def remove() -> None:
+            if observer in self._message_observers:
+                self._message_observers.remove(observer)
+
+        return remove
 
     def subscribers(self, topic: str) -> list[tuple[str, int]]:
         """``(client_id, granted qos)`` for every subscription matching ``topic``."""

@@ -112,3 +112,10 @@ class TopicTree:
 
 def _tree_node(word: str, node: _Node) -> TreeNode:
     return TreeNode(word, len(node.children), tuple(node.subscribers))
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether one filter matches one topic name (for helpers; routing uses the tree)."""
+    tree = TopicTree()
+    tree.subscribe(topic_filter, "", 0)
+    return bool(tree.match(topic))

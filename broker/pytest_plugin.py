@@ -1,0 +1,91 @@
+"""pytest plugin (entry point ``pytest11``): in-process MQTT broker fixtures.
+
+- ``mqtt_broker``: a fresh broker per test on free ports, running on a background thread, so it
+  works the same in sync tests and in pytest-asyncio or anyio tests (no event loop is shared).
+- ``mqtt_broker_session``: one broker for the whole session; ``mqtt_broker_reset`` hands it to a
+  test after a ``reset()`` (no clients, sessions, retained messages or counters left over).
+- ``@pytest.mark.edgemq(...)`` sets the broker's options for ``mqtt_broker``:
+  ``allow_anonymous``, ``admin_username``, ``admin_password``, ``history`` or a whole
+  ``settings=BrokerSettings(...)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from broker.lifecycle import EdgeBroker
+from broker.settings import Auth, BrokerSettings, HttpServer, MqttListener
+from broker.threaded import ThreadedBroker
+
+_MARKER = "edgemq"
+_OPTIONS = {"allow_anonymous", "admin_username", "admin_password", "history", "settings"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--edgemq-log-level``: log level of the broker's own loggers during tests."""
+    group = parser.getgroup("edgemq", "edgemq MQTT broker fixtures")
+    group.addoption("--edgemq-log-level", default=None, help="log level of the edgemq loggers (e.g. DEBUG)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker and apply the log level option."""
+    config.addinivalue_line(
+        "markers",
+        f"{_MARKER}(**options): options of the mqtt_broker fixture ({', '.join(sorted(_OPTIONS))})",
+    )
+    level = config.getoption("--edgemq-log-level")
+    if level:
+        logging.getLogger("edgemq").setLevel(level.upper())
+
+
+def settings_for_test(options: dict[str, Any]) -> tuple[BrokerSettings, int]:
+    """Broker settings on free loopback ports, and the history size, from marker options."""
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise pytest.UsageError(f"unknown @pytest.mark.{_MARKER} options: {sorted(unknown)}")
+    base = options.get("settings") or BrokerSettings()
+    http = base.http_server
+    settings = dataclasses.replace(
+        base,
+        mqtt=dataclasses.replace(base.mqtt, host="127.0.0.1", port=0) if "settings" not in options else base.mqtt,
+        http_server=HttpServer(
+            ip_addr=http.ip_addr if "settings" in options else "127.0.0.1",
+            port=http.port if "settings" in options else 0,
+            username=options.get("admin_username", http.username),
+            password=options.get("admin_password", http.password),
+            max_body=http.max_body,
+        ),
+        auth=Auth(allow_anonymous=options.get("allow_anonymous", base.auth.allow_anonymous)),
+    )
+    return settings, int(options.get("history", 10_000))
+
+
+@pytest.fixture
+def mqtt_broker(request: pytest.FixtureRequest) -> Iterator[ThreadedBroker]:
+    """A fresh broker for one test, on free ports; stopped (thread joined) after the test."""
+    options: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers(_MARKER))):
+        options.update(marker.kwargs)
+    settings, history = settings_for_test(options)
+    with EdgeBroker.run_in_thread(settings, history=history) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker_session() -> Iterator[ThreadedBroker]:
+    """One broker for the whole test session, on free ports."""
+    settings = BrokerSettings(mqtt=MqttListener(port=0), http_server=HttpServer(port=0))
+    with EdgeBroker.run_in_thread(settings) as broker:
+        yield broker
+
+
+@pytest.fixture
+def mqtt_broker_reset(mqtt_broker_session: ThreadedBroker) -> ThreadedBroker:
+    """The session's broker, reset: no clients, sessions, retained messages, counters or history."""
+    mqtt_broker_session.reset()
+    return mqtt_broker_session

@@ -1,0 +1,168 @@
+"""An ``EdgeBroker`` on a background thread with its own event loop, for synchronous code."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from broker.helpers import DEFAULT_TIMEOUT, Capture
+from broker.state import ClientSnapshot, RoutedMessage, Stats
+
+if TYPE_CHECKING:
+    from broker.lifecycle import EdgeBroker
+
+__all__ = ["AsyncThreadedBroker", "ThreadedBroker", "run_in_thread"]
+
+T = TypeVar("T")
+_SLACK = 5.0  # extra seconds a blocking call waits beyond the broker-side timeout
+
+
+class _Bridge:
+    """Submits work to the broker's loop from another thread."""
+
+    def __init__(self, broker: EdgeBroker, loop: asyncio.AbstractEventLoop) -> None:
+        self.broker = broker
+        self.loop = loop
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call(self, function: Callable[[], T]) -> T:
+        """Run a plain function on the loop thread (the state is not thread-safe)."""
+
+        async def run() -> T:
+            return function()
+
+        return self.submit(run()).result(DEFAULT_TIMEOUT + _SLACK)
+
+
+class AsyncThreadedBroker:
+    """The waits of a threaded broker, awaitable from another event loop (async tests)."""
+
+    def __init__(self, bridge: _Bridge) -> None:
+        self._bridge = bridge
+
+    async def wait_for_message(self, topic_filter: str, timeout: float = DEFAULT_TIMEOUT) -> RoutedMessage:
+        """See ``EdgeBroker.wait_for_message``."""
+        return await asyncio.wrap_future(
+            self._bridge.submit(self._bridge.broker.wait_for_message(topic_filter, timeout))
+        )
+
+    async def wait_for_client(self, client_id: str, timeout: float = DEFAULT_TIMEOUT) -> ClientSnapshot:
+        """See ``EdgeBroker.wait_for_client``."""
+        return await asyncio.wrap_future(self._bridge.submit(self._bridge.broker.wait_for_client(client_id, timeout)))
+
+    async def wait_for_subscription(
+        self, topic_filter: str, client_id: str | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> str:
+        """See ``EdgeBroker.wait_for_subscription``."""
+        coro = self._bridge.broker.wait_for_subscription(topic_filter, client_id, timeout)
+        return await asyncio.wrap_future(self._bridge.submit(coro))
+
+    async def reset(self) -> None:
+        """See ``EdgeBroker.reset``."""
+        await asyncio.wrap_future(self._bridge.submit(self._bridge.broker.reset()))
+
+
+class ThreadedBroker:
+    """A running broker seen from another thread: addresses, helpers, blocking waits.
+
+    ``aio`` offers the same waits as coroutines for code running in its own event loop.
+    """
+
+    def __init__(self, broker: EdgeBroker, loop: asyncio.AbstractEventLoop) -> None:
+        self._bridge = _Bridge(broker, loop)
+        self.aio = AsyncThreadedBroker(self._bridge)
+        self.mqtt_url = broker.mqtt_url
+        self.mqtt_host, self.mqtt_port = broker.mqtt_address
+        self.api_url = broker.api_url
+        self.admin_auth = broker.admin_auth
+        self.settings = broker.settings
+
+    def capture(self, topic_filter: str) -> Capture:
+        """See ``EdgeBroker.capture``."""
+        return self._bridge.call(lambda: self._bridge.broker.capture(topic_filter))
+
+    def stats(self) -> Stats:
+        """See ``EdgeBroker.stats``."""
+        return self._bridge.call(self._bridge.broker.stats)
+
+    def wait_for_message(self, topic_filter: str, timeout: float = DEFAULT_TIMEOUT) -> RoutedMessage:
+        """See ``EdgeBroker.wait_for_message``."""
+        return self._bridge.submit(self._bridge.broker.wait_for_message(topic_filter, timeout)).result(timeout + _SLACK)
+
+    def wait_for_client(self, client_id: str, timeout: float = DEFAULT_TIMEOUT) -> ClientSnapshot:
+        """See ``EdgeBroker.wait_for_client``."""
+        return self._bridge.submit(self._bridge.broker.wait_for_client(client_id, timeout)).result(timeout + _SLACK)
+
+    def wait_for_subscription(
+        self, topic_filter: str, client_id: str | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> str:
+        """See ``EdgeBroker.wait_for_subscription``."""
+        coro = self._bridge.broker.wait_for_subscription(topic_filter, client_id, timeout)
+        return self._bridge.submit(coro).result(timeout + _SLACK)
+
+    def reset(self) -> None:
+        """See ``EdgeBroker.reset``."""
+        self._bridge.submit(self._bridge.broker.reset()).result(DEFAULT_TIMEOUT + _SLACK)
+
+
+class _LoopThread:
+    """A thread running one event loop that starts the broker, waits, and stops it."""
+
+    def __init__(self, broker: EdgeBroker) -> None:
+        self._broker = broker
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._main, name="edgemq-broker", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            await self._broker.start()
+        except BaseException as exc:  # handed to the starting thread
+            self._error = exc
+            return
+        finally:
+            self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self._broker.stop()
+
+    def start(self, timeout: float) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"the broker thread did not start within {timeout}s")
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+
+    def stop(self, timeout: float) -> None:
+        if self.loop is not None and self._stop is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RuntimeError(f"the broker thread did not stop within {timeout}s")
+
+
+@contextlib.contextmanager
+def run_in_thread(broker: EdgeBroker, start_timeout: float = 10.0) -> Iterator[ThreadedBroker]:
+    """Start ``broker`` on a background thread; stop it and join the thread on exit."""
+    runner = _LoopThread(broker)
+    runner.start(start_timeout)
+    assert runner.loop is not None
+    try:
+        yield ThreadedBroker(broker, runner.loop)
+    finally:
+        runner.stop(broker.settings.shutdown_timeout + _SLACK)
