@@ -33,11 +33,11 @@ def _is_test_runner(task: asyncio.Task[Any]) -> bool:
 
 @contextlib.asynccontextmanager
 async def running_broker(
-    settings: BrokerSettings | None = None, state: BrokerState | None = None
+    settings: BrokerSettings | None = None, state: BrokerState | None = None, history: int = 0
 ) -> AsyncIterator[EdgeBroker]:
     """A started broker, stopped afterwards; fails if it leaves tasks behind."""
     before = asyncio.all_tasks()
-    async with EdgeBroker(settings or ephemeral_settings(), state=state) as broker:
+    async with EdgeBroker(settings or ephemeral_settings(), state=state, history=history) as broker:
         yield broker
     leftover = [t for t in asyncio.all_tasks() - before if not t.done() and not _is_test_runner(t)]
     if leftover:
