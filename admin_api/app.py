@@ -6,13 +6,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from admin_api.auth import BasicAuthMiddleware
+from admin_api.auth import AuthMiddleware
 from admin_api.context import ApiContext
 from admin_api.errors import exception_handlers
 from admin_api.health import health_routes
 from admin_api.v1 import v1_routes
 from broker.control import BrokerControl
-from broker.settings import BrokerSettings
+from broker.settings import LiveSettings
 from broker.state import BrokerState
 
 __all__ = ["create_app"]
@@ -31,16 +31,12 @@ class _IgnoreTrailingSlash:
         await self.app(scope, receive, send)
 
 
-def create_app(state: BrokerState, control: BrokerControl, settings: BrokerSettings) -> Starlette:
-    """A Starlette app serving the admin API from ``state``."""
+def create_app(state: BrokerState, control: BrokerControl, settings: LiveSettings) -> Starlette:
+    """A Starlette app serving the admin API from ``state``, configured by ``settings.current``."""
     ctx = ApiContext(state, control, settings)
-    http = settings.http_server
     app = Starlette(
         routes=[*v1_routes(ctx), *health_routes(ctx)],
-        middleware=[
-            Middleware(_IgnoreTrailingSlash),
-            Middleware(BasicAuthMiddleware, username=http.username, password=http.password),
-        ],
+        middleware=[Middleware(_IgnoreTrailingSlash), Middleware(AuthMiddleware, settings=settings)],
         exception_handlers=exception_handlers,
     )
     app.router.redirect_slashes = False

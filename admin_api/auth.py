@@ -11,8 +11,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from admin_api.codes import ResultCode
 from admin_api.errors import ApiError, error_response
+from broker.settings import LiveSettings
 
-__all__ = ["BasicAuthMiddleware", "check_basic_auth"]
+__all__ = ["AuthMiddleware", "check_basic_auth"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="edgemq"'}
 
@@ -38,18 +39,21 @@ def check_basic_auth(header: str | None, username: str, password: str) -> Result
     return None if user_ok & password_ok else ResultCode.WRONG_CREDENTIALS
 
 
-class BasicAuthMiddleware:
-    """Answers 401 with code 104 or 103 for unauthenticated requests to ``/api``."""
+class AuthMiddleware:
+    """Answers 401 with code 104 or 103 for unauthenticated requests to ``/api``.
 
-    def __init__(self, app: ASGIApp, username: str, password: str) -> None:
+    The credentials and ``auth_type`` are read from the live settings on every request.
+    """
+
+    def __init__(self, app: ASGIApp, settings: LiveSettings) -> None:
         self.app = app
-        self._username = username
-        self._password = password
+        self._settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] == "http" and (path == "/api" or path.startswith("/api/")):
-            failure = check_basic_auth(Headers(scope=scope).get("authorization"), self._username, self._password)
+        http = self._settings.current.http_server
+        if scope["type"] == "http" and http.auth_type != "no_auth" and (path == "/api" or path.startswith("/api/")):
+            failure = check_basic_auth(Headers(scope=scope).get("authorization"), http.username, http.password)
             if failure is not None:
                 await error_response(ApiError(401, failure), headers=_CHALLENGE)(scope, receive, send)
                 return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.control import BrokerControl
-from broker.settings import BrokerSettings
+from broker.settings import LiveSettings
 from broker.state import BrokerState
 
 __all__ = ["ApiContext"]
@@ -17,4 +17,5 @@ class ApiContext:
 
     state: BrokerState
     control: BrokerControl
-    settings: BrokerSettings
+    settings: LiveSettings
+    """Read ``settings.current`` on every request: live changes apply at once."""

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from admin_api.body import BodyTooLarge, InvalidJson, read_json
 from admin_api.codes import ResultCode
+from admin_api.config_api import change_config, control_action, running_config
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
 
@@ -66,7 +69,38 @@ def _topic_tree(ctx: ApiContext, body: dict[str, Any]) -> list[list[dict[str, An
     return levels
 
 
-HANDLERS: dict[int, Handler] = {2: _stats, 4: _subscriptions, 5: _clients, 13: _topic_tree}
+@dataclass(frozen=True)
+class AfterAnswer:
+    """A reply without ``data`` whose action runs once the answer has been sent."""
+
+    action: Callable[[], None]
+
+
+def _control(ctx: ApiContext, body: dict[str, Any]) -> AfterAnswer:
+    if "action" not in body:
+        raise ApiError(400, ResultCode.MISSING_PARAMETER)
+    return AfterAnswer(control_action(ctx, body["action"]))
+
+
+def _read_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    return running_config(ctx)
+
+
+def _write_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, list[str]]:
+    if "data" not in body:
+        raise ApiError(400, ResultCode.MISSING_PARAMETER)
+    return change_config(ctx, body["data"])
+
+
+HANDLERS: dict[int, Handler] = {
+    2: _stats,
+    4: _subscriptions,
+    5: _clients,
+    10: _control,
+    11: _read_config,
+    12: _write_config,
+    13: _topic_tree,
+}
 
 
 def _is_count(value: object) -> TypeGuard[int]:
@@ -96,7 +130,7 @@ def v1_routes(ctx: ApiContext) -> list[Route]:
     """The v1 endpoint, bound to ``ctx``."""
 
     async def endpoint(request: Request) -> JSONResponse:
-        body, req, seq = await _parse(request, ctx.settings.http_server.max_body)
+        body, req, seq = await _parse(request, ctx.settings.current.http_server.max_body)
         handler = HANDLERS.get(req)
         if handler is None:
             raise ApiError(404, ResultCode.PARAMETER_ERROR, seq=seq, rep=req)
@@ -107,6 +141,8 @@ def v1_routes(ctx: ApiContext) -> list[Route]:
         except Exception:
             log.exception("req %d failed", req)
             raise ApiError(500, ResultCode.UNKNOWN_ERROR, seq=seq, rep=req) from None
+        if isinstance(data, AfterAnswer):
+            return JSONResponse({"code": 0, "seq": seq, "rep": req}, background=BackgroundTask(data.action))
         return JSONResponse({"code": 0, "seq": seq, "rep": req, "data": data})
 
     return [Route("/api/v1", endpoint, methods=["POST", "GET"])]

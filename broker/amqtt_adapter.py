@@ -27,7 +27,6 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
@@ -39,8 +38,11 @@ from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
+from websockets.asyncio.server import ServerConnection
 
-from broker.settings import BrokerSettings
+from broker.client_auth import ClientAuthenticator, PasswordFileError
+from broker.listeners import ListenerSet
+from broker.settings import LiveSettings
 from broker.state import BrokerState, ClientInfo, RoutedMessage
 from broker.topics import is_valid_topic_name
 
@@ -58,17 +60,22 @@ _PROTOCOL_LEVEL = 4
 
 
 class EdgeAuthPlugin(BaseAuthPlugin):
-    """Admits every client when anonymous access is allowed, else clients with a username."""
+    """Asks edgemq's ClientAuthenticator; never marks a session anonymous (amqtt would drop it)."""
 
     @dataclass
     class Config:
         """Options, loaded by amqtt's plugin manager."""
 
-        allow_anonymous: bool = True
+        authenticator: Any = None
 
     async def authenticate(self, *, session: Session) -> bool:
-        """Decide one CONNECT; never marks the session anonymous (amqtt would drop it)."""
-        return bool(self.config.allow_anonymous or session.username)
+        """Decide one CONNECT; a broken password list refuses the client and says why."""
+        authenticator: ClientAuthenticator = self.config.authenticator
+        try:
+            return await authenticator.authenticate(session.username, session.password)
+        except (OSError, PasswordFileError) as exc:
+            log.error("cannot check the password of %s: %s", session.client_id, exc)
+            return False
 
 
 class _PrefixedReader(StreamReaderAdapter):
@@ -97,10 +104,10 @@ class _Connection:
 class _EdgeBroker(Broker):
     """amqtt's broker with edgemq's lifecycle, routing and counting."""
 
-    def __init__(self, config: dict[str, Any], state: BrokerState, connect_timeout: float) -> None:
+    def __init__(self, config: dict[str, Any], state: BrokerState, settings: LiveSettings) -> None:
         super().__init__(config)
         self._state = state
-        self._connect_timeout = connect_timeout
+        self._settings = settings
         self._connections: dict[str, _Connection] = {}
         self._deliveries: set[asyncio.Future[Any]] = set()
         # amqtt awaits every topic plugin per publish and per delivery; skip that without one
@@ -113,7 +120,8 @@ class _EdgeBroker(Broker):
     ) -> tuple[BrokerProtocolHandler, Session]:
         # amqtt waits forever for a complete CONNECT; a stalled peer must not hold a socket
         result: tuple[BrokerProtocolHandler, Session] = await asyncio.wait_for(
-            super()._initialize_client_session(reader, writer, remote_address, remote_port), self._connect_timeout
+            super()._initialize_client_session(reader, writer, remote_address, remote_port),
+            self._settings.current.mqtt.connect_timeout,
         )
         return result
 
@@ -296,6 +304,14 @@ class _EdgeBroker(Broker):
 
     async def reset(self) -> None:
         """Close every connection without wills, then forget sessions and retained messages."""
+        await self.close_connections()
+        for client_id in list(self._sessions):
+            await self._delete_session(client_id)
+        self._retained_messages.clear()
+        self.cancel_deliveries()
+
+    async def close_connections(self) -> None:
+        """Close every client connection without publishing wills (a server-side shutdown)."""
         connections = list(self._connections.items())
         for client_id, connection in connections:
             session = self._sessions.get(client_id, (None, None))[0]
@@ -306,10 +322,6 @@ class _EdgeBroker(Broker):
             async with asyncio.timeout(_TAKEOVER_TIMEOUT):
                 for _, connection in connections:
                     await connection.closed.wait()
-        for client_id in list(self._sessions):
-            await self._delete_session(client_id)
-        self._retained_messages.clear()
-        self.cancel_deliveries()
 
     def cancel_deliveries(self) -> None:
         """Cancel deliveries still in flight (at shutdown)."""
@@ -374,13 +386,11 @@ def _client_info(session: Session) -> ClientInfo:
     )
 
 
-def _amqtt_config(settings: BrokerSettings) -> dict[str, Any]:
-    """amqtt's configuration: one external listener (edgemq owns the socket), explicit plugins."""
+def _amqtt_config(authenticator: ClientAuthenticator) -> dict[str, Any]:
+    """amqtt's configuration: one external listener (edgemq owns the sockets), explicit plugins."""
     return {
-        "listeners": {_LISTENER: {"type": "external", "bind": f"{settings.mqtt.host}:{settings.mqtt.port}"}},
-        "plugins": {
-            f"{__name__}.{EdgeAuthPlugin.__name__}": {"allow_anonymous": settings.auth.allow_anonymous},
-        },
+        "listeners": {_LISTENER: {"type": "external", "bind": "edgemq-listeners:0"}},
+        "plugins": {f"{__name__}.{EdgeAuthPlugin.__name__}": {"authenticator": authenticator}},
     }
 
 
@@ -393,62 +403,76 @@ def _quiet_amqtt_loggers() -> None:
 
 
 class MqttCore:
-    """The MQTT side: amqtt's broker behind a TCP listener that edgemq binds itself."""
+    """The MQTT side: amqtt's broker behind the listeners edgemq binds itself.
 
-    def __init__(self, settings: BrokerSettings, state: BrokerState) -> None:
+    ``restart`` closes the listeners and every connection and opens them again with the
+    current settings; the amqtt broker, and with it retained messages and persistent
+    sessions, lives on.
+    """
+
+    def __init__(self, settings: LiveSettings, state: BrokerState) -> None:
         self._settings = settings
         self._state = state
+        self._authenticator = ClientAuthenticator(lambda: settings.current.auth)
         self._broker: _EdgeBroker | None = None
-        self._server: asyncio.Server | None = None
-        self._connection_tasks: set[asyncio.Task[Any]] = set()
-        self._address: tuple[str, int] | None = None
+        self._listeners: ListenerSet | None = None
 
     @property
-    def address(self) -> tuple[str, int]:
-        """The bound (host, port) of the MQTT listener."""
-        if self._address is None:
-            raise RuntimeError("the MQTT listener is not running")
-        return self._address
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """Bound (host, port) of each running listener, by name (tcp, ssl, ws)."""
+        return dict(self._listeners.addresses) if self._listeners is not None else {}
 
     @property
     def is_listening(self) -> bool:
-        """Whether the MQTT listener accepts connections."""
-        return self._server is not None and self._server.is_serving()
+        """Whether every configured listener accepts connections."""
+        return self._listeners is not None and self._listeners.is_serving
 
     async def start(self) -> None:
-        """Start amqtt, then accept connections."""
+        """Check the password list, start amqtt, then open the listeners."""
+        self._authenticator.users()  # a broken password file stops the start, with its line
         _quiet_amqtt_loggers()
-        broker = _EdgeBroker(_amqtt_config(self._settings), self._state, self._settings.mqtt.connect_timeout)
+        broker = _EdgeBroker(_amqtt_config(self._authenticator), self._state, self._settings)
         await broker.start()
         self._broker = broker
         try:
-            self._server = await asyncio.start_server(
-                partial(self._on_connection, broker), self._settings.mqtt.host, self._settings.mqtt.port
-            )
+            await self._open_listeners()
         except BaseException:
             await broker.shutdown()
             self._broker = None
             raise
-        host, port = self._server.sockets[0].getsockname()[:2]
-        self._address = (host, port)
 
-    async def _on_connection(
-        self, broker: _EdgeBroker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connection_tasks.add(task)
-        try:
-            first = await asyncio.wait_for(reader.read(1), self._settings.mqtt.connect_timeout)
-            if first == bytes([_CONNECT_FIRST_BYTE]):
-                await broker.external_connected(_PrefixedReader(reader, first), StreamWriterAdapter(writer), _LISTENER)
-            else:
-                log.debug("connection closed: the first packet is not a CONNECT")
-        except Exception as exc:  # a client fault must never reach the loop's error log
-            log.debug("connection ended with %r", exc)
-        finally:
-            self._connection_tasks.discard(task)
-            writer.close()
+    async def _open_listeners(self) -> None:
+        listeners = ListenerSet(self._settings.current.listeners, self._on_stream, self._on_websocket)
+        await listeners.start()
+        self._listeners = listeners
+
+    async def _close_listeners(self, timeout: float) -> None:
+        listeners, self._listeners = self._listeners, None
+        if listeners is None:
+            return
+        listeners.stop_accepting()
+        if self._broker is not None:
+            await self._broker.close_connections()
+        await listeners.close(timeout)
+
+    async def restart(self, timeout: float) -> None:
+        """Close listeners and connections, then listen again with the current settings."""
+        await self._close_listeners(timeout)
+        await self._open_listeners()
+
+    async def _on_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        broker = self._broker
+        assert broker is not None
+        first = await asyncio.wait_for(reader.read(1), self._settings.current.mqtt.connect_timeout)
+        if first == bytes([_CONNECT_FIRST_BYTE]):
+            await broker.external_connected(_PrefixedReader(reader, first), StreamWriterAdapter(writer), _LISTENER)
+        else:
+            log.debug("connection closed: the first packet is not a CONNECT")
+
+    async def _on_websocket(self, connection: ServerConnection) -> None:
+        broker = self._broker
+        assert broker is not None
+        await broker.ws_connected(connection, _LISTENER)
 
     async def reset(self) -> None:
         """Disconnect every client (no wills) and drop all sessions and retained messages."""
@@ -456,9 +480,8 @@ class MqttCore:
             await self._broker.reset()
 
     async def stop(self, timeout: float) -> None:
-        """Stop accepting, end every connection and stop amqtt, all within ``timeout`` seconds."""
-        if self._server is not None:
-            self._server.close()
+        """Close listeners and connections, then stop amqtt, each within ``timeout`` seconds."""
+        await self._close_listeners(timeout)
         broker, self._broker = self._broker, None
         if broker is not None:
             try:
@@ -466,12 +489,3 @@ class MqttCore:
             except TimeoutError:
                 log.warning("amqtt did not shut down within %ss; cancelling what is left", timeout)
             broker.cancel_deliveries()
-        for task in list(self._connection_tasks):
-            task.cancel()
-        if self._connection_tasks:
-            await asyncio.wait(list(self._connection_tasks), timeout=1.0)
-        if self._server is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
-            self._server = None
-        self._address = None

@@ -1,83 +1,166 @@
-"""The ``edgemq`` command: run a broker until SIGINT or SIGTERM (the only signal handling)."""
+"""The ``edgemq`` command. Signal handling lives here and nowhere else.
+
+edgemq [start] [--conf FILE] [flags]   run the broker (no file needed: defaults)
+edgemq check-config FILE               validate a configuration file
+edgemq hash-password                   print an argon2 hash for the password list
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
+import os
 import signal
+import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from broker.lifecycle import EdgeBroker
-from broker.settings import Auth, BrokerSettings, HttpServer, MqttListener
+from broker.client_auth import ClientAuthenticator, PasswordFileError, hash_password
+from broker.config_file import ConfigError, ConfigSource
+from broker.lifecycle import EdgeBroker, python_log_level
+from broker.settings import BrokerSettings, Log
 
 __all__ = ["main"]
 
 log = logging.getLogger("edgemq")
 
+EXIT_INVALID_CONFIG = 2
+
+
+def _start_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conf", type=Path, help="HOCON configuration file (NanoMQ layout)")
+    mqtt = parser.add_argument_group("MQTT listener (listeners.tcp)")
+    mqtt.add_argument("--mqtt-host", help="address to listen on (default 127.0.0.1)")
+    mqtt.add_argument("--mqtt-port", type=int, help="0 picks a free port (default 1883)")
+    mqtt.add_argument("--no-anonymous", action="store_true", help="refuse MQTT clients that give no username")
+    http = parser.add_argument_group("admin API (http_server)")
+    http.add_argument("--http-host", help="address (default 127.0.0.1)")
+    http.add_argument("--http-port", type=int, help="0 picks a free port (default 8081)")
+    http.add_argument("--admin-user", help="Basic auth user (default admin)")
+    http.add_argument("--admin-password", help="Basic auth password (default public)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warn", "error"], help="(default info)")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: every flag has the contract's default."""
-    defaults = BrokerSettings()
+    """``start`` (the default), ``check-config`` and ``hash-password``."""
     parser = argparse.ArgumentParser(prog="edgemq", description="MQTT broker with a NanoMQ-compatible admin API.")
-    mqtt = parser.add_argument_group("MQTT listener")
-    mqtt.add_argument("--mqtt-host", default=defaults.mqtt.host, help="address to listen on (default %(default)s)")
-    mqtt.add_argument(
-        "--mqtt-port", type=int, default=defaults.mqtt.port, help="0 picks a free port (default %(default)s)"
-    )
-    mqtt.add_argument("--no-anonymous", action="store_true", help="refuse MQTT clients that give no username")
-    http = parser.add_argument_group("admin API")
-    http.add_argument("--http-host", default=defaults.http_server.ip_addr, help="address (default %(default)s)")
-    http.add_argument(
-        "--http-port", type=int, default=defaults.http_server.port, help="0 picks a free port (default %(default)s)"
-    )
-    http.add_argument(
-        "--admin-user", default=defaults.http_server.username, help="Basic auth user (default %(default)s)"
-    )
-    http.add_argument(
-        "--admin-password",
-        default=defaults.http_server.password,
-        help="Basic auth password (default: public; set it whenever the API is not on loopback)",
-    )
-    parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="(default %(default)s)"
-    )
+    commands = parser.add_subparsers(dest="command")
+    _start_parser(commands.add_parser("start", help="run the broker (the default)"))
+    check = commands.add_parser("check-config", help="validate a configuration file; exit 0 or 2")
+    check.add_argument("file", type=Path)
+    commands.add_parser("hash-password", help="read a password, print its argon2 hash")
     return parser
 
 
-def settings_from_args(args: argparse.Namespace) -> BrokerSettings:
-    """Settings from parsed flags."""
-    return BrokerSettings(
-        mqtt=MqttListener(host=args.mqtt_host, port=args.mqtt_port),
-        http_server=HttpServer(
-            ip_addr=args.http_host, port=args.http_port, username=args.admin_user, password=args.admin_password
-        ),
-        auth=Auth(allow_anonymous=not args.no_anonymous),
+def cli_layer(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the flags set (only flags that were given)."""
+    layer: dict[str, Any] = {}
+    defaults = BrokerSettings()
+    if args.mqtt_host is not None or args.mqtt_port is not None:
+        assert defaults.listeners.tcp is not None
+        host, port = defaults.listeners.tcp.address
+        host = args.mqtt_host if args.mqtt_host is not None else host
+        port = args.mqtt_port if args.mqtt_port is not None else port
+        layer["listeners"] = {"tcp": {"bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}"}}
+    http = {
+        key: value
+        for key, value in {
+            "ip_addr": args.http_host,
+            "port": args.http_port,
+            "username": args.admin_user,
+            "password": args.admin_password,
+        }.items()
+        if value is not None
+    }
+    if http:
+        layer["http_server"] = http
+    if args.no_anonymous:
+        layer["auth"] = {"allow_anonymous": False}
+    if args.log_level is not None:
+        layer["log"] = {"level": args.log_level}
+    return layer
+
+
+def configure_logging(settings: Log) -> None:
+    """Root logging from the ``log`` section: console (stderr) and/or a file."""
+    handlers: list[logging.Handler] = []
+    if "console" in settings.to:
+        handlers.append(logging.StreamHandler())
+    if "file" in settings.to:
+        handlers.append(logging.FileHandler(Path(settings.dir) / settings.file))
+    logging.basicConfig(
+        level=python_log_level(settings.level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
     )
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, python_log_level(settings.level)))
 
 
-async def serve(settings: BrokerSettings) -> None:
-    """Run until SIGINT or SIGTERM, then shut down cleanly."""
+async def serve(broker: EdgeBroker) -> None:
+    """Run until SIGINT, SIGTERM or an admin API stop request, then shut down cleanly."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, broker.request_stop)
     try:
-        async with EdgeBroker(settings):
-            await stop.wait()
-            log.info("signal received, shutting down")
+        async with broker:
+            await broker.wait_for_stop_request()
+            log.info("stop requested, shutting down")
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``edgemq`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _start(args: argparse.Namespace) -> int:
+    source = ConfigSource(path=args.conf, env=dict(os.environ), cli=cli_layer(args))
     try:
-        asyncio.run(serve(settings_from_args(args)))
-    except OSError as exc:
+        settings = source.load()
+    except ConfigError as exc:
+        print(f"edgemq: invalid configuration:\n{exc}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    configure_logging(settings.log)
+    try:
+        asyncio.run(serve(EdgeBroker(settings, config=source if args.conf else None)))
+    except (OSError, PasswordFileError) as exc:
         log.error("cannot start: %s", exc)
         return 1
     return 0
+
+
+def _check_config(path: Path) -> int:
+    try:
+        settings = ConfigSource(path=path).load()
+        ClientAuthenticator(lambda: settings.auth).users()
+    except (ConfigError, PasswordFileError, OSError) as exc:
+        print(f"{path}: invalid\n{exc}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    listeners = ", ".join(f"{name} {listener.bind}" for name, listener in settings.listeners.configured())
+    http = settings.http_server
+    print(f"{path}: ok (MQTT {listeners}; admin API {http.ip_addr}:{http.port}; {len(settings.bridges.mqtt)} bridges)")
+    return 0
+
+
+def _hash_password() -> int:
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("edgemq: empty password", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    print(hash_password(password))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``edgemq`` console script; returns the exit code."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments or (arguments[0].startswith("-") and arguments[0] not in ("-h", "--help")):
+        arguments.insert(0, "start")
+    args = build_parser().parse_args(arguments)
+    if args.command == "check-config":
+        return _check_config(args.file)
+    if args.command == "hash-password":
+        return _hash_password()
+    return _start(args)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ["BrokerControl"]
 
@@ -13,4 +13,19 @@ class BrokerControl(Protocol):
     @property
     def mqtt_ready(self) -> bool:
         """Whether every MQTT listener accepts connections."""
+        ...
+
+    def request_stop(self) -> None:
+        """Stop the broker (the process, when run by the CLI) soon, not now."""
+        ...
+
+    def request_restart(self) -> None:
+        """Restart the MQTT side soon, not now."""
+        ...
+
+    def update_config(self, change: dict[str, Any]) -> list[str]:
+        """Validate, write and partly apply a configuration change; return the keys that need a restart.
+
+        Raises ConfigUnavailable, ConfigError or OSError.
+        """
         ...

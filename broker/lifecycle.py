@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
 from types import TracebackType
+from typing import Any
 
 from admin_api import create_app
 from broker import helpers
 from broker.amqtt_adapter import MqttCore
+from broker.config_changes import ConfigUnavailable, plan_change
+from broker.config_file import ConfigError, ConfigSource
 from broker.helpers import Capture, MessageHistory
 from broker.http_server import AdminHttpServer
-from broker.settings import BrokerSettings
+from broker.settings import BrokerSettings, LiveSettings
 from broker.state import BrokerState, ClientSnapshot, RoutedMessage, Stats
 from broker.threaded import ThreadedBroker, run_in_thread
 
@@ -35,25 +39,38 @@ class EdgeBroker:
     """An MQTT broker with a NanoMQ-compatible admin API, as an async context manager.
 
     Nothing happens in ``__init__``; ``start`` (or ``async with``) binds the listeners,
-    ``stop`` shuts down in order (MQTT listener and clients, then the admin API) within
+    ``stop`` shuts down in order (MQTT listeners and clients, then the admin API) within
     ``settings.shutdown_timeout``. Signal handling is left to the caller.
 
-    ``history`` keeps the last N routed messages for ``wait_for_message`` (0 = off, the
-    default for production use; ``run_in_thread`` and the pytest fixtures turn it on).
+    ``config`` names where the settings came from, so that the admin API can change the
+    configuration file (req 12) and ``restart`` can read it again. ``history`` keeps the last
+    N routed messages for ``wait_for_message`` (0 = off, the default for production use;
+    ``run_in_thread`` and the pytest fixtures turn it on).
     """
 
     def __init__(
-        self, settings: BrokerSettings | None = None, *, state: BrokerState | None = None, history: int = 0
+        self,
+        settings: BrokerSettings | None = None,
+        *,
+        state: BrokerState | None = None,
+        history: int = 0,
+        config: ConfigSource | None = None,
     ) -> None:
-        self.settings = settings or BrokerSettings()
+        self.live = LiveSettings(settings or BrokerSettings())
         self.state = state or BrokerState()
+        self._config = config
         self._history = MessageHistory(self.state, history) if history > 0 else None
-        self._mqtt = MqttCore(self.settings, self.state)
-        self._http = AdminHttpServer(
-            create_app(self.state, self, self.settings),
-            self.settings.http_server.ip_addr,
-            self.settings.http_server.port,
-        )
+        self._mqtt = MqttCore(self.live, self.state)
+        self._app = create_app(self.state, self, self.live)
+        self._http: AdminHttpServer | None = None
+        self._restart_lock = asyncio.Lock()
+        self._stop_requested = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def settings(self) -> BrokerSettings:
+        """The running settings."""
+        return self.live.current
 
     async def __aenter__(self) -> EdgeBroker:
         await self.start()
@@ -69,17 +86,96 @@ class EdgeBroker:
         self._warn_about_exposure()
         await self._mqtt.start()
         try:
-            await self._http.start()
+            self._http = await self._start_http(self.settings)
         except BaseException:
             await self._mqtt.stop(self.settings.shutdown_timeout)
             raise
         log.info("edgemq ready: MQTT on %s, admin API on %s", self.mqtt_url, self.api_url)
 
+    async def _start_http(self, settings: BrokerSettings) -> AdminHttpServer:
+        http = AdminHttpServer(self._app, settings.http_server.ip_addr, settings.http_server.port)
+        await http.start()
+        return http
+
     async def stop(self) -> None:
         """Stop the MQTT side, then the admin API, within the configured time limit."""
+        for task in list(self._background):
+            task.cancel()
         await self._mqtt.stop(self.settings.shutdown_timeout)
-        await self._http.stop()
+        if self._http is not None:
+            await self._http.stop()
+            self._http = None
         log.info("edgemq stopped")
+
+    # -- control (what the admin API may ask) -------------------------------------------------
+
+    @property
+    def mqtt_ready(self) -> bool:
+        """Whether every MQTT listener accepts connections."""
+        return self._mqtt.is_listening
+
+    def request_stop(self) -> None:
+        """Ask whoever runs the broker (the CLI) to stop it; see ``wait_for_stop_request``."""
+        self._stop_requested.set()
+
+    async def wait_for_stop_request(self) -> None:
+        """Return once ``request_stop`` was called (by req 10 or a signal handler)."""
+        await self._stop_requested.wait()
+
+    def request_restart(self) -> None:
+        """Restart in the background (the admin API answers first)."""
+        task = asyncio.create_task(self.restart(), name="edgemq-restart")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def restart(self) -> None:
+        """Re-read the configuration, close every listener and connection, listen again.
+
+        Retained messages and persistent sessions survive. If the admin API's address
+        changed, it moves there. Concurrent restarts run one after the other.
+        """
+        async with self._restart_lock:
+            old = self.settings
+            new = old
+            if self._config is not None:
+                try:
+                    new = self._config.load()
+                except ConfigError as exc:
+                    log.error("restart: the configuration is invalid, keeping the running one:\n%s", exc)
+            log.info("restarting the MQTT side")
+            self.live.current = new
+            await self._mqtt.restart(new.shutdown_timeout)
+            if (new.http_server.ip_addr, new.http_server.port) != (old.http_server.ip_addr, old.http_server.port):
+                await self._move_http(new)
+            log.info("edgemq restarted: MQTT on %s, admin API on %s", self.mqtt_url, self.api_url)
+
+    async def _move_http(self, settings: BrokerSettings) -> None:
+        try:
+            moved = await self._start_http(settings)
+        except OSError as exc:
+            log.error("restart: the admin API cannot move to %s:%s (%s); it stays where it was",
+                      settings.http_server.ip_addr, settings.http_server.port, exc)  # fmt: skip
+            return
+        previous, self._http = self._http, moved
+        if previous is not None:
+            await previous.stop()
+
+    def update_config(self, change: dict[str, Any]) -> list[str]:
+        """Validate and write a change (req 12); apply live keys now, return the others.
+
+        Raises ConfigUnavailable without a configuration file, ConfigError if invalid, OSError if
+        the override file cannot be written.
+        """
+        if self._config is None:
+            raise ConfigUnavailable
+        planned = plan_change(self._config, self.settings, change)
+        self._config.write_override(planned.override)
+        if planned.running.log.level != self.settings.log.level:
+            logging.getLogger("edgemq").setLevel(python_log_level(planned.running.log.level))
+        self.live.current = planned.running
+        return planned.restart_required
+
+    # -- testing helpers -------------------------------------------------------------------
 
     @classmethod
     def run_in_thread(
@@ -87,8 +183,6 @@ class EdgeBroker:
     ) -> contextlib.AbstractContextManager[ThreadedBroker]:
         """A broker running on a background thread, for synchronous code; stopped on exit."""
         return run_in_thread(cls(settings, history=history))
-
-    # -- testing helpers -------------------------------------------------------------------
 
     def capture(self, topic_filter: str) -> Capture:
         """Start recording every routed message whose topic matches ``topic_filter``."""
@@ -124,18 +218,23 @@ class EdgeBroker:
     # -- addresses -------------------------------------------------------------------------
 
     @property
-    def mqtt_ready(self) -> bool:
-        """Whether the MQTT listener accepts connections."""
-        return self._mqtt.is_listening
+    def mqtt_addresses(self) -> dict[str, tuple[str, int]]:
+        """Bound (host, port) of every MQTT listener, by name (tcp, ssl, ws)."""
+        return self._mqtt.addresses
 
     @property
     def mqtt_address(self) -> tuple[str, int]:
-        """The bound (host, port) of the MQTT listener."""
-        return self._mqtt.address
+        """The bound (host, port) of the plain TCP listener (else the first listener)."""
+        addresses = self._mqtt.addresses
+        if not addresses:
+            raise RuntimeError("no MQTT listener is running")
+        return addresses.get("tcp") or next(iter(addresses.values()))
 
     @property
     def http_address(self) -> tuple[str, int]:
         """The bound (host, port) of the admin API."""
+        if self._http is None:
+            raise RuntimeError("the admin API is not running")
         return self._http.address
 
     @property
@@ -164,12 +263,32 @@ class EdgeBroker:
         return self.settings.http_server.username, self.settings.http_server.password
 
     def _warn_about_exposure(self) -> None:
-        http = self.settings.http_server
+        settings = self.settings
+        http = settings.http_server
         if http.uses_default_password and not is_loopback(http.ip_addr):
             log.warning(
                 "the admin API listens on %s with the default credentials: set http_server username/password",
                 http.ip_addr,
             )
+        if http.auth_type == "no_auth" and not is_loopback(http.ip_addr):
+            log.warning("the admin API listens on %s without authentication (auth_type = no_auth)", http.ip_addr)
+        if settings.auth.allow_anonymous:
+            for name, listener in settings.listeners.configured():
+                if not is_loopback(listener.address[0]):
+                    log.warning(
+                        "MQTT listener %s on %s admits anonymous clients: set auth.allow_anonymous = false",
+                        name,
+                        listener.bind,
+                    )
+        elif not settings.auth.password and not settings.auth.password_file:
+            log.warning("auth.allow_anonymous is false but there is no password list: any username is admitted")
+
+
+def python_log_level(level: str) -> int:
+    """The logging level of a NanoMQ log level name (trace, debug, info, warn, error, fatal)."""
+    names = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+             "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL}  # fmt: skip
+    return names[level]
 
 
 def _url_host_port(address: tuple[str, int]) -> tuple[str, int]:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 
 from broker.lifecycle import EdgeBroker
-from broker.settings import Auth, BrokerSettings, HttpServer, MqttListener
+from broker.settings import BrokerSettings, HttpServer, Listeners, TcpListener
 from broker.threaded import ThreadedBroker
 
 _MARKER = "edgemq"
@@ -48,21 +47,23 @@ def settings_for_test(options: dict[str, Any]) -> tuple[BrokerSettings, int]:
     unknown = set(options) - _OPTIONS
     if unknown:
         raise pytest.UsageError(f"unknown @pytest.mark.{_MARKER} options: {sorted(unknown)}")
-    base = options.get("settings") or BrokerSettings()
-    http = base.http_server
-    settings = dataclasses.replace(
-        base,
-        mqtt=dataclasses.replace(base.mqtt, host="127.0.0.1", port=0) if "settings" not in options else base.mqtt,
-        http_server=HttpServer(
-            ip_addr=http.ip_addr if "settings" in options else "127.0.0.1",
-            port=http.port if "settings" in options else 0,
-            username=options.get("admin_username", http.username),
-            password=options.get("admin_password", http.password),
-            max_body=http.max_body,
-        ),
-        auth=Auth(allow_anonymous=options.get("allow_anonymous", base.auth.allow_anonymous)),
+    settings = options.get("settings") or ephemeral_settings()
+    http = settings.http_server.model_copy(
+        update={
+            key: options[option]
+            for option, key in (("admin_username", "username"), ("admin_password", "password"))
+            if option in options
+        }
     )
-    return settings, int(options.get("history", 10_000))
+    auth = settings.auth.model_copy(
+        update={"allow_anonymous": options.get("allow_anonymous", settings.auth.allow_anonymous)}
+    )
+    return settings.model_copy(update={"http_server": http, "auth": auth}), int(options.get("history", 10_000))
+
+
+def ephemeral_settings() -> BrokerSettings:
+    """Default settings with MQTT and the admin API on free loopback ports."""
+    return BrokerSettings(listeners=Listeners(tcp=TcpListener(bind="127.0.0.1:0")), http_server=HttpServer(port=0))
 
 
 @pytest.fixture
@@ -79,8 +80,7 @@ def mqtt_broker(request: pytest.FixtureRequest) -> Iterator[ThreadedBroker]:
 @pytest.fixture(scope="session")
 def mqtt_broker_session() -> Iterator[ThreadedBroker]:
     """One broker for the whole test session, on free ports."""
-    settings = BrokerSettings(mqtt=MqttListener(port=0), http_server=HttpServer(port=0))
-    with EdgeBroker.run_in_thread(settings) as broker:
+    with EdgeBroker.run_in_thread(ephemeral_settings()) as broker:
         yield broker
 
 

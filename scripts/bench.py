@@ -27,9 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from broker import BrokerSettings, EdgeBroker, HttpServer, MqttListener
+from broker import EdgeBroker
+from broker.pytest_plugin import ephemeral_settings
 
-EPHEMERAL = BrokerSettings(mqtt=MqttListener(port=0), http_server=HttpServer(port=0))
+EPHEMERAL = ephemeral_settings()
 
 
 @dataclass

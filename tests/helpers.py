@@ -10,20 +10,17 @@ from typing import Any
 import aiomqtt
 import httpx
 
-from broker import Auth, BrokerSettings, BrokerState, EdgeBroker, HttpServer, MqttListener
+from broker import BrokerSettings, BrokerState, EdgeBroker
 
 WAIT = 5.0  # seconds any single wait in a test may take
 
 
-def ephemeral_settings(
-    *, mqtt: dict[str, Any] | None = None, http: dict[str, Any] | None = None, auth: Auth | None = None
-) -> BrokerSettings:
-    """Settings with MQTT and HTTP on loopback port 0, plus the given options."""
-    return BrokerSettings(
-        mqtt=MqttListener(**{"port": 0, **(mqtt or {})}),
-        http_server=HttpServer(**{"port": 0, **(http or {})}),
-        auth=auth or Auth(),
-    )
+def ephemeral_settings(**sections: dict[str, Any]) -> BrokerSettings:
+    """Settings with MQTT and HTTP on loopback port 0, plus ``section={key: value}`` options."""
+    data: dict[str, Any] = {"listeners": {"tcp": {"bind": "127.0.0.1:0"}}, "http_server": {"port": 0}}
+    for section, values in sections.items():
+        data[section] = {**data.get(section, {}), **values}
+    return BrokerSettings.model_validate(data)
 
 
 def _is_test_runner(task: asyncio.Task[Any]) -> bool:

@@ -47,7 +47,7 @@ async def test_auth_is_checked_before_the_body(broker: EdgeBroker) -> None:
 
 async def test_custom_credentials() -> None:
     """Configured admin credentials replace the defaults."""
-    async with running_broker(ephemeral_settings(http={"username": "ops", "password": "s3cret"})) as broker:
+    async with running_broker(ephemeral_settings(http_server={"username": "ops", "password": "s3cret"})) as broker:
         async with httpx.AsyncClient(base_url=broker.api_url, auth=("ops", "s3cret")) as good:
             assert (await v1(good, 2))["message_in"] == 0
         async with httpx.AsyncClient(base_url=broker.api_url, auth=("admin", "public")) as old:
@@ -99,7 +99,7 @@ async def test_unknown_req(api: httpx.AsyncClient) -> None:
 async def test_oversized_body_with_length() -> None:
     """A body over max_body (declared by Content-Length): 400 with code 108."""
     async with (
-        running_broker(ephemeral_settings(http={"max_body": 64})) as broker,
+        running_broker(ephemeral_settings(http_server={"max_body": 64})) as broker,
         httpx.AsyncClient(base_url=broker.api_url, auth=("admin", "public")) as client,
     ):
         response = await client.post("/v1", content=b'{"req": 2, "seq": 1, "pad": "' + b"x" * 100 + b'"}')
@@ -117,7 +117,7 @@ async def test_oversized_chunked_body() -> None:
         yield b'"}'
 
     async with (
-        running_broker(ephemeral_settings(http={"max_body": 1024})) as broker,
+        running_broker(ephemeral_settings(http_server={"max_body": 1024})) as broker,
         httpx.AsyncClient(base_url=broker.api_url, auth=("admin", "public")) as client,
     ):
         response = await client.post("/v1", content=chunks())

@@ -102,7 +102,7 @@ def test_run_in_thread_start_failure_raises_in_caller() -> None:
     """A broker that cannot start raises in the caller and leaves no thread behind."""
     before = set(threading.enumerate())
     with EdgeBroker.run_in_thread(ephemeral_settings()) as first:
-        taken = ephemeral_settings(mqtt={"port": first.mqtt_port})
+        taken = ephemeral_settings(listeners={"tcp": {"bind": f"127.0.0.1:{first.mqtt_port}"}})
         with pytest.raises(OSError, match="address already in use"), EdgeBroker.run_in_thread(taken):
             pass
     assert set(threading.enumerate()) - before == set()

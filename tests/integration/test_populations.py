@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from broker import Auth, EdgeBroker
+from broker import EdgeBroker
 from tests.helpers import ephemeral_settings, mqtt_client, next_message, running_broker, v1, wait_state
 from tests.mqtt_packets import RawClient, connect
 
@@ -83,7 +83,7 @@ async def test_offline_persistent_session_is_listed(broker: EdgeBroker, api: htt
 
 async def test_refused_client_leaves_no_record() -> None:
     """A refused CONNECT gets return code 5 and appears in no listing."""
-    async with running_broker(ephemeral_settings(auth=Auth(allow_anonymous=False))) as broker:
+    async with running_broker(ephemeral_settings(auth={"allow_anonymous": False})) as broker:
         async with RawClient.open(broker.mqtt_address) as raw:
             assert await raw.connack(connect("nobody")) == (0, 5)
             assert await raw.closed_by_peer()

@@ -1,0 +1,86 @@
+"""Changing the configuration while the broker runs (v1 req 12): validate, write, apply live keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from broker.config_file import ConfigSource, deep_merge, without_masks
+from broker.settings import BrokerSettings
+
+__all__ = ["ConfigChange", "ConfigUnavailable", "changed_keys", "plan_change"]
+
+# Keys (or key prefixes ending in ".") that take effect without a restart: they are read
+# again on every request, connection or message.
+LIVE_KEYS = (
+    "http_server.username",
+    "http_server.password",
+    "http_server.max_body",
+    "http_server.prometheus_auth",
+    "auth.",
+    "log.level",
+    "mqtt.",
+    "shutdown_timeout",
+)
+
+
+class ConfigUnavailable(Exception):
+    """The broker was started without a configuration file, so there is nothing to write."""
+
+
+def _leaves(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict) and data:
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_leaves(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): data}
+
+
+def changed_keys(old: BrokerSettings, new: BrokerSettings) -> list[str]:
+    """Dotted keys whose value differs, in the order of the settings model."""
+    before, after = _leaves(old.model_dump()), _leaves(new.model_dump())
+    return [key for key in {**before, **after} if before.get(key) != after.get(key)]
+
+
+def is_live(key: str) -> bool:
+    """Whether a changed key applies without a restart."""
+    return any(key == live or (live.endswith(".") and key.startswith(live)) for live in LIVE_KEYS)
+
+
+def _with_values(base: BrokerSettings, source: BrokerSettings, keys: list[str]) -> BrokerSettings:
+    data = base.model_dump()
+    values = _leaves(source.model_dump())
+    for key in keys:
+        *parents, leaf = key.split(".")
+        node = data
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        if key in values:
+            node[leaf] = values[key]
+        else:
+            node.pop(leaf, None)
+    return BrokerSettings.model_validate(data)
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """A validated change: what to write, what runs now, and what waits for a restart."""
+
+    override: dict[str, Any]
+    running: BrokerSettings
+    restart_required: list[str]
+
+
+def plan_change(source: ConfigSource, running: BrokerSettings, change: dict[str, Any]) -> ConfigChange:
+    """Validate ``change`` against every layer (ConfigError if invalid); nothing is written here."""
+    if source.path is None:
+        raise ConfigUnavailable
+    override = deep_merge(source.override_data(), without_masks(change))
+    target = source.load(override=override)
+    changed = changed_keys(running, target)
+    live = [key for key in changed if is_live(key)]
+    return ConfigChange(override, _with_values(running, target, live), [k for k in changed if not is_live(k)])

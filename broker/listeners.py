@@ -1,0 +1,135 @@
+"""The MQTT listeners edgemq binds itself (TCP, TLS, WebSocket), so it knows every bound port.
+
+Each accepted connection is handed to a callback and tracked, so that closing the listeners
+can also end every connection within a time limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from websockets.asyncio.server import Server as WsServer
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from broker.settings import Listeners, SslListener
+
+__all__ = ["ListenerSet", "StreamHandler", "WebSocketHandler"]
+
+log = logging.getLogger("edgemq.mqtt")
+
+StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+WebSocketHandler = Callable[[ServerConnection], Awaitable[None]]
+
+
+def tls_context(listener: SslListener) -> ssl.SSLContext:
+    """The server TLS context of an ``ssl`` listener."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=listener.cacertfile)
+    context.load_cert_chain(listener.certfile, listener.keyfile, password=listener.keypass)
+    if listener.fail_if_no_peer_cert:
+        context.verify_mode = ssl.CERT_REQUIRED
+    elif listener.verify_peer:
+        context.verify_mode = ssl.CERT_OPTIONAL
+    return context
+
+
+class ListenerSet:
+    """The configured listeners; ``start`` binds all or none, ``close`` ends every connection."""
+
+    def __init__(self, config: Listeners, on_stream: StreamHandler, on_websocket: WebSocketHandler) -> None:
+        self._config = config
+        self._on_stream = on_stream
+        self._on_websocket = on_websocket
+        self._servers: dict[str, asyncio.Server | WsServer] = {}
+        self._closing: list[asyncio.Server | WsServer] = []
+        self._connections: set[asyncio.Task[Any]] = set()
+        self.addresses: dict[str, tuple[str, int]] = {}
+
+    @property
+    def is_serving(self) -> bool:
+        """Whether every configured listener accepts connections."""
+        return bool(self._servers) and all(
+            server.is_serving() for server in self._servers.values() if isinstance(server, asyncio.Server)
+        )
+
+    async def start(self) -> None:
+        """Bind every configured listener; if one fails, close those already bound and raise."""
+        try:
+            if self._config.tcp is not None:
+                await self._start_stream("tcp", *self._config.tcp.address, None)
+            if self._config.ssl is not None:
+                await self._start_stream("ssl", *self._config.ssl.address, tls_context(self._config.ssl))
+            if self._config.ws is not None:
+                await self._start_websocket(*self._config.ws.address, self._config.ws.path)
+        except BaseException:
+            await self.close(timeout=1.0)
+            raise
+
+    async def _start_stream(self, name: str, host: str, port: int, context: ssl.SSLContext | None) -> None:
+        server = await asyncio.start_server(self._track_stream, host, port, ssl=context)
+        self._servers[name] = server
+        self.addresses[name] = server.sockets[0].getsockname()[:2]
+
+    async def _start_websocket(self, host: str, port: int, path: str) -> None:
+        def only_path(connection: ServerConnection, request: Request) -> Response | None:
+            if request.path.split("?", 1)[0] == path:
+                return None
+            return connection.respond(HTTPStatus.NOT_FOUND, f"MQTT over WebSocket is served at {path}\n")
+
+        server = await serve(
+            self._track_websocket,
+            host,
+            port,
+            subprotocols=["mqtt"],  # type: ignore[list-item]
+            process_request=only_path,
+            logger=logging.getLogger("edgemq.websocket"),
+        )
+        self._servers["ws"] = server
+        sockets = list(server.sockets)
+        self.addresses["ws"] = sockets[0].getsockname()[:2]
+
+    async def _track_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._tracked(self._on_stream(reader, writer))
+        writer.close()
+
+    async def _track_websocket(self, connection: ServerConnection) -> None:
+        await self._tracked(self._on_websocket(connection))
+
+    async def _tracked(self, work: Awaitable[None]) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await work
+        except Exception as exc:  # a client fault must never reach the loop's error log
+            log.debug("connection ended with %r", exc)
+        finally:
+            self._connections.discard(task)
+
+    def stop_accepting(self) -> None:
+        """Close the listening sockets; open connections go on."""
+        self._closing.extend(self._servers.values())
+        self._servers = {}
+        self.addresses = {}
+        for server in self._closing:
+            server.close()
+
+    async def close(self, timeout: float) -> None:
+        """Stop accepting; cancel connections still open after ``timeout`` seconds."""
+        self.stop_accepting()
+        servers, self._closing = self._closing, []
+        if self._connections:
+            _, pending = await asyncio.wait(list(self._connections), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        for server in servers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
