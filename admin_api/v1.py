@@ -76,6 +76,11 @@ class AfterAnswer:
     action: Callable[[], None]
 
 
+async def _in_loop(action: Callable[[], None]) -> None:
+    # Starlette runs plain functions of background tasks on a worker thread; control acts in the loop
+    action()
+
+
 def _control(ctx: ApiContext, body: dict[str, Any]) -> AfterAnswer:
     if "action" not in body:
         raise ApiError(400, ResultCode.MISSING_PARAMETER)
@@ -142,7 +147,7 @@ def v1_routes(ctx: ApiContext) -> list[Route]:
             log.exception("req %d failed", req)
             raise ApiError(500, ResultCode.UNKNOWN_ERROR, seq=seq, rep=req) from None
         if isinstance(data, AfterAnswer):
-            return JSONResponse({"code": 0, "seq": seq, "rep": req}, background=BackgroundTask(data.action))
+            return JSONResponse({"code": 0, "seq": seq, "rep": req}, background=BackgroundTask(_in_loop, data.action))
         return JSONResponse({"code": 0, "seq": seq, "rep": req, "data": data})
 
     return [Route("/api/v1", endpoint, methods=["POST", "GET"])]

@@ -155,7 +155,7 @@ class ConfigSource:
             layers.append((str(self.path), read_hocon(self.path)))
             assert self.override is not None
             if override is not None:
-                layers.append((str(self.override), override))
+                layers.append(("requested change", override))
             elif self.override.exists():
                 layers.append((str(self.override), read_hocon(self.override)))
         layers.append(("environment", env_layer(self.env)))
@@ -202,7 +202,7 @@ class ConfigSource:
         source = next((name for name, data in reversed(layers) if _has_path(data, loc)), None)
         if source is None:
             return f"{key}: {message}"
-        if self.path is not None and source in (str(self.path), str(self.override)):
+        if self.path is not None and source in (str(self.path), str(self.override)) and Path(source).exists():
             line = _line_of(Path(source).read_text(encoding="utf-8", errors="replace"), loc[-1])
             if line is not None:
                 return f"{source}:{line}: {key}: {message}"

@@ -43,7 +43,8 @@ class EdgeBroker:
     ``settings.shutdown_timeout``. Signal handling is left to the caller.
 
     ``config`` names where the settings came from, so that the admin API can change the
-    configuration file (req 12) and ``restart`` can read it again. ``history`` keeps the last
+    configuration file (req 12) and ``restart`` can read it again; without ``settings`` they
+    are loaded from ``config`` by ``start``. ``history`` keeps the last
     N routed messages for ``wait_for_message`` (0 = off, the default for production use;
     ``run_in_thread`` and the pytest fixtures turn it on).
     """
@@ -59,6 +60,7 @@ class EdgeBroker:
         self.live = LiveSettings(settings or BrokerSettings())
         self.state = state or BrokerState()
         self._config = config
+        self._load_config_on_start = settings is None and config is not None
         self._history = MessageHistory(self.state, history) if history > 0 else None
         self._mqtt = MqttCore(self.live, self.state)
         self._app = create_app(self.state, self, self.live)
@@ -83,6 +85,8 @@ class EdgeBroker:
 
     async def start(self) -> None:
         """Start the MQTT side, then the admin API; undo both if either fails."""
+        if self._load_config_on_start and self._config is not None:
+            self.live.current = self._config.load()
         self._warn_about_exposure()
         await self._mqtt.start()
         try:
@@ -99,8 +103,10 @@ class EdgeBroker:
 
     async def stop(self) -> None:
         """Stop the MQTT side, then the admin API, within the configured time limit."""
-        for task in list(self._background):
+        background = list(self._background)
+        for task in background:
             task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await self._mqtt.stop(self.settings.shutdown_timeout)
         if self._http is not None:
             await self._http.stop()
@@ -127,6 +133,10 @@ class EdgeBroker:
         task = asyncio.create_task(self.restart(), name="edgemq-restart")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def wait_for_restarts(self) -> None:
+        """Return once every requested restart has finished."""
+        await asyncio.gather(*[t for t in self._background if t.get_name() == "edgemq-restart"])
 
     async def restart(self) -> None:
         """Re-read the configuration, close every listener and connection, listen again.

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiomqtt
 import httpx
@@ -38,11 +39,16 @@ class RunningCli:
             return await self.process.wait()
 
 
+def edgemq(*args: str) -> contextlib.AbstractAsyncContextManager[RunningCli]:
+    """``python -m broker`` on free ports."""
+    return edgemq_command("--mqtt-port", "0", "--http-port", "0", *args)
+
+
 @contextlib.asynccontextmanager
-async def edgemq(*args: str) -> AsyncIterator[RunningCli]:
-    """``python -m broker`` on free ports, killed on exit if it is still running."""
+async def edgemq_command(*args: str) -> AsyncIterator[RunningCli]:
+    """``python -m broker ARGS``, once ready; killed on exit if it is still running."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "broker", "--mqtt-port", "0", "--http-port", "0", *args,
+        sys.executable, "-m", "broker", *args,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     output: list[str] = []
@@ -111,3 +117,31 @@ async def test_cli_exits_nonzero_when_the_port_is_taken() -> None:
         assert "Traceback" not in err.decode()
         assert "cannot start" in err.decode()
         assert await first.finish(signal.SIGTERM) == 0
+
+
+async def test_cli_stops_on_req10_stop(tmp_path: Path) -> None:
+    """`edgemq start --conf FILE`, then req 10 stop: the answer comes first, then exit code 0."""
+    conf = tmp_path / "edgemq.conf"
+    conf.write_text('listeners.tcp.bind = "127.0.0.1:0"\nhttp_server { port = 0, password = "from-file" }\n')
+    async with edgemq_command("start", "--conf", str(conf)) as cli:
+        async with httpx.AsyncClient(auth=("admin", "from-file")) as api:
+            response = await api.post(f"{cli.api_url}/v1", json={"req": 10, "seq": 2, "action": "stop"})
+        assert response.json() == {"code": 0, "seq": 2, "rep": 10}
+        assert cli.process.stderr is not None
+        async with asyncio.timeout(WAIT * 2):
+            await cli.process.stderr.read()
+            assert await cli.process.wait() == 0
+
+
+async def test_cli_refuses_an_invalid_file(tmp_path: Path) -> None:
+    """An invalid configuration file: the errors with file and line, exit code 2, nothing started."""
+    conf = tmp_path / "bad.conf"
+    conf.write_text("mqtt {\n  colour = blue\n}\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "broker", "start", "--conf", str(conf),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(WAIT * 2):
+        _, err = await process.communicate()
+    assert process.returncode == 2
+    assert f"{conf}:2: mqtt.colour: unknown key" in err.decode()
