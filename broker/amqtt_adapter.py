@@ -25,19 +25,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
 from amqtt.broker import Broker, RetainedApplicationMessage, Server
 from amqtt.contexts import Action
+from amqtt.errors import MQTTError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
+from amqtt.utils import gen_client_id
 from websockets.asyncio.server import ServerConnection
 
 from broker.client_auth import ClientAuthenticator, PasswordFileError
@@ -54,6 +58,12 @@ _LISTENER = "default"
 _CONNECT_FIRST_BYTE = 0x10  # MQTT-3.1.0-1: the first packet must be a CONNECT
 _SUBSCRIPTION_REFUSED = 0x80
 _TAKEOVER_TIMEOUT = 5.0
+_TAKEOVER_GRACE = 1.0
+# What a resumed persistent session takes over from the new CONNECT.
+_CONNECTION_FIELDS = (
+    "will_flag", "will_topic", "will_message", "will_qos", "will_retain",
+    "keep_alive", "username", "password", "remote_address", "remote_port", "ssl_object",
+)  # fmt: skip
 # amqtt's init_from_connect refuses every protocol level but 4 (MQTT 3.1.1), so every
 # accepted client spoke level 4.
 _PROTOCOL_LEVEL = 4
@@ -97,8 +107,34 @@ class _PrefixedReader(StreamReaderAdapter):
 
 @dataclass(eq=False)
 class _Connection:
+    """One network connection of a client, from accepted CONNECT to its end."""
+
     handler: BrokerProtocolHandler
+    session: Session
+    task: asyncio.Task[Any] | None
+    ended: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _KeyedLocks:
+    """One asyncio lock per key, forgotten when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 class _EdgeBroker(Broker):
@@ -109,6 +145,8 @@ class _EdgeBroker(Broker):
         self._state = state
         self._settings = settings
         self._connections: dict[str, _Connection] = {}
+        self._connection_of: dict[BrokerProtocolHandler, _Connection] = {}
+        self._client_locks = _KeyedLocks()
         self._deliveries: set[asyncio.Future[Any]] = set()
         # amqtt awaits every topic plugin per publish and per delivery; skip that without one
         self._has_topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in self.plugins_manager.plugins)
@@ -118,85 +156,114 @@ class _EdgeBroker(Broker):
     async def _initialize_client_session(
         self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
     ) -> tuple[BrokerProtocolHandler, Session]:
-        # amqtt waits forever for a complete CONNECT; a stalled peer must not hold a socket
-        result: tuple[BrokerProtocolHandler, Session] = await asyncio.wait_for(
-            super()._initialize_client_session(reader, writer, remote_address, remote_port),
+        # Read and check the CONNECT only. amqtt would also look up, delete or overwrite the
+        # client's existing session here, before authentication; edgemq does that after it.
+        handler, incoming = await asyncio.wait_for(
+            BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager),
             self._settings.current.mqtt.connect_timeout,
         )
-        return result
+        if incoming.will_flag and not _is_publishable(incoming.will_topic):
+            await writer.close()
+            raise MQTTError(f"invalid will topic {incoming.will_topic!r} (MQTT-3.1.3-10)")
+        if not incoming.client_id:
+            incoming.client_id = gen_client_id()
+        return handler, incoming
 
     async def _handle_client_session(
         self,
         reader: ReaderAdapter,
         writer: WriterAdapter,
-        client_session: Session,
+        incoming: Session,
         handler: BrokerProtocolHandler,
         server: Server,
         listener_name: str,
     ) -> None:
-        client_id = client_session.client_id
-        if not await self._authenticate(client_session, self.listeners_config[listener_name]):
-            log.info("client refused: client_id=%s username=%s", client_id, client_session.username or "")
+        client_id = incoming.client_id
+        if not await self._authenticate(incoming, self.listeners_config[listener_name]):
+            log.info("client refused: client_id=%s username=%s", client_id, incoming.username or "")
             await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
             await writer.close()
             return
-        await self._take_over(client_id)
-        client_session.transitions.connect()
-        handler.attach(client_session, reader, writer)
-        self._sessions[client_id] = (client_session, handler)
-        connection = _Connection(handler)
-        self._connections[client_id] = connection
-        try:
+        async with self._client_locks.hold(client_id):
+            await self._take_over(client_id)
+            session = await self._resume_or_create(incoming)
+            session.transitions.connect()
+            handler.attach(session, reader, writer)
+            self._sessions[client_id] = (session, handler)
+            connection = _Connection(handler, session, asyncio.current_task())
+            self._connections[client_id] = connection
+            self._connection_of[handler] = connection
+            self._send_offline_queue(session, handler)  # before anything routed from now on
             await handler.mqtt_connack_authorize(True)
-            self._state.record_connected(_client_info(client_session))
-            log.info(
-                "client connected: client_id=%s username=%s address=%s:%s clean_session=%d keepalive=%d",
-                client_id,
-                client_session.username or "",
-                client_session.remote_address,
-                client_session.remote_port,
-                client_session.clean_session,
-                client_session.keep_alive,
-            )
+            self._state.record_connected(_client_info(session))
+        log.info(
+            "client connected: client_id=%s username=%s address=%s:%s clean_session=%d keepalive=%d",
+            client_id,
+            session.username or "",
+            session.remote_address,
+            session.remote_port,
+            session.clean_session,
+            session.keep_alive,
+        )
+        try:
             await self.plugins_manager.fire_event(
-                BrokerEvents.CLIENT_CONNECTED, client_id=client_id, client_session=client_session
+                BrokerEvents.CLIENT_CONNECTED, client_id=client_id, client_session=session
             )
             await handler.start()
-            self._send_offline_queue(client_session, handler)
-            await self._client_message_loop(client_session, handler)
+            await self._client_message_loop(session, handler)
         finally:
-            if client_session.transitions.state == "connected":
-                # the message loop ended without a disconnect (protocol error or cancellation)
-                await self._end_connection(client_session, handler, graceful=False, reason="protocol error")
+            # the message loop can end without a disconnect (protocol error, cancellation)
+            await self._end_connection(connection, graceful=False, reason="protocol error")
             if self._connections.get(client_id) is connection:
                 del self._connections[client_id]
+            self._connection_of.pop(handler, None)
             connection.closed.set()
 
+    async def _resume_or_create(self, incoming: Session) -> Session:
+        """The session for an accepted CONNECT (MQTT-3.1.2-4/5/6); ``parent`` is session present."""
+        client_id = incoming.client_id
+        existing, _ = self._sessions.get(client_id, (None, None))
+        if existing is not None and (incoming.clean_session or existing.clean_session):
+            await self._delete_session(client_id)
+            existing = None
+        if existing is None:
+            incoming.parent = 0
+            return incoming
+        for name in _CONNECTION_FIELDS:
+            setattr(existing, name, getattr(incoming, name))
+        existing.parent = 1
+        return existing
+
     async def _take_over(self, client_id: str) -> None:
-        """Close a live connection that holds ``client_id`` and wait until it has ended."""
+        """End a live connection that holds ``client_id`` (MQTT-3.1.4-2) and wait until it has."""
         previous = self._connections.get(client_id)
         if previous is None:
             return
         log.info("client id %s connected again: closing its previous connection", client_id)
         await previous.handler.handle_connection_closed()
         try:
-            await asyncio.wait_for(previous.closed.wait(), _TAKEOVER_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(previous.closed.wait()), _TAKEOVER_GRACE)
         except TimeoutError:
-            log.warning("previous connection of %s did not end within %ss", client_id, _TAKEOVER_TIMEOUT)
+            if previous.task is not None:
+                previous.task.cancel()  # its handler is not listening yet (amqtt's start can wait)
+            await asyncio.wait_for(previous.closed.wait(), _TAKEOVER_GRACE)
 
     async def _handle_disconnect(
         self, client_session: Session, handler: BrokerProtocolHandler, disconnect_waiter: asyncio.Future[Any]
     ) -> None:
-        graceful = isinstance(disconnect_waiter.result(), DisconnectPacket)
-        await self._end_connection(
-            client_session, handler, graceful=graceful, reason="DISCONNECT" if graceful else "connection lost"
-        )
+        connection = self._connection_of.get(handler)
+        if connection is not None:
+            graceful = isinstance(disconnect_waiter.result(), DisconnectPacket)
+            await self._end_connection(
+                connection, graceful=graceful, reason="DISCONNECT" if graceful else "connection lost"
+            )
 
-    async def _end_connection(
-        self, session: Session, handler: BrokerProtocolHandler, *, graceful: bool, reason: str
-    ) -> None:
-        """Publish the will unless the client sent DISCONNECT, then end the connection."""
-        client_id = session.client_id
+    async def _end_connection(self, connection: _Connection, *, graceful: bool, reason: str) -> None:
+        """Publish the will unless the client sent DISCONNECT, then end the connection (once)."""
+        if connection.ended:
+            return
+        connection.ended = True
+        session, client_id = connection.session, connection.session.client_id
         if not graceful and session.will_flag and session.will_topic and session.will_message is not None:
             will_qos = session.will_qos or 0
             await self._route(
@@ -204,7 +271,7 @@ class _EdgeBroker(Broker):
             )
             if session.will_retain:
                 await self.retain_message(session, session.will_topic, session.will_message, will_qos)
-        await self._stop_handler(handler)
+        await self._stop_handler(connection.handler)
         session.transitions.disconnect()
         self._state.record_disconnected(client_id)
         log.info("client disconnected: client_id=%s reason=%s", client_id, reason)
@@ -226,7 +293,7 @@ class _EdgeBroker(Broker):
         if message is None:
             return True
         topic = message.topic
-        if not is_valid_topic_name(topic) or topic.startswith("$"):
+        if not _is_publishable(topic):
             log.warning("client %s published to invalid topic %r: closing", client_session.client_id, topic)
             return False
         if self._has_topic_plugins and not await self._topic_allowed(client_session, topic, Action.PUBLISH):
@@ -284,16 +351,26 @@ class _EdgeBroker(Broker):
         return bool(await self._topic_filtering(session, topic=topic, action=action))
 
     def _deliver(
-        self, handler: BrokerProtocolHandler, topic: str, data: bytes | bytearray, qos: int, *, retain: bool = False
+        self,
+        handler: BrokerProtocolHandler,
+        topic: str,
+        data: bytes | bytearray,
+        qos: int,
+        *,
+        retain: bool = False,
+        counted: bool = True,
     ) -> None:
+        """Send one copy in the background; a counted copy that fails counts as dropped."""
         task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=retain))
         self._deliveries.add(task)
-        task.add_done_callback(self._delivery_done)
+        task.add_done_callback(partial(self._delivery_done, counted))
 
-    def _delivery_done(self, task: asyncio.Future[Any]) -> None:
+    def _delivery_done(self, counted: bool, task: asyncio.Future[Any]) -> None:
         self._deliveries.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.debug("delivery failed: %r", task.exception())
+            if counted:
+                self._state.record_dropped(1)
 
     def _send_offline_queue(self, session: Session, handler: BrokerProtocolHandler) -> None:
         """Deliver what was queued while the session was offline (retain flag 0, MQTT-3.3.1-9)."""
@@ -349,13 +426,19 @@ class _EdgeBroker(Broker):
             self._state.record_unsubscribed(session.client_id, a_filter)
         return deleted
 
+    def _queued_for(self, client_id: str) -> int:
+        session = self._sessions.get(client_id, (None, None))[0]
+        return int(session.retained_messages.qsize()) if session is not None else 0
+
     async def _delete_session(self, client_id: str) -> None:
+        queued = self._queued_for(client_id)
         await super()._delete_session(client_id)
-        self._state.record_session_discarded(client_id)
+        self._state.record_session_discarded(client_id, dropped=queued)
 
     async def _cleanup_session(self, client_id: str) -> None:
+        queued = self._queued_for(client_id)
         await super()._cleanup_session(client_id)
-        self._state.record_session_discarded(client_id)
+        self._state.record_session_discarded(client_id, dropped=queued)
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session
@@ -370,7 +453,13 @@ class _EdgeBroker(Broker):
             if not self._matches(topic, topic_filter):
                 continue
             if not self._has_topic_plugins or await self._topic_allowed(session, topic, Action.RECEIVE):
-                self._deliver(handler, topic, retained.data, min(granted_qos, retained.qos or 0), retain=True)
+                qos = min(granted_qos, retained.qos or 0)
+                self._deliver(handler, topic, retained.data, qos, retain=True, counted=False)
+
+
+def _is_publishable(topic: str | None) -> bool:
+    """Clients may publish (and leave wills) only on valid topic names outside ``$``."""
+    return topic is not None and is_valid_topic_name(topic) and not topic.startswith("$")
 
 
 def _client_info(session: Session) -> ClientInfo:

@@ -128,8 +128,9 @@ class BrokerState:
             record.connected = False
             self._changed()
 
-    def record_session_discarded(self, client_id: str) -> None:
-        """A session ended for good: forget its record and its subscriptions."""
+    def record_session_discarded(self, client_id: str, dropped: int = 0) -> None:
+        """A session ended for good: forget its record and subscriptions; its queue is ``dropped``."""
+        self._message_drop += dropped
         self._clients.pop(client_id, None)
         for topic_filter in self._subscriptions.pop(client_id, {}):
             self._tree.unsubscribe(topic_filter, client_id)
@@ -171,6 +172,11 @@ class BrokerState:
             record = clients.get(client_id)
             if record is not None:
                 record.messages_received += 1
+        self._changed()
+
+    def record_dropped(self, count: int) -> None:
+        """Routed copies that were lost before delivery (the connection failed, no ack came)."""
+        self._message_drop += count
         self._changed()
 
     def record_message(self, message: RoutedMessage) -> None:

@@ -143,6 +143,7 @@ class _LoopThread:
     def start(self, timeout: float) -> None:
         self._thread.start()
         if not self._ready.wait(timeout):
+            self.stop(timeout)
             raise TimeoutError(f"the broker thread did not start within {timeout}s")
         if self._error is not None:
             self._thread.join()
@@ -150,7 +151,8 @@ class _LoopThread:
 
     def stop(self, timeout: float) -> None:
         if self.loop is not None and self._stop is not None and self._thread.is_alive():
-            self.loop.call_soon_threadsafe(self._stop.set)
+            with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
+                self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise RuntimeError(f"the broker thread did not stop within {timeout}s")

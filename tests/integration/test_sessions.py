@@ -1,0 +1,105 @@
+"""Session handling at CONNECT: authentication first, takeover, session present, wills."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from broker import EdgeBroker
+from tests.helpers import ephemeral_settings, mqtt_client, next_message, running_broker, v1, wait_state
+from tests.mqtt_packets import RawClient, connect, subscribe
+
+pytestmark = pytest.mark.anyio
+
+CLOSED_AUTH = {"allow_anonymous": False, "password": {"victim": "pw", "helper": "pw"}}
+
+
+async def test_refused_clean_connect_leaves_the_live_session_alone() -> None:
+    """A refused CONNECT with clean session does not delete the live session of that client id (MQTT-3.1.4)."""
+    async with running_broker(ephemeral_settings(auth=CLOSED_AUTH)) as broker:
+        async with mqtt_client(broker, "victim", username="victim", password="pw") as victim:
+            await victim.subscribe("v/#")
+            async with RawClient.open(broker.mqtt_address) as attacker:
+                assert await attacker.connack(connect("victim", clean=True)) == (0, 5)
+            assert broker.stats().client_size == 1
+            async with mqtt_client(broker, "pub", username="helper", password="pw") as pub:
+                await pub.publish("v/1", b"still here")
+            assert (await next_message(victim)).payload == b"still here"
+
+
+async def test_refused_connect_does_not_plant_a_will() -> None:
+    """A refused CONNECT carrying a will does not change the live session's will."""
+    async with running_broker(ephemeral_settings(auth=CLOSED_AUTH)) as broker:
+        async with mqtt_client(broker, "watcher", username="helper", password="pw") as watcher:
+            await watcher.subscribe("wills/#")
+            async with RawClient.open(broker.mqtt_address) as victim:
+                assert await victim.connack(connect("victim", clean=False, username="victim", password="pw")) == (0, 0)
+                async with RawClient.open(broker.mqtt_address) as attacker:
+                    planted = connect("victim", clean=False, will=("wills/victim", b"forged", 0, False))
+                    assert await attacker.connack(planted) == (0, 5)
+                await wait_state(broker, lambda s: (c := s.client("victim")) is not None and c.connected)
+                victim.abort()
+            await wait_state(broker, lambda s: (c := s.client("victim")) is not None and not c.connected)
+            assert broker.stats().message_in == 0
+
+
+async def test_takeover_publishes_the_old_connections_will(broker: EdgeBroker) -> None:
+    """When a persistent session is taken over, the will of the closed connection is published."""
+    async with mqtt_client(broker, "watcher") as watcher:
+        await watcher.subscribe("wills/#")
+        async with RawClient.open(broker.mqtt_address) as first, RawClient.open(broker.mqtt_address) as second:
+            assert await first.connack(connect("twin", clean=False, will=("wills/twin", b"old", 0, False))) == (0, 0)
+            assert await second.connack(connect("twin", clean=False, will=("wills/twin", b"new", 0, False))) == (1, 0)
+            assert await first.closed_by_peer()
+            assert (await next_message(watcher)).payload == b"old"
+
+
+async def test_session_present_flag(broker: EdgeBroker) -> None:
+    """Session present is 1 when a persistent session resumes and 0 after a clean session discarded it."""
+    async with RawClient.open(broker.mqtt_address) as raw:
+        assert await raw.connack(connect("p", clean=False)) == (0, 0)
+        await raw.send(subscribe(1, ("p/#", 1)))
+        await raw.read_packet()
+    await wait_state(broker, lambda s: (c := s.client("p")) is not None and not c.connected)
+    async with RawClient.open(broker.mqtt_address) as raw:
+        assert await raw.connack(connect("p", clean=False)) == (1, 0)
+    await wait_state(broker, lambda s: (c := s.client("p")) is not None and not c.connected)
+    async with RawClient.open(broker.mqtt_address) as raw:
+        assert await raw.connack(connect("p", clean=True)) == (0, 0)
+    await wait_state(broker, lambda s: s.client("p") is None)
+    async with RawClient.open(broker.mqtt_address) as raw:
+        assert await raw.connack(connect("p", clean=False)) == (0, 0)
+    assert broker.state.subscriptions() == []
+
+
+@pytest.mark.parametrize("will_topic", ["wills/#", "wills/+/x", "$SYS/fake", ""])
+async def test_invalid_will_topic_is_refused(broker: EdgeBroker, api: httpx.AsyncClient, will_topic: str) -> None:
+    """A CONNECT whose will topic is not a valid topic name is closed without CONNACK (MQTT-3.1.3-10)."""
+    async with RawClient.open(broker.mqtt_address) as raw:
+        await raw.send(connect("bad-will", will=(will_topic, b"x", 0, False)))
+        assert await raw.closed_by_peer()
+    assert await v1(api, 5) == []
+
+
+async def test_anonymous_persistent_session_keeps_queued_messages(broker: EdgeBroker) -> None:
+    """An anonymous client with clean session 0 gets its QoS 1 messages queued while offline."""
+    async with mqtt_client(broker, "anon", clean_session=False) as anon:
+        await anon.subscribe("a/#", qos=1)
+    await wait_state(broker, lambda s: (c := s.client("anon")) is not None and not c.connected)
+    async with mqtt_client(broker, "pub") as pub:
+        await pub.publish("a/1", b"while away", qos=1)
+    async with mqtt_client(broker, "anon", clean_session=False) as anon:
+        assert (await next_message(anon)).payload == b"while away"
+
+
+async def test_discarded_queue_counts_as_dropped(broker: EdgeBroker) -> None:
+    """Messages queued for a session that a clean CONNECT discards count in message_drop."""
+    async with mqtt_client(broker, "q", clean_session=False) as q:
+        await q.subscribe("q/#", qos=1)
+    await wait_state(broker, lambda s: (c := s.client("q")) is not None and not c.connected)
+    async with mqtt_client(broker, "pub") as pub:
+        await pub.publish("q/1", b"1", qos=1)
+        await pub.publish("q/2", b"2", qos=1)
+    async with mqtt_client(broker, "q", clean_session=True):
+        pass
+    assert broker.stats().message_drop == 2
