@@ -16,31 +16,34 @@ CLOSED_AUTH = {"allow_anonymous": False, "password": {"victim": "pw", "helper": 
 
 async def test_refused_clean_connect_leaves_the_live_session_alone() -> None:
     """A refused CONNECT with clean session does not delete the live session of that client id (MQTT-3.1.4)."""
-    async with running_broker(ephemeral_settings(auth=CLOSED_AUTH)) as broker:
-        async with mqtt_client(broker, "victim", username="victim", password="pw") as victim:
-            await victim.subscribe("v/#")
-            async with RawClient.open(broker.mqtt_address) as attacker:
-                assert await attacker.connack(connect("victim", clean=True)) == (0, 5)
-            assert broker.stats().client_size == 1
-            async with mqtt_client(broker, "pub", username="helper", password="pw") as pub:
-                await pub.publish("v/1", b"still here")
-            assert (await next_message(victim)).payload == b"still here"
+    async with (
+        running_broker(ephemeral_settings(auth=CLOSED_AUTH)) as broker,
+        mqtt_client(broker, "victim", username="victim", password="pw") as victim,
+    ):
+        await victim.subscribe("v/#")
+        async with RawClient.open(broker.mqtt_address) as attacker:
+            assert await attacker.connack(connect("victim", clean=True)) == (0, 5)
+        assert broker.stats().client_size == 1
+        async with mqtt_client(broker, "pub", username="helper", password="pw") as pub:
+            await pub.publish("v/1", b"still here")
+        assert (await next_message(victim)).payload == b"still here"
 
 
 async def test_refused_connect_does_not_plant_a_will() -> None:
     """A refused CONNECT carrying a will does not change the live session's will."""
-    async with running_broker(ephemeral_settings(auth=CLOSED_AUTH)) as broker:
-        async with mqtt_client(broker, "watcher", username="helper", password="pw") as watcher:
-            await watcher.subscribe("wills/#")
-            async with RawClient.open(broker.mqtt_address) as victim:
-                assert await victim.connack(connect("victim", clean=False, username="victim", password="pw")) == (0, 0)
-                async with RawClient.open(broker.mqtt_address) as attacker:
-                    planted = connect("victim", clean=False, will=("wills/victim", b"forged", 0, False))
-                    assert await attacker.connack(planted) == (0, 5)
-                await wait_state(broker, lambda s: (c := s.client("victim")) is not None and c.connected)
-                victim.abort()
-            await wait_state(broker, lambda s: (c := s.client("victim")) is not None and not c.connected)
-            assert broker.stats().message_in == 0
+    async with (
+        running_broker(ephemeral_settings(auth=CLOSED_AUTH)) as broker,
+        mqtt_client(broker, "watcher", username="helper", password="pw") as watcher,
+    ):
+        await watcher.subscribe("wills/#")
+        async with RawClient.open(broker.mqtt_address) as victim:
+            assert await victim.connack(connect("victim", clean=False, username="victim", password="pw")) == (0, 0)
+            async with RawClient.open(broker.mqtt_address) as attacker:
+                planted = connect("victim", clean=False, will=("wills/victim", b"forged", 0, False))
+                assert await attacker.connack(planted) == (0, 5)
+            victim.abort()
+        await wait_state(broker, lambda s: (c := s.client("victim")) is not None and not c.connected)
+        assert broker.stats().message_in == 0
 
 
 async def test_takeover_publishes_the_old_connections_will(broker: EdgeBroker) -> None:
