@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from broker.lifecycle import EdgeBroker
-from broker.settings import BrokerSettings, HttpServer, Listeners, TcpListener
+from broker.settings import BrokerSettings
 from broker.threaded import ThreadedBroker
 
 _MARKER = "edgemq"
@@ -47,7 +47,7 @@ def settings_for_test(options: dict[str, Any]) -> tuple[BrokerSettings, int]:
     unknown = set(options) - _OPTIONS
     if unknown:
         raise pytest.UsageError(f"unknown @pytest.mark.{_MARKER} options: {sorted(unknown)}")
-    settings = options.get("settings") or ephemeral_settings()
+    settings = options.get("settings") or BrokerSettings.ephemeral()
     http = settings.http_server.model_copy(
         update={
             key: options[option]
@@ -59,11 +59,6 @@ def settings_for_test(options: dict[str, Any]) -> tuple[BrokerSettings, int]:
         update={"allow_anonymous": options.get("allow_anonymous", settings.auth.allow_anonymous)}
     )
     return settings.model_copy(update={"http_server": http, "auth": auth}), int(options.get("history", 10_000))
-
-
-def ephemeral_settings() -> BrokerSettings:
-    """Default settings with MQTT and the admin API on free loopback ports."""
-    return BrokerSettings(listeners=Listeners(tcp=TcpListener(bind="127.0.0.1:0")), http_server=HttpServer(port=0))
 
 
 @pytest.fixture
@@ -80,7 +75,7 @@ def mqtt_broker(request: pytest.FixtureRequest) -> Iterator[ThreadedBroker]:
 @pytest.fixture(scope="session")
 def mqtt_broker_session() -> Iterator[ThreadedBroker]:
     """One broker for the whole test session, on free ports."""
-    with EdgeBroker.run_in_thread(ephemeral_settings()) as broker:
+    with EdgeBroker.run_in_thread(BrokerSettings.ephemeral()) as broker:
         yield broker
 
 

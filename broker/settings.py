@@ -262,6 +262,11 @@ class BrokerSettings(_Section):
     shutdown_timeout: Duration = 10.0
     """edgemq: seconds the whole shutdown may take before remaining work is cancelled."""
 
+    @classmethod
+    def ephemeral(cls) -> BrokerSettings:
+        """The defaults with MQTT and the admin API on free loopback ports (tests, embedding)."""
+        return cls(listeners=Listeners(tcp=TcpListener(bind="127.0.0.1:0")), http_server=HttpServer(port=0))
+
 
 class LiveSettings:
     """The running settings, shared by both sides; live-applicable changes replace ``current``."""

@@ -23,14 +23,10 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from broker import BrokerSettings, EdgeBroker
 
-from broker import EdgeBroker
-from broker.pytest_plugin import ephemeral_settings
-
-EPHEMERAL = ephemeral_settings()
+EPHEMERAL = BrokerSettings.ephemeral()
 
 
 @dataclass

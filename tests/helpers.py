@@ -17,7 +17,7 @@ WAIT = 5.0  # seconds any single wait in a test may take
 
 def ephemeral_settings(**sections: dict[str, Any]) -> BrokerSettings:
     """Settings with MQTT and HTTP on loopback port 0, plus ``section={key: value}`` options."""
-    data: dict[str, Any] = {"listeners": {"tcp": {"bind": "127.0.0.1:0"}}, "http_server": {"port": 0}}
+    data: dict[str, Any] = BrokerSettings.ephemeral().model_dump()
     for section, values in sections.items():
         data[section] = {**data.get(section, {}), **values}
     return BrokerSettings.model_validate(data)
