@@ -1,0 +1,58 @@
+"""MQTT over TLS and WebSocket listeners, bound by edgemq on free ports."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import aiomqtt
+import httpx
+import pytest
+import trustme
+
+from tests.helpers import ephemeral_settings, next_message, running_broker
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_tls_listener(tmp_path: Path) -> None:
+    """A client that trusts the listener's CA publishes and receives over TLS."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    listeners = {
+        "tcp": None,
+        "ssl": {"bind": "127.0.0.1:0", "keyfile": str(tmp_path / "key.pem"), "certfile": str(tmp_path / "cert.pem")},
+    }
+    async with running_broker(ephemeral_settings(listeners=listeners)) as broker:
+        host, port = broker.mqtt_addresses["ssl"]
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        async with aiomqtt.Client(host, port, identifier="tls-client", tls_context=context) as client:
+            await client.subscribe("secure/#")
+            await client.publish("secure/t", b"encrypted")
+            assert (await next_message(client)).payload == b"encrypted"
+
+
+async def test_websocket_listener() -> None:
+    """A client connects over WebSocket at the configured path; other paths get 404."""
+    listeners = {"ws": {"bind": "127.0.0.1:0/mqtt"}}
+    async with running_broker(ephemeral_settings(listeners=listeners)) as broker:
+        host, port = broker.mqtt_addresses["ws"]
+        async with aiomqtt.Client(
+            host, port, identifier="ws-client", transport="websockets", websocket_path="/mqtt"
+        ) as client:
+            await client.subscribe("web/#")
+            await client.publish("web/t", b"over ws")
+            assert (await next_message(client)).payload == b"over ws"
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"http://{host}:{port}/other")).status_code == 404
+
+
+async def test_readyz_reflects_listeners() -> None:
+    """/readyz is 200 while every listener accepts connections."""
+    async with running_broker(ephemeral_settings(listeners={"ws": {"bind": "127.0.0.1:0/mqtt"}})) as broker:
+        host, port = broker.http_address
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"http://{host}:{port}/readyz")).status_code == 200
