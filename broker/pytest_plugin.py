@@ -5,24 +5,27 @@
 - ``mqtt_broker_session``: one broker for the whole session; ``mqtt_broker_reset`` hands it to a
   test after a ``reset()`` (no clients, sessions, retained messages or counters left over).
 - ``@pytest.mark.edgemq(...)`` sets the broker's options for ``mqtt_broker``:
-  ``allow_anonymous``, ``admin_username``, ``admin_password``, ``history`` or a whole
-  ``settings=BrokerSettings(...)``.
+  ``allow_anonymous``, ``admin_username``, ``admin_password``, ``history``, a whole
+  ``settings=BrokerSettings(...)``, or ``conf="path/edgemq.conf"`` (its listeners and admin API
+  moved to free loopback ports).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from broker.config_file import ConfigSource
 from broker.lifecycle import EdgeBroker
 from broker.settings import BrokerSettings
 from broker.threaded import ThreadedBroker
 
 _MARKER = "edgemq"
-_OPTIONS = {"allow_anonymous", "admin_username", "admin_password", "history", "settings"}
+_OPTIONS = {"allow_anonymous", "admin_username", "admin_password", "conf", "history", "settings"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,6 +51,9 @@ def settings_for_test(options: dict[str, Any]) -> tuple[BrokerSettings, int]:
     if unknown:
         raise pytest.UsageError(f"unknown @pytest.mark.{_MARKER} options: {sorted(unknown)}")
     settings = options.get("settings") or BrokerSettings.ephemeral()
+    if "conf" in options:  # the user's file, on free loopback ports
+        free_ports = {"listeners": {"tcp": {"bind": "127.0.0.1:0"}}, "http_server": {"ip_addr": "127.0.0.1", "port": 0}}
+        settings = ConfigSource(Path(options["conf"]), cli=free_ports).load()
     http = settings.http_server.model_copy(
         update={
             key: options[option]

@@ -181,6 +181,11 @@ def test_options(mqtt_broker):
     answer = httpx.post(mqtt_broker.api_url + "/v1", json={"req": 2, "seq": 1}, auth=mqtt_broker.admin_auth)
     assert answer.status_code == 200
 
+@pytest.mark.edgemq(conf="edgemq.conf")
+def test_config_file(mqtt_broker):
+    assert mqtt_broker.settings.mqtt.max_mqueue_len == 77
+    assert mqtt_broker.mqtt_port != 1883
+
 @pytest.mark.edgemq(colour="blue")
 def test_unknown_option(mqtt_broker):
     pass
@@ -188,8 +193,9 @@ def test_unknown_option(mqtt_broker):
 
 
 def test_marker_sets_broker_options(pytester: pytest.Pytester) -> None:
-    """@pytest.mark.edgemq passes options to the broker; an unknown option is a clear error."""
+    """@pytest.mark.edgemq passes options (or a config file) to the broker; an unknown option is a clear error."""
     pytester.makepyfile(MARKER_TEST)
+    (pytester.path / "edgemq.conf").write_text('listeners.tcp.bind = "0.0.0.0:1883"\nmqtt.max_mqueue_len = 77\n')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, errors=1)
+    result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*unknown @pytest.mark.edgemq options:*colour*"])
