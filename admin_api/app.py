@@ -11,6 +11,7 @@ from admin_api.context import ApiContext
 from admin_api.errors import exception_handlers
 from admin_api.health import health_routes
 from admin_api.v1 import v1_routes
+from admin_api.v4 import v4_routes
 from broker.control import BrokerControl
 from broker.settings import LiveSettings
 from broker.state import BrokerState
@@ -35,7 +36,7 @@ def create_app(state: BrokerState, control: BrokerControl, settings: LiveSetting
     """A Starlette app serving the admin API from ``state``, configured by ``settings.current``."""
     ctx = ApiContext(state, control, settings)
     app = Starlette(
-        routes=[*v1_routes(ctx), *health_routes(ctx)],
+        routes=[*v1_routes(ctx), *v4_routes(ctx), *health_routes(ctx)],
         middleware=[Middleware(_IgnoreTrailingSlash), Middleware(AuthMiddleware, settings=settings)],
         exception_handlers=exception_handlers,
     )

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from admin_api.codes import ResultCode
 from admin_api.errors import ApiError, error_response
+from admin_api.prometheus import PROMETHEUS_PATH
 from broker.settings import LiveSettings
 
 __all__ = ["AuthMiddleware", "check_basic_auth"]
@@ -39,6 +40,12 @@ def check_basic_auth(header: str | None, username: str, password: str) -> Result
     return None if user_ok & password_ok else ResultCode.WRONG_CREDENTIALS
 
 
+def _needs_auth(path: str, auth_type: str, prometheus_auth: bool) -> bool:
+    if auth_type == "no_auth" or not (path == "/api" or path.startswith("/api/")):
+        return False
+    return prometheus_auth or path.rstrip("/") != PROMETHEUS_PATH
+
+
 class AuthMiddleware:
     """Answers 401 with code 104 or 103 for unauthenticated requests to ``/api``.
 
@@ -52,7 +59,7 @@ class AuthMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         http = self._settings.current.http_server
-        if scope["type"] == "http" and http.auth_type != "no_auth" and (path == "/api" or path.startswith("/api/")):
+        if scope["type"] == "http" and _needs_auth(path, http.auth_type, http.prometheus_auth):
             failure = check_basic_auth(Headers(scope=scope).get("authorization"), http.username, http.password)
             if failure is not None:
                 await error_response(ApiError(401, failure), headers=_CHALLENGE)(scope, receive, send)

@@ -12,7 +12,7 @@ from admin_api.errors import ApiError
 from broker.config_changes import ConfigUnavailable
 from broker.config_file import ConfigError, masked
 
-__all__ = ["change_config", "control_action", "running_config"]
+__all__ = ["change_config", "control_action", "run_in_loop", "running_config"]
 
 log = logging.getLogger("edgemq.api")
 
@@ -48,3 +48,8 @@ def control_action(ctx: ApiContext, action: object) -> Callable[[], None]:
     if chosen is None:
         raise ApiError(400, ResultCode.PARAMETER_ERROR)
     return chosen
+
+
+async def run_in_loop(action: Callable[[], None]) -> None:
+    """Background-task body: Starlette runs plain functions on a worker thread; control acts in the loop."""
+    action()

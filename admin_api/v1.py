@@ -14,9 +14,10 @@ from starlette.routing import Route
 
 from admin_api.body import BodyTooLarge, InvalidJson, read_json
 from admin_api.codes import ResultCode
-from admin_api.config_api import change_config, control_action, running_config
+from admin_api.config_api import change_config, control_action, run_in_loop, running_config
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
+from admin_api.shapes import topic_tree
 
 __all__ = ["v1_routes"]
 
@@ -57,16 +58,7 @@ def _clients(ctx: ApiContext, body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _topic_tree(ctx: ApiContext, body: dict[str, Any]) -> list[list[dict[str, Any]]]:
-    levels: list[list[dict[str, Any]]] = []
-    for level in ctx.state.topic_tree():
-        nodes: list[dict[str, Any]] = []
-        for node in level:
-            shaped: dict[str, Any] = {"topic": node.topic, "cld_cnt": node.child_count}
-            if node.client_ids:
-                shaped["client_id"] = list(node.client_ids)
-            nodes.append(shaped)
-        levels.append(nodes)
-    return levels
+    return topic_tree(ctx.state, "client_id")
 
 
 @dataclass(frozen=True)
@@ -74,11 +66,6 @@ class AfterAnswer:
     """A reply without ``data`` whose action runs once the answer has been sent."""
 
     action: Callable[[], None]
-
-
-async def _in_loop(action: Callable[[], None]) -> None:
-    # Starlette runs plain functions of background tasks on a worker thread; control acts in the loop
-    action()
 
 
 def _control(ctx: ApiContext, body: dict[str, Any]) -> AfterAnswer:
@@ -147,7 +134,9 @@ def v1_routes(ctx: ApiContext) -> list[Route]:
             log.exception("req %d failed", req)
             raise ApiError(500, ResultCode.UNKNOWN_ERROR, seq=seq, rep=req) from None
         if isinstance(data, AfterAnswer):
-            return JSONResponse({"code": 0, "seq": seq, "rep": req}, background=BackgroundTask(_in_loop, data.action))
+            return JSONResponse(
+                {"code": 0, "seq": seq, "rep": req}, background=BackgroundTask(run_in_loop, data.action)
+            )
         return JSONResponse({"code": 0, "seq": seq, "rep": req, "data": data})
 
     return [Route("/api/v1", endpoint, methods=["POST", "GET"])]

@@ -57,7 +57,6 @@ log = logging.getLogger("edgemq.mqtt")
 _LISTENER = "default"
 _CONNECT_FIRST_BYTE = 0x10  # MQTT-3.1.0-1: the first packet must be a CONNECT
 _SUBSCRIPTION_REFUSED = 0x80
-_TAKEOVER_TIMEOUT = 5.0
 _TAKEOVER_GRACE = 1.0
 # What a resumed persistent session takes over from the new CONNECT.
 _CONNECTION_FIELDS = (
@@ -240,13 +239,20 @@ class _EdgeBroker(Broker):
         if previous is None:
             return
         log.info("client id %s connected again: closing its previous connection", client_id)
-        await previous.handler.handle_connection_closed()
+        await self._close(previous, publish_will=True)
+
+    async def _close(self, connection: _Connection, *, publish_will: bool) -> None:
+        """Close one connection from the server side and wait until it has ended."""
+        if not publish_will:
+            connection.session.will_flag = False
+        await connection.handler.handle_connection_closed()
         try:
-            await asyncio.wait_for(asyncio.shield(previous.closed.wait()), _TAKEOVER_GRACE)
+            await asyncio.wait_for(asyncio.shield(connection.closed.wait()), _TAKEOVER_GRACE)
         except TimeoutError:
-            if previous.task is not None:
-                previous.task.cancel()  # its handler is not listening yet (amqtt's start can wait)
-            await asyncio.wait_for(previous.closed.wait(), _TAKEOVER_GRACE)
+            if connection.task is not None:
+                connection.task.cancel()  # its handler is not listening yet (amqtt's start can wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(connection.closed.wait(), _TAKEOVER_GRACE)
 
     async def _handle_disconnect(
         self, client_session: Session, handler: BrokerProtocolHandler, disconnect_waiter: asyncio.Future[Any]
@@ -321,10 +327,18 @@ class _EdgeBroker(Broker):
             await self._route(session, topic, bytes(data), force_qos or 0, counted=session is not None)
 
     async def _route(
-        self, sender: Session | None, topic: str, data: bytes, qos: int, *, retain: bool = False, counted: bool = True
+        self,
+        sender: Session | None,
+        topic: str,
+        data: bytes,
+        qos: int,
+        *,
+        retain: bool = False,
+        counted: bool = True,
+        sender_id: str | None = None,
     ) -> None:
         """Route one message to every matching subscription and count it."""
-        sender_id = sender.client_id if sender is not None else None
+        sender_id = sender.client_id if sender is not None else sender_id
         if counted and self._state.observes_messages:
             self._state.record_message(RoutedMessage(topic, data, qos, retain, sender_id))
         routed: list[str] = []
@@ -389,16 +403,36 @@ class _EdgeBroker(Broker):
 
     async def close_connections(self) -> None:
         """Close every client connection without publishing wills (a server-side shutdown)."""
-        connections = list(self._connections.items())
-        for client_id, connection in connections:
-            session = self._sessions.get(client_id, (None, None))[0]
-            if session is not None:
-                session.will_flag = False  # a reset is not an abnormal disconnect
-            await connection.handler.handle_connection_closed()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_TAKEOVER_TIMEOUT):
-                for _, connection in connections:
-                    await connection.closed.wait()
+        await asyncio.gather(*(self._close(c, publish_will=False) for c in list(self._connections.values())))
+
+    async def kick(self, client_id: str, *, clean: bool) -> bool:
+        """Close a client's connection (its will is published); ``clean`` also discards its session.
+
+        False when there is nothing to do: no such connection (and, with ``clean``, no session).
+        """
+        connection = self._connections.get(client_id)
+        if connection is not None:
+            log.info("kicking client %s", client_id)
+            await self._close(connection, publish_will=True)
+        if clean and client_id in self._sessions:
+            await self._delete_session(client_id)
+            return True
+        return connection is not None
+
+    async def publish(self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None) -> None:
+        """Route a message as if ``client_id`` (or nobody) had published it."""
+        sender = self._sessions.get(client_id, (None, None))[0] if client_id else None
+        await self._route(sender, topic, payload, qos, retain=retain, sender_id=client_id)
+        if retain:
+            await self.retain_message(sender, topic, payload, qos)
+
+    def retained(self) -> list[tuple[str, int, int]]:
+        """(topic, qos, payload size) of every retained message."""
+        return [(t, m.qos or 0, len(m.data)) for t, m in self._retained_messages.items()]
+
+    def delete_retained(self, topic: str) -> bool:
+        """Forget the retained message of ``topic``; False if there is none."""
+        return self._retained_messages.pop(topic, None) is not None
 
     def cancel_deliveries(self) -> None:
         """Cancel deliveries still in flight (at shutdown)."""
@@ -469,6 +503,8 @@ def _client_info(session: Session) -> ClientInfo:
         keepalive=session.keep_alive,
         protocol=_PROTOCOL_LEVEL,
         clean_start=bool(session.clean_session),
+        will_topic=session.will_topic if session.will_flag else None,
+        will_message=bytes(session.will_message) if session.will_flag and session.will_message is not None else None,
         ip_address=str(session.remote_address or ""),
         port=int(session.remote_port or 0),
         connected_at=datetime.now(UTC),
@@ -563,10 +599,30 @@ class MqttCore:
         assert broker is not None
         await broker.ws_connected(connection, _LISTENER)
 
+    def _running(self) -> _EdgeBroker:
+        if self._broker is None:
+            raise RuntimeError("the MQTT side is not running")
+        return self._broker
+
     async def reset(self) -> None:
         """Disconnect every client (no wills) and drop all sessions and retained messages."""
-        if self._broker is not None:
-            await self._broker.reset()
+        await self._running().reset()
+
+    async def kick(self, client_id: str, *, clean: bool) -> bool:
+        """Disconnect a client (its will is published); ``clean`` also discards its session."""
+        return await self._running().kick(client_id, clean=clean)
+
+    async def publish(self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None) -> None:
+        """Publish as the broker, attributed to ``client_id`` if given."""
+        await self._running().publish(topic, payload, qos, retain=retain, client_id=client_id)
+
+    def retained(self) -> list[tuple[str, int, int]]:
+        """(topic, qos, payload size) of every retained message."""
+        return self._running().retained()
+
+    def delete_retained(self, topic: str) -> bool:
+        """Forget one retained message; False if there is none."""
+        return self._running().delete_retained(topic)
 
     async def stop(self, timeout: float) -> None:
         """Close listeners and connections, then stop amqtt, each within ``timeout`` seconds."""

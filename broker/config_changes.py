@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from broker.config_file import ConfigSource, deep_merge, without_masks
+from pydantic import ValidationError
+
+from broker.config_file import ConfigError, ConfigSource, deep_merge, masked, without_masks
 from broker.settings import BrokerSettings
 
-__all__ = ["ConfigChange", "ConfigUnavailable", "changed_keys", "plan_change"]
+__all__ = ["ConfigChange", "ConfigUnavailable", "changed_keys", "live_view", "plan_change", "plan_live_change"]
 
 # Keys (or key prefixes ending in ".") that take effect without a restart: they are read
 # again on every request, connection or message.
@@ -84,3 +86,28 @@ def plan_change(source: ConfigSource, running: BrokerSettings, change: dict[str,
     changed = changed_keys(running, target)
     live = [key for key in changed if is_live(key)]
     return ConfigChange(override, _with_values(running, target, live), [k for k in changed if not is_live(k)])
+
+
+def live_view(settings: BrokerSettings) -> dict[str, Any]:
+    """The live-changeable settings with their values (secrets masked), in the file's shape."""
+    data = masked(settings.model_dump(mode="json"))
+    view: dict[str, Any] = {}
+    for key in LIVE_KEYS:
+        *parents, leaf = key.rstrip(".").split(".")
+        source, target = data, view
+        for part in parents:
+            source, target = source[part], target.setdefault(part, {})
+        target[leaf] = source[leaf]
+    return view
+
+
+def plan_live_change(running: BrokerSettings, change: dict[str, Any]) -> BrokerSettings:
+    """The running settings with ``change`` applied; ConfigError if it is invalid or not live."""
+    try:
+        target = BrokerSettings.model_validate(deep_merge(running.model_dump(), without_masks(change)))
+    except ValidationError as exc:
+        raise ConfigError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
+    needs_restart = [key for key in changed_keys(running, target) if not is_live(key)]
+    if needs_restart:
+        raise ConfigError([f"{key}: cannot change without a restart (use v1 req 12)" for key in needs_restart])
+    return target

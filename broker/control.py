@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol
 
 __all__ = ["BrokerControl"]
@@ -28,4 +29,29 @@ class BrokerControl(Protocol):
 
         Raises ConfigUnavailable, ConfigError or OSError.
         """
+        ...
+
+    def apply_live(self, change: dict[str, Any]) -> None:
+        """Apply live-changeable settings now, without writing them; raises ConfigError."""
+        ...
+
+    @property
+    def started_at(self) -> datetime:
+        """When the broker started (UTC)."""
+        ...
+
+    async def publish(self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None) -> None:
+        """Route a message as an MQTT publish would, attributed to ``client_id`` if given."""
+        ...
+
+    async def kick(self, client_id: str, *, clean: bool) -> bool:
+        """Disconnect a client (its will is published); ``clean`` also discards its session."""
+        ...
+
+    def retained_messages(self) -> list[tuple[str, int, int]]:
+        """(topic, qos, payload size) of every retained message."""
+        ...
+
+    def delete_retained(self, topic: str) -> bool:
+        """Forget one retained message; False if there is none."""
         ...

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 from admin_api import create_app
 from broker import helpers
 from broker.amqtt_adapter import MqttCore
-from broker.config_changes import ConfigUnavailable, plan_change
+from broker.config_changes import ConfigUnavailable, plan_change, plan_live_change
 from broker.config_file import ConfigError, ConfigSource
 from broker.helpers import Capture, MessageHistory
 from broker.http_server import AdminHttpServer
@@ -68,6 +69,7 @@ class EdgeBroker:
         self._restart_lock = asyncio.Lock()
         self._stop_requested = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
+        self._started_at: datetime | None = None
 
     @property
     def settings(self) -> BrokerSettings:
@@ -94,6 +96,7 @@ class EdgeBroker:
         except BaseException:
             await self._mqtt.stop(self.settings.shutdown_timeout)
             raise
+        self._started_at = datetime.now(UTC)
         log.info("edgemq ready: MQTT on %s, admin API on %s", self.mqtt_url, self.api_url)
 
     async def _start_http(self, settings: BrokerSettings) -> AdminHttpServer:
@@ -184,6 +187,38 @@ class EdgeBroker:
             logging.getLogger("edgemq").setLevel(python_log_level(planned.running.log.level))
         self.live.current = planned.running
         return planned.restart_required
+
+    def apply_live(self, change: dict[str, Any]) -> None:
+        """Apply live-changeable settings now without writing them (v4 /reload)."""
+        planned = plan_live_change(self.settings, change)
+        if planned.log.level != self.settings.log.level:
+            logging.getLogger("edgemq").setLevel(python_log_level(planned.log.level))
+        self.live.current = planned
+
+    @property
+    def started_at(self) -> datetime:
+        """When ``start`` last succeeded (UTC)."""
+        if self._started_at is None:
+            raise RuntimeError("the broker is not running")
+        return self._started_at
+
+    async def publish(
+        self, topic: str, payload: bytes, qos: int = 0, *, retain: bool = False, client_id: str | None = None
+    ) -> None:
+        """Publish a message through the broker, as a client ``client_id`` (optional) would."""
+        await self._mqtt.publish(topic, payload, qos, retain=retain, client_id=client_id)
+
+    async def kick(self, client_id: str, *, clean: bool = False) -> bool:
+        """Disconnect a client (its will is published); ``clean`` also discards its session."""
+        return await self._mqtt.kick(client_id, clean=clean)
+
+    def retained_messages(self) -> list[tuple[str, int, int]]:
+        """(topic, qos, payload size) of every retained message."""
+        return self._mqtt.retained()
+
+    def delete_retained(self, topic: str) -> bool:
+        """Forget the retained message of ``topic``; False if there is none."""
+        return self._mqtt.delete_retained(topic)
 
     # -- testing helpers -------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 
 from broker.topics import TopicTree, TreeNode
@@ -19,6 +19,7 @@ __all__ = [
     "BrokerState",
     "ClientInfo",
     "ClientSnapshot",
+    "Counts",
     "RoutedMessage",
     "Stats",
     "SubscriptionSnapshot",
@@ -40,6 +41,8 @@ class ClientInfo:
     ip_address: str
     port: int
     connected_at: datetime
+    will_topic: str | None = None
+    will_message: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,20 @@ class Stats:
     message_in: int
     message_out: int
     message_drop: int
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Population sizes (Prometheus gauges), now or at their peak since start."""
+
+    connections: int
+    """Connected clients."""
+    sessions: int
+    """Sessions: connected clients and offline persistent sessions."""
+    topics: int
+    """Distinct topic filters subscribed to."""
+    subscribers: int
+    """Subscriptions (client, filter pairs)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +125,10 @@ class BrokerState:
         self._tree = TopicTree()
         self._waiters: list[tuple[Predicate, asyncio.Future[None]]] = []
         self._message_observers: list[MessageObserver] = []
+        self._connected = 0
+        self._filter_refs: dict[str, int] = {}
+        self._subscription_count = 0
+        self._peaks = Counts(0, 0, 0, 0)
 
     # -- writers (MQTT side only) -------------------------------------------------------
 
@@ -116,30 +137,41 @@ class BrokerState:
         record = self._clients.get(info.client_id)
         if record is None:
             self._clients[info.client_id] = _ClientRecord(info)
+            self._connected += 1
         else:
             record.info = info
+            self._connected += not record.connected
             record.connected = True
+        self._update_peaks()
         self._changed()
 
     def record_disconnected(self, client_id: str) -> None:
         """A client's connection ended; its session, if persistent, stays as offline."""
         record = self._clients.get(client_id)
         if record is not None:
+            self._connected -= record.connected
             record.connected = False
             self._changed()
 
     def record_session_discarded(self, client_id: str, dropped: int = 0) -> None:
         """A session ended for good: forget its record and subscriptions; its queue is ``dropped``."""
         self._message_drop += dropped
-        self._clients.pop(client_id, None)
+        record = self._clients.pop(client_id, None)
+        if record is not None:
+            self._connected -= record.connected
         for topic_filter in self._subscriptions.pop(client_id, {}):
-            self._tree.unsubscribe(topic_filter, client_id)
+            self._forget_filter(topic_filter, client_id)
         self._changed()
 
     def record_subscribed(self, client_id: str, topic_filter: str, qos: int) -> None:
         """A subscription was granted (a repeated filter replaces the earlier QoS)."""
-        self._subscriptions.setdefault(client_id, {})[topic_filter] = qos
+        filters = self._subscriptions.setdefault(client_id, {})
+        if topic_filter not in filters:
+            self._filter_refs[topic_filter] = self._filter_refs.get(topic_filter, 0) + 1
+            self._subscription_count += 1
+        filters[topic_filter] = qos
         self._tree.subscribe(topic_filter, client_id, qos)
+        self._update_peaks()
         self._changed()
 
     def record_unsubscribed(self, client_id: str, topic_filter: str) -> None:
@@ -149,8 +181,17 @@ class BrokerState:
             return
         if not filters:
             del self._subscriptions[client_id]
-        self._tree.unsubscribe(topic_filter, client_id)
+        self._forget_filter(topic_filter, client_id)
         self._changed()
+
+    def _forget_filter(self, topic_filter: str, client_id: str) -> None:
+        self._tree.unsubscribe(topic_filter, client_id)
+        self._subscription_count -= 1
+        refs = self._filter_refs[topic_filter] - 1
+        if refs:
+            self._filter_refs[topic_filter] = refs
+        else:
+            del self._filter_refs[topic_filter]
 
     def record_routed(self, sender: str | None, routed_to: list[str], discarded: int) -> None:
         """One accepted message was routed.
@@ -213,6 +254,14 @@ class BrokerState:
         """``(client_id, granted qos)`` for every subscription matching ``topic``."""
         return self._tree.match(topic)
 
+    def counts(self) -> Counts:
+        """Population sizes now."""
+        return Counts(self._connected, len(self._clients), len(self._filter_refs), self._subscription_count)
+
+    def peaks(self) -> Counts:
+        """The largest population sizes since start."""
+        return self._peaks
+
     def stats(self) -> Stats:
         """The req 2 counters."""
         return Stats(len(self._subscriptions), self._message_in, self._message_out, self._message_drop)
@@ -248,6 +297,11 @@ class BrokerState:
         finally:
             if entry in self._waiters:
                 self._waiters.remove(entry)
+
+    def _update_peaks(self) -> None:
+        now = self.counts()
+        if now != self._peaks:
+            self._peaks = Counts(*map(max, astuple(now), astuple(self._peaks)))
 
     def _changed(self) -> None:
         if not self._waiters:

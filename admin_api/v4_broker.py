@@ -1,0 +1,76 @@
+"""v4 broker, node and metrics endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from admin_api.context import ApiContext
+from admin_api.process_stats import ProcessStats
+from admin_api.v4_common import query
+
+__all__ = ["broker_routes", "edgemq_version"]
+
+Endpoint = Callable[[Request], Any]
+
+
+def edgemq_version() -> str:
+    """The installed edgemq version."""
+    try:
+        return version("edgemq")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _uptime(started_at: datetime) -> str:
+    seconds = int((datetime.now(UTC) - started_at).total_seconds())
+    return f"{seconds // 3600} Hours, {seconds % 3600 // 60} minutes, {seconds % 60} seconds"
+
+
+def broker_routes(ctx: ApiContext, process: ProcessStats) -> list[tuple[str, str, str, str, Endpoint]]:
+    """(path, name, method, description, endpoint) of the broker endpoints."""
+
+    async def brokers(request: Request) -> JSONResponse:
+        query(request, ())
+        return JSONResponse({"code": 0, "data": [{
+            "datetime": datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+            "node_status": "Running",
+            "sysdescr": "edgemq",
+            "uptime": _uptime(ctx.control.started_at),
+            "version": edgemq_version(),
+        }]})  # fmt: skip
+
+    async def nodes(request: Request) -> JSONResponse:
+        query(request, ())
+        return JSONResponse({"code": 0, "data": [{
+            "connections": ctx.state.counts().sessions,
+            "node_status": "Running",
+            "uptime": _uptime(ctx.control.started_at),
+            "version": edgemq_version(),
+        }]})  # fmt: skip
+
+    async def metrics(request: Request) -> JSONResponse:
+        query(request, ())
+        cpu, memory = process.read()
+        stats = ctx.state.stats()
+        return JSONResponse({
+            "code": 0,
+            "metrics": [],
+            "cpuinfo": f"{cpu:.2f}%",
+            "memory": str(memory),
+            "connections": ctx.state.counts().sessions,
+            "messages_received": stats.message_in,
+            "messages_sent": stats.message_out,
+            "messages_dropped": stats.message_drop,
+        })  # fmt: skip
+
+    return [
+        ("/brokers", "list_brokers", "GET", "this broker: version, uptime, time", brokers),
+        ("/nodes", "list_nodes", "GET", "this node: sessions, version, uptime", nodes),
+        ("/metrics", "list_metrics", "GET", "message counters, connections, CPU and memory", metrics),
+    ]

@@ -1,0 +1,69 @@
+"""v4 configuration, live reload and control; the logic is shared with v1 (config_api)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from admin_api.codes import ResultCode
+from admin_api.config_api import control_action, run_in_loop, running_config
+from admin_api.context import ApiContext
+from admin_api.errors import ApiError
+from admin_api.v4_common import bad_parameter, json_body, ok, query
+from broker.config_changes import live_view
+from broker.config_file import ConfigError
+
+__all__ = ["config_routes"]
+
+Endpoint = Callable[[Request], Any]
+
+
+def config_routes(ctx: ApiContext) -> list[tuple[str, str, str, str, Endpoint]]:
+    """(path, name, method, description, endpoint) of the configuration endpoints."""
+
+    async def configuration(request: Request) -> JSONResponse:
+        query(request, ())
+        return ok(running_config(ctx))
+
+    async def configuration_section(request: Request) -> JSONResponse:
+        query(request, ())
+        section = running_config(ctx).get(request.path_params["section"])
+        if section is None:
+            raise ApiError(404, ResultCode.RPC_ERROR)
+        return ok(section)
+
+    async def read_reload(request: Request) -> JSONResponse:
+        query(request, ())
+        return ok(live_view(ctx.settings.current))
+
+    async def reload(request: Request) -> JSONResponse:
+        query(request, ())
+        body = await json_body(request, ctx)
+        if not isinstance(body, dict) or "data" not in body:
+            raise ApiError(400, ResultCode.MISSING_PARAMETER)
+        if not isinstance(body["data"], dict):
+            raise bad_parameter()
+        try:
+            ctx.control.apply_live(body["data"])
+        except ConfigError:
+            raise bad_parameter() from None
+        return ok(live_view(ctx.settings.current))
+
+    async def control(request: Request) -> JSONResponse:
+        query(request, ())
+        action = request.path_params["action"]
+        if action.lower() not in ("stop", "restart"):
+            raise ApiError(404, ResultCode.RPC_ERROR)
+        return JSONResponse({"code": 0}, background=BackgroundTask(run_in_loop, control_action(ctx, action)))
+
+    return [
+        ("/configuration", "get_configuration", "GET", "the running configuration (secrets masked)", configuration),
+        ("/configuration/{section}", "get_configuration_section", "GET", "one section of it", configuration_section),
+        ("/reload", "get_reload", "GET", "the settings that change without a restart", read_reload),
+        ("/reload", "reload", "POST", "change those settings now (not written to the file)", reload),
+        ("/ctrl/{action}", "control", "POST", "stop or restart, answering first", control),
+    ]  # fmt: skip
