@@ -95,8 +95,10 @@ class ListenerSet:
         self.addresses["ws"] = sockets[0].getsockname()[:2]
 
     async def _track_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await self._tracked(self._on_stream(reader, writer))
-        writer.close()
+        try:
+            await self._tracked(self._on_stream(reader, writer))
+        finally:
+            writer.close()  # also when the connection is cancelled at shutdown
 
     async def _track_websocket(self, connection: ServerConnection) -> None:
         await self._tracked(self._on_websocket(connection))

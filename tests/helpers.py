@@ -15,11 +15,11 @@ from broker import BrokerSettings, BrokerState, EdgeBroker
 WAIT = 5.0  # seconds any single wait in a test may take
 
 
-def ephemeral_settings(**sections: dict[str, Any]) -> BrokerSettings:
+def ephemeral_settings(**sections: Any) -> BrokerSettings:
     """Settings with MQTT and HTTP on loopback port 0, plus ``section={key: value}`` options."""
     data: dict[str, Any] = BrokerSettings.ephemeral().model_dump()
     for section, values in sections.items():
-        data[section] = {**data.get(section, {}), **values}
+        data[section] = {**data.get(section, {}), **values} if isinstance(values, dict) else values
     return BrokerSettings.model_validate(data)
 
 
