@@ -80,6 +80,7 @@ class ThreadedBroker:
         self.mqtt_url = broker.mqtt_url
         self.mqtt_host, self.mqtt_port = broker.mqtt_address
         self.api_url = broker.api_url
+        self.http_address = broker.http_address
         self.admin_auth = broker.admin_auth
         self.settings = broker.settings
 

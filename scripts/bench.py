@@ -5,6 +5,8 @@ Scenarios:
   startstop   start + stop of an embedded broker (EdgeBroker in the caller's loop, and
               EdgeBroker.run_in_thread as the pytest fixtures use it), against plain
               amqtt 0.12.1 started and shut down in the same loop.
+  listing     v1 req 5 and GET /api/v4/clients with N connected clients (default 10 000, held
+              by a separate process over raw sockets), against GET /healthz in the same run.
 
 Output: one JSON object per line on stdout (``--json``), or a table (default).
 ``--smoke`` runs every scenario with tiny counts, to prove the suite works (tests/bench).
@@ -18,6 +20,7 @@ import json
 import logging
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -92,29 +95,115 @@ async def bench_startstop(runs: int) -> list[Result]:
     return results
 
 
-SCENARIOS = {"startstop": bench_startstop}
+_HOLD_CONNECTIONS = """
+import socket, struct, sys
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def connect_packet(client_id):
+    cid = client_id.encode()
+    body = b"\\x00\\x04MQTT\\x04\\x02\\x00\\x3c" + struct.pack("!H", len(cid)) + cid
+    return b"\\x10" + bytes([len(body)]) + body
+held = []
+for n in range(count):
+    sock = socket.create_connection((host, port))
+    sock.sendall(connect_packet(f"bench-{n:05d}"))
+    assert sock.recv(4)[:2] == b"\\x20\\x02"
+    held.append(sock)
+print("connected", flush=True)
+sys.stdin.read()
+"""
+
+
+_TIME_REQUESTS = """
+import base64, http.client, json, sys, time
+port, user, password, runs = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+auth = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+requests = {
+    "healthz": ("GET", "/healthz", None),
+    "v1 req 5": ("POST", "/api/v1", b'{"req":5,"seq":1}'),
+    "GET /api/v4/clients": ("GET", "/api/v4/clients", None),
+}
+samples = {name: [] for name in requests}
+connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+for _ in range(runs):
+    for name, (method, path, body) in requests.items():
+        started = time.perf_counter()
+        connection.request(method, path, body=body, headers=auth)
+        response = connection.getresponse()
+        data = response.read()
+        samples[name].append(time.perf_counter() - started)
+        assert response.status == 200, (name, response.status)
+samples["clients listed"] = len(json.loads(data)["data"])
+print(json.dumps(samples))
+"""
+
+
+def _python(script: str, *args: object, stdin: bool = False) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # noqa: S603 - our own script and interpreter
+        [sys.executable, "-c", script, *map(str, args)],
+        stdin=subprocess.PIPE if stdin else None,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def bench_listing(clients: int, runs: int) -> list[Result]:
+    """Time full client listings through the admin API while ``clients`` connections are held.
+
+    The connections and the timed HTTP client are separate processes, so the broker's thread
+    has this process to itself.
+    """
+    with EdgeBroker.run_in_thread(EPHEMERAL, history=0) as broker:
+        holder = _python(_HOLD_CONNECTIONS, broker.mqtt_host, broker.mqtt_port, clients, stdin=True)
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "connected"
+            broker.wait_for_client(f"bench-{clients - 1:05d}", timeout=60)
+            timer = _python(_TIME_REQUESTS, broker.http_address[1], *broker.admin_auth, runs)
+            output, _ = timer.communicate(timeout=600)
+            samples = json.loads(output)
+            assert samples.pop("clients listed") == clients
+        finally:
+            if holder.stdin is not None:
+                holder.stdin.close()
+            holder.wait(timeout=30)
+    baseline, _ = _summary(samples["healthz"])
+    results = []
+    for name in ("v1 req 5", "GET /api/v4/clients"):
+        median, p90 = _summary(samples[name])
+        results.append(Result(f"listing {clients}", name, runs, round(median, 2), round(p90, 2), round(baseline, 2)))
+    return results
+
+
+SCENARIOS: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
+    "startstop": lambda args: asyncio.run(bench_startstop(args.runs)),
+    "listing": lambda args: bench_listing(args.clients, max(args.runs // 3, 2)),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="default: all")
     parser.add_argument("--runs", type=int, default=30, help="repetitions per subject (default %(default)s)")
+    parser.add_argument(
+        "--clients", type=int, default=10_000, help="connected clients for listing (default %(default)s)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny counts: check that every scenario runs")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     warnings.filterwarnings("ignore", message=".*psutil.*", category=DeprecationWarning)  # the baseline's $SYS plugin
-    runs = 2 if args.smoke else args.runs
+    if args.smoke:
+        args.runs, args.clients = 2, 20
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} {platform.node()} Python {platform.python_version()}", file=sys.stderr)
     for name in args.scenario or sorted(SCENARIOS):
-        for result in asyncio.run(SCENARIOS[name](runs)):
+        for result in SCENARIOS[name](args):
             if args.json:
                 print(json.dumps({**asdict(result), "ratio": round(result.ratio, 3)}))
             else:
                 print(
-                    f"{result.scenario:10} {result.subject:26} median {result.median_ms:8.2f} ms"
-                    f"  p90 {result.p90_ms:8.2f} ms  amqtt {result.baseline_median_ms:8.2f} ms"
-                    f"  ratio {result.ratio:5.2f}x  (n={result.runs})"
+                    f"{result.scenario:14} {result.subject:26} median {result.median_ms:8.2f} ms"
+                    f"  p90 {result.p90_ms:8.2f} ms  baseline {result.baseline_median_ms:8.2f} ms"
+                    f"  ratio {result.ratio:6.2f}x  (n={result.runs})"
                 )
     return 0
 
