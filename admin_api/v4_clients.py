@@ -42,7 +42,7 @@ def client_object(client: ClientSnapshot) -> dict[str, Any]:
     shaped.update(
         ip_address=info.ip_address,
         port=info.port,
-        connected_at=info.connected_at.isoformat(),
+        connected_at=info.connected_at_iso,
         recv_msg=client.messages_received,
         send_msg=client.messages_sent,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field
 from datetime import datetime
 
 from broker.topics import TopicTree, TreeNode
@@ -43,6 +43,11 @@ class ClientInfo:
     connected_at: datetime
     will_topic: str | None = None
     will_message: bytes | None = None
+    connected_at_iso: str = field(init=False, repr=False, compare=False)
+    """``connected_at`` in ISO 8601, formatted once (listings of 10 000 clients use it)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "connected_at_iso", self.connected_at.isoformat())
 
 
 @dataclass(frozen=True, slots=True)
