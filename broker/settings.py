@@ -163,8 +163,13 @@ class Mqtt(_Section):
 
     max_packet_size: Size = 1024 * 1024
     max_mqueue_len: Annotated[int, Field(ge=1)] = 2048
+    """Messages waiting for one client, connected (unfinished deliveries) or offline (queued)."""
     retry_interval: Duration = 10.0
-    keepalive_multiplier: Annotated[float, Field(ge=1.0)] = 1.25
+    """Accepted for NanoMQ files; MQTT 3.1.1 resends unacknowledged messages on reconnect only."""
+    keepalive_multiplier: Annotated[float, Field(ge=1.0)] = 1.5
+    """A client silent for keepalive x this is disconnected (MQTT 3.1.1 says 1.5)."""
+    max_connections: Annotated[int, Field(ge=0)] = 0
+    """edgemq: connections accepted at once (0 = no limit); more get CONNACK 3."""
     connect_timeout: Duration = 10.0
     """edgemq: seconds a new connection has to send its CONNECT."""
 

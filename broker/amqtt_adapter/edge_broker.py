@@ -1,23 +1,17 @@
-"""The only module that imports amqtt (pinned to 0.12.1).
+"""amqtt's ``Broker`` with edgemq's connection lifecycle, routing and counting.
 
-It translates edgemq settings into amqtt's configuration, accepts MQTT connections on a socket
-edgemq binds itself, and subclasses amqtt's ``Broker`` to fix what edgemq needs exact:
-
-* connection lifecycle (``_handle_client_session``, ``_handle_disconnect``): the shared state is
-  updated at the moment amqtt accepts or ends a connection, refused clients leave nothing
-  behind, a second CONNECT with a live client id closes the older connection (MQTT-3.1.4-2),
-  retained messages are only sent for the filters of a SUBSCRIBE, a clean session ends with its
-  connection;
-* routing (``_handle_message_delivery``, ``_broadcast_message``): every accepted message,
-  will and internal message is routed synchronously through the state's topic trie instead of
-  amqtt's linear scan and broadcast queue, and counted at that point; the delivered QoS is
-  min(published, granted) (MQTT-3.8.4);
-* the subscription table (``add_subscription``, ``_del_subscription``, ``_delete_session``,
-  ``_cleanup_session``): mirrored into the state as amqtt changes it; a repeated SUBSCRIBE
-  replaces the granted QoS.
-
-amqtt's plugin hooks keep firing for any other plugin, but edgemq does not rely on them: they
-run as detached tasks and see later state.
+* Connection lifecycle (``_initialize_client_session``, ``_handle_client_session``,
+  ``_handle_disconnect``): authenticate before touching an existing session, refuse extra
+  clients over ``mqtt.max_connections``, take over a live client id (MQTT-3.1.4-2) under a
+  per-id lock, resume or create the session, enforce keep-alive, publish the will once and
+  only after an abnormal end, end clean sessions with their connection.
+* Routing (``_handle_message_delivery``, ``_broadcast_message``): every accepted message, will
+  and internal message is routed synchronously through the state's topic trie and counted
+  there; delivered QoS = min(published, granted) (MQTT-3.8.4); queues are bounded by
+  ``mqtt.max_mqueue_len`` and overflow is counted as dropped.
+* Subscription table (``add_subscription``, ``_del_subscription``, ``_delete_session``,
+  ``_cleanup_session``): mirrored into the state; a repeated SUBSCRIBE replaces the QoS; retained
+  messages go only to the subscribing client, only for that SUBSCRIBE's filters (MQTT-3.3.1-6).
 """
 
 from __future__ import annotations
@@ -31,31 +25,29 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
+from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker, RetainedApplicationMessage, Server
 from amqtt.contexts import Action
 from amqtt.errors import MQTTError
 from amqtt.events import BrokerEvents
-from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.connack import NOT_AUTHORIZED, SERVER_UNAVAILABLE, ConnackPacket
 from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
-from websockets.asyncio.server import ServerConnection
 
+from broker.amqtt_adapter.handler import EdgeHandler, FramedReader
 from broker.client_auth import ClientAuthenticator, PasswordFileError
-from broker.listeners import ListenerSet
 from broker.settings import LiveSettings
 from broker.state import BrokerState, ClientInfo, RoutedMessage
 from broker.topics import is_valid_topic_name
 
-__all__ = ["MqttCore"]
+__all__ = ["LISTENER", "EdgeAmqttBroker", "EdgeAuthPlugin"]
 
 log = logging.getLogger("edgemq.mqtt")
 
-_LISTENER = "default"
-_CONNECT_FIRST_BYTE = 0x10  # MQTT-3.1.0-1: the first packet must be a CONNECT
+LISTENER = "default"
 _SUBSCRIPTION_REFUSED = 0x80
 _TAKEOVER_GRACE = 1.0
 # What a resumed persistent session takes over from the new CONNECT.
@@ -85,23 +77,6 @@ class EdgeAuthPlugin(BaseAuthPlugin):
         except (OSError, PasswordFileError) as exc:
             log.error("cannot check the password of %s: %s", session.client_id, exc)
             return False
-
-
-class _PrefixedReader(StreamReaderAdapter):
-    """A stream reader that first returns bytes edgemq already read (the CONNECT's first byte)."""
-
-    def __init__(self, reader: asyncio.StreamReader, prefix: bytes) -> None:
-        super().__init__(reader)
-        self._prefix = prefix
-
-    async def read(self, n: int = -1) -> bytes:
-        if not self._prefix:
-            return bytes(await super().read(n))
-        if n == -1:
-            data, self._prefix = self._prefix + bytes(await super().read(n)), b""
-            return data
-        head, self._prefix = self._prefix[:n], self._prefix[n:]
-        return head + (bytes(await super().read(n - len(head))) if n > len(head) else b"")
 
 
 @dataclass(eq=False)
@@ -136,7 +111,7 @@ class _KeyedLocks:
                 self._locks[key] = (lock, users - 1)
 
 
-class _EdgeBroker(Broker):
+class EdgeAmqttBroker(Broker):
     """amqtt's broker with edgemq's lifecycle, routing and counting."""
 
     def __init__(self, config: dict[str, Any], state: BrokerState, settings: LiveSettings) -> None:
@@ -147,6 +122,7 @@ class _EdgeBroker(Broker):
         self._connection_of: dict[BrokerProtocolHandler, _Connection] = {}
         self._client_locks = _KeyedLocks()
         self._deliveries: set[asyncio.Future[Any]] = set()
+        self._pending: dict[BrokerProtocolHandler, int] = {}  # deliveries not finished, per connection
         # amqtt awaits every topic plugin per publish and per delivery; skip that without one
         self._has_topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in self.plugins_manager.plugins)
 
@@ -158,7 +134,7 @@ class _EdgeBroker(Broker):
         # Read and check the CONNECT only. amqtt would also look up, delete or overwrite the
         # client's existing session here, before authentication; edgemq does that after it.
         handler, incoming = await asyncio.wait_for(
-            BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager),
+            EdgeHandler.init_from_connect(reader, writer, self.plugins_manager),
             self._settings.current.mqtt.connect_timeout,
         )
         if incoming.will_flag and not _is_publishable(incoming.will_topic):
@@ -178,6 +154,12 @@ class _EdgeBroker(Broker):
         listener_name: str,
     ) -> None:
         client_id = incoming.client_id
+        limit = self._settings.current.mqtt.max_connections
+        if limit and len(self._connections) >= limit and client_id not in self._connections:
+            log.warning("client refused: client_id=%s, max_connections (%d) reached", client_id, limit)
+            await ConnackPacket.build(0, SERVER_UNAVAILABLE).to_stream(writer)
+            await writer.close()
+            return
         if not await self._authenticate(incoming, self.listeners_config[listener_name]):
             log.info("client refused: client_id=%s username=%s", client_id, incoming.username or "")
             await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
@@ -195,6 +177,10 @@ class _EdgeBroker(Broker):
             self._send_offline_queue(session, handler)  # before anything routed from now on
             await handler.mqtt_connack_authorize(True)
             self._state.record_connected(_client_info(session))
+            # amqtt's reader times out after session.keep_alive seconds of silence (3.1.2.10)
+            session.keep_alive = session.keep_alive * self._settings.current.mqtt.keepalive_multiplier
+            if isinstance(reader, FramedReader):
+                reader.backlog = session.delivered_message_queue.qsize
         log.info(
             "client connected: client_id=%s username=%s address=%s:%s clean_session=%d keepalive=%d",
             client_id,
@@ -343,6 +329,7 @@ class _EdgeBroker(Broker):
             self._state.record_message(RoutedMessage(topic, data, qos, retain, sender_id))
         routed: list[str] = []
         discarded = 0
+        limit = self._settings.current.mqtt.max_mqueue_len
         for client_id, granted_qos in self._state.subscribers(topic):
             target, handler = self._sessions.get(client_id, (None, None))
             if target is None or handler is None:
@@ -352,8 +339,11 @@ class _EdgeBroker(Broker):
             routed.append(client_id)
             delivered_qos = min(qos, granted_qos)
             if target.transitions.state == "connected":
-                self._deliver(handler, topic, data, delivered_qos)
-            elif delivered_qos > 0 and not target.clean_session:
+                if self._pending.get(handler, 0) < limit:
+                    self._deliver(handler, topic, data, delivered_qos)
+                else:  # the client does not keep up: its queue is full
+                    discarded += 1
+            elif delivered_qos > 0 and not target.clean_session and target.retained_messages.qsize() < limit:
                 target.retained_messages.put_nowait(RetainedApplicationMessage(sender, topic, data, delivered_qos))
             else:
                 discarded += 1
@@ -377,10 +367,14 @@ class _EdgeBroker(Broker):
         """Send one copy in the background; a counted copy that fails counts as dropped."""
         task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=retain))
         self._deliveries.add(task)
-        task.add_done_callback(partial(self._delivery_done, counted))
+        self._pending[handler] = self._pending.get(handler, 0) + 1
+        task.add_done_callback(partial(self._delivery_done, counted, handler))
 
-    def _delivery_done(self, counted: bool, task: asyncio.Future[Any]) -> None:
+    def _delivery_done(self, counted: bool, handler: BrokerProtocolHandler, task: asyncio.Future[Any]) -> None:
         self._deliveries.discard(task)
+        left = self._pending.pop(handler, 1) - 1
+        if left:
+            self._pending[handler] = left
         if not task.cancelled() and task.exception() is not None:
             log.debug("delivery failed: %r", task.exception())
             if counted:
@@ -509,128 +503,3 @@ def _client_info(session: Session) -> ClientInfo:
         port=int(session.remote_port or 0),
         connected_at=datetime.now(UTC),
     )
-
-
-def _amqtt_config(authenticator: ClientAuthenticator) -> dict[str, Any]:
-    """amqtt's configuration: one external listener (edgemq owns the sockets), explicit plugins."""
-    return {
-        "listeners": {_LISTENER: {"type": "external", "bind": "edgemq-listeners:0"}},
-        "plugins": {f"{__name__}.{EdgeAuthPlugin.__name__}": {"authenticator": authenticator}},
-    }
-
-
-def _quiet_amqtt_loggers() -> None:
-    """amqtt and its state machine library log every connect at INFO; keep them at WARNING."""
-    for name in ("amqtt", "transitions"):
-        logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.WARNING)
-
-
-class MqttCore:
-    """The MQTT side: amqtt's broker behind the listeners edgemq binds itself.
-
-    ``restart`` closes the listeners and every connection and opens them again with the
-    current settings; the amqtt broker, and with it retained messages and persistent
-    sessions, lives on.
-    """
-
-    def __init__(self, settings: LiveSettings, state: BrokerState) -> None:
-        self._settings = settings
-        self._state = state
-        self._authenticator = ClientAuthenticator(lambda: settings.current.auth)
-        self._broker: _EdgeBroker | None = None
-        self._listeners: ListenerSet | None = None
-
-    @property
-    def addresses(self) -> dict[str, tuple[str, int]]:
-        """Bound (host, port) of each running listener, by name (tcp, ssl, ws)."""
-        return dict(self._listeners.addresses) if self._listeners is not None else {}
-
-    @property
-    def is_listening(self) -> bool:
-        """Whether every configured listener accepts connections."""
-        return self._listeners is not None and self._listeners.is_serving
-
-    async def start(self) -> None:
-        """Check the password list, start amqtt, then open the listeners."""
-        self._authenticator.users()  # a broken password file stops the start, with its line
-        _quiet_amqtt_loggers()
-        broker = _EdgeBroker(_amqtt_config(self._authenticator), self._state, self._settings)
-        await broker.start()
-        self._broker = broker
-        try:
-            await self._open_listeners()
-        except BaseException:
-            await broker.shutdown()
-            self._broker = None
-            raise
-
-    async def _open_listeners(self) -> None:
-        listeners = ListenerSet(self._settings.current.listeners, self._on_stream, self._on_websocket)
-        await listeners.start()
-        self._listeners = listeners
-
-    async def _close_listeners(self, timeout: float) -> None:
-        listeners, self._listeners = self._listeners, None
-        if listeners is None:
-            return
-        listeners.stop_accepting()
-        if self._broker is not None:
-            await self._broker.close_connections()
-        await listeners.close(timeout)
-
-    async def restart(self, timeout: float) -> None:
-        """Close listeners and connections, then listen again with the current settings."""
-        await self._close_listeners(timeout)
-        await self._open_listeners()
-
-    async def _on_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        broker = self._broker
-        assert broker is not None
-        first = await asyncio.wait_for(reader.read(1), self._settings.current.mqtt.connect_timeout)
-        if first == bytes([_CONNECT_FIRST_BYTE]):
-            await broker.external_connected(_PrefixedReader(reader, first), StreamWriterAdapter(writer), _LISTENER)
-        else:
-            log.debug("connection closed: the first packet is not a CONNECT")
-
-    async def _on_websocket(self, connection: ServerConnection) -> None:
-        broker = self._broker
-        assert broker is not None
-        await broker.ws_connected(connection, _LISTENER)
-
-    def _running(self) -> _EdgeBroker:
-        if self._broker is None:
-            raise RuntimeError("the MQTT side is not running")
-        return self._broker
-
-    async def reset(self) -> None:
-        """Disconnect every client (no wills) and drop all sessions and retained messages."""
-        await self._running().reset()
-
-    async def kick(self, client_id: str, *, clean: bool) -> bool:
-        """Disconnect a client (its will is published); ``clean`` also discards its session."""
-        return await self._running().kick(client_id, clean=clean)
-
-    async def publish(self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None) -> None:
-        """Publish as the broker, attributed to ``client_id`` if given."""
-        await self._running().publish(topic, payload, qos, retain=retain, client_id=client_id)
-
-    def retained(self) -> list[tuple[str, int, int]]:
-        """(topic, qos, payload size) of every retained message."""
-        return self._running().retained()
-
-    def delete_retained(self, topic: str) -> bool:
-        """Forget one retained message; False if there is none."""
-        return self._running().delete_retained(topic)
-
-    async def stop(self, timeout: float) -> None:
-        """Close listeners and connections, then stop amqtt, each within ``timeout`` seconds."""
-        await self._close_listeners(timeout)
-        broker, self._broker = self._broker, None
-        if broker is not None:
-            try:
-                await asyncio.wait_for(broker.shutdown(), timeout)
-            except TimeoutError:
-                log.warning("amqtt did not shut down within %ss; cancelling what is left", timeout)
-            broker.cancel_deliveries()

@@ -1,0 +1,147 @@
+"""``MqttCore``: amqtt's broker behind the listeners edgemq binds itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter, WebSocketsReader, WebSocketsWriter
+from websockets.asyncio.server import ServerConnection
+
+from broker.amqtt_adapter.edge_broker import LISTENER, EdgeAmqttBroker, EdgeAuthPlugin
+from broker.amqtt_adapter.handler import FramedReader
+from broker.client_auth import ClientAuthenticator
+from broker.listeners import ListenerSet
+from broker.settings import LiveSettings
+from broker.state import BrokerState
+
+__all__ = ["MqttCore"]
+
+log = logging.getLogger("edgemq.mqtt")
+
+
+def _amqtt_config(authenticator: ClientAuthenticator) -> dict[str, Any]:
+    """amqtt's configuration: one external listener (edgemq owns the sockets), explicit plugins."""
+    return {
+        "listeners": {LISTENER: {"type": "external", "bind": "edgemq-listeners:0"}},
+        "plugins": {f"{EdgeAuthPlugin.__module__}.{EdgeAuthPlugin.__name__}": {"authenticator": authenticator}},
+    }
+
+
+def _quiet_amqtt_loggers() -> None:
+    """amqtt and its state machine library log every connect at INFO; keep them at WARNING."""
+    for name in ("amqtt", "transitions"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
+class MqttCore:
+    """The MQTT side: amqtt's broker behind the listeners edgemq binds itself.
+
+    ``restart`` closes the listeners and every connection and opens them again with the
+    current settings; the amqtt broker, and with it retained messages and persistent
+    sessions, lives on.
+    """
+
+    def __init__(self, settings: LiveSettings, state: BrokerState) -> None:
+        self._settings = settings
+        self._state = state
+        self._authenticator = ClientAuthenticator(lambda: settings.current.auth)
+        self._broker: EdgeAmqttBroker | None = None
+        self._listeners: ListenerSet | None = None
+
+    @property
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """Bound (host, port) of each running listener, by name (tcp, ssl, ws)."""
+        return dict(self._listeners.addresses) if self._listeners is not None else {}
+
+    @property
+    def is_listening(self) -> bool:
+        """Whether every configured listener accepts connections."""
+        return self._listeners is not None and self._listeners.is_serving
+
+    async def start(self) -> None:
+        """Check the password list, start amqtt, then open the listeners."""
+        self._authenticator.users()  # a broken password file stops the start, with its line
+        _quiet_amqtt_loggers()
+        broker = EdgeAmqttBroker(_amqtt_config(self._authenticator), self._state, self._settings)
+        await broker.start()
+        self._broker = broker
+        try:
+            await self._open_listeners()
+        except BaseException:
+            await broker.shutdown()
+            self._broker = None
+            raise
+
+    async def _open_listeners(self) -> None:
+        listeners = ListenerSet(self._settings.current.listeners, self._on_stream, self._on_websocket)
+        await listeners.start()
+        self._listeners = listeners
+
+    async def _close_listeners(self, timeout: float) -> None:
+        listeners, self._listeners = self._listeners, None
+        if listeners is None:
+            return
+        listeners.stop_accepting()
+        if self._broker is not None:
+            await self._broker.close_connections()
+        await listeners.close(timeout)
+
+    async def restart(self, timeout: float) -> None:
+        """Close listeners and connections, then listen again with the current settings."""
+        await self._close_listeners(timeout)
+        await self._open_listeners()
+
+    async def _on_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        broker = self._broker
+        assert broker is not None
+        framed = FramedReader(StreamReaderAdapter(reader), self._max_packet_size)
+        await broker.external_connected(framed, StreamWriterAdapter(writer), LISTENER)
+
+    async def _on_websocket(self, connection: ServerConnection) -> None:
+        broker = self._broker
+        assert broker is not None
+        framed = FramedReader(WebSocketsReader(connection), self._max_packet_size)
+        await broker.external_connected(framed, WebSocketsWriter(connection), LISTENER)
+
+    def _max_packet_size(self) -> int:
+        return self._settings.current.mqtt.max_packet_size
+
+    def _running(self) -> EdgeAmqttBroker:
+        if self._broker is None:
+            raise RuntimeError("the MQTT side is not running")
+        return self._broker
+
+    async def reset(self) -> None:
+        """Disconnect every client (no wills) and drop all sessions and retained messages."""
+        await self._running().reset()
+
+    async def kick(self, client_id: str, *, clean: bool) -> bool:
+        """Disconnect a client (its will is published); ``clean`` also discards its session."""
+        return await self._running().kick(client_id, clean=clean)
+
+    async def publish(self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None) -> None:
+        """Publish as the broker, attributed to ``client_id`` if given."""
+        await self._running().publish(topic, payload, qos, retain=retain, client_id=client_id)
+
+    def retained(self) -> list[tuple[str, int, int]]:
+        """(topic, qos, payload size) of every retained message."""
+        return self._running().retained()
+
+    def delete_retained(self, topic: str) -> bool:
+        """Forget one retained message; False if there is none."""
+        return self._running().delete_retained(topic)
+
+    async def stop(self, timeout: float) -> None:
+        """Close listeners and connections, then stop amqtt, each within ``timeout`` seconds."""
+        await self._close_listeners(timeout)
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            try:
+                await asyncio.wait_for(broker.shutdown(), timeout)
+            except TimeoutError:
+                log.warning("amqtt did not shut down within %ss; cancelling what is left", timeout)
+            broker.cancel_deliveries()

@@ -1,0 +1,158 @@
+"""amqtt's protocol handler, with edgemq's reading, keep-alive and QoS 1/2 delivery rules."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from amqtt.adapters import ReaderAdapter
+from amqtt.mqtt.constants import QOS_1, QOS_2
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.pubrel import PubrelPacket
+from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage
+
+from broker.mqtt_framing import ProtocolViolation, read_packet
+
+__all__ = ["EdgeHandler", "FramedReader"]
+
+log = logging.getLogger("edgemq.mqtt")
+
+_INBOUND_BACKLOG = 1000  # received messages waiting to be routed before reading pauses
+
+
+class FramedReader(ReaderAdapter):
+    """Serves amqtt's reads from whole, checked packets (broker/mqtt_framing.py).
+
+    Between packets it yields to the event loop, and it stops reading while the client's
+    received messages wait to be routed (back-pressure through TCP). A malformed packet ends
+    the stream: amqtt sees end of file and the connection closes as abnormal (will published).
+    """
+
+    def __init__(self, inner: ReaderAdapter, max_packet_size: Callable[[], int]) -> None:
+        self._inner = inner
+        self._max_packet_size = max_packet_size
+        self._packet = b""
+        self._offset = 0
+        self._first = True
+        self._ended = False
+        self.backlog: Callable[[], int] = lambda: 0
+
+    async def _read_exactly(self, n: int) -> bytes:
+        data = await self._inner.read(n)
+        if data is None or len(data) < n:
+            raise EOFError
+        return bytes(data)
+
+    async def _next_packet(self) -> bool:
+        await asyncio.sleep(0)  # one packet per turn: other clients and the admin API stay served
+        while self.backlog() > _INBOUND_BACKLOG:  # noqa: ASYNC110 - amqtt's queue has no "drained" event
+            await asyncio.sleep(0.001)
+        try:
+            self._packet = await read_packet(self._read_exactly, self._max_packet_size(), first_packet=self._first)
+        except ProtocolViolation as exc:
+            log.info("closing a connection: %s", exc)
+            self._ended = True
+            return False
+        except (EOFError, asyncio.IncompleteReadError, ConnectionError, OSError):
+            self._ended = True
+            return False
+        except Exception as exc:  # a transport's own errors (e.g. websocket closed) also end the stream
+            log.debug("connection ended while reading: %r", exc)
+            self._ended = True
+            return False
+        self._first, self._offset = False, 0
+        return True
+
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes of the current packet (end of file once the stream has ended)."""
+        if self._offset >= len(self._packet) and (self._ended or not await self._next_packet()):
+            return b""
+        end = len(self._packet) if n < 0 else self._offset + n
+        data = self._packet[self._offset : end]
+        self._offset += len(data)
+        return data
+
+    def feed_eof(self) -> None:
+        """Nothing to do: end of file is reported by ``read``."""
+
+
+class EdgeHandler(BrokerProtocolHandler):
+    """Keep-alive is enforced; outgoing QoS 1/2 messages stay in flight until acknowledged.
+
+    amqtt drops an outgoing message after a fixed 5 s without acknowledgement (and QoS 2 after
+    PUBREC), and blocks the session for up to 10 s retrying. Here a message stays in
+    ``session.inflight_out`` until its PUBACK/PUBCOMP; if the connection ends first it is
+    resent with DUP=1 when the session resumes (MQTT 4.4), in the background.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._background: set[asyncio.Future[Any]] = set()
+
+    def handle_read_timeout(self) -> None:
+        """No packet within the keep-alive allowance: close as an abnormal disconnect (3.1.2.10)."""
+        log.info("client %s: keep-alive expired", self.session.client_id if self.session else "?")
+        self._spawn(self.handle_connection_closed())
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Future[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("background delivery ended: %r", task.exception())
+
+    async def _retry_deliveries(self) -> None:
+        assert self.session is not None
+        for message in itertools.chain(self.session.inflight_in.values(), self.session.inflight_out.values()):
+            self._spawn(self._handle_message_flow(message))
+
+    async def _ack(self, waiters: dict[int, asyncio.Future[Any]], packet_id: int) -> Any:
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        waiters[packet_id] = waiter
+        try:
+            return await waiter
+        finally:
+            if waiters.get(packet_id) is waiter:
+                del waiters[packet_id]
+
+    async def _send_publish(self, message: OutgoingApplicationMessage) -> None:
+        assert self.session is not None
+        self.session.inflight_out[message.packet_id] = message
+        packet = message.build_publish_packet(dup=message.publish_packet is not None)
+        await self._send_packet(packet)
+        message.publish_packet = packet
+
+    async def _handle_qos1_message_flow(
+        self, app_message: OutgoingApplicationMessage | IncomingApplicationMessage
+    ) -> None:
+        if app_message.direction != OUTGOING or app_message.qos != QOS_1:
+            await super()._handle_qos1_message_flow(app_message)
+            return
+        assert self.session is not None
+        assert isinstance(app_message, OutgoingApplicationMessage)
+        await self._send_publish(app_message)
+        app_message.puback_packet = await self._ack(self._puback_waiters, app_message.packet_id)
+        self.session.inflight_out.pop(app_message.packet_id, None)
+
+    async def _handle_qos2_message_flow(
+        self, app_message: OutgoingApplicationMessage | IncomingApplicationMessage
+    ) -> None:
+        if app_message.direction != OUTGOING or app_message.qos != QOS_2:
+            await super()._handle_qos2_message_flow(app_message)
+            return
+        assert self.session is not None
+        assert isinstance(app_message, OutgoingApplicationMessage)
+        if app_message.pubrel_packet is None:
+            await self._send_publish(app_message)
+            app_message.pubrec_packet = await self._ack(self._pubrec_waiters, app_message.packet_id)
+            app_message.pubrel_packet = PubrelPacket.build(app_message.packet_id)
+        self.session.inflight_out[app_message.packet_id] = app_message
+        await self._send_packet(app_message.pubrel_packet)
+        app_message.pubcomp_packet = await self._ack(self._pubcomp_waiters, app_message.packet_id)
+        self.session.inflight_out.pop(app_message.packet_id, None)

@@ -1,0 +1,82 @@
+"""Reading whole MQTT 3.1.1 packets from a byte stream and rejecting malformed ones (pure, no amqtt).
+
+edgemq reads each packet completely before amqtt parses it, so that it can
+- refuse what amqtt would acknowledge, forward or wait for forever (sections 2.2, 3.3.1.2,
+  3.3.2.1, 3.8.3, 3.10.3, 4.7.3): bad remaining lengths, reserved packet types, wrong fixed
+  header flags, QoS 3, invalid topic names, SUBSCRIBE/UNSUBSCRIBE without a filter;
+- enforce ``mqtt.max_packet_size`` before buffering a large body;
+- give the event loop a turn after every packet (amqtt's reader never yields on Python 3.12+).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Awaitable, Callable
+
+__all__ = ["CONNECT", "ProtocolViolation", "read_packet"]
+
+ReadExactly = Callable[[int], Awaitable[bytes]]
+
+CONNECT, PUBLISH, PUBREL, SUBSCRIBE, UNSUBSCRIBE = 1, 3, 6, 8, 10
+_FLAGS_TWO = {PUBREL, SUBSCRIBE, UNSUBSCRIBE}  # fixed header flags must be 0b0010 (2.2.2)
+
+
+class ProtocolViolation(Exception):
+    """The peer broke the protocol; the connection must be closed."""
+
+
+def _check_topic_name(body: bytes) -> None:
+    if len(body) < 2:
+        raise ProtocolViolation("PUBLISH without a topic name")
+    (length,) = struct.unpack_from("!H", body)
+    raw = body[2 : 2 + length]
+    if len(raw) != length:
+        raise ProtocolViolation("PUBLISH topic length beyond the packet")
+    try:
+        topic = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolViolation("PUBLISH topic is not UTF-8 (1.5.3)") from None
+    if not topic or "+" in topic or "#" in topic or "\x00" in topic:
+        raise ProtocolViolation(f"invalid PUBLISH topic {topic!r} (3.3.2.1, 4.7.3)")
+
+
+def _check(first: int, body: bytes) -> None:
+    kind, flags = first >> 4, first & 0x0F
+    if kind in (0, 15):
+        raise ProtocolViolation(f"reserved packet type {kind}")
+    if kind == PUBLISH:
+        if (flags >> 1) & 0x03 == 3:
+            raise ProtocolViolation("PUBLISH with QoS 3 (3.3.1.2)")
+        _check_topic_name(body)
+    elif kind in _FLAGS_TWO:
+        if flags != 0x02:
+            raise ProtocolViolation(f"packet type {kind} with flags {flags:#x} (2.2.2)")
+        if kind in (SUBSCRIBE, UNSUBSCRIBE) and len(body) <= 2:
+            raise ProtocolViolation("SUBSCRIBE or UNSUBSCRIBE without a topic filter (3.8.3, 3.10.3)")
+    elif flags != 0:
+        raise ProtocolViolation(f"packet type {kind} with flags {flags:#x} (2.2.2)")
+
+
+async def read_packet(read_exactly: ReadExactly, max_size: int, *, first_packet: bool) -> bytes:
+    """One whole packet (fixed header included), checked; ProtocolViolation if malformed.
+
+    ``read_exactly`` raises (for example IncompleteReadError) at end of stream.
+    """
+    header = await read_exactly(1)
+    if first_packet and header[0] != CONNECT << 4:
+        raise ProtocolViolation("the first packet is not a CONNECT (3.1.0-1)")
+    length, multiplier = 0, 1
+    for _ in range(4):
+        byte = (await read_exactly(1))[0]
+        header += bytes([byte])
+        length += (byte & 0x7F) * multiplier
+        if not byte & 0x80:
+            break
+        multiplier *= 128
+    else:
+        raise ProtocolViolation("remaining length longer than 4 bytes (2.2.3)")
+    if len(header) + length > max_size:
+        raise ProtocolViolation(f"packet of {len(header) + length} bytes exceeds max_packet_size {max_size}")
+    body = await read_exactly(length) if length else b""
+    _check(header[0], body)
+    return header + body
