@@ -110,10 +110,11 @@ class RawClient:
         return body[0], body[1]
 
     async def closed_by_peer(self, timeout: float = 5.0) -> bool:
-        """Whether the broker closes the connection (EOF) within ``timeout``."""
+        """Whether the broker closes the connection (EOF or reset) within ``timeout``."""
         async with asyncio.timeout(timeout):
-            while await self.reader.read(4096):
-                pass
+            with contextlib.suppress(ConnectionResetError):
+                while await self.reader.read(4096):
+                    pass
         return True
 
     def abort(self) -> None:

@@ -1,0 +1,213 @@
+"""MQTT 3.1.1 behaviours that plain amqtt 0.12.1 gets wrong, checked on edgemq and on mosquitto.
+
+Each test talks to the broker over raw sockets or aiomqtt only. Section numbers refer to
+OASIS MQTT Version 3.1.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import aiomqtt
+import pytest
+
+from tests.conformance.conftest import StartTarget, Target
+from tests.helpers import WAIT, next_message
+from tests.mqtt_packets import DISCONNECT, RawClient, connect, packet, publish, subscribe
+
+pytestmark = pytest.mark.anyio
+
+PUBACK, PUBLISH_TYPE = 0x40, 0x30
+
+
+def client(target: Target, client_id: str, **options: object) -> aiomqtt.Client:
+    return aiomqtt.Client(*target.address, identifier=client_id, **options)  # type: ignore[arg-type]
+
+
+async def marker_roundtrip(target: Target) -> None:
+    """The broker still routes for an unrelated client."""
+    async with client(target, "bystander") as bystander:
+        await bystander.subscribe("still/alive")
+        await bystander.publish("still/alive", b"yes")
+        assert (await next_message(bystander)).payload == b"yes"
+
+
+async def test_keep_alive_is_enforced_and_publishes_the_will(target: Target) -> None:
+    """3.1.2.10: no packet within 1.5 x keep-alive closes the connection, and the will is published."""
+    async with client(target, "watcher") as watcher, RawClient.open(target.address) as silent:
+        await watcher.subscribe("wills/#")
+        assert await silent.connack(connect("silent", keepalive=1, will=("wills/silent", b"gone", 0, False))) == (0, 0)
+        assert await silent.closed_by_peer(timeout=2 * WAIT)  # mosquitto checks keep-alives every few seconds
+        assert (await next_message(watcher)).payload == b"gone"
+
+
+async def test_delivered_qos_is_the_minimum(target: Target) -> None:
+    """3.8.4: a QoS 0 publish to a QoS 1 subscription arrives at QoS 0, QoS 2 at QoS 1."""
+    async with client(target, "sub") as sub, client(target, "pub") as pub:
+        await sub.subscribe("q/t", qos=1)
+        await pub.publish("q/t", b"0", qos=0)
+        assert (await next_message(sub)).qos == 0
+        await pub.publish("q/t", b"2", qos=2)
+        assert (await next_message(sub)).qos == 1
+
+
+async def test_retained_messages_only_for_the_subscribers_own_filters(target: Target) -> None:
+    """3.3.1.3: retained messages go to the subscribing client, for the filters of its SUBSCRIBE only."""
+    async with client(target, "holder") as holder:
+        await holder.subscribe("r/#")
+        await holder.publish("r/1", b"retained", retain=True, qos=1)
+        await next_message(holder)
+        async with client(target, "other") as other:
+            await other.subscribe("other/#")
+            await other.publish("other/marker", b"marker")
+            assert (await next_message(other)).payload == b"marker"
+    async with client(target, "cleanup") as cleanup:
+        await cleanup.publish("r/1", b"", retain=True, qos=1)
+
+
+async def test_client_id_takeover(target: Target) -> None:
+    """3.1.4-2: a CONNECT with a connected client id closes the older connection."""
+    async with RawClient.open(target.address) as first, RawClient.open(target.address) as second:
+        assert await first.connack(connect("twin")) == (0, 0)
+        assert await second.connack(connect("twin")) == (0, 0)
+        assert await first.closed_by_peer()
+
+
+async def test_refused_connect_leaves_no_session(target: Target) -> None:
+    """3.2.2.3: a refused CONNECT (bad protocol level) leaves no session: the next one is new."""
+    async with RawClient.open(target.address) as refused:
+        bad = bytearray(connect("ghost", clean=False))
+        bad[8] = 2  # protocol level
+        await refused.send(bytes(bad))
+        first, body = await refused.read_packet()
+        assert (first, body[1]) == (0x20, 1)
+    async with RawClient.open(target.address) as retry:
+        assert await retry.connack(connect("ghost", clean=False)) == (0, 0)
+        await retry.send(DISCONNECT)
+    async with RawClient.open(target.address) as cleanup:
+        await cleanup.connack(connect("ghost", clean=True))
+
+
+async def test_persistent_session_queues_messages(target: Target) -> None:
+    """3.1.2.4: a clean-session-0 client gets session present 1 and its queued QoS 1 message (retain 0)."""
+    async with client(target, "durable", clean_session=False) as durable:
+        await durable.subscribe("d/#", qos=1)
+    async with client(target, "pub") as pub:
+        await pub.publish("d/1", b"queued", qos=1)
+    async with RawClient.open(target.address) as back:
+        assert await back.connack(connect("durable", clean=False)) == (1, 0)
+        first, body = await back.read_packet()
+        assert first & 0xF0 == PUBLISH_TYPE
+        assert (first >> 1) & 3 == 1  # QoS 1
+        assert first & 1 == 0  # retain 0 (3.3.1.3)
+        assert body.endswith(b"queued")
+    async with RawClient.open(target.address) as clean:
+        assert await clean.connack(connect("durable", clean=True)) == (0, 0)
+        await clean.send(DISCONNECT)
+    async with RawClient.open(target.address) as again:
+        assert await again.connack(connect("durable", clean=False)) == (0, 0)
+        await again.send(DISCONNECT)
+    async with RawClient.open(target.address) as cleanup:
+        await cleanup.connack(connect("durable", clean=True))
+
+
+async def test_unacknowledged_message_is_redelivered_with_dup(target: Target) -> None:
+    """4.4: an unacknowledged QoS 1 message stays in flight (beyond amqtt's 5 s) and is resent with DUP=1."""
+    async with RawClient.open(target.address) as sub:
+        assert await sub.connack(connect("slow", clean=False)) == (0, 0)
+        await sub.send(subscribe(1, ("slow/#", 1)))
+        await sub.read_packet()  # SUBACK
+        async with client(target, "pub") as pub:
+            await pub.publish("slow/t", b"ack me", qos=1)
+        first, body = await sub.read_packet()
+        assert first & 0xFE == PUBLISH_TYPE | 0x02  # QoS 1, DUP 0
+        await asyncio.sleep(6)  # the behaviour under test: longer than amqtt's fixed 5 s timeout
+        sub.abort()
+    async with RawClient.open(target.address) as back:
+        assert await back.connack(connect("slow", clean=False)) == (1, 0)
+        first, again = await back.read_packet()
+        assert first & 0x08  # DUP 1
+        assert again == body
+        await back.send(b"\x40\x02" + again[len(again) - len(b"ack me") - 2 : len(again) - len(b"ack me")])
+        await back.send(DISCONNECT)
+    async with RawClient.open(target.address) as cleanup:
+        await cleanup.connack(connect("slow", clean=True))
+
+
+async def test_will_on_protocol_error_but_not_after_disconnect(target: Target) -> None:
+    """3.1.2.5: the will is published after a protocol error, never after DISCONNECT."""
+    async with client(target, "watcher") as watcher:
+        await watcher.subscribe("wills/#")
+        async with RawClient.open(target.address) as polite:
+            await polite.connack(connect("polite", will=("wills/polite", b"polite", 0, False)))
+            await polite.send(DISCONNECT)
+        async with RawClient.open(target.address) as faulty:
+            await faulty.connack(connect("faulty", will=("wills/faulty", b"faulty", 0, False)))
+            await faulty.send(publish("a/b", b"x", qos=0)[:1] + b"\x06" + b"\x00\x03a/+x")  # wildcard topic
+            assert await faulty.closed_by_peer()
+        assert (await next_message(watcher)).payload == b"faulty"
+
+
+def _publish_with_raw_topic(topic: bytes, first: int = 0x30) -> bytes:
+    return packet(first, struct.pack("!H", len(topic)) + topic + b"payload")
+
+
+MALFORMED = {
+    "garbage": b"\x00\xff\xfe garbage \x00" * 10,
+    "bad remaining length": b"\x30\xff\xff\xff\xff\x7f",
+    "invalid utf-8 topic": _publish_with_raw_topic(b"a/\xff\xfe"),
+    "qos 3": _publish_with_raw_topic(b"a/b", first=0x36),
+    "wildcard topic": _publish_with_raw_topic(b"a/#"),
+    "subscribe without filter": b"\x82\x02\x00\x01",
+    "unsubscribe without filter": b"\xa2\x02\x00\x01",
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+async def test_malformed_packet_closes_only_that_connection(target: Target, case: str) -> None:
+    """Sections 1.5.3, 2.2, 3.3.1.2, 3.3.2.1, 3.8.3, 3.10.3: the connection is closed; others carry on."""
+    async with RawClient.open(target.address) as bad:
+        if case != "garbage":
+            assert await bad.connack(connect(f"bad-{case.replace(' ', '-')}")) == (0, 0)
+        await bad.send(MALFORMED[case])
+        assert await bad.closed_by_peer()
+    await marker_roundtrip(target)
+
+
+async def test_publish_before_connect_closes(target: Target) -> None:
+    """3.1.0-1: a PUBLISH as the first packet closes the connection."""
+    async with RawClient.open(target.address) as early:
+        await early.send(publish("a/b", b"too early"))
+        assert await early.closed_by_peer()
+    await marker_roundtrip(target)
+
+
+async def test_truncated_packet_closes(target: Target) -> None:
+    """A connection that ends in the middle of a packet is closed; others carry on."""
+    async with RawClient.open(target.address) as cut:
+        await cut.connack(connect("cut"))
+        await cut.send(publish("a/b", b"x" * 100)[:20])
+        cut.abort()
+    await marker_roundtrip(target)
+
+
+async def test_max_connections_refuses_at_once(start_target: StartTarget) -> None:
+    """A client over the connection limit is refused at once and closed, never left hanging."""
+    async with (
+        start_target(max_connections=1) as target,
+        RawClient.open(target.address) as first,
+        RawClient.open(target.address) as extra,
+    ):
+        assert await first.connack(connect("first")) == (0, 0)
+        await extra.send(connect("extra"))
+        assert await extra.closed_by_peer()
+
+
+async def test_oversized_packet_closes_only_that_connection(start_target: StartTarget) -> None:
+    """A packet over max_packet_size closes that connection only."""
+    async with start_target(max_packet_size=1024) as target, RawClient.open(target.address) as big:
+        assert await big.connack(connect("big")) == (0, 0)
+        await big.send(publish("big/t", b"x" * 2048))
+        assert await big.closed_by_peer()
+        await marker_roundtrip(target)
