@@ -15,6 +15,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 __all__ = [
     "DEFAULT_ADMIN_PASSWORD",
     "DEFAULT_ADMIN_USERNAME",
+    "Acl",
+    "AclRule",
     "Auth",
     "Bridge",
     "BrokerSettings",
@@ -218,6 +220,25 @@ class Auth(_Section):
     """edgemq: a file of ``username:password`` lines (plain or argon2 hashes)."""
 
 
+class AclRule(_Section):
+    """One ACL rule, as in NanoMQ's acl file: the first rule that matches decides."""
+
+    permit: Literal["allow", "deny"]
+    action: Literal["publish", "subscribe", "pubsub"] = "pubsub"
+    topics: list[str]
+    username: str | None = None
+    """None or ``"#"``: any user."""
+    clientid: str | None = None
+    """None or ``"#"``: any client."""
+
+
+class Acl(_Section):
+    """Topic access control (restart to change)."""
+
+    no_match: Literal["allow", "deny"] = "allow"
+    rules: list[AclRule] = Field(default_factory=list)
+
+
 class Log(_Section):
     """Logging."""
 
@@ -262,6 +283,7 @@ class BrokerSettings(_Section):
     mqtt: Mqtt = Mqtt()
     http_server: HttpServer = HttpServer()
     auth: Auth = Auth()
+    acl: Acl = Acl()
     log: Log = Log()
     bridges: Bridges = Bridges()
     shutdown_timeout: Duration = 10.0

@@ -9,7 +9,7 @@ from typing import Any
 from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter, WebSocketsReader, WebSocketsWriter
 from websockets.asyncio.server import ServerConnection
 
-from broker.amqtt_adapter.edge_broker import LISTENER, EdgeAmqttBroker, EdgeAuthPlugin
+from broker.amqtt_adapter.edge_broker import LISTENER, EdgeAclPlugin, EdgeAmqttBroker, EdgeAuthPlugin
 from broker.amqtt_adapter.handler import FramedReader
 from broker.client_auth import ClientAuthenticator
 from broker.listeners import ListenerSet
@@ -21,12 +21,20 @@ __all__ = ["MqttCore"]
 log = logging.getLogger("edgemq.mqtt")
 
 
-def _amqtt_config(authenticator: ClientAuthenticator) -> dict[str, Any]:
-    """amqtt's configuration: one external listener (edgemq owns the sockets), explicit plugins."""
-    return {
-        "listeners": {LISTENER: {"type": "external", "bind": "edgemq-listeners:0"}},
-        "plugins": {f"{EdgeAuthPlugin.__module__}.{EdgeAuthPlugin.__name__}": {"authenticator": authenticator}},
-    }
+def _plugin_path(plugin: type) -> str:
+    return f"{plugin.__module__}.{plugin.__name__}"
+
+
+def _amqtt_config(authenticator: ClientAuthenticator, settings: LiveSettings) -> dict[str, Any]:
+    """amqtt's configuration: one external listener (edgemq owns the sockets), explicit plugins.
+
+    The ACL plugin is loaded only when there are rules: without a topic plugin the router
+    skips amqtt's per-message topic checks.
+    """
+    plugins: dict[str, Any] = {_plugin_path(EdgeAuthPlugin): {"authenticator": authenticator}}
+    if settings.current.acl.rules or settings.current.acl.no_match == "deny":
+        plugins[_plugin_path(EdgeAclPlugin)] = {"acl": lambda: settings.current.acl}
+    return {"listeners": {LISTENER: {"type": "external", "bind": "edgemq-listeners:0"}}, "plugins": plugins}
 
 
 def _quiet_amqtt_loggers() -> None:
@@ -66,7 +74,7 @@ class MqttCore:
         """Check the password list, start amqtt, then open the listeners."""
         self._authenticator.users()  # a broken password file stops the start, with its line
         _quiet_amqtt_loggers()
-        broker = EdgeAmqttBroker(_amqtt_config(self._authenticator), self._state, self._settings)
+        broker = EdgeAmqttBroker(_amqtt_config(self._authenticator, self._settings), self._state, self._settings)
         await broker.start()
         self._broker = broker
         try:

@@ -37,13 +37,15 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
+from broker.acl import Action as AclAction
+from broker.acl import allowed as acl_allows
 from broker.amqtt_adapter.handler import EdgeHandler, FramedReader
 from broker.client_auth import ClientAuthenticator, PasswordFileError
 from broker.settings import LiveSettings
 from broker.state import BrokerState, ClientInfo, RoutedMessage
 from broker.topics import is_valid_topic_name
 
-__all__ = ["LISTENER", "EdgeAmqttBroker", "EdgeAuthPlugin"]
+__all__ = ["LISTENER", "EdgeAclPlugin", "EdgeAmqttBroker", "EdgeAuthPlugin"]
 
 log = logging.getLogger("edgemq.mqtt")
 
@@ -77,6 +79,31 @@ class EdgeAuthPlugin(BaseAuthPlugin):
         except (OSError, PasswordFileError) as exc:
             log.error("cannot check the password of %s: %s", session.client_id, exc)
             return False
+
+
+_ACL_ACTIONS: dict[Action, AclAction] = {
+    Action.PUBLISH: "publish",
+    Action.SUBSCRIBE: "subscribe",
+    Action.RECEIVE: "receive",
+}
+
+
+class EdgeAclPlugin(BaseTopicPlugin):
+    """Asks edgemq's ACL (broker/acl.py) for SUBSCRIBE, PUBLISH and RECEIVE; loaded only with rules."""
+
+    @dataclass
+    class Config:
+        """Options, loaded by amqtt's plugin manager."""
+
+        acl: Any = None  # a callable returning the current broker.settings.Acl
+
+    async def topic_filtering(self, *, session: Session, topic: str, action: Action) -> bool:
+        """True to allow; a refused SUBSCRIBE gets 0x80 in SUBACK (3.9.3)."""
+        kind = _ACL_ACTIONS[action]
+        verdict = acl_allows(self.config.acl(), session.client_id, session.username, kind, topic)
+        if not verdict:
+            log.info("ACL: %s may not %s %s", session.client_id, kind, topic)
+        return verdict
 
 
 @dataclass(eq=False)

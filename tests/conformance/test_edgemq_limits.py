@@ -1,0 +1,104 @@
+"""Conformance checks that need edgemq's own view: $-topics, fairness, bounded queues, shutdown, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from broker import EdgeBroker
+from tests.conformance.test_mqtt311 import MALFORMED
+from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
+from tests.mqtt_packets import RawClient, connect, publish, subscribe
+
+pytestmark = pytest.mark.anyio
+
+
+@contextlib.asynccontextmanager
+async def blasting(broker: EdgeBroker, topic: str, count: int, size: int = 16) -> AsyncIterator[asyncio.Task[None]]:
+    """A client publishing ``count`` QoS 0 messages as fast as the broker takes them, in the background."""
+    async with RawClient.open(broker.mqtt_address) as blaster:
+        assert await blaster.connack(connect("blaster")) == (0, 0)
+        chunk = publish(topic, b"x" * size) * 500
+
+        async def blast() -> None:
+            for _ in range(count // 500):
+                await blaster.send(chunk)
+
+        task = asyncio.create_task(blast())
+        try:
+            yield task
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_wildcards_do_not_match_dollar_topics(broker: EdgeBroker) -> None:
+    """4.7.2: filters starting with a wildcard do not match topics starting with $."""
+    async with mqtt_client(broker, "all") as everything, mqtt_client(broker, "sys") as sys_reader:
+        await everything.subscribe([("#", 0), ("+/x", 0)])
+        await sys_reader.subscribe("$SYS/#")
+        await broker.publish("$SYS/x", b"internal")
+        assert (await next_message(sys_reader)).payload == b"internal"
+        await broker.publish("plain/x", b"public")
+        assert (await next_message(everything)).payload == b"public"  # not the $SYS message
+
+
+async def test_a_blasting_client_does_not_starve_others(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
+    """Fairness: while one client publishes as fast as it can, others and the admin API are served."""
+    async with mqtt_client(broker, "steady") as steady, blasting(broker, "noise", 200_000):
+        await steady.subscribe("steady/echo")
+        for n in range(20):
+            async with asyncio.timeout(WAIT):
+                await steady.publish("steady/echo", str(n).encode())
+                assert (await next_message(steady)).payload == str(n).encode()
+                assert (await api.post("/v1", json={"req": 2, "seq": n})).status_code == 200
+
+
+async def test_queue_of_a_client_that_does_not_read_is_bounded() -> None:
+    """Per-client queues hold at most max_mqueue_len messages; the overflow counts in message_drop."""
+    async with (
+        running_broker(ephemeral_settings(mqtt={"max_mqueue_len": 10})) as broker,
+        RawClient.open(broker.mqtt_address) as stuck,
+    ):
+        assert await stuck.connack(connect("stuck")) == (0, 0)
+        await stuck.send(subscribe(1, ("flood", 0)))
+        await stuck.read_packet()  # SUBACK; from now on it reads nothing
+        async with blasting(broker, "flood", 5_000, size=2_000) as blast:
+            await wait_state(broker, lambda s: s.stats().message_drop > 0)
+            blast.cancel()
+        stats = broker.stats()
+        assert stats.message_out == stats.message_in  # every message was routed to the one subscription
+
+
+async def test_shutdown_with_a_backlog_is_bounded() -> None:
+    """Stopping while a client floods the broker finishes within the configured time limit."""
+    broker = EdgeBroker(ephemeral_settings(shutdown_timeout=1.0))
+    await broker.start()
+    try:
+        async with mqtt_client(broker, "sub") as sub, blasting(broker, "flood", 200_000, size=100):
+            await sub.subscribe("flood")
+            await next_message(sub)
+            async with asyncio.timeout(1.0 * 3 + 2):
+                await broker.stop()
+    finally:
+        await broker.stop()
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+async def test_client_faults_are_not_logged_as_errors(
+    broker: EdgeBroker, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    """A malformed client never produces an ERROR log record (or a traceback)."""
+    caplog.set_level(logging.INFO)
+    async with RawClient.open(broker.mqtt_address) as bad:
+        if case != "garbage":
+            await bad.connack(connect("bad"))
+        await bad.send(MALFORMED[case])
+        assert await bad.closed_by_peer()
+    await wait_state(broker, lambda s: s.client("bad") is None)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
