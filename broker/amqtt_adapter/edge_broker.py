@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -150,6 +151,7 @@ class EdgeAmqttBroker(Broker):
         self._client_locks = _KeyedLocks()
         self._deliveries: set[asyncio.Future[Any]] = set()
         self._pending: dict[BrokerProtocolHandler, int] = {}  # deliveries not finished, per connection
+        self._pending_qos0: dict[BrokerProtocolHandler, deque[asyncio.Task[Any]]] = {}
         # amqtt awaits every topic plugin per publish and per delivery; skip that without one
         self._has_topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in self.plugins_manager.plugins)
 
@@ -366,7 +368,7 @@ class EdgeAmqttBroker(Broker):
             routed.append(client_id)
             delivered_qos = min(qos, granted_qos)
             if target.transitions.state == "connected":
-                if self._pending.get(handler, 0) < limit:
+                if self._pending.get(handler, 0) < limit or (delivered_qos > 0 and self._evict_qos0(handler)):
                     self._deliver(handler, topic, data, delivered_qos)
                 else:  # the client does not keep up: its queue is full
                     discarded += 1
@@ -392,16 +394,31 @@ class EdgeAmqttBroker(Broker):
         counted: bool = True,
     ) -> None:
         """Send one copy in the background; a counted copy that fails counts as dropped."""
-        task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=retain))
+        task = asyncio.create_task(handler.mqtt_publish(topic, data, qos, retain=retain))
         self._deliveries.add(task)
         self._pending[handler] = self._pending.get(handler, 0) + 1
+        if qos == 0:
+            self._pending_qos0.setdefault(handler, deque()).append(task)
         task.add_done_callback(partial(self._delivery_done, counted, handler))
+
+    def _evict_qos0(self, handler: BrokerProtocolHandler) -> bool:
+        """Make room in a full queue by dropping its oldest QoS 0 copy not yet written, if any."""
+        waiting = self._pending_qos0.get(handler)
+        while waiting:
+            task = waiting.popleft()
+            if not task.done() and not task.cancelling():
+                task.cancel()  # safe: amqtt writes a packet whole, under its write lock
+                self._state.record_dropped(1)
+                return True
+        return False
 
     def _delivery_done(self, counted: bool, handler: BrokerProtocolHandler, task: asyncio.Future[Any]) -> None:
         self._deliveries.discard(task)
         left = self._pending.pop(handler, 1) - 1
         if left:
             self._pending[handler] = left
+        else:
+            self._pending_qos0.pop(handler, None)
         if not task.cancelled() and task.exception() is not None:
             log.debug("delivery failed: %r", task.exception())
             if counted:

@@ -102,3 +102,25 @@ async def test_client_faults_are_not_logged_as_errors(
         assert await bad.closed_by_peer()
     await wait_state(broker, lambda s: s.client("bad") is None)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+async def test_full_queue_drops_qos0_before_qos1() -> None:
+    """When a client's queue is full, a QoS 1 message takes the place of a waiting QoS 0 one."""
+    async with (
+        running_broker(ephemeral_settings(mqtt={"max_mqueue_len": 10})) as broker,
+        RawClient.open(broker.mqtt_address) as stuck,
+    ):
+        assert await stuck.connack(connect("stuck")) == (0, 0)
+        await stuck.send(subscribe(1, ("flood", 0), ("important", 1)))
+        await stuck.read_packet()  # SUBACK; it reads nothing more for a while
+        async with blasting(broker, "flood", 5_000, size=2_000) as blast:
+            await wait_state(broker, lambda s: s.stats().message_drop > 0)
+            blast.cancel()
+        dropped = broker.stats().message_drop
+        await broker.publish("important", b"keep me", qos=1)
+        assert broker.stats().message_drop == dropped + 1  # a QoS 0 copy made room
+        async with asyncio.timeout(WAIT):
+            while True:
+                first, body = await stuck.read_packet()
+                if first & 0xF6 == 0x32 and b"important" in body:
+                    break
