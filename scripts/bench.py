@@ -1,15 +1,24 @@
 #!/usr/bin/env python3
 """edgemq benchmarks. Every figure is printed beside a baseline measured in the same run.
 
-Scenarios:
-  startstop   start + stop of an embedded broker (EdgeBroker in the caller's loop, and
-              EdgeBroker.run_in_thread as the pytest fixtures use it), against plain
-              amqtt 0.12.1 started and shut down in the same loop.
-  listing     v1 req 5 and GET /api/v4/clients with N connected clients (default 10 000, held
-              by a separate process over raw sockets), against GET /healthz in the same run.
+Traffic scenarios run each broker in its own process and alternate them (A/B, B/A, ...),
+reporting medians: edgemq against plain amqtt 0.12.1 (anonymous auth plugin only), and
+against mosquitto with --with-mosquitto. The load comes from separate processes sending
+pre-encoded packets over raw sockets (scripts/bench_load.py); every message carries a
+sequence number, so lost, duplicated and out-of-order messages are counted.
 
-Output: one JSON object per line on stdout (``--json``), or a table (default).
-``--smoke`` runs every scenario with tiny counts, to prove the suite works (tests/bench).
+  ceiling       the generator's own rate against a sink that only answers CONNECT
+  fanin         4 publishers -> 1 subscriber, QoS 0, 64-byte payloads
+  fanout        1 publisher -> 50 subscribers, QoS 0
+  qos1          1 publisher -> 1 subscriber, QoS 1 with acknowledgements (0 lost allowed)
+  latency       publish -> deliver latency at a fixed 1 000 msg/s
+  connections   2 000 idle clients: connects per second and RSS per client
+  subscriptions 10, 1 000 and 10 000 subscriptions (plain, + and #), one matching subscriber
+  admin         v1 req 2 latency idle and while 4 publishers saturate edgemq
+  startstop     start + stop of an embedded broker (in-loop and run_in_thread) vs plain amqtt
+  listing       v1 req 5 and GET /api/v4/clients with 10 000 connected clients vs GET /healthz
+
+Output: a table, or JSON lines with --json. --smoke runs everything with tiny counts.
 """
 
 from __future__ import annotations
@@ -19,13 +28,25 @@ import asyncio
 import json
 import logging
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import time
 import warnings
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any
+
+from bench_flows import (
+    Running,
+    admin_latency,
+    broker_process,
+    connections,
+    flow,
+    generator_ceiling,
+    subscription_scaling,
+)
 
 from broker import BrokerSettings, EdgeBroker
 
@@ -34,6 +55,8 @@ EPHEMERAL = BrokerSettings.ephemeral()
 
 @dataclass
 class Result:
+    """One figure of one scenario beside its baseline from the same run."""
+
     scenario: str
     subject: str
     runs: int
@@ -45,6 +68,11 @@ class Result:
     def ratio(self) -> float:
         """Subject time over baseline time (lower is faster)."""
         return self.median_ms / self.baseline_median_ms
+
+    def row(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "metric": f"{self.subject} median_ms", "value": self.median_ms,
+                "baseline": self.baseline_median_ms, "ratio": round(self.ratio, 3), "p90_ms": self.p90_ms,
+                "runs": self.runs}  # fmt: skip
 
 
 def _summary(samples: list[float]) -> tuple[float, float]:
@@ -174,10 +202,58 @@ def bench_listing(clients: int, runs: int) -> list[Result]:
     return results
 
 
-SCENARIOS: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
-    "startstop": lambda args: asyncio.run(bench_startstop(args.runs)),
-    "listing": lambda args: bench_listing(args.clients, max(args.runs // 3, 2)),
-}
+def ab(scenario: str, args: argparse.Namespace, measure: Callable[[Running], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run ``measure`` on each broker, alternating their order; medians beside amqtt's as ratios."""
+    brokers = ["amqtt", "edgemq"] + (["mosquitto"] if args.with_mosquitto and shutil.which("mosquitto") else [])
+    values: dict[str, list[dict[str, Any]]] = {name: [] for name in brokers}
+    for repeat in range(args.repeat):
+        for name in brokers if repeat % 2 == 0 else reversed(brokers):
+            with broker_process(name) as running:
+                values[name].append(measure(running))
+    rows = []
+    for metric in values["edgemq"][0]:
+        median = {name: statistics.median(v[metric] for v in values[name]) for name in brokers}
+        row = {
+            "scenario": scenario,
+            "metric": metric,
+            "value": median["edgemq"],
+            "baseline": median["amqtt"],
+            "ratio": round(median["edgemq"] / median["amqtt"], 2) if median["amqtt"] else None,
+            "runs": args.repeat,
+        }
+        if "mosquitto" in median:
+            row["mosquitto"] = median["mosquitto"]
+        rows.append(row)  # fmt: skip
+    return rows
+
+
+def edgemq_only(scenario: str, measure: Callable[[Running], dict[str, Any]]) -> list[dict[str, Any]]:
+    with broker_process("edgemq") as running:
+        result = measure(running)
+    return [{"scenario": scenario, "metric": k, "value": v, "baseline": None, "ratio": None, "runs": 1}
+            for k, v in result.items()]  # fmt: skip
+
+
+def scale(args: argparse.Namespace, full: int) -> int:
+    return max(full // 100, 20) if args.smoke else full
+
+
+SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
+    "ceiling": lambda a: [{"scenario": "ceiling", "metric": "offered_per_s", "value": v, "baseline": None,
+                           "ratio": None, "runs": 1}
+                          for v in [generator_ceiling(scale(a, 50_000))["offered_per_s"]]],
+    "fanin": lambda a: ab("fanin", a, lambda r: flow(r, 4, scale(a, 25_000), 1)),
+    "fanout": lambda a: ab("fanout", a, lambda r: flow(r, 1, scale(a, 2_000), 50)),
+    "qos1": lambda a: ab("qos1", a, lambda r: flow(r, 1, scale(a, 10_000), 1, qos=1, idle=10)),
+    "latency": lambda a: ab("latency", a, lambda r: flow(r, 1, scale(a, 3_000), 1, rate=1000, latency=True)),
+    "connections": lambda a: ab("connections", a, lambda r: connections(r, scale(a, 2_000))),
+    "subscriptions": lambda a: [row for n in ((10, 100) if a.smoke else (10, 1_000, 10_000))
+                                for row in ab(f"subscriptions {n}", a,
+                                              lambda r, n=n: subscription_scaling(r, n, scale(a, 5_000)))],
+    "admin": lambda a: edgemq_only("admin", lambda r: admin_latency(r, scale(a, 50_000))),
+    "startstop": lambda a: [r.row() for r in asyncio.run(bench_startstop(2 if a.smoke else a.runs))],
+    "listing": lambda a: [r.row() for r in bench_listing(20 if a.smoke else a.clients, 2 if a.smoke else 10)],
+}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,24 +263,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clients", type=int, default=10_000, help="connected clients for listing (default %(default)s)"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="A/B repetitions of traffic scenarios (default %(default)s)"
+    )
+    parser.add_argument("--with-mosquitto", action="store_true", help="also measure mosquitto, if installed")
     parser.add_argument("--smoke", action="store_true", help="tiny counts: check that every scenario runs")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     warnings.filterwarnings("ignore", message=".*psutil.*", category=DeprecationWarning)  # the baseline's $SYS plugin
     if args.smoke:
-        args.runs, args.clients = 2, 20
+        args.repeat = 1
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} {platform.node()} Python {platform.python_version()}", file=sys.stderr)
     for name in args.scenario or sorted(SCENARIOS):
-        for result in SCENARIOS[name](args):
+        for row in SCENARIOS[name](args):
             if args.json:
-                print(json.dumps({**asdict(result), "ratio": round(result.ratio, 3)}))
+                print(json.dumps(row), flush=True)
             else:
-                print(
-                    f"{result.scenario:14} {result.subject:26} median {result.median_ms:8.2f} ms"
-                    f"  p90 {result.p90_ms:8.2f} ms  baseline {result.baseline_median_ms:8.2f} ms"
-                    f"  ratio {result.ratio:6.2f}x  (n={result.runs})"
-                )
+                extra = f"  mosquitto {row['mosquitto']}" if "mosquitto" in row else ""
+                ratio = f"{row['ratio']}x" if row["ratio"] is not None else "-"
+                print(f"{row['scenario']:18} {row['metric']:34} {row['value']!s:>12}  baseline "
+                      f"{row['baseline']!s:>12}  ratio {ratio:>8}{extra}", flush=True)  # fmt: skip
     return 0
 
 

@@ -285,6 +285,7 @@ class EdgeAmqttBroker(Broker):
             return
         connection.ended = True
         session, client_id = connection.session, connection.session.client_id
+        await self._accept_the_rest(session)
         if not graceful and session.will_flag and session.will_topic and session.will_message is not None:
             will_qos = session.will_qos or 0
             await self._route(
@@ -307,7 +308,18 @@ class EdgeAmqttBroker(Broker):
     async def _handle_message_delivery(
         self, client_session: Session, handler: BrokerProtocolHandler, wait_deliver: asyncio.Future[Any]
     ) -> bool:
-        message = wait_deliver.result()
+        return await self._accept(client_session, wait_deliver.result())
+
+    async def _accept_the_rest(self, session: Session) -> None:
+        """Route what the client sent before its connection ended: those messages were received
+        (QoS 1/2 ones acknowledged), so they must not be lost with the connection."""
+        queue = session.delivered_message_queue
+        while not queue.empty():
+            if not await self._accept(session, queue.get_nowait()):
+                break
+
+    async def _accept(self, client_session: Session, message: Any) -> bool:
+        """Check, count and route one received PUBLISH; False closes the connection."""
         await self.plugins_manager.fire_event(
             BrokerEvents.MESSAGE_RECEIVED, client_id=client_session.client_id, message=message
         )

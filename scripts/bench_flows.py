@@ -1,0 +1,244 @@
+"""Broker processes under test and the MQTT traffic scenarios of scripts/bench.py."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import multiprocessing
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+from bench_load import open_client, publish_messages, subscribe_and_count, subscribe_packet
+
+AMQTT_RUNNER = """
+import asyncio, logging, sys
+logging.basicConfig(level=logging.ERROR)
+from amqtt.broker import Broker
+async def main():
+    broker = Broker({"listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:" + sys.argv[1]}},
+                     "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}})
+    await broker.start()
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+SINK_RUNNER = """
+import asyncio, sys
+async def serve(reader, writer):
+    try:
+        while True:
+            first = (await reader.readexactly(1))[0]
+            length, shift = 0, 0
+            while True:
+                byte = (await reader.readexactly(1))[0]
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+            await reader.readexactly(length)
+            if first == 0x10:
+                writer.write(b"\\x20\\x02\\x00\\x00")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+async def main():
+    server = await asyncio.start_server(serve, "127.0.0.1", int(sys.argv[1]))
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+@dataclass
+class Running:
+    """A broker process under test."""
+
+    name: str
+    address: tuple[str, int]
+    http_port: int
+    process: psutil.Process
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def broker_process(name: str) -> Iterator[Running]:
+    """Start ``edgemq``, ``amqtt`` (plain 0.12.1, anonymous auth only), ``mosquitto`` or ``sink``."""
+    port, http_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        if name == "edgemq":
+            command = [sys.executable, "-m", "broker", "--mqtt-port", str(port), "--http-port", str(http_port),
+                       "--log-level", "error"]  # fmt: skip
+        elif name == "amqtt":
+            command = [sys.executable, "-c", AMQTT_RUNNER, str(port)]
+        elif name == "sink":
+            command = [sys.executable, "-c", SINK_RUNNER, str(port)]
+        else:
+            conf = os.path.join(tmp, "mosquitto.conf")
+            with open(conf, "w") as handle:
+                handle.write(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n")
+            command = [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", conf]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+        try:
+            deadline = time.monotonic() + 20
+            while True:  # a benchmark script may poll: wait until the broker accepts connections
+                with contextlib.suppress(ConnectionRefusedError):
+                    socket.create_connection(("127.0.0.1", port)).close()
+                    break
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{name} did not start")
+                time.sleep(0.05)
+            yield Running(name, ("127.0.0.1", port), http_port, psutil.Process(process.pid))
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.contextmanager
+def cpu_share(running: Running) -> Iterator[dict[str, float]]:
+    """The broker's CPU time over the wall time of the block (1.0 = one core)."""
+    result: dict[str, float] = {}
+    before, started = running.process.cpu_times(), time.perf_counter()
+    yield result
+    after = running.process.cpu_times()
+    used = (after.user - before.user) + (after.system - before.system)
+    result["cpu"] = round(used / max(time.perf_counter() - started, 1e-9), 2)
+
+
+def flow(
+    running: Running,
+    publishers: int,
+    per_publisher: int,
+    subscribers: int,
+    size: int = 64,
+    qos: int = 0,
+    rate: float = 0.0,
+    latency: bool = False,
+    idle: float = 3.0,
+) -> dict[str, Any]:
+    """Publishers on ``bench/<n>`` to subscribers of ``bench/#``; delivered rate, losses, CPU share."""
+    context = multiprocessing.get_context("fork")
+    manager = context.Manager()
+    ready, go = manager.Event(), manager.Event()
+    groups = [list(range(i, subscribers, 10)) for i in range(min(subscribers, 10))]
+    expected = publishers * per_publisher
+    with ProcessPoolExecutor(len(groups) + publishers, mp_context=context) as pool, cpu_share(running) as cpu:
+        counting = []
+        for group in groups:
+            ids = [f"sub-{i}" for i in group]
+            counting.append(pool.submit(subscribe_and_count, running.address, ids, [("bench/#", qos)], expected, idle,
+                                        ready, latency))  # fmt: skip
+            ready.wait(60)
+            ready.clear()
+        sending = [pool.submit(publish_messages, running.address, f"pub-{n}", n, f"bench/{n}", per_publisher, size, qos,
+                               go, rate) for n in range(publishers)]  # fmt: skip
+        go.set()
+        spans = [f.result() for f in sending]
+        seen = [r for f in counting for r in f.result()]
+    manager.shutdown()
+    received = sum(r.count for r in seen)
+    last = max(r.last for r in seen)
+    start = min(s for s, _ in spans)
+    result = {
+        "delivered_per_s": round(received / max(last - start, 1e-9)) if received else 0,
+        "offered_per_s": round(expected / max(max(e for _, e in spans) - start, 1e-9)),
+        "lost": expected * subscribers - received,
+        "duplicates": sum(r.duplicates for r in seen),
+        "out_of_order": sum(r.out_of_order for r in seen),
+        **cpu,
+    }
+    if latency:
+        samples = sorted(x for r in seen for x in r.latencies_us)
+        if samples:
+            result["p50_ms"] = round(statistics.median(samples) / 1000, 2)
+            result["p99_ms"] = round(samples[int(0.99 * (len(samples) - 1))] / 1000, 2)
+    return result
+
+
+def connections(running: Running, count: int) -> dict[str, Any]:
+    """Connect ``count`` idle clients one after the other: connects per second and RSS per client."""
+    rss_before = running.process.memory_info().rss
+    held = []
+    started = time.perf_counter()
+    for n in range(count):
+        sock, _ = open_client(running.address, f"idle-{n}")
+        held.append(sock)
+    elapsed = time.perf_counter() - started
+    time.sleep(0.5)  # let the broker settle before reading its memory
+    rss_per_client = (running.process.memory_info().rss - rss_before) / count
+    for sock in held:
+        sock.close()
+    return {"connects_per_s": round(count / elapsed), "rss_kb_per_client": round(rss_per_client / 1024, 1)}
+
+
+def subscription_scaling(running: Running, filters: int, messages: int) -> dict[str, Any]:
+    """``filters`` - 1 non-matching subscriptions (plain, + and #) and one matching subscriber."""
+    sock, reader = open_client(running.address, "filler")
+    shapes = ["other/{}", "other/+/{}", "other/{}/#"]
+    wanted = [(shapes[i % 3].format(i), 0) for i in range(filters - 1)]
+    for start in range(0, len(wanted), 200):
+        sock.sendall(subscribe_packet(wanted[start : start + 200], packet_id=start % 60000 + 1))
+        while not any(first == 0x90 for first, _ in reader.packets()):
+            pass
+    try:
+        return flow(running, 1, messages, 1)
+    finally:
+        sock.close()
+
+
+def admin_latency(running: Running, per_publisher: int, requests: int = 20) -> dict[str, Any]:
+    """req 2 round trips while 4 publishers saturate the broker (edgemq only)."""
+    auth = {"Authorization": "Basic " + base64.b64encode(b"admin:public").decode()}
+
+    def timed() -> list[float]:
+        samples = []
+        connection = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=30)
+        for _ in range(requests):
+            started = time.perf_counter()
+            connection.request("POST", "/api/v1", body=b'{"req":2,"seq":1}', headers=auth)
+            connection.getresponse().read()
+            samples.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.05)
+        return sorted(samples)
+
+    idle = timed()
+    with ThreadPoolExecutor(1) as pool:  # the load's own processes do the work
+        load = pool.submit(flow, running, 4, per_publisher, 1)
+        busy = timed()
+        load.result()
+    return {"idle_p99_ms": round(idle[-1], 2), "busy_p50_ms": round(statistics.median(busy), 2),
+            "busy_p99_ms": round(busy[int(0.99 * (len(busy) - 1))], 2)}  # fmt: skip
+
+
+def generator_ceiling(per_publisher: int) -> dict[str, Any]:
+    """4 publishers against a sink that only answers CONNECT: the fastest the generator offers."""
+    with broker_process("sink") as sink:
+        context = multiprocessing.get_context("fork")
+        manager = context.Manager()
+        go = manager.Event()
+        with ProcessPoolExecutor(4, mp_context=context) as pool:
+            futures = [pool.submit(publish_messages, sink.address, f"p{n}", n, f"bench/{n}", per_publisher, 64, 0, go)
+                       for n in range(4)]  # fmt: skip
+            go.set()
+            spans = [f.result() for f in futures]
+        manager.shutdown()
+    elapsed = max(e for _, e in spans) - min(s for s, _ in spans)
+    return {"offered_per_s": round(4 * per_publisher / elapsed)}

@@ -1,0 +1,218 @@
+"""Load generator for scripts/bench.py: pre-encoded MQTT 3.1.1 packets over raw sockets.
+
+Runs in worker processes (multiprocessing), so the generator does not share a CPU-bound
+interpreter with the broker under test. Every payload carries (publisher, sequence, send time),
+so subscribers count lost, duplicated and out-of-order messages and measure latency.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+
+HEADER = struct.Struct("!IIq")  # publisher number, sequence, send time (ns)
+
+
+def _length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _string(value: str) -> bytes:
+    raw = value.encode()
+    return struct.pack("!H", len(raw)) + raw
+
+
+def connect_packet(client_id: str, clean: bool = True) -> bytes:
+    body = _string("MQTT") + bytes([4, 0x02 if clean else 0]) + struct.pack("!H", 0) + _string(client_id)
+    return b"\x10" + _length(len(body)) + body
+
+
+def publish_packet(topic: str, payload: bytes, qos: int = 0, packet_id: int = 0) -> bytes:
+    body = _string(topic) + (struct.pack("!H", packet_id) if qos else b"") + payload
+    return bytes([0x30 | qos << 1]) + _length(len(body)) + body
+
+
+def subscribe_packet(filters: list[tuple[str, int]], packet_id: int = 1) -> bytes:
+    body = struct.pack("!H", packet_id) + b"".join(_string(f) + bytes([q]) for f, q in filters)
+    return b"\x82" + _length(len(body)) + body
+
+
+class PacketReader:
+    """Splits a socket's byte stream into (first byte, body) packets."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+
+    def packets(self) -> list[tuple[int, bytes]]:
+        """Every complete packet after one recv (an empty list when the peer closed: check ``closed``)."""
+        chunk = self.sock.recv(1 << 18)
+        self.closed = not chunk
+        self.buffer += chunk
+        out = []
+        while len(self.buffer) >= 2:
+            length, shift, index = 0, 0, 1
+            while index < len(self.buffer):
+                byte = self.buffer[index]
+                length |= (byte & 0x7F) << shift
+                shift, index = shift + 7, index + 1
+                if not byte & 0x80:
+                    break
+            else:
+                break
+            if len(self.buffer) < index + length:
+                break
+            out.append((self.buffer[0], bytes(self.buffer[index : index + length])))
+            del self.buffer[: index + length]
+        return out
+
+
+def open_client(address: tuple[str, int], client_id: str, clean: bool = True) -> tuple[socket.socket, PacketReader]:
+    sock = socket.create_connection(address)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(connect_packet(client_id, clean))
+    reader = PacketReader(sock)
+    while not (packets := reader.packets()):
+        if reader.closed:
+            raise ConnectionError("closed before CONNACK")
+    assert packets[0][0] == 0x20 and packets[0][1][1] == 0, packets
+    return sock, reader
+
+
+@dataclass
+class Received:
+    """What one subscriber saw."""
+
+    count: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    first: float = 0.0
+    last: float = 0.0
+    latencies_us: list[int] = field(default_factory=list)
+    last_seq: dict[int, int] = field(default_factory=dict)
+
+
+def _count(got: Received, packets: list[tuple[int, bytes]], keep_latency: bool) -> bytes:
+    """Count the PUBLISH packets; return the PUBACKs to send."""
+    now = time.perf_counter()
+    acks = bytearray()
+    for first, body in packets:
+        if first & 0xF0 != 0x30:
+            continue
+        qos = (first >> 1) & 3
+        topic_end = 2 + struct.unpack_from("!H", body)[0]
+        if qos:
+            acks += b"\x40\x02" + body[topic_end : topic_end + 2]
+        publisher, seq, sent = HEADER.unpack_from(body, topic_end + (2 if qos else 0))
+        previous = got.last_seq.get(publisher, -1)
+        if seq == previous:
+            got.duplicates += 1
+        elif seq < previous:
+            got.out_of_order += 1
+        else:
+            got.last_seq[publisher] = seq
+        got.count += 1
+        if keep_latency:
+            got.latencies_us.append((time.time_ns() - sent) // 1000)
+        got.first = got.first or now
+        got.last = now
+    return bytes(acks)
+
+
+def subscribe_and_count(
+    address: tuple[str, int],
+    client_ids: list[str],
+    filters: list[tuple[str, int]],
+    expected: int,
+    idle: float,
+    ready: object,
+    keep_latency: bool = False,
+) -> list[Received]:
+    """Subscribe one socket per client id, signal ``ready`` (a multiprocessing Event), then count
+    on every socket until each saw ``expected`` messages or all were idle for ``idle`` seconds."""
+    import selectors
+
+    selector = selectors.DefaultSelector()
+    results: dict[int, Received] = {}
+    for client_id in client_ids:
+        sock, reader = open_client(address, client_id)
+        sock.sendall(subscribe_packet(filters))
+        while not any(first == 0x90 for first, _ in reader.packets()):
+            pass
+        selector.register(sock, selectors.EVENT_READ, reader)
+        results[sock.fileno()] = Received()
+    ready.set()  # type: ignore[attr-defined]
+    open_sockets = len(client_ids)
+    try:
+        while open_sockets and any(r.count < expected for r in results.values()):
+            events = selector.select(timeout=idle)
+            if not events:
+                break
+            for key, _ in events:
+                reader = key.data
+                packets = reader.packets()
+                if reader.closed:
+                    selector.unregister(key.fileobj)
+                    open_sockets -= 1
+                    continue
+                acks = _count(results[key.fd], packets, keep_latency)
+                if acks:
+                    reader.sock.sendall(acks)
+    finally:
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        selector.close()
+    return list(results.values())
+
+
+def publish_messages(
+    address: tuple[str, int],
+    client_id: str,
+    publisher: int,
+    topic: str,
+    count: int,
+    size: int,
+    qos: int,
+    go: object,
+    rate: float = 0.0,
+) -> tuple[float, float]:
+    """Publish ``count`` messages (paced at ``rate`` per second if given); return (start, end) times."""
+    sock, reader = open_client(address, client_id)
+    padding = b"x" * max(0, size - HEADER.size)
+    go.wait()  # type: ignore[attr-defined]
+    start = time.perf_counter()
+    batch = 1 if rate else 200
+    if count == 0:
+        sock.close()
+        return start, start
+    acked, seq = 0, 0
+    while seq < count:
+        chunk = bytearray()
+        for _ in range(min(batch, count - seq)):
+            packet_id = seq % 65535 + 1
+            payload = HEADER.pack(publisher, seq, time.time_ns()) + padding
+            chunk += publish_packet(topic, payload, qos, packet_id)
+            seq += 1
+        sock.sendall(chunk)
+        if qos:  # keep at most ~1000 unacknowledged
+            while seq - acked > 1000:
+                acked += sum(1 for first, _ in reader.packets() if first == 0x40)
+        if rate:
+            pause = start + seq / rate - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+    sock.settimeout(30)
+    while qos and acked < count:
+        acked += sum(1 for first, _ in reader.packets() if first == 0x40)
+    end = time.perf_counter()
+    sock.sendall(b"\xe0\x00")
+    sock.close()
+    return start, end
