@@ -185,7 +185,8 @@ class ConfigSource:
         target = override_path(self.path)
         temporary = target.with_name(target.name + ".tmp")
         text = _OVERRIDE_HEADER.format(name=self.path.name) + json.dumps(data, indent=2) + "\n"
-        with temporary.open("w", encoding="utf-8") as handle:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold passwords
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

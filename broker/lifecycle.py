@@ -135,7 +135,12 @@ class EdgeBroker:
         """Restart in the background (the admin API answers first)."""
         task = asyncio.create_task(self.restart(), name="edgemq-restart")
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._restart_done)
+
+    def _restart_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("restart failed", exc_info=task.exception())
 
     async def wait_for_restarts(self) -> None:
         """Return once every requested restart has finished."""
@@ -157,7 +162,12 @@ class EdgeBroker:
                     log.error("restart: the configuration is invalid, keeping the running one:\n%s", exc)
             log.info("restarting the MQTT side")
             self.live.current = new
-            await self._mqtt.restart(new.shutdown_timeout)
+            try:
+                await self._mqtt.restart(new.shutdown_timeout)
+            except OSError as exc:
+                log.error("restart: cannot listen as configured (%s); listening as before", exc)
+                self.live.current = new = old
+                await self._mqtt.listen()
             if (new.http_server.ip_addr, new.http_server.port) != (old.http_server.ip_addr, old.http_server.port):
                 await self._move_http(new)
             log.info("edgemq restarted: MQTT on %s, admin API on %s", self.mqtt_url, self.api_url)

@@ -40,6 +40,21 @@ def _check_topic_name(body: bytes) -> None:
         raise ProtocolViolation(f"invalid PUBLISH topic {topic!r} (3.3.2.1, 4.7.3)")
 
 
+def _check_subscriptions(body: bytes) -> None:
+    """Every (filter, requested QoS) pair is complete and the QoS byte is 0, 1 or 2 (3.8.3-4)."""
+    offset = 2
+    while offset < len(body):
+        if offset + 2 > len(body):
+            raise ProtocolViolation("SUBSCRIBE filter length beyond the packet")
+        (length,) = struct.unpack_from("!H", body, offset)
+        offset += 2 + length
+        if offset >= len(body):
+            raise ProtocolViolation("SUBSCRIBE filter without its QoS byte")
+        if body[offset] > 2:
+            raise ProtocolViolation(f"SUBSCRIBE with requested QoS byte {body[offset]:#x} (3.8.3-4)")
+        offset += 1
+
+
 def _check(first: int, body: bytes) -> None:
     kind, flags = first >> 4, first & 0x0F
     if kind in (0, 15):
@@ -53,6 +68,8 @@ def _check(first: int, body: bytes) -> None:
             raise ProtocolViolation(f"packet type {kind} with flags {flags:#x} (2.2.2)")
         if kind in (SUBSCRIBE, UNSUBSCRIBE) and len(body) <= 2:
             raise ProtocolViolation("SUBSCRIBE or UNSUBSCRIBE without a topic filter (3.8.3, 3.10.3)")
+        if kind == SUBSCRIBE:
+            _check_subscriptions(body)
     elif flags != 0:
         raise ProtocolViolation(f"packet type {kind} with flags {flags:#x} (2.2.2)")
 

@@ -83,7 +83,8 @@ def open_client(address: tuple[str, int], client_id: str, clean: bool = True) ->
     while not (packets := reader.packets()):
         if reader.closed:
             raise ConnectionError("closed before CONNACK")
-    assert packets[0][0] == 0x20 and packets[0][1][1] == 0, packets
+    if packets[0][0] != 0x20 or packets[0][1][1] != 0:
+        raise ConnectionError(f"CONNACK refused: {packets[0]!r}")
     return sock, reader
 
 

@@ -5,7 +5,7 @@
 - ``handler``: the protocol handler subclass and the packet-framing reader.
 
 amqtt internals overridden (for whoever upgrades amqtt): ``Broker._initialize_client_session``,
-``_handle_client_session``, ``_handle_disconnect``, ``_handle_message_delivery``,
+``_handle_client_session``, ``_client_message_loop``, ``_handle_disconnect``, ``_handle_message_delivery``,
 ``_broadcast_message``, ``add_subscription``, ``_del_subscription``, ``_delete_session``,
 ``_cleanup_session``, ``_publish_retained_messages_for_subscription``;
 ``BrokerProtocolHandler.handle_read_timeout``, ``_retry_deliveries``,

@@ -28,12 +28,13 @@ def _plugin_path(plugin: type) -> str:
 def _amqtt_config(authenticator: ClientAuthenticator, settings: LiveSettings) -> dict[str, Any]:
     """amqtt's configuration: one external listener (edgemq owns the sockets), explicit plugins.
 
-    The ACL plugin is loaded only when there are rules: without a topic plugin the router
-    skips amqtt's per-message topic checks.
+    The ACL plugin is always loaded (a restart may add rules); the broker asks it only while
+    the ACL has rules, so without rules no message pays for a topic check.
     """
-    plugins: dict[str, Any] = {_plugin_path(EdgeAuthPlugin): {"authenticator": authenticator}}
-    if settings.current.acl.rules or settings.current.acl.no_match == "deny":
-        plugins[_plugin_path(EdgeAclPlugin)] = {"acl": lambda: settings.current.acl}
+    plugins: dict[str, Any] = {
+        _plugin_path(EdgeAuthPlugin): {"authenticator": authenticator},
+        _plugin_path(EdgeAclPlugin): {"acl": lambda: settings.current.acl},
+    }
     return {"listeners": {LISTENER: {"type": "external", "bind": "edgemq-listeners:0"}}, "plugins": plugins}
 
 
@@ -102,6 +103,11 @@ class MqttCore:
         """Close listeners and connections, then listen again with the current settings."""
         await self._close_listeners(timeout)
         await self._open_listeners()
+
+    async def listen(self) -> None:
+        """Open the listeners with the current settings (after a failed restart)."""
+        if self._listeners is None:
+            await self._open_listeners()
 
     async def _on_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         broker = self._broker

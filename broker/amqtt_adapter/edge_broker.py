@@ -152,8 +152,12 @@ class EdgeAmqttBroker(Broker):
         self._deliveries: set[asyncio.Future[Any]] = set()
         self._pending: dict[BrokerProtocolHandler, int] = {}  # deliveries not finished, per connection
         self._pending_qos0: dict[BrokerProtocolHandler, deque[asyncio.Task[Any]]] = {}
+        self._evicted: set[asyncio.Future[Any]] = set()
         # amqtt awaits every topic plugin per publish and per delivery; skip that without one
-        self._has_topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in self.plugins_manager.plugins)
+        self._topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in self.plugins_manager.plugins)
+        self._foreign_topic_plugins = any(
+            isinstance(p, BaseTopicPlugin) and not isinstance(p, EdgeAclPlugin) for p in self.plugins_manager.plugins
+        )
 
     # -- connection lifecycle ------------------------------------------------------------
 
@@ -203,6 +207,8 @@ class EdgeAmqttBroker(Broker):
             connection = _Connection(handler, session, asyncio.current_task())
             self._connections[client_id] = connection
             self._connection_of[handler] = connection
+            if isinstance(handler, EdgeHandler):  # resend only what was in flight before this connection
+                handler.remember_in_flight()
             self._send_offline_queue(session, handler)  # before anything routed from now on
             await handler.mqtt_connack_authorize(True)
             self._state.record_connected(_client_info(session))
@@ -232,6 +238,36 @@ class EdgeAmqttBroker(Broker):
                 del self._connections[client_id]
             self._connection_of.pop(handler, None)
             connection.closed.set()
+
+    async def _client_message_loop(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
+        # amqtt's loop handles a disconnect before a message it already took from the queue, so
+        # that message would be routed after the will and after the rest of the queue.
+        waiters = {
+            "deliver": asyncio.ensure_future(handler.mqtt_deliver_next_message()),
+            "subscribe": asyncio.ensure_future(handler.get_next_pending_subscription()),
+            "unsubscribe": asyncio.ensure_future(handler.get_next_pending_unsubscription()),
+            "disconnect": asyncio.ensure_future(handler.wait_disconnect()),
+        }
+        try:
+            while True:
+                done, _ = await asyncio.wait(waiters.values(), return_when=asyncio.FIRST_COMPLETED)
+                if waiters["deliver"] in done:
+                    if not await self._handle_message_delivery(client_session, handler, waiters["deliver"]):
+                        return
+                    waiters["deliver"] = asyncio.ensure_future(handler.mqtt_deliver_next_message())
+                if waiters["subscribe"] in done:
+                    await self._handle_subscription(client_session, handler, waiters["subscribe"])
+                    waiters["subscribe"] = asyncio.ensure_future(handler.get_next_pending_subscription())
+                if waiters["unsubscribe"] in done:
+                    await self._handle_unsubscription(client_session, handler, waiters["unsubscribe"])
+                    waiters["unsubscribe"] = asyncio.ensure_future(handler.get_next_pending_unsubscription())
+                if waiters["disconnect"] in done:
+                    await self._handle_disconnect(client_session, handler, waiters["disconnect"])
+                    return
+        finally:
+            for waiter in waiters.values():
+                waiter.cancel()
+            await asyncio.gather(*waiters.values(), return_exceptions=True)
 
     async def _resume_or_create(self, incoming: Session) -> Session:
         """The session for an accepted CONNECT (MQTT-3.1.2-4/5/6); ``parent`` is session present."""
@@ -286,7 +322,13 @@ class EdgeAmqttBroker(Broker):
         connection.ended = True
         session, client_id = connection.session, connection.session.client_id
         await self._accept_the_rest(session)
-        if not graceful and session.will_flag and session.will_topic and session.will_message is not None:
+        if (
+            not graceful
+            and session.will_flag
+            and session.will_topic
+            and session.will_message is not None
+            and (not self._checks_topics or await self._topic_allowed(session, session.will_topic, Action.PUBLISH))
+        ):
             will_qos = session.will_qos or 0
             await self._route(
                 session, session.will_topic, bytes(session.will_message), will_qos, retain=bool(session.will_retain)
@@ -329,7 +371,7 @@ class EdgeAmqttBroker(Broker):
         if not _is_publishable(topic):
             log.warning("client %s published to invalid topic %r: closing", client_session.client_id, topic)
             return False
-        if self._has_topic_plugins and not await self._topic_allowed(client_session, topic, Action.PUBLISH):
+        if self._checks_topics and not await self._topic_allowed(client_session, topic, Action.PUBLISH):
             log.info("client %s may not publish to %s", client_session.client_id, topic)
             return True
         await self.plugins_manager.fire_event(
@@ -375,11 +417,12 @@ class EdgeAmqttBroker(Broker):
             target, handler = self._sessions.get(client_id, (None, None))
             if target is None or handler is None:
                 continue
-            if self._has_topic_plugins and not await self._topic_allowed(target, topic, Action.RECEIVE):
+            if self._checks_topics and not await self._topic_allowed(target, topic, Action.RECEIVE):
                 continue
             routed.append(client_id)
             delivered_qos = min(qos, granted_qos)
-            if target.transitions.state == "connected":
+            connection = self._connection_of.get(handler)
+            if connection is not None and not connection.ended and target.transitions.state == "connected":
                 if self._pending.get(handler, 0) < limit or (delivered_qos > 0 and self._evict_qos0(handler)):
                     self._deliver(handler, topic, data, delivered_qos)
                 else:  # the client does not keep up: its queue is full
@@ -390,6 +433,12 @@ class EdgeAmqttBroker(Broker):
                 discarded += 1
         if counted:
             self._state.record_routed(sender_id, routed, discarded)
+
+    @property
+    def _checks_topics(self) -> bool:
+        """Whether topic plugins must be asked: edgemq's ACL only while it has rules (read live)."""
+        acl = self._settings.current.acl
+        return self._topic_plugins and (bool(acl.rules) or acl.no_match == "deny" or self._foreign_topic_plugins)
 
     async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
         """The topic plugins' verdict (callers skip the await when there is no topic plugin)."""
@@ -420,12 +469,16 @@ class EdgeAmqttBroker(Broker):
             task = waiting.popleft()
             if not task.done() and not task.cancelling():
                 task.cancel()  # safe: amqtt writes a packet whole, under its write lock
+                self._evicted.add(task)
                 self._state.record_dropped(1)
                 return True
         return False
 
     def _delivery_done(self, counted: bool, handler: BrokerProtocolHandler, task: asyncio.Future[Any]) -> None:
         self._deliveries.discard(task)
+        if task in self._evicted:  # counted when it was evicted
+            self._evicted.discard(task)
+            counted = False
         left = self._pending.pop(handler, 1) - 1
         if left:
             self._pending[handler] = left
@@ -511,8 +564,11 @@ class EdgeAmqttBroker(Broker):
         return deleted
 
     def _queued_for(self, client_id: str) -> int:
+        """Copies lost with a session: its offline queue and its unacknowledged messages."""
         session = self._sessions.get(client_id, (None, None))[0]
-        return int(session.retained_messages.qsize()) if session is not None else 0
+        if session is None:
+            return 0
+        return int(session.retained_messages.qsize()) + len(session.inflight_out)
 
     async def _delete_session(self, client_id: str) -> None:
         queued = self._queued_for(client_id)
@@ -536,7 +592,7 @@ class EdgeAmqttBroker(Broker):
         for topic, retained in list(self._retained_messages.items()):
             if not self._matches(topic, topic_filter):
                 continue
-            if not self._has_topic_plugins or await self._topic_allowed(session, topic, Action.RECEIVE):
+            if not self._checks_topics or await self._topic_allowed(session, topic, Action.RECEIVE):
                 qos = min(granted_qos, retained.qos or 0)
                 self._deliver(handler, topic, retained.data, qos, retain=True, counted=False)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -91,6 +90,18 @@ class EdgeHandler(BrokerProtocolHandler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._background: set[asyncio.Future[Any]] = set()
+        self._to_retry: list[Any] = []
+        self._stopping = False
+
+    def remember_in_flight(self) -> None:
+        """Note what is in flight from an earlier connection: that, and only that, is resent."""
+        assert self.session is not None
+        self._to_retry = [*self.session.inflight_in.values(), *self.session.inflight_out.values()]
+
+    async def stop(self) -> None:
+        """Stop; deliveries started from now on fail at once instead of waiting forever."""
+        self._stopping = True
+        await super().stop()
 
     def handle_read_timeout(self) -> None:
         """No packet within the keep-alive allowance: close as an abnormal disconnect (3.1.2.10)."""
@@ -108,11 +119,13 @@ class EdgeHandler(BrokerProtocolHandler):
             log.debug("background delivery ended: %r", task.exception())
 
     async def _retry_deliveries(self) -> None:
-        assert self.session is not None
-        for message in itertools.chain(self.session.inflight_in.values(), self.session.inflight_out.values()):
+        to_retry, self._to_retry = self._to_retry, []
+        for message in to_retry:
             self._spawn(self._handle_message_flow(message))
 
     async def _ack(self, waiters: dict[int, asyncio.Future[Any]], packet_id: int) -> Any:
+        if self._stopping:
+            raise ConnectionError("the connection is closing")
         waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         waiters[packet_id] = waiter
         try:

@@ -1,4 +1,4 @@
-"""The benchmark suite still runs: every scenario with tiny counts (no timing assertions)."""
+"""The benchmark suite still works: every scenario with tiny counts (no timing assertions)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,22 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
+AB_SCENARIOS = {"fanin", "fanout", "qos1", "latency", "connections", "subscriptions 10"}
 
 
-def test_every_scenario_reports_a_ratio_against_its_baseline() -> None:
-    """scripts/bench.py --smoke prints one JSON result per subject, each with its baseline and ratio."""
+def test_every_scenario_runs_and_reports_against_its_baseline() -> None:
+    """scripts/bench.py --smoke --json: every scenario reports, A/B figures carry amqtt's and a ratio, nothing lost."""
     completed = subprocess.run(
-        [sys.executable, str(BENCH), "--smoke", "--json"], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, str(BENCH), "--smoke", "--json"], capture_output=True, text=True, timeout=600, check=True
     )
-    results = [json.loads(line) for line in completed.stdout.splitlines()]
-    assert {r["subject"] for r in results} >= {"EdgeBroker", "EdgeBroker.run_in_thread"}
-    for result in results:
-        assert result["baseline_median_ms"] > 0
-        assert result["ratio"] == round(result["median_ms"] / result["baseline_median_ms"], 3)
+    rows = [json.loads(line) for line in completed.stdout.splitlines()]
+    scenarios = {row["scenario"] for row in rows}
+    assert AB_SCENARIOS | {"ceiling", "admin", "startstop", "listing 20"} <= scenarios
+    for row in rows:
+        if row["scenario"] in AB_SCENARIOS and row["metric"] in ("delivered_per_s", "connects_per_s"):
+            assert row["baseline"] > 0
+            assert row["ratio"] == round(row["value"] / row["baseline"], 2)
+    edgemq = {(row["scenario"], row["metric"]): row["value"] for row in rows}
+    assert edgemq[("qos1", "lost")] == 0
+    assert edgemq[("qos1", "duplicates")] == 0
+    assert edgemq[("qos1", "out_of_order")] == 0

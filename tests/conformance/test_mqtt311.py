@@ -160,6 +160,7 @@ MALFORMED = {
     "qos 3": _publish_with_raw_topic(b"a/b", first=0x36),
     "wildcard topic": _publish_with_raw_topic(b"a/#"),
     "subscribe without filter": b"\x82\x02\x00\x01",
+    "subscribe with qos 3": b"\x82\x06\x00\x01\x00\x01a\x03",
     "unsubscribe without filter": b"\xa2\x02\x00\x01",
 }
 

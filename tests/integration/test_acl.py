@@ -67,3 +67,18 @@ async def test_acl_governs_receive_through_wide_filters() -> None:
         await admin.publish("secret/a", b"hidden")
         await admin.publish("public/b", b"visible")
         assert (await next_message(bob)).payload == b"visible"
+
+
+async def test_will_obeys_the_publish_acl() -> None:
+    """A will on a topic the client may not publish to is not published (nor retained)."""
+    async with (
+        running_broker(ephemeral_settings(acl=RULES)) as broker,
+        mqtt_client(broker, "watcher", username="admin") as watcher,
+    ):
+        await watcher.subscribe("cmd/#")
+        async with RawClient.open(broker.mqtt_address) as sensor:
+            assert await sensor.connack(connect("sensor", will=("cmd/fire", b"FAKE", 0, True))) == (0, 0)
+            sensor.abort()
+        await wait_state(broker, lambda s: s.client("sensor") is None)
+        assert broker.retained_messages() == []
+        assert broker.stats().message_in == 0

@@ -14,7 +14,7 @@ import pytest
 
 from broker import ConfigSource, EdgeBroker
 from tests.helpers import WAIT, mqtt_client, next_message, v1, wait_state
-from tests.mqtt_packets import RawClient, connect
+from tests.mqtt_packets import RawClient, connect, subscribe
 
 pytestmark = pytest.mark.anyio
 
@@ -174,3 +174,38 @@ async def test_password_list_admits_the_right_user_only(tmp_path: Path) -> None:
         for user, password in [("alice", "wrong"), ("bob", "plain-pw"), ("mallory", "x"), (None, None)]:
             async with RawClient.open(broker.mqtt_address) as raw:
                 assert await raw.connack(connect("c", username=user, password=password)) == (0, 5)
+
+
+async def test_acl_added_by_config_change_applies_after_restart(tmp_path: Path) -> None:
+    """An ACL written with req 12 is enforced after req 10 restart (the ACL plugin is always loaded)."""
+    async with broker_from_file(tmp_path) as (broker, api, _conf):
+        answer = await post(api, {"req": 12, "data": {"acl": {"no_match": "deny"}}})
+        assert answer.json()["data"] == {"restart_required": ["acl.no_match"]}
+        await broker.restart()
+        async with RawClient.open(broker.mqtt_address) as raw:
+            await raw.connack(connect("c"))
+            await raw.send(subscribe(1, ("secret/#", 0)))
+            assert (await raw.read_packet())[1] == b"\x00\x01\x80"
+
+
+async def test_failed_restart_keeps_listening_as_before(tmp_path: Path) -> None:
+    """A restart whose new port is taken logs the error and listens as configured before."""
+    async with broker_from_file(tmp_path) as (broker, api, _conf), RawClient.open(broker.mqtt_address):
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            busy = taken.getsockname()[1]
+            await post(api, {"req": 12, "data": {"listeners": {"tcp": {"bind": f"127.0.0.1:{busy}"}}}})
+            await broker.restart()
+        assert broker.mqtt_ready
+        assert broker.settings.listeners.tcp is not None
+        assert broker.settings.listeners.tcp.bind == "127.0.0.1:0"  # the running settings, not the failed ones
+        async with mqtt_client(broker, "still") as still:
+            await still.publish("x", b"y")
+
+
+async def test_override_file_is_private(tmp_path: Path) -> None:
+    """The override file may hold passwords: only its owner can read it."""
+    async with broker_from_file(tmp_path) as (_, api, _conf):
+        await post(api, {"req": 12, "data": {"http_server": {"password": "p2"}}})
+    assert (tmp_path / "edgemq.override.conf").stat().st_mode & 0o777 == 0o600

@@ -106,3 +106,24 @@ async def test_discarded_queue_counts_as_dropped(broker: EdgeBroker) -> None:
     async with mqtt_client(broker, "q", clean_session=True):
         pass
     assert broker.stats().message_drop == 2
+
+
+async def test_offline_queue_is_delivered_once(broker: EdgeBroker) -> None:
+    """Messages queued while offline arrive once each, without DUP, when the session resumes."""
+    async with RawClient.open(broker.mqtt_address) as raw:
+        assert await raw.connack(connect("q1", clean=False)) == (0, 0)
+        await raw.send(subscribe(1, ("o/#", 1)))
+        await raw.read_packet()
+    await wait_state(broker, lambda s: (c := s.client("q1")) is not None and not c.connected)
+    for n in range(3):
+        await broker.publish(f"o/{n}", b"m", qos=1)
+    async with RawClient.open(broker.mqtt_address) as raw:
+        assert await raw.connack(connect("q1", clean=False)) == (1, 0)
+        firsts = []
+        for _ in range(3):
+            first, body = await raw.read_packet()
+            firsts.append(first)
+            await raw.send(b"\x40\x02" + body[5:7])  # PUBACK (topic "o/N" is 3 bytes)
+        assert firsts == [0x32, 0x32, 0x32]
+        with pytest.raises(TimeoutError):
+            await raw.read_packet(timeout=0.3)  # nothing more: no second copy
