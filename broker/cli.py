@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ def _start_parser(parser: argparse.ArgumentParser) -> None:
     http.add_argument("--admin-user", help="Basic auth user (default admin)")
     http.add_argument("--admin-password", help="Basic auth password (default public)")
     parser.add_argument("--log-level", choices=["debug", "info", "warn", "error"], help="(default info)")
+    parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop even if uvloop is there")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,11 +125,22 @@ def _start(args: argparse.Namespace) -> int:
         return EXIT_INVALID_CONFIG
     configure_logging(settings.log)
     try:
-        asyncio.run(serve(EdgeBroker(settings, config=source if args.conf else None)))
+        with asyncio.Runner(loop_factory=None if args.no_uvloop else _uvloop_factory()) as runner:
+            runner.run(serve(EdgeBroker(settings, config=source if args.conf else None)))
     except (OSError, PasswordFileError) as exc:
         log.error("cannot start: %s", exc)
         return 1
     return 0
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed (Linux and macOS), else None (asyncio's own)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    log.debug("using uvloop")
+    return uvloop.new_event_loop
 
 
 def _check_config(path: Path) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Awaitable, Callable
 
-__all__ = ["CONNECT", "ProtocolViolation", "read_packet"]
+__all__ = ["CONNECT", "ProtocolViolation", "encode_publish_qos0", "read_packet"]
 
 ReadExactly = Callable[[int], Awaitable[bytes]]
 
@@ -97,3 +97,16 @@ async def read_packet(read_exactly: ReadExactly, max_size: int, *, first_packet:
     body = await read_exactly(length) if length else b""
     _check(header[0], body)
     return header + body
+
+
+def encode_publish_qos0(topic: str, payload: bytes, *, retain: bool = False) -> bytes:
+    """A QoS 0 PUBLISH packet, encoded once and written to every QoS 0 subscriber."""
+    topic_bytes = topic.encode("utf-8")
+    remaining = 2 + len(topic_bytes) + len(payload)
+    length = bytearray()
+    while True:
+        byte, remaining = remaining % 128, remaining // 128
+        length.append(byte | (0x80 if remaining else 0))
+        if not remaining:
+            break
+    return b"".join((bytes([0x30 | int(retain)]), length, struct.pack("!H", len(topic_bytes)), topic_bytes, payload))

@@ -113,6 +113,7 @@ class MqttCore:
         broker = self._broker
         assert broker is not None
         framed = FramedReader(StreamReaderAdapter(reader), self._max_packet_size)
+        framed.transport = writer.transport
         await broker.external_connected(framed, StreamWriterAdapter(writer), LISTENER)
 
     async def _on_websocket(self, connection: ServerConnection) -> None:

@@ -42,6 +42,7 @@ from broker.acl import Action as AclAction
 from broker.acl import allowed as acl_allows
 from broker.amqtt_adapter.handler import EdgeHandler, FramedReader
 from broker.client_auth import ClientAuthenticator, PasswordFileError
+from broker.mqtt_framing import encode_publish_qos0
 from broker.settings import LiveSettings
 from broker.state import BrokerState, ClientInfo, RoutedMessage
 from broker.topics import is_valid_topic_name
@@ -53,6 +54,7 @@ log = logging.getLogger("edgemq.mqtt")
 LISTENER = "default"
 _SUBSCRIPTION_REFUSED = 0x80
 _TAKEOVER_GRACE = 1.0
+_DIRECT_WRITE_LIMIT = 64 * 1024  # bytes buffered for a client before its copies are queued instead
 # What a resumed persistent session takes over from the new CONNECT.
 _CONNECTION_FIELDS = (
     "will_flag", "will_topic", "will_message", "will_qos", "will_retain",
@@ -114,6 +116,7 @@ class _Connection:
     handler: BrokerProtocolHandler
     session: Session
     task: asyncio.Task[Any] | None
+    transport: asyncio.WriteTransport | None = None
     ended: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -205,6 +208,8 @@ class EdgeAmqttBroker(Broker):
             handler.attach(session, reader, writer)
             self._sessions[client_id] = (session, handler)
             connection = _Connection(handler, session, asyncio.current_task())
+            if isinstance(reader, FramedReader):
+                connection.transport = reader.transport
             self._connections[client_id] = connection
             self._connection_of[handler] = connection
             if isinstance(handler, EdgeHandler):  # resend only what was in flight before this connection
@@ -413,6 +418,7 @@ class EdgeAmqttBroker(Broker):
         routed: list[str] = []
         discarded = 0
         limit = self._settings.current.mqtt.max_mqueue_len
+        encoded = b""  # the QoS 0 PUBLISH, encoded once for every direct write
         for client_id, granted_qos in self._state.subscribers(topic):
             target, handler = self._sessions.get(client_id, (None, None))
             if target is None or handler is None:
@@ -423,6 +429,10 @@ class EdgeAmqttBroker(Broker):
             delivered_qos = min(qos, granted_qos)
             connection = self._connection_of.get(handler)
             if connection is not None and not connection.ended and target.transitions.state == "connected":
+                if delivered_qos == 0 and self._write_now(
+                    connection, encoded or (encoded := encode_publish_qos0(topic, data))
+                ):
+                    continue
                 if self._pending.get(handler, 0) < limit or (delivered_qos > 0 and self._evict_qos0(handler)):
                     self._deliver(handler, topic, data, delivered_qos)
                 else:  # the client does not keep up: its queue is full
@@ -439,6 +449,20 @@ class EdgeAmqttBroker(Broker):
         """Whether topic plugins must be asked: edgemq's ACL only while it has rules (read live)."""
         acl = self._settings.current.acl
         return self._topic_plugins and (bool(acl.rules) or acl.no_match == "deny" or self._foreign_topic_plugins)
+
+    def _write_now(self, connection: _Connection, packet: bytes) -> bool:
+        """Write a QoS 0 copy straight to the socket, without a task, when nothing is queued
+        before it and the socket keeps up; otherwise the caller queues it (amqtt's path)."""
+        transport = connection.transport
+        if (
+            transport is None
+            or transport.is_closing()
+            or self._pending.get(connection.handler)
+            or transport.get_write_buffer_size() > _DIRECT_WRITE_LIMIT
+        ):
+            return False
+        transport.write(packet)  # one write per packet: never interleaves with amqtt's own writes
+        return True
 
     async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
         """The topic plugins' verdict (callers skip the await when there is no topic plugin)."""

@@ -38,6 +38,8 @@ class FramedReader(ReaderAdapter):
         self._first = True
         self._ended = False
         self.backlog: Callable[[], int] = lambda: 0
+        self.transport: asyncio.WriteTransport | None = None
+        """The connection's transport, for edgemq's direct QoS 0 writes (TCP only)."""
 
     async def _read_exactly(self, n: int) -> bytes:
         data = await self._inner.read(n)
