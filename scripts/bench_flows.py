@@ -137,7 +137,7 @@ def flow(
     """Publishers on ``bench/<n>`` to subscribers of ``bench/#``; delivered rate, losses, CPU share."""
     context = multiprocessing.get_context("fork")
     manager = context.Manager()
-    ready, go = manager.Event(), manager.Event()
+    ready, go, done = manager.Event(), manager.Event(), manager.Event()
     groups = [list(range(i, subscribers, 10)) for i in range(min(subscribers, 10))]
     expected = publishers * per_publisher
     with ProcessPoolExecutor(len(groups) + publishers, mp_context=context) as pool, cpu_share(running) as cpu:
@@ -149,10 +149,11 @@ def flow(
             ready.wait(60)
             ready.clear()
         sending = [pool.submit(publish_messages, running.address, f"pub-{n}", n, f"bench/{n}", per_publisher, size, qos,
-                               go, rate) for n in range(publishers)]  # fmt: skip
+                               go, rate, done) for n in range(publishers)]  # fmt: skip
         go.set()
-        spans = [f.result() for f in sending]
         seen = [r for f in counting for r in f.result()]
+        done.set()
+        spans = [f.result() for f in sending]
     manager.shutdown()
     received = sum(r.count for r in seen)
     last = max(r.last for r in seen)

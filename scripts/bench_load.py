@@ -184,8 +184,13 @@ def publish_messages(
     qos: int,
     go: object,
     rate: float = 0.0,
+    done: object = None,
 ) -> tuple[float, float]:
-    """Publish ``count`` messages (paced at ``rate`` per second if given); return (start, end) times."""
+    """Publish ``count`` messages (paced at ``rate`` per second if given); return (start, end) times.
+
+    The connection stays open until ``done`` (a multiprocessing Event) is set, so that a broker
+    that drops received messages on DISCONNECT is measured on its routing, not on that bug.
+    """
     sock, reader = open_client(address, client_id)
     padding = b"x" * max(0, size - HEADER.size)
     go.wait()  # type: ignore[attr-defined]
@@ -214,6 +219,8 @@ def publish_messages(
     while qos and acked < count:
         acked += sum(1 for first, _ in reader.packets() if first == 0x40)
     end = time.perf_counter()
+    if done is not None:
+        done.wait(600)  # type: ignore[attr-defined]
     sock.sendall(b"\xe0\x00")
     sock.close()
     return start, end

@@ -54,6 +54,7 @@ log = logging.getLogger("edgemq.mqtt")
 LISTENER = "default"
 _SUBSCRIPTION_REFUSED = 0x80
 _TAKEOVER_GRACE = 1.0
+_ACCEPT_BATCH = 64  # received messages routed per turn of a client's loop
 _DIRECT_WRITE_LIMIT = 64 * 1024  # bytes buffered for a client before its copies are queued instead
 # What a resumed persistent session takes over from the new CONNECT.
 _CONNECTION_FIELDS = (
@@ -117,6 +118,8 @@ class _Connection:
     session: Session
     task: asyncio.Task[Any] | None
     transport: asyncio.WriteTransport | None = None
+    outgoing: bytearray = field(default_factory=bytearray)
+    """QoS 0 packets written directly, sent in one write at the end of the loop turn."""
     ended: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -259,6 +262,8 @@ class EdgeAmqttBroker(Broker):
                 if waiters["deliver"] in done:
                     if not await self._handle_message_delivery(client_session, handler, waiters["deliver"]):
                         return
+                    if not await self._accept_waiting(client_session):
+                        return
                     waiters["deliver"] = asyncio.ensure_future(handler.mqtt_deliver_next_message())
                 if waiters["subscribe"] in done:
                     await self._handle_subscription(client_session, handler, waiters["subscribe"])
@@ -357,6 +362,16 @@ class EdgeAmqttBroker(Broker):
     ) -> bool:
         return await self._accept(client_session, wait_deliver.result())
 
+    async def _accept_waiting(self, session: Session) -> bool:
+        """Route up to a batch of already received messages without a waiter task for each."""
+        queue = session.delivered_message_queue
+        for _ in range(_ACCEPT_BATCH):
+            if queue.empty():
+                break
+            if not await self._accept(session, queue.get_nowait()):
+                return False
+        return True
+
     async def _accept_the_rest(self, session: Session) -> None:
         """Route what the client sent before its connection ended: those messages were received
         (QoS 1/2 ones acknowledged), so they must not be lost with the connection."""
@@ -451,18 +466,26 @@ class EdgeAmqttBroker(Broker):
         return self._topic_plugins and (bool(acl.rules) or acl.no_match == "deny" or self._foreign_topic_plugins)
 
     def _write_now(self, connection: _Connection, packet: bytes) -> bool:
-        """Write a QoS 0 copy straight to the socket, without a task, when nothing is queued
-        before it and the socket keeps up; otherwise the caller queues it (amqtt's path)."""
+        """Write a QoS 0 copy without a task when nothing is queued before it and the socket keeps
+        up; copies of one loop turn go out in one write. Otherwise the caller queues it."""
         transport = connection.transport
         if (
             transport is None
             or transport.is_closing()
             or self._pending.get(connection.handler)
-            or transport.get_write_buffer_size() > _DIRECT_WRITE_LIMIT
+            or transport.get_write_buffer_size() + len(connection.outgoing) > _DIRECT_WRITE_LIMIT
         ):
             return False
-        transport.write(packet)  # one write per packet: never interleaves with amqtt's own writes
+        if not connection.outgoing:
+            asyncio.get_running_loop().call_soon(self._flush, connection)
+        connection.outgoing += packet
         return True
+
+    @staticmethod
+    def _flush(connection: _Connection) -> None:
+        data, connection.outgoing = connection.outgoing, bytearray()
+        if connection.transport is not None and not connection.transport.is_closing():
+            connection.transport.write(data)
 
     async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
         """The topic plugins' verdict (callers skip the await when there is no topic plugin)."""
