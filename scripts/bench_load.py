@@ -57,21 +57,22 @@ class PacketReader:
         chunk = self.sock.recv(1 << 18)
         self.closed = not chunk
         self.buffer += chunk
-        out = []
-        while len(self.buffer) >= 2:
-            length, shift, index = 0, 0, 1
-            while index < len(self.buffer):
-                byte = self.buffer[index]
+        buffer, size, start, out = self.buffer, len(self.buffer), 0, []
+        while size - start >= 2:
+            length, shift, index = 0, 0, start + 1
+            while index < size:
+                byte = buffer[index]
                 length |= (byte & 0x7F) << shift
                 shift, index = shift + 7, index + 1
                 if not byte & 0x80:
                     break
             else:
                 break
-            if len(self.buffer) < index + length:
+            if size < index + length:
                 break
-            out.append((self.buffer[0], bytes(self.buffer[index : index + length])))
-            del self.buffer[: index + length]
+            out.append((buffer[start], bytes(buffer[index : index + length])))
+            start = index + length
+        del buffer[:start]  # once per recv, not once per packet
         return out
 
 

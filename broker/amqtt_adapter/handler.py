@@ -8,9 +8,22 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from amqtt.adapters import ReaderAdapter
+from amqtt.errors import MQTTError, NoDataError
+from amqtt.events import MQTTEvents
+from amqtt.mqtt import packet_class
+from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.constants import QOS_1, QOS_2
+from amqtt.mqtt.disconnect import DisconnectPacket
+from amqtt.mqtt.packet import MQTTFixedHeader
+from amqtt.mqtt.pingreq import PingReqPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.puback import PubackPacket
+from amqtt.mqtt.pubcomp import PubcompPacket
+from amqtt.mqtt.publish import PublishPacket
+from amqtt.mqtt.pubrec import PubrecPacket
 from amqtt.mqtt.pubrel import PubrelPacket
+from amqtt.mqtt.subscribe import SubscribePacket
+from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage
 
 from broker.mqtt_framing import ProtocolViolation, read_packet
@@ -94,6 +107,9 @@ class EdgeHandler(BrokerProtocolHandler):
         self._background: set[asyncio.Future[Any]] = set()
         self._to_retry: list[Any] = []
         self._stopping = False
+        self._last_read = 0.0
+        self._keep_alive_timer: asyncio.TimerHandle | None = None
+        self._handlers: dict[type, Callable[[Any], Coroutine[Any, Any, None]]] | None = None
 
     def remember_in_flight(self) -> None:
         """Note what is in flight from an earlier connection: that, and only that, is resent."""
@@ -109,6 +125,81 @@ class EdgeHandler(BrokerProtocolHandler):
         """No packet within the keep-alive allowance: close as an abnormal disconnect (3.1.2.10)."""
         log.info("client %s: keep-alive expired", self.session.client_id if self.session else "?")
         self._spawn(self.handle_connection_closed())
+
+    async def _reader_loop(self) -> None:
+        """Read and dispatch packets; edgemq's version of amqtt's loop.
+
+        amqtt creates a task and a wait_for per packet. Here packets are dispatched inline (the
+        reader has already checked them, see FramedReader), only an incoming QoS 2 PUBLISH gets a
+        task (its flow waits for a PUBREL this loop must read), and keep-alive is one timer that
+        is re-armed from the time of the last packet.
+        """
+        assert self.session is not None
+        assert self._reader_ready is not None
+        self._reader_ready.set()
+        loop = asyncio.get_running_loop()
+        allowance = self.session.keep_alive if self.session.keep_alive > 0 else None
+        self._last_read = loop.time()
+        timer = loop.call_later(allowance, self._check_keep_alive, allowance) if allowance else None
+        qos2_flows: set[asyncio.Task[None]] = set()
+        try:
+            while self.reader is not None:
+                header = await MQTTFixedHeader.from_stream(self.reader)
+                if header is None:
+                    break  # end of stream (or a packet the framing reader refused)
+                packet = await packet_class(header).from_stream(self.reader, fixed_header=header)
+                self._last_read = loop.time()
+                await self.plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=packet, session=self.session)
+                if isinstance(packet, PublishPacket) and packet.qos == QOS_2:
+                    flow = asyncio.ensure_future(self.handle_publish(packet))
+                    qos2_flows.add(flow)
+                    flow.add_done_callback(qos2_flows.discard)
+                else:
+                    await self._dispatch(packet)
+        except (MQTTError, NoDataError, ConnectionError) as exc:
+            log.debug("client %s: reading ended: %r", self.session.client_id, exc)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if self._keep_alive_timer is not None:
+                self._keep_alive_timer.cancel()
+            for flow in qos2_flows:
+                flow.cancel()
+            await self.handle_connection_closed()
+            self._reader_stopped.set()
+        await self.stop()
+
+    async def _dispatch(self, packet: Any) -> None:
+        if self._handlers is None:
+            self._handlers = self._packet_handlers()
+        handler = self._handlers.get(type(packet))
+        if handler is not None:
+            await handler(packet)
+
+    def _packet_handlers(self) -> dict[type, Callable[[Any], Coroutine[Any, Any, None]]]:
+        return {
+            PublishPacket: self.handle_publish,
+            PubackPacket: self.handle_puback,
+            PubrecPacket: self.handle_pubrec,
+            PubrelPacket: self.handle_pubrel,
+            PubcompPacket: self.handle_pubcomp,
+            SubscribePacket: self.handle_subscribe,
+            UnsubscribePacket: self.handle_unsubscribe,
+            PingReqPacket: self.handle_pingreq,
+            DisconnectPacket: self.handle_disconnect,
+            ConnectPacket: self.handle_connect,
+        }
+
+    def _check_keep_alive(self, allowance: float) -> None:
+        silent = asyncio.get_running_loop().time() - self._last_read
+        if silent >= allowance:
+            self.handle_read_timeout()
+        else:
+            self._keep_alive_timer = asyncio.get_running_loop().call_later(
+                allowance - silent, self._check_keep_alive, allowance
+            )
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
