@@ -13,7 +13,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Awaitable, Callable
 
-__all__ = ["CONNECT", "ProtocolViolation", "encode_publish_qos0", "read_packet"]
+__all__ = [
+    "CONNECT",
+    "ProtocolViolation",
+    "encode_publish_qos0",
+    "is_qos0_publish",
+    "parse_qos0_publish",
+    "read_packet",
+]
 
 ReadExactly = Callable[[int], Awaitable[bytes]]
 
@@ -110,3 +117,19 @@ def encode_publish_qos0(topic: str, payload: bytes, *, retain: bool = False) -> 
         if not remaining:
             break
     return b"".join((bytes([0x30 | int(retain)]), length, struct.pack("!H", len(topic_bytes)), topic_bytes, payload))
+
+
+def is_qos0_publish(packet: bytes) -> bool:
+    """Whether a packet read by ``read_packet`` is a QoS 0 PUBLISH."""
+    return packet[0] >> 4 == PUBLISH and not packet[0] & 0x06
+
+
+def parse_qos0_publish(packet: bytes) -> tuple[str, bytes, bool]:
+    """(topic, payload, retain) of a QoS 0 PUBLISH already checked by ``read_packet``."""
+    index = 1
+    while packet[index] & 0x80:
+        index += 1
+    index += 1
+    (length,) = struct.unpack_from("!H", packet, index)
+    start = index + 2
+    return packet[start : start + length].decode("utf-8"), packet[start + length :], bool(packet[0] & 1)

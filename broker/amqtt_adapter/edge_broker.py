@@ -35,7 +35,7 @@ from amqtt.mqtt.connack import NOT_AUTHORIZED, SERVER_UNAVAILABLE, ConnackPacket
 from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
-from amqtt.session import Session
+from amqtt.session import IncomingApplicationMessage, Session
 from amqtt.utils import gen_client_id
 
 from broker.acl import Action as AclAction
@@ -213,6 +213,8 @@ class EdgeAmqttBroker(Broker):
             connection = _Connection(handler, session, asyncio.current_task())
             if isinstance(reader, FramedReader):
                 connection.transport = reader.transport
+            if isinstance(handler, EdgeHandler):
+                handler.on_qos0_publish = partial(self._accept_qos0, session)
             self._connections[client_id] = connection
             self._connection_of[handler] = connection
             if isinstance(handler, EdgeHandler):  # resend only what was in flight before this connection
@@ -380,6 +382,9 @@ class EdgeAmqttBroker(Broker):
             if not await self._accept(session, queue.get_nowait()):
                 break
 
+    async def _accept_qos0(self, session: Session, topic: str, payload: bytes, retain: bool) -> bool:
+        return await self._accept(session, IncomingApplicationMessage(None, topic, 0, payload, retain))
+
     async def _accept(self, client_session: Session, message: Any) -> bool:
         """Check, count and route one received PUBLISH; False closes the connection."""
         await self.plugins_manager.fire_event(
@@ -397,7 +402,7 @@ class EdgeAmqttBroker(Broker):
         await self.plugins_manager.fire_event(
             BrokerEvents.MESSAGE_BROADCAST, client_id=client_session.client_id, message=message
         )
-        retain = message.publish_packet is not None and bool(message.publish_packet.retain_flag)
+        retain = bool(message.retain)
         await self._route(client_session, topic, bytes(message.data), message.qos or 0, retain=retain)
         if retain:
             await self.retain_message(client_session, topic, message.data, message.qos)

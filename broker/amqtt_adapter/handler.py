@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from amqtt.adapters import ReaderAdapter
+from amqtt.adapters import BufferReader, ReaderAdapter
 from amqtt.errors import MQTTError, NoDataError
 from amqtt.events import MQTTEvents
 from amqtt.mqtt import packet_class
@@ -26,7 +26,7 @@ from amqtt.mqtt.subscribe import SubscribePacket
 from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage
 
-from broker.mqtt_framing import ProtocolViolation, read_packet
+from broker.mqtt_framing import ProtocolViolation, is_qos0_publish, parse_qos0_publish, read_packet
 
 __all__ = ["EdgeHandler", "FramedReader"]
 
@@ -80,6 +80,13 @@ class FramedReader(ReaderAdapter):
         self._first, self._offset = False, 0
         return True
 
+    async def next_raw(self) -> bytes | None:
+        """The next whole packet, or None at the end of the stream (after the CONNECT)."""
+        if self._ended or not await self._next_packet():
+            return None
+        packet, self._packet, self._offset = self._packet, b"", 0
+        return packet
+
     async def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes of the current packet (end of file once the stream has ended)."""
         if self._offset >= len(self._packet) and (self._ended or not await self._next_packet()):
@@ -110,6 +117,9 @@ class EdgeHandler(BrokerProtocolHandler):
         self._last_read = 0.0
         self._keep_alive_timer: asyncio.TimerHandle | None = None
         self._handlers: dict[type, Callable[[Any], Coroutine[Any, Any, None]]] | None = None
+        self.on_qos0_publish: Callable[[str, bytes, bool], Awaitable[bool]] | None = None
+        """Set by the broker: a QoS 0 PUBLISH goes straight to routing, without amqtt's parsing,
+        message objects and queue (its hooks still fire). False closes the connection."""
 
     def remember_in_flight(self) -> None:
         """Note what is in flight from an earlier connection: that, and only that, is resent."""
@@ -143,12 +153,18 @@ class EdgeHandler(BrokerProtocolHandler):
         timer = loop.call_later(allowance, self._check_keep_alive, allowance) if allowance else None
         qos2_flows: set[asyncio.Task[None]] = set()
         try:
-            while self.reader is not None:
-                header = await MQTTFixedHeader.from_stream(self.reader)
-                if header is None:
+            while isinstance(self.reader, FramedReader):
+                raw = await self.reader.next_raw()
+                if raw is None:
                     break  # end of stream (or a packet the framing reader refused)
-                packet = await packet_class(header).from_stream(self.reader, fixed_header=header)
                 self._last_read = loop.time()
+                if self.on_qos0_publish is not None and is_qos0_publish(raw):
+                    if not await self.on_qos0_publish(*parse_qos0_publish(raw)):
+                        break
+                    continue
+                buffer = BufferReader(raw)
+                header = await MQTTFixedHeader.from_stream(buffer)
+                packet = await packet_class(header).from_stream(buffer, fixed_header=header)
                 await self.plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=packet, session=self.session)
                 if isinstance(packet, PublishPacket) and packet.qos == QOS_2:
                     flow = asyncio.ensure_future(self.handle_publish(packet))
