@@ -26,19 +26,6 @@ class _Node:
     subscribers: dict[str, int] = field(default_factory=dict)
 
 
-def is_valid_filter(topic_filter: str) -> bool:
-    """Whether ``topic_filter`` is a well-formed MQTT topic filter (section 4.7.1)."""
-    if not topic_filter:
-        return False
-    levels = topic_filter.split("/")
-    for index, level in enumerate(levels):
-        if "#" in level and (level != "#" or index != len(levels) - 1):
-            return False
-        if "+" in level and level != "+":
-            return False
-    return True
-
-
 def is_valid_topic_name(topic: str) -> bool:
     """Whether ``topic`` may be published to: non-empty and free of wildcards."""
     return bool(topic) and "+" not in topic and "#" not in topic

@@ -35,16 +35,6 @@ async def test_overlapping_filters_count_twice(broker: EdgeBroker, api: httpx.As
     assert clients["pub"]["message_receive"] == 0
 
 
-async def test_delivered_qos_is_the_lower_of_publish_and_grant(broker: EdgeBroker) -> None:
-    """A QoS 0 publish reaches a QoS 1 subscription at QoS 0 (MQTT-3.8.4-6)."""
-    async with mqtt_client(broker, "sub") as sub, mqtt_client(broker, "pub") as pub:
-        await sub.subscribe("q/t", qos=1)
-        await pub.publish("q/t", b"0", qos=0)
-        assert (await next_message(sub)).qos == 0
-        await pub.publish("q/t", b"2", qos=2)
-        assert (await next_message(sub)).qos == 1
-
-
 async def test_will_on_abnormal_disconnect_counts_in(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
     """A will sent on an abrupt disconnect: message_in +1 and delivered to its subscriber."""
     async with mqtt_client(broker, "watcher") as watcher:
