@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from amqtt.adapters import BufferReader, ReaderAdapter
-from amqtt.errors import MQTTError, NoDataError
 from amqtt.events import MQTTEvents
 from amqtt.mqtt import packet_class
 from amqtt.mqtt.connect import ConnectPacket
@@ -151,7 +150,6 @@ class EdgeHandler(BrokerProtocolHandler):
         allowance = self.session.keep_alive if self.session.keep_alive > 0 else None
         self._last_read = loop.time()
         timer = loop.call_later(allowance, self._check_keep_alive, allowance) if allowance else None
-        qos2_flows: set[asyncio.Task[None]] = set()
         try:
             while isinstance(self.reader, FramedReader):
                 raw = await self.reader.next_raw()
@@ -167,22 +165,18 @@ class EdgeHandler(BrokerProtocolHandler):
                 packet = await packet_class(header).from_stream(buffer, fixed_header=header)
                 await self.plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=packet, session=self.session)
                 if isinstance(packet, PublishPacket) and packet.qos == QOS_2:
-                    flow = asyncio.ensure_future(self.handle_publish(packet))
-                    qos2_flows.add(flow)
-                    flow.add_done_callback(qos2_flows.discard)
+                    self._spawn(self.handle_publish(packet))  # ended by stop(), which cancels its waiter
                 else:
                     await self._dispatch(packet)
-        except (MQTTError, NoDataError, ConnectionError) as exc:
-            log.debug("client %s: reading ended: %r", self.session.client_id, exc)
         except asyncio.CancelledError:
             pass
+        except Exception as exc:  # a packet amqtt cannot decode or handle ends this connection only
+            log.debug("client %s: reading ended: %r", self.session.client_id, exc)
         finally:
             if timer is not None:
                 timer.cancel()
             if self._keep_alive_timer is not None:
                 self._keep_alive_timer.cancel()
-            for flow in qos2_flows:
-                flow.cancel()
             await self.handle_connection_closed()
             self._reader_stopped.set()
         await self.stop()

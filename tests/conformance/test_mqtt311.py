@@ -212,3 +212,12 @@ async def test_oversized_packet_closes_only_that_connection(start_target: StartT
         await big.send(publish("big/t", b"x" * 2048))
         assert await big.closed_by_peer()
         await marker_roundtrip(target)
+
+
+async def test_second_connect_closes(target: Target) -> None:
+    """3.1.0-2: a second CONNECT on a connection is a protocol violation and closes it."""
+    async with RawClient.open(target.address) as twice:
+        assert await twice.connack(connect("twice")) == (0, 0)
+        await twice.send(connect("twice"))
+        assert await twice.closed_by_peer()
+    await marker_roundtrip(target)
