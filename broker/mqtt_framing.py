@@ -17,8 +17,8 @@ __all__ = [
     "CONNECT",
     "ProtocolViolation",
     "encode_publish_qos0",
-    "is_qos0_publish",
-    "parse_qos0_publish",
+    "fast_publish",
+    "parse_publish",
     "read_packet",
 ]
 
@@ -119,17 +119,20 @@ def encode_publish_qos0(topic: str, payload: bytes, *, retain: bool = False) -> 
     return b"".join((bytes([0x30 | int(retain)]), length, struct.pack("!H", len(topic_bytes)), topic_bytes, payload))
 
 
-def is_qos0_publish(packet: bytes) -> bool:
-    """Whether a packet read by ``read_packet`` is a QoS 0 PUBLISH."""
-    return packet[0] >> 4 == PUBLISH and not packet[0] & 0x06
+def fast_publish(packet: bytes) -> bool:
+    """Whether a packet read by ``read_packet`` is a QoS 0 or QoS 1 PUBLISH."""
+    return packet[0] >> 4 == PUBLISH and (packet[0] >> 1) & 0x03 < 2
 
 
-def parse_qos0_publish(packet: bytes) -> tuple[str, bytes, bool]:
-    """(topic, payload, retain) of a QoS 0 PUBLISH already checked by ``read_packet``."""
+def parse_publish(packet: bytes) -> tuple[str, bytes, int, bool, int]:
+    """(topic, payload, qos, retain, packet id or 0) of a PUBLISH already checked by ``read_packet``."""
     index = 1
     while packet[index] & 0x80:
         index += 1
     index += 1
     (length,) = struct.unpack_from("!H", packet, index)
     start = index + 2
-    return packet[start : start + length].decode("utf-8"), packet[start + length :], bool(packet[0] & 1)
+    topic = packet[start : start + length].decode("utf-8")
+    qos = (packet[0] >> 1) & 0x03
+    packet_id = struct.unpack_from("!H", packet, start + length)[0] if qos else 0
+    return topic, packet[start + length + (2 if qos else 0) :], qos, bool(packet[0] & 1), packet_id

@@ -214,7 +214,7 @@ class EdgeAmqttBroker(Broker):
             if isinstance(reader, FramedReader):
                 connection.transport = reader.transport
             if isinstance(handler, EdgeHandler):
-                handler.on_qos0_publish = partial(self._accept_qos0, session)
+                handler.on_publish = partial(self._accept_publish, session)
             self._connections[client_id] = connection
             self._connection_of[handler] = connection
             if isinstance(handler, EdgeHandler):  # resend only what was in flight before this connection
@@ -382,8 +382,8 @@ class EdgeAmqttBroker(Broker):
             if not await self._accept(session, queue.get_nowait()):
                 break
 
-    async def _accept_qos0(self, session: Session, topic: str, payload: bytes, retain: bool) -> bool:
-        return await self._accept(session, IncomingApplicationMessage(None, topic, 0, payload, retain))
+    async def _accept_publish(self, session: Session, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        return await self._accept(session, IncomingApplicationMessage(None, topic, qos, payload, retain))
 
     async def _accept(self, client_session: Session, message: Any) -> bool:
         """Check, count and route one received PUBLISH; False closes the connection."""

@@ -25,7 +25,7 @@ from amqtt.mqtt.subscribe import SubscribePacket
 from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage
 
-from broker.mqtt_framing import ProtocolViolation, is_qos0_publish, parse_qos0_publish, read_packet
+from broker.mqtt_framing import ProtocolViolation, fast_publish, parse_publish, read_packet
 
 __all__ = ["EdgeHandler", "FramedReader"]
 
@@ -116,9 +116,10 @@ class EdgeHandler(BrokerProtocolHandler):
         self._last_read = 0.0
         self._keep_alive_timer: asyncio.TimerHandle | None = None
         self._handlers: dict[type, Callable[[Any], Coroutine[Any, Any, None]]] | None = None
-        self.on_qos0_publish: Callable[[str, bytes, bool], Awaitable[bool]] | None = None
-        """Set by the broker: a QoS 0 PUBLISH goes straight to routing, without amqtt's parsing,
-        message objects and queue (its hooks still fire). False closes the connection."""
+        self.on_publish: Callable[[str, bytes, int, bool], Awaitable[bool]] | None = None
+        """Set by the broker: a QoS 0 or 1 PUBLISH goes straight to routing, without amqtt's
+        parsing, message objects and queue (its hooks still fire), and a QoS 1 one is
+        acknowledged once routed. False closes the connection."""
 
     def remember_in_flight(self) -> None:
         """Note what is in flight from an earlier connection: that, and only that, is resent."""
@@ -156,9 +157,14 @@ class EdgeHandler(BrokerProtocolHandler):
                 if raw is None:
                     break  # end of stream (or a packet the framing reader refused)
                 self._last_read = loop.time()
-                if self.on_qos0_publish is not None and is_qos0_publish(raw):
-                    if not await self.on_qos0_publish(*parse_qos0_publish(raw)):
+                if self.on_publish is not None and fast_publish(raw):
+                    topic, payload, qos, retain, packet_id = parse_publish(raw)
+                    if not await self.on_publish(topic, payload, qos, retain):
                         break
+                    if qos and self.reader.transport is not None:  # acknowledged once routed
+                        self.reader.transport.write(b"\x40\x02" + packet_id.to_bytes(2, "big"))
+                    elif qos:
+                        await self._send_packet(PubackPacket.build(packet_id))
                     continue
                 buffer = BufferReader(raw)
                 header = await MQTTFixedHeader.from_stream(buffer)

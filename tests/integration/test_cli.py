@@ -29,6 +29,17 @@ class RunningCli:
     api_url: str
     output: list[str]
 
+    async def wait_for_line(self, pattern: str) -> str:
+        """The next stderr line matching ``pattern`` (a regex), within the test wait limit."""
+        assert self.process.stderr is not None
+        async with asyncio.timeout(WAIT):
+            while True:
+                line = (await self.process.stderr.readline()).decode()
+                assert line, f"edgemq exited before logging {pattern!r}"
+                self.output.append(line.rstrip())
+                if re.search(pattern, line):
+                    return line
+
     async def finish(self, sig: signal.Signals) -> int:
         """Send ``sig`` and return the exit code, collecting the rest of the output."""
         self.process.send_signal(sig)
@@ -89,6 +100,7 @@ async def test_cli_logs_connects_but_never_passwords() -> None:
         host, port = cli.mqtt
         async with aiomqtt.Client(host, port, identifier="alice-1", username="alice", password="hunter2-secret"):
             pass
+        await cli.wait_for_line("client disconnected: client_id=alice-1")
         assert await cli.finish(signal.SIGTERM) == 0
     text = "\n".join(cli.output)
     assert "hunter2-secret" not in text
