@@ -12,7 +12,7 @@ from admin_api.codes import ResultCode
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
 from admin_api.shapes import topic_tree
-from admin_api.v4_common import bad_parameter, ok, paged, query
+from admin_api.v4_common import bad_parameter, ok, ok_paged, query
 from broker.state import ClientSnapshot
 
 __all__ = ["client_object", "client_routes"]
@@ -83,8 +83,7 @@ def client_routes(ctx: ApiContext) -> list[tuple[str, str, str, str, Endpoint]]:
     async def list_clients(request: Request) -> JSONResponse:
         params = query(request, ("clientid", "username", "conn_state", "clean_start", "proto_name", "proto_ver"), True)
         keep = _client_filter(params)
-        page, meta = paged(params, [c for c in ctx.state.clients() if keep(c)])
-        return ok([client_object(c) for c in page], **({"meta": meta} if meta else {}))
+        return ok_paged(params, [c for c in ctx.state.clients() if keep(c)], client_object)
 
     async def one_client(request: Request) -> JSONResponse:
         query(request, ())
@@ -113,8 +112,7 @@ def client_routes(ctx: ApiContext) -> list[tuple[str, str, str, str, Endpoint]]:
         ]
 
     async def subscriptions(request: Request) -> JSONResponse:
-        page, meta = paged(query(request, (), True), rows())
-        return ok(page, **({"meta": meta} if meta else {}))
+        return ok_paged(query(request, (), True), rows())
 
     async def client_subscriptions(request: Request) -> JSONResponse:
         query(request, ())

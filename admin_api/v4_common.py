@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -13,7 +13,7 @@ from admin_api.codes import ResultCode
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
 
-__all__ = ["MAX_LIMIT", "bad_parameter", "json_body", "ok", "paged", "query"]
+__all__ = ["MAX_LIMIT", "bad_parameter", "json_body", "ok", "ok_paged", "paged", "query"]
 
 T = TypeVar("T")
 MAX_LIMIT = 10_000
@@ -69,3 +69,9 @@ def paged(params: dict[str, str], items: Sequence[T]) -> tuple[list[T], dict[str
     if "_page" in params or "_limit" in params:
         return chosen, {"page": page, "limit": limit, "count": len(items)}
     return chosen, None
+
+
+def ok_paged(params: dict[str, str], items: Sequence[Any], shape: Callable[[Any], Any] = lambda x: x) -> JSONResponse:
+    """One page of ``items`` (each passed through ``shape``), with ``meta`` when paging was asked."""
+    page, meta = paged(params, items)
+    return ok([shape(item) for item in page], **({"meta": meta} if meta else {}))

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from admin_api.codes import ResultCode
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
-from admin_api.v4_common import bad_parameter, json_body, ok, paged, query
+from admin_api.v4_common import bad_parameter, json_body, ok, ok_paged, query
 from broker.topics import is_valid_topic_name
 
 __all__ = ["publish_routes"]
@@ -83,8 +83,7 @@ def publish_routes(ctx: ApiContext) -> list[tuple[str, str, str, str, Endpoint]]
     async def retained(request: Request) -> JSONResponse:
         params = query(request, (), True)
         rows = [{"topic": t, "qos": q, "payload_size": size} for t, q, size in sorted(ctx.control.retained_messages())]
-        page, meta = paged(params, rows)
-        return ok(page, **({"meta": meta} if meta else {}))
+        return ok_paged(params, rows)
 
     async def delete_retained(request: Request) -> JSONResponse:
         params = query(request, ("topic",))

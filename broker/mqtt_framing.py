@@ -20,6 +20,7 @@ __all__ = [
     "fast_publish",
     "parse_publish",
     "read_packet",
+    "remaining_length",
 ]
 
 ReadExactly = Callable[[int], Awaitable[bytes]]
@@ -106,16 +107,20 @@ async def read_packet(read_exactly: ReadExactly, max_size: int, *, first_packet:
     return header + body
 
 
+def remaining_length(n: int) -> bytes:
+    """The variable-length encoding of a packet's remaining length (2.2.3)."""
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
 def encode_publish_qos0(topic: str, payload: bytes, *, retain: bool = False) -> bytes:
     """A QoS 0 PUBLISH packet, encoded once and written to every QoS 0 subscriber."""
     topic_bytes = topic.encode("utf-8")
-    remaining = 2 + len(topic_bytes) + len(payload)
-    length = bytearray()
-    while True:
-        byte, remaining = remaining % 128, remaining // 128
-        length.append(byte | (0x80 if remaining else 0))
-        if not remaining:
-            break
+    length = remaining_length(2 + len(topic_bytes) + len(payload))
     return b"".join((bytes([0x30 | int(retain)]), length, struct.pack("!H", len(topic_bytes)), topic_bytes, payload))
 
 

@@ -3,7 +3,7 @@
 Runs in worker processes (multiprocessing), so the generator does not share a CPU-bound
 interpreter with the broker under test. Every payload carries (publisher, sequence, send time),
 so subscribers count lost, duplicated and out-of-order messages and measure latency.
-Standard library only.
+Standard library plus edgemq's packet encoder.
 """
 
 from __future__ import annotations
@@ -13,16 +13,9 @@ import struct
 import time
 from dataclasses import dataclass, field
 
+from broker.mqtt_framing import remaining_length
+
 HEADER = struct.Struct("!IIq")  # publisher number, sequence, send time (ns)
-
-
-def _length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def _string(value: str) -> bytes:
@@ -32,17 +25,17 @@ def _string(value: str) -> bytes:
 
 def connect_packet(client_id: str, clean: bool = True) -> bytes:
     body = _string("MQTT") + bytes([4, 0x02 if clean else 0]) + struct.pack("!H", 0) + _string(client_id)
-    return b"\x10" + _length(len(body)) + body
+    return b"\x10" + remaining_length(len(body)) + body
 
 
 def publish_packet(topic: str, payload: bytes, qos: int = 0, packet_id: int = 0) -> bytes:
     body = _string(topic) + (struct.pack("!H", packet_id) if qos else b"") + payload
-    return bytes([0x30 | qos << 1]) + _length(len(body)) + body
+    return bytes([0x30 | qos << 1]) + remaining_length(len(body)) + body
 
 
 def subscribe_packet(filters: list[tuple[str, int]], packet_id: int = 1) -> bytes:
     body = struct.pack("!H", packet_id) + b"".join(_string(f) + bytes([q]) for f, q in filters)
-    return b"\x82" + _length(len(body)) + body
+    return b"\x82" + remaining_length(len(body)) + body
 
 
 class PacketReader:
