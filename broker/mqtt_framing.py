@@ -5,13 +5,12 @@ edgemq reads each packet completely before amqtt parses it, so that it can
   3.3.2.1, 3.8.3, 3.10.3, 4.7.3): bad remaining lengths, reserved packet types, wrong fixed
   header flags, QoS 3, invalid topic names, SUBSCRIBE/UNSUBSCRIBE without a filter;
 - enforce ``mqtt.max_packet_size`` before buffering a large body;
-- give the event loop a turn after every packet (amqtt's reader never yields on Python 3.12+).
+- read in chunks and split them into packets without an await per field (see FramedReader).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Awaitable, Callable
 
 __all__ = [
     "CONNECT",
@@ -19,11 +18,9 @@ __all__ = [
     "encode_publish_qos0",
     "fast_publish",
     "parse_publish",
-    "read_packet",
     "remaining_length",
+    "split_packet",
 ]
-
-ReadExactly = Callable[[int], Awaitable[bytes]]
 
 CONNECT, PUBLISH, PUBREL, SUBSCRIBE, UNSUBSCRIBE = 1, 3, 6, 8, 10
 _FLAGS_TWO = {PUBREL, SUBSCRIBE, UNSUBSCRIBE}  # fixed header flags must be 0b0010 (2.2.2)
@@ -82,29 +79,38 @@ def _check(first: int, body: bytes) -> None:
         raise ProtocolViolation(f"packet type {kind} with flags {flags:#x} (2.2.2)")
 
 
-async def read_packet(read_exactly: ReadExactly, max_size: int, *, first_packet: bool) -> bytes:
-    """One whole packet (fixed header included), checked; ProtocolViolation if malformed.
-
-    ``read_exactly`` raises (for example IncompleteReadError) at end of stream.
-    """
-    header = await read_exactly(1)
-    if first_packet and header[0] != CONNECT << 4:
+def split_packet(
+    buffer: bytes | bytearray, start: int, max_size: int, *, first_packet: bool
+) -> tuple[bytes, int] | None:
+    """The whole packet at ``buffer[start:]`` (fixed header included), checked, and the offset
+    after it; None while more bytes are needed. ProtocolViolation if malformed or too large,
+    raised as soon as the fixed header shows it (before a large body is buffered)."""
+    size = len(buffer)
+    if size <= start:
+        return None
+    first = buffer[start]
+    if first_packet and first != CONNECT << 4:
         raise ProtocolViolation("the first packet is not a CONNECT (3.1.0-1)")
-    length, multiplier = 0, 1
-    for _ in range(4):
-        byte = (await read_exactly(1))[0]
-        header += bytes([byte])
+    length, multiplier, index = 0, 1, start + 1
+    while True:
+        if index >= size:
+            return None
+        if index - start > 4:
+            raise ProtocolViolation("remaining length longer than 4 bytes (2.2.3)")
+        byte = buffer[index]
+        index += 1
         length += (byte & 0x7F) * multiplier
         if not byte & 0x80:
             break
         multiplier *= 128
-    else:
-        raise ProtocolViolation("remaining length longer than 4 bytes (2.2.3)")
-    if len(header) + length > max_size:
-        raise ProtocolViolation(f"packet of {len(header) + length} bytes exceeds max_packet_size {max_size}")
-    body = await read_exactly(length) if length else b""
-    _check(header[0], body)
-    return header + body
+    end = index + length
+    if end - start > max_size:
+        raise ProtocolViolation(f"packet of {end - start} bytes exceeds max_packet_size {max_size}")
+    if end > size:
+        return None
+    packet = bytes(buffer[start:end])
+    _check(first, packet[index - start :])
+    return packet, end
 
 
 def remaining_length(n: int) -> bytes:
@@ -125,12 +131,12 @@ def encode_publish_qos0(topic: str, payload: bytes, *, retain: bool = False) -> 
 
 
 def fast_publish(packet: bytes) -> bool:
-    """Whether a packet read by ``read_packet`` is a QoS 0 or QoS 1 PUBLISH."""
+    """Whether a packet from ``split_packet`` is a QoS 0 or QoS 1 PUBLISH."""
     return packet[0] >> 4 == PUBLISH and (packet[0] >> 1) & 0x03 < 2
 
 
 def parse_publish(packet: bytes) -> tuple[str, bytes, int, bool, int]:
-    """(topic, payload, qos, retain, packet id or 0) of a PUBLISH already checked by ``read_packet``."""
+    """(topic, payload, qos, retain, packet id or 0) of a PUBLISH already checked by ``split_packet``."""
     index = 1
     while packet[index] & 0x80:
         index += 1

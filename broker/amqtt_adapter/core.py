@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
-from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter, WebSocketsReader, WebSocketsWriter
+from amqtt.adapters import StreamWriterAdapter, WebSocketsWriter
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 
 from broker.amqtt_adapter.edge_broker import LISTENER, EdgeAclPlugin, EdgeAmqttBroker, EdgeAuthPlugin
 from broker.amqtt_adapter.handler import FramedReader
@@ -19,6 +21,17 @@ from broker.state import BrokerState
 __all__ = ["MqttCore"]
 
 log = logging.getLogger("edgemq.mqtt")
+
+_READ_CHUNK = 1 << 16  # bytes asked of a TCP stream at a time
+
+
+async def _websocket_message(connection: ServerConnection) -> bytes:
+    """The next binary message of a websocket (MQTT over websockets, 6.0), b"" once closed."""
+    try:
+        message = await connection.recv()
+    except ConnectionClosed:
+        return b""
+    return message.encode() if isinstance(message, str) else message
 
 
 def _plugin_path(plugin: type) -> str:
@@ -112,14 +125,13 @@ class MqttCore:
     async def _on_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         broker = self._broker
         assert broker is not None
-        framed = FramedReader(StreamReaderAdapter(reader), self._max_packet_size)
-        framed.transport = writer.transport
+        framed = FramedReader(partial(reader.read, _READ_CHUNK), self._max_packet_size, writer.transport)
         await broker.external_connected(framed, StreamWriterAdapter(writer), LISTENER)
 
     async def _on_websocket(self, connection: ServerConnection) -> None:
         broker = self._broker
         assert broker is not None
-        framed = FramedReader(WebSocketsReader(connection), self._max_packet_size)
+        framed = FramedReader(partial(_websocket_message, connection), self._max_packet_size)
         await broker.external_connected(framed, WebSocketsWriter(connection), LISTENER)
 
     def _max_packet_size(self) -> int:
