@@ -15,7 +15,7 @@ import struct
 __all__ = [
     "CONNECT",
     "ProtocolViolation",
-    "encode_publish_qos0",
+    "encode_publish",
     "fast_publish",
     "parse_publish",
     "remaining_length",
@@ -123,11 +123,12 @@ def remaining_length(n: int) -> bytes:
             return bytes(out)
 
 
-def encode_publish_qos0(topic: str, payload: bytes, *, retain: bool = False) -> bytes:
-    """A QoS 0 PUBLISH packet, encoded once and written to every QoS 0 subscriber."""
+def encode_publish(topic: str, payload: bytes, *, qos: int = 0, packet_id: int = 0, retain: bool = False) -> bytes:
+    """A PUBLISH packet (DUP=0); a QoS 0 one is encoded once and written to every QoS 0 subscriber."""
     topic_bytes = topic.encode("utf-8")
-    length = remaining_length(2 + len(topic_bytes) + len(payload))
-    return b"".join((bytes([0x30 | int(retain)]), length, struct.pack("!H", len(topic_bytes)), topic_bytes, payload))
+    variable = struct.pack("!H", len(topic_bytes)) + topic_bytes + (struct.pack("!H", packet_id) if qos else b"")
+    length = remaining_length(len(variable) + len(payload))
+    return b"".join((bytes([0x30 | qos << 1 | int(retain)]), length, variable, payload))
 
 
 def fast_publish(packet: bytes) -> bool:

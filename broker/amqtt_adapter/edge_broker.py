@@ -40,9 +40,8 @@ from amqtt.utils import gen_client_id
 
 from broker.acl import Action as AclAction
 from broker.acl import allowed as acl_allows
-from broker.amqtt_adapter.handler import EdgeHandler, FramedReader
+from broker.amqtt_adapter.handler import EdgeHandler, FramedReader, Outbox, RoutedCopy
 from broker.client_auth import ClientAuthenticator, PasswordFileError
-from broker.mqtt_framing import encode_publish_qos0
 from broker.settings import LiveSettings
 from broker.state import BrokerState, ClientInfo, RoutedMessage
 from broker.topics import is_valid_topic_name
@@ -55,7 +54,6 @@ LISTENER = "default"
 _SUBSCRIPTION_REFUSED = 0x80
 _TAKEOVER_GRACE = 1.0
 _ACCEPT_BATCH = 64  # received messages routed per turn of a client's loop
-_DIRECT_WRITE_LIMIT = 64 * 1024  # bytes buffered for a client before its copies are queued instead
 # What a resumed persistent session takes over from the new CONNECT.
 _CONNECTION_FIELDS = (
     "will_flag", "will_topic", "will_message", "will_qos", "will_retain",
@@ -117,9 +115,6 @@ class _Connection:
     handler: BrokerProtocolHandler
     session: Session
     task: asyncio.Task[Any] | None
-    transport: asyncio.WriteTransport | None = None
-    outgoing: bytearray = field(default_factory=bytearray)
-    """QoS 0 packets written directly, sent in one write at the end of the loop turn."""
     ended: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -211,10 +206,10 @@ class EdgeAmqttBroker(Broker):
             handler.attach(session, reader, writer)
             self._sessions[client_id] = (session, handler)
             connection = _Connection(handler, session, asyncio.current_task())
-            if isinstance(reader, FramedReader):
-                connection.transport = reader.transport
             if isinstance(handler, EdgeHandler):
                 handler.on_publish = partial(self._accept_publish, session)
+                if isinstance(reader, FramedReader) and reader.transport is not None:
+                    handler.outbox = Outbox(reader.transport)
             self._connections[client_id] = connection
             self._connection_of[handler] = connection
             if isinstance(handler, EdgeHandler):  # resend only what was in flight before this connection
@@ -256,7 +251,9 @@ class EdgeAmqttBroker(Broker):
             "deliver": asyncio.ensure_future(handler.mqtt_deliver_next_message()),
             "subscribe": asyncio.ensure_future(handler.get_next_pending_subscription()),
             "unsubscribe": asyncio.ensure_future(handler.get_next_pending_unsubscription()),
-            "disconnect": asyncio.ensure_future(handler.wait_disconnect()),
+            "disconnect": handler.ended
+            if isinstance(handler, EdgeHandler)
+            else asyncio.ensure_future(handler.wait_disconnect()),
         }
         try:
             while True:
@@ -438,7 +435,7 @@ class EdgeAmqttBroker(Broker):
         routed: list[str] = []
         discarded = 0
         limit = self._settings.current.mqtt.max_mqueue_len
-        encoded = b""  # the QoS 0 PUBLISH, encoded once for every direct write
+        message = RoutedCopy(topic, data)
         for client_id, granted_qos in self._state.subscribers(topic):
             target, handler = self._sessions.get(client_id, (None, None))
             if target is None or handler is None:
@@ -449,11 +446,13 @@ class EdgeAmqttBroker(Broker):
             delivered_qos = min(qos, granted_qos)
             connection = self._connection_of.get(handler)
             if connection is not None and not connection.ended and target.transitions.state == "connected":
-                if delivered_qos == 0 and self._write_now(
-                    connection, encoded or (encoded := encode_publish_qos0(topic, data))
-                ):
-                    continue
-                if self._pending.get(handler, 0) < limit or (delivered_qos > 0 and self._evict_qos0(handler)):
+                queued = self._pending.get(handler, 0)
+                if isinstance(handler, EdgeHandler):
+                    # nothing queued before this copy: write it directly if the client keeps up
+                    if not queued and handler.send_now(message, delivered_qos, limit):
+                        continue
+                    queued += handler.direct_in_flight
+                if queued < limit or (delivered_qos > 0 and self._evict_qos0(handler)):
                     self._deliver(handler, topic, data, delivered_qos)
                 else:  # the client does not keep up: its queue is full
                     discarded += 1
@@ -469,28 +468,6 @@ class EdgeAmqttBroker(Broker):
         """Whether topic plugins must be asked: edgemq's ACL only while it has rules (read live)."""
         acl = self._settings.current.acl
         return self._topic_plugins and (bool(acl.rules) or acl.no_match == "deny" or self._foreign_topic_plugins)
-
-    def _write_now(self, connection: _Connection, packet: bytes) -> bool:
-        """Write a QoS 0 copy without a task when nothing is queued before it and the socket keeps
-        up; copies of one loop turn go out in one write. Otherwise the caller queues it."""
-        transport = connection.transport
-        if (
-            transport is None
-            or transport.is_closing()
-            or self._pending.get(connection.handler)
-            or transport.get_write_buffer_size() + len(connection.outgoing) > _DIRECT_WRITE_LIMIT
-        ):
-            return False
-        if not connection.outgoing:
-            asyncio.get_running_loop().call_soon(self._flush, connection)
-        connection.outgoing += packet
-        return True
-
-    @staticmethod
-    def _flush(connection: _Connection) -> None:
-        data, connection.outgoing = connection.outgoing, bytearray()
-        if connection.transport is not None and not connection.transport.is_closing():
-            connection.transport.write(data)
 
     async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
         """The topic plugins' verdict (callers skip the await when there is no topic plugin)."""

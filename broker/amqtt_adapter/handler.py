@@ -25,14 +25,65 @@ from amqtt.mqtt.subscribe import SubscribePacket
 from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage
 
-from broker.mqtt_framing import ProtocolViolation, fast_publish, parse_publish, split_packet
+from broker.mqtt_framing import ProtocolViolation, encode_publish, fast_publish, parse_publish, split_packet
 
-__all__ = ["EdgeHandler", "FramedReader"]
+__all__ = ["EdgeHandler", "FramedReader", "Outbox", "RoutedCopy"]
 
 log = logging.getLogger("edgemq.mqtt")
 
 _INBOUND_BACKLOG = 1000  # received messages waiting to be routed before reading pauses
 _PACKETS_PER_TURN = 64  # packets of one connection handled before other tasks get a turn
+_OUTBOX_LIMIT = 64 * 1024  # bytes buffered for a client before its copies are queued as tasks instead
+_PUBACK = 0x40
+
+
+class Outbox:
+    """Packets for one TCP connection, written together at the end of the event loop's turn.
+
+    One write (one system call) carries every copy and acknowledgement of a turn, instead of a
+    write and a drain per packet as amqtt does.
+    """
+
+    __slots__ = ("_pending", "_transport")
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self._transport = transport
+        self._pending = bytearray()
+
+    def has_room(self) -> bool:
+        """Whether the client keeps up: little is buffered for it and the connection is open."""
+        transport = self._transport
+        return not transport.is_closing() and transport.get_write_buffer_size() + len(self._pending) <= _OUTBOX_LIMIT
+
+    def put(self, packet: bytes) -> None:
+        """Send ``packet`` at the end of this loop turn, after what was put before it."""
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending += packet
+
+    def _flush(self) -> None:
+        data, self._pending = self._pending, bytearray()
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+
+class RoutedCopy:
+    """A message being routed; its QoS 0 packet is encoded at most once for all its subscribers."""
+
+    __slots__ = ("_qos0", "data", "topic")
+
+    def __init__(self, topic: str, data: bytes) -> None:
+        self.topic, self.data = topic, data
+        self._qos0 = b""
+
+    def qos0_packet(self) -> bytes:
+        if not self._qos0:
+            self._qos0 = encode_publish(self.topic, self.data)
+        return self._qos0
+
+
+class _DirectMessage(OutgoingApplicationMessage):
+    """An outgoing QoS 1 message written through the outbox; it waits for its PUBACK without a task."""
 
 
 class FramedReader(ReaderAdapter):
@@ -142,6 +193,60 @@ class EdgeHandler(BrokerProtocolHandler):
         """Set by the broker: a QoS 0 or 1 PUBLISH goes straight to routing, without amqtt's
         parsing, message objects and queue (its hooks still fire), and a QoS 1 one is
         acknowledged once routed. False closes the connection."""
+        self.outbox: Outbox | None = None
+        """Set by the broker for TCP connections: direct writes (see Outbox)."""
+        self._direct: set[int] = set()  # packet ids of _DirectMessages waiting for their PUBACK
+        self.ended: asyncio.Future[DisconnectPacket | None] = asyncio.get_running_loop().create_future()
+        """The DISCONNECT packet, or None when the connection ended without one. Unlike amqtt's
+        ``wait_disconnect`` it holds the outcome even if that came before anyone waited."""
+
+    async def handle_disconnect(self, disconnect: DisconnectPacket | None) -> None:
+        """Record how the connection ended (first outcome wins), then let amqtt do its part."""
+        if not self.ended.done():
+            self.ended.set_result(disconnect)
+        await super().handle_disconnect(disconnect)
+
+    async def handle_connect(self, connect: ConnectPacket) -> None:
+        """A second CONNECT is a protocol violation (3.1.0-2): the connection ends as abnormal."""
+        await super().handle_connect(connect)
+        await self.handle_disconnect(None)
+
+    @property
+    def direct_in_flight(self) -> int:
+        """QoS 1 copies written through the outbox and not yet acknowledged."""
+        return len(self._direct)
+
+    def send_now(self, message: RoutedCopy, qos: int, limit: int) -> bool:
+        """Write a copy through the outbox, without a task, if the client keeps up; False if not.
+
+        QoS 0 copies, and QoS 1 ones while fewer than ``limit`` wait for their PUBACK. A QoS 1
+        copy stays in ``session.inflight_out`` until its PUBACK; if the connection ends first it
+        is resent with DUP=1 when the session resumes, like every other copy in flight.
+        """
+        session, outbox = self.session, self.outbox
+        if session is None or outbox is None or self._stopping or qos > QOS_1 or not outbox.has_room():
+            return False
+        if qos == 0:
+            outbox.put(message.qos0_packet())
+            return True
+        if len(self._direct) >= limit:
+            return False
+        packet_id = session.next_packet_id
+        session.inflight_out[packet_id] = _DirectMessage(packet_id, message.topic, QOS_1, message.data, False)
+        self._direct.add(packet_id)
+        outbox.put(encode_publish(message.topic, message.data, qos=QOS_1, packet_id=packet_id))
+        return True
+
+    def _acknowledged_directly(self, packet: bytes) -> bool:
+        """A PUBACK for a copy written through the outbox: forget the copy (True), or False."""
+        if len(packet) != 4 or packet[0] != _PUBACK or self.session is None:
+            return False
+        packet_id = int.from_bytes(packet[2:4], "big")
+        if packet_id not in self._direct:
+            return False
+        self._direct.discard(packet_id)
+        self.session.inflight_out.pop(packet_id, None)
+        return True
 
     def remember_in_flight(self) -> None:
         """Note what is in flight from an earlier connection: that, and only that, is resent."""
@@ -183,10 +288,12 @@ class EdgeHandler(BrokerProtocolHandler):
                     topic, payload, qos, retain, packet_id = parse_publish(raw)
                     if not await self.on_publish(topic, payload, qos, retain):
                         break
-                    if qos and self.reader.transport is not None:  # acknowledged once routed
-                        self.reader.transport.write(b"\x40\x02" + packet_id.to_bytes(2, "big"))
+                    if qos and self.outbox is not None:  # acknowledged once routed
+                        self.outbox.put(b"\x40\x02" + packet_id.to_bytes(2, "big"))
                     elif qos:
                         await self._send_packet(PubackPacket.build(packet_id))
+                    continue
+                if self._direct and self._acknowledged_directly(raw):
                     continue
                 buffer = BufferReader(raw)
                 header = await MQTTFixedHeader.from_stream(buffer)
@@ -268,7 +375,8 @@ class EdgeHandler(BrokerProtocolHandler):
     async def _send_publish(self, message: OutgoingApplicationMessage) -> None:
         assert self.session is not None
         self.session.inflight_out[message.packet_id] = message
-        packet = message.build_publish_packet(dup=message.publish_packet is not None)
+        resent = message.publish_packet is not None or isinstance(message, _DirectMessage)
+        packet = message.build_publish_packet(dup=resent)
         await self._send_packet(packet)
         message.publish_packet = packet
 

@@ -124,3 +124,21 @@ async def test_full_queue_drops_qos0_before_qos1() -> None:
                 first, body = await stuck.read_packet()
                 if first & 0xF6 == 0x32 and b"important" in body:
                     break
+
+
+async def test_unacknowledged_qos1_copies_are_bounded() -> None:
+    """A client that reads but never sends PUBACK holds at most max_mqueue_len QoS 1 copies in flight."""
+    async with (
+        running_broker(ephemeral_settings(mqtt={"max_mqueue_len": 10})) as broker,
+        RawClient.open(broker.mqtt_address) as lazy,
+    ):
+        assert await lazy.connack(connect("lazy")) == (0, 0)
+        await lazy.send(subscribe(1, ("work", 1)))
+        await lazy.read_packet()  # SUBACK
+        for n in range(15):
+            await broker.publish("work", str(n).encode(), qos=1)
+        payloads = [(await lazy.read_packet())[1][8:] for _ in range(10)]  # after topic "work" and packet id
+        assert payloads == [str(n).encode() for n in range(10)]
+        assert broker.stats().message_drop == 5
+        with pytest.raises(TimeoutError):
+            await lazy.read_packet(timeout=0.3)  # the 5 beyond the limit were dropped, not queued

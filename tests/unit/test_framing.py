@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from broker.mqtt_framing import ProtocolViolation, encode_publish_qos0, split_packet
+from broker.mqtt_framing import ProtocolViolation, encode_publish, split_packet
 
-PUBLISH = encode_publish_qos0("a/b", b"payload")
+PUBLISH = encode_publish("a/b", b"payload")
 PINGREQ = b"\xc0\x00"
 
 
