@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from amqtt.adapters import BufferReader, ReaderAdapter
+from amqtt.adapters import BufferReader, ReaderAdapter, WriterAdapter
+from amqtt.errors import MQTTError
 from amqtt.events import MQTTEvents
 from amqtt.mqtt import packet_class
+from amqtt.mqtt.connack import ConnackPacket
 from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.constants import QOS_1, QOS_2
 from amqtt.mqtt.disconnect import DisconnectPacket
@@ -23,9 +25,14 @@ from amqtt.mqtt.pubrec import PubrecPacket
 from amqtt.mqtt.pubrel import PubrelPacket
 from amqtt.mqtt.subscribe import SubscribePacket
 from amqtt.mqtt.unsubscribe import UnsubscribePacket
-from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage
+from amqtt.plugins.manager import PluginManager
+from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage, Session
 
+from broker.amqtt_adapter.session import connect_refusal, malformed_connect, session_from_connect
 from broker.mqtt_framing import ProtocolViolation, encode_publish, fast_publish, parse_publish, split_packet
+
+if TYPE_CHECKING:
+    from amqtt.broker import BrokerContext
 
 __all__ = ["EdgeHandler", "FramedReader", "Outbox", "RoutedCopy"]
 
@@ -247,6 +254,29 @@ class EdgeHandler(BrokerProtocolHandler):
         self._direct.discard(packet_id)
         self.session.inflight_out.pop(packet_id, None)
         return True
+
+    @classmethod
+    async def init_from_connect(
+        cls,
+        reader: ReaderAdapter,
+        writer: WriterAdapter,
+        plugins_manager: PluginManager[BrokerContext],
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> tuple[BrokerProtocolHandler, Session]:
+        """amqtt's CONNECT handling, with an ``EdgeSession`` (broker/amqtt_adapter/session.py)."""
+        connect = await ConnectPacket.from_stream(reader)
+        await plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=connect)
+        problem = malformed_connect(connect)
+        if problem is not None:
+            raise MQTTError(problem)
+        code = connect_refusal(connect)
+        if code is not None:
+            connack = ConnackPacket.build(0, code)
+            await plugins_manager.fire_event(MQTTEvents.PACKET_SENT, packet=connack)
+            await connack.to_stream(writer)
+            await writer.close()
+            raise MQTTError(f"CONNECT refused with return code {code}")
+        return cls(plugins_manager, loop=loop), session_from_connect(connect, writer)
 
     def remember_in_flight(self) -> None:
         """Note what is in flight from an earlier connection: that, and only that, is resent."""
