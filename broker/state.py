@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from broker.topics import TopicTree, TreeNode
@@ -304,9 +304,14 @@ class BrokerState:
                 self._waiters.remove(entry)
 
     def _update_peaks(self) -> None:
-        now = self.counts()
-        if now != self._peaks:
-            self._peaks = Counts(*map(max, astuple(now), astuple(self._peaks)))
+        now, peaks = self.counts(), self._peaks
+        if now != peaks:
+            self._peaks = Counts(
+                max(now.connections, peaks.connections),
+                max(now.sessions, peaks.sessions),
+                max(now.topics, peaks.topics),
+                max(now.subscribers, peaks.subscribers),
+            )
 
     def _changed(self) -> None:
         if not self._waiters:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psutil
-from bench_load import open_client, publish_messages, subscribe_and_count, subscribe_packet
+from bench_load import hold_clients, open_client, publish_messages, subscribe_and_count, subscribe_packet
 
 AMQTT_RUNNER = """
 import asyncio, logging, sys
@@ -174,20 +174,28 @@ def flow(
     return result
 
 
-def connections(running: Running, count: int) -> dict[str, Any]:
-    """Connect ``count`` idle clients one after the other: connects per second and RSS per client."""
+def connections(running: Running, count: int, workers: int = 4) -> dict[str, Any]:
+    """``count`` idle clients, connected one after another by each of ``workers`` processes at
+    once (one sequential client measures its own round trips, not the broker): connects per
+    second and, with all of them held, RSS per client."""
+    context = multiprocessing.get_context("fork")
+    manager = context.Manager()
+    go, release, spans = manager.Event(), manager.Event(), manager.Queue()
     rss_before = running.process.memory_info().rss
-    held = []
-    started = time.perf_counter()
-    for n in range(count):
-        sock, _ = open_client(running.address, f"idle-{n}")
-        held.append(sock)
-    elapsed = time.perf_counter() - started
-    time.sleep(0.5)  # let the broker settle before reading its memory
-    rss_per_client = (running.process.memory_info().rss - rss_before) / count
-    for sock in held:
-        sock.close()
-    return {"connects_per_s": round(count / elapsed), "rss_kb_per_client": round(rss_per_client / 1024, 1)}
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        holding = [pool.submit(hold_clients, running.address, f"idle-{w}-", count // workers, go, spans, release)
+                   for w in range(workers)]  # fmt: skip
+        go.set()
+        done = [spans.get(timeout=600) for _ in range(workers)]
+        time.sleep(0.5)  # let the broker settle before reading its memory
+        rss_per_client = (running.process.memory_info().rss - rss_before) / (workers * (count // workers))
+        release.set()
+        for future in holding:
+            future.result()
+    manager.shutdown()
+    elapsed = max(end for _, end in done) - min(start for start, _ in done)
+    return {"connects_per_s": round(workers * (count // workers) / elapsed),
+            "rss_kb_per_client": round(rss_per_client / 1024, 1)}  # fmt: skip
 
 
 def subscription_scaling(running: Running, filters: int, messages: int) -> dict[str, Any]:
@@ -229,8 +237,9 @@ def admin_latency(running: Running, per_publisher: int, requests: int = 20) -> d
             "busy_p99_ms": round(busy[int(0.99 * (len(busy) - 1))], 2)}  # fmt: skip
 
 
-def generator_ceiling(per_publisher: int) -> dict[str, Any]:
-    """4 publishers against a sink that only answers CONNECT: the fastest the generator offers."""
+def generator_ceiling(per_publisher: int, clients: int) -> dict[str, Any]:
+    """4 publishers, then 4 connecting processes, against a sink that only answers CONNECT: the
+    fastest the generator offers."""
     with broker_process("sink") as sink:
         context = multiprocessing.get_context("fork")
         manager = context.Manager()
@@ -241,5 +250,6 @@ def generator_ceiling(per_publisher: int) -> dict[str, Any]:
             go.set()
             spans = [f.result() for f in futures]
         manager.shutdown()
+        connects = connections(sink, clients)["connects_per_s"]
     elapsed = max(e for _, e in spans) - min(s for s, _ in spans)
-    return {"offered_per_s": round(4 * per_publisher / elapsed)}
+    return {"offered_per_s": round(4 * per_publisher / elapsed), "connects_per_s": connects}

@@ -218,3 +218,15 @@ def publish_messages(
     sock.sendall(b"\xe0\x00")
     sock.close()
     return start, end
+
+
+def hold_clients(address: tuple[str, int], prefix: str, count: int, go: object, spans: object, release: object) -> None:
+    """After ``go``, connect ``count`` clients one after another; put (start, end) on ``spans``
+    (a multiprocessing queue) and keep the connections open until ``release``."""
+    go.wait()  # type: ignore[attr-defined]
+    start = time.perf_counter()
+    held = [open_client(address, f"{prefix}{n}")[0] for n in range(count)]
+    spans.put((start, time.perf_counter()))  # type: ignore[attr-defined]
+    release.wait(600)  # type: ignore[attr-defined]
+    for sock in held:
+        sock.close()

@@ -156,6 +156,8 @@ class EdgeAmqttBroker(Broker):
         self._evicted: set[asyncio.Future[Any]] = set()
         # amqtt awaits every topic plugin per publish and per delivery; skip that without one
         self._topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in self.plugins_manager.plugins)
+        auth_plugins = [p for p in self.plugins_manager.plugins if isinstance(p, BaseAuthPlugin)]
+        self._edge_auth_only = auth_plugins[0] if len(auth_plugins) == 1 else None
         self._foreign_topic_plugins = any(
             isinstance(p, BaseTopicPlugin) and not isinstance(p, EdgeAclPlugin) for p in self.plugins_manager.plugins
         )
@@ -167,10 +169,8 @@ class EdgeAmqttBroker(Broker):
     ) -> tuple[BrokerProtocolHandler, Session]:
         # Read and check the CONNECT only. amqtt would also look up, delete or overwrite the
         # client's existing session here, before authentication; edgemq does that after it.
-        handler, incoming = await asyncio.wait_for(
-            EdgeHandler.init_from_connect(reader, writer, self.plugins_manager),
-            self._settings.current.mqtt.connect_timeout,
-        )
+        async with asyncio.timeout(self._settings.current.mqtt.connect_timeout):
+            handler, incoming = await EdgeHandler.init_from_connect(reader, writer, self.plugins_manager)
         if incoming.will_flag and not _is_publishable(incoming.will_topic):
             await writer.close()
             raise MQTTError(f"invalid will topic {incoming.will_topic!r} (MQTT-3.1.3-10)")
@@ -208,6 +208,7 @@ class EdgeAmqttBroker(Broker):
             connection = _Connection(handler, session, asyncio.current_task())
             if isinstance(handler, EdgeHandler):
                 handler.on_publish = partial(self._accept_publish, session)
+                handler.on_subscriptions = partial(self._change_subscriptions, session, handler)
                 if isinstance(reader, FramedReader) and reader.transport is not None:
                     handler.outbox = Outbox(reader.transport)
             self._connections[client_id] = connection
@@ -247,36 +248,41 @@ class EdgeAmqttBroker(Broker):
     async def _client_message_loop(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
         # amqtt's loop handles a disconnect before a message it already took from the queue, so
         # that message would be routed after the will and after the rest of the queue.
-        waiters = {
-            "deliver": asyncio.ensure_future(handler.mqtt_deliver_next_message()),
-            "subscribe": asyncio.ensure_future(handler.get_next_pending_subscription()),
-            "unsubscribe": asyncio.ensure_future(handler.get_next_pending_unsubscription()),
-            "disconnect": handler.ended
-            if isinstance(handler, EdgeHandler)
-            else asyncio.ensure_future(handler.wait_disconnect()),
-        }
+        # SUBSCRIBE and UNSUBSCRIBE are handled from the reader (_change_subscriptions), so this
+        # loop waits for two things instead of amqtt's four tasks per connection.
+        assert isinstance(handler, EdgeHandler)  # made by _initialize_client_session
+        deliver = asyncio.ensure_future(handler.mqtt_deliver_next_message())
         try:
             while True:
-                done, _ = await asyncio.wait(waiters.values(), return_when=asyncio.FIRST_COMPLETED)
-                if waiters["deliver"] in done:
-                    if not await self._handle_message_delivery(client_session, handler, waiters["deliver"]):
+                await asyncio.wait((deliver, handler.ended), return_when=asyncio.FIRST_COMPLETED)
+                if deliver.done():
+                    if not await self._handle_message_delivery(client_session, handler, deliver):
                         return
                     if not await self._accept_waiting(client_session):
                         return
-                    waiters["deliver"] = asyncio.ensure_future(handler.mqtt_deliver_next_message())
-                if waiters["subscribe"] in done:
-                    await self._handle_subscription(client_session, handler, waiters["subscribe"])
-                    waiters["subscribe"] = asyncio.ensure_future(handler.get_next_pending_subscription())
-                if waiters["unsubscribe"] in done:
-                    await self._handle_unsubscription(client_session, handler, waiters["unsubscribe"])
-                    waiters["unsubscribe"] = asyncio.ensure_future(handler.get_next_pending_unsubscription())
-                if waiters["disconnect"] in done:
-                    await self._handle_disconnect(client_session, handler, waiters["disconnect"])
+                    deliver = asyncio.ensure_future(handler.mqtt_deliver_next_message())
+                if handler.ended.done():
+                    await self._handle_disconnect(client_session, handler, handler.ended)
                     return
         finally:
-            for waiter in waiters.values():
-                waiter.cancel()
-            await asyncio.gather(*waiters.values(), return_exceptions=True)
+            deliver.cancel()
+            await asyncio.gather(deliver, return_exceptions=True)
+
+    async def _change_subscriptions(self, session: Session, handler: EdgeHandler, subscribe: bool) -> None:
+        """Apply the SUBSCRIBE (or UNSUBSCRIBE) the client's reader just queued, in packet order."""
+        change = asyncio.get_running_loop().create_future()
+        if subscribe:
+            change.set_result(await handler.get_next_pending_subscription())
+            await self._handle_subscription(session, handler, change)
+        else:
+            change.set_result(await handler.get_next_pending_unsubscription())
+            await self._handle_unsubscription(session, handler, change)
+
+    async def _authenticate(self, session: Session, listener: Any) -> bool:
+        # amqtt runs every auth plugin in a task of its own; with edgemq's plugin alone, ask it.
+        if isinstance(self._edge_auth_only, EdgeAuthPlugin):
+            return await self._edge_auth_only.authenticate(session=session)
+        return bool(await super()._authenticate(session, listener))
 
     async def _resume_or_create(self, incoming: Session) -> Session:
         """The session for an accepted CONNECT (MQTT-3.1.2-4/5/6); ``parent`` is session present."""

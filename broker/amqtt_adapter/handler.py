@@ -200,6 +200,8 @@ class EdgeHandler(BrokerProtocolHandler):
         """Set by the broker: a QoS 0 or 1 PUBLISH goes straight to routing, without amqtt's
         parsing, message objects and queue (its hooks still fire), and a QoS 1 one is
         acknowledged once routed. False closes the connection."""
+        self.on_subscriptions: Callable[[bool], Awaitable[None]] | None = None
+        """Set by the broker: applies a queued SUBSCRIBE (True) or UNSUBSCRIBE (False) at once."""
         self.outbox: Outbox | None = None
         """Set by the broker for TCP connections: direct writes (see Outbox)."""
         self._direct: set[int] = set()  # packet ids of _DirectMessages waiting for their PUBACK
@@ -212,6 +214,18 @@ class EdgeHandler(BrokerProtocolHandler):
         if not self.ended.done():
             self.ended.set_result(disconnect)
         await super().handle_disconnect(disconnect)
+
+    async def handle_subscribe(self, subscribe: SubscribePacket) -> None:
+        """amqtt's checks and queue, then the broker applies it before the next packet is read."""
+        await super().handle_subscribe(subscribe)
+        if self.on_subscriptions is not None:
+            await self.on_subscriptions(True)
+
+    async def handle_unsubscribe(self, unsubscribe: UnsubscribePacket) -> None:
+        """amqtt's checks and queue, then the broker applies it before the next packet is read."""
+        await super().handle_unsubscribe(unsubscribe)
+        if self.on_subscriptions is not None:
+            await self.on_subscriptions(False)
 
     async def handle_connect(self, connect: ConnectPacket) -> None:
         """A second CONNECT is a protocol violation (3.1.0-2): the connection ends as abnormal."""
