@@ -55,7 +55,11 @@ async def serve(reader, writer):
 async def main():
     server = await asyncio.start_server(serve, "127.0.0.1", int(sys.argv[1]))
     await server.serve_forever()
-asyncio.run(main())
+try:
+    import uvloop
+except ImportError:
+    uvloop = None
+(uvloop.run if uvloop else asyncio.run)(main())
 """
 
 
