@@ -157,7 +157,7 @@ class EdgeAmqttBroker(Broker):
         # amqtt awaits every topic plugin per publish and per delivery; skip that without one
         self._topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in self.plugins_manager.plugins)
         auth_plugins = [p for p in self.plugins_manager.plugins if isinstance(p, BaseAuthPlugin)]
-        self._edge_auth_only = auth_plugins[0] if len(auth_plugins) == 1 else None
+        self._only_auth_plugin = auth_plugins[0] if len(auth_plugins) == 1 else None
         self._foreign_topic_plugins = any(
             isinstance(p, BaseTopicPlugin) and not isinstance(p, EdgeAclPlugin) for p in self.plugins_manager.plugins
         )
@@ -280,8 +280,8 @@ class EdgeAmqttBroker(Broker):
 
     async def _authenticate(self, session: Session, listener: Any) -> bool:
         # amqtt runs every auth plugin in a task of its own; with edgemq's plugin alone, ask it.
-        if isinstance(self._edge_auth_only, EdgeAuthPlugin):
-            return await self._edge_auth_only.authenticate(session=session)
+        if isinstance(self._only_auth_plugin, EdgeAuthPlugin):
+            return await self._only_auth_plugin.authenticate(session=session)
         return bool(await super()._authenticate(session, listener))
 
     async def _resume_or_create(self, incoming: Session) -> Session:

@@ -292,6 +292,15 @@ class EdgeHandler(BrokerProtocolHandler):
             raise MQTTError(f"CONNECT refused with return code {code}")
         return cls(plugins_manager, loop=loop), session_from_connect(connect, writer)
 
+    async def start(self) -> None:
+        """Start reading. Unlike amqtt: no write-timeout timer (a no-op for a broker, yet re-armed
+        on every packet sent) and no wait for the reader task to run first."""
+        assert self.session is not None, "start() before attach()"
+        self._reader_ready = asyncio.Event()
+        self._reader_stopped = asyncio.Event()
+        self._reader_task = asyncio.create_task(self._reader_loop())
+        await self._retry_deliveries()
+
     def remember_in_flight(self) -> None:
         """Note what is in flight from an earlier connection: that, and only that, is resent."""
         assert self.session is not None

@@ -15,6 +15,7 @@ import aiomqtt
 import httpx
 import pytest
 
+from broker.cli import SERVER_GC_THRESHOLDS
 from tests.helpers import WAIT, next_message
 
 pytestmark = pytest.mark.anyio
@@ -106,6 +107,13 @@ async def test_cli_logs_connects_but_never_passwords() -> None:
     assert "hunter2-secret" not in text
     assert re.search(r"INFO edgemq.mqtt: client connected: client_id=alice-1 username=alice", text)
     assert re.search(r"INFO edgemq.mqtt: client disconnected: client_id=alice-1 reason=DISCONNECT", text)
+
+
+async def test_cli_sets_server_gc_thresholds() -> None:
+    """The edgemq command runs the garbage collector with server thresholds, not CPython's defaults."""
+    async with edgemq("--log-level", "debug") as cli:
+        assert await cli.finish(signal.SIGTERM) == 0
+    assert f"garbage collector thresholds {SERVER_GC_THRESHOLDS}" in "\n".join(cli.output)
 
 
 async def test_cli_warns_about_default_credentials_on_public_bind() -> None:
