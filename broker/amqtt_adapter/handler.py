@@ -228,8 +228,9 @@ class EdgeHandler(BrokerProtocolHandler):
             await self.on_subscriptions(False)
 
     async def handle_connect(self, connect: ConnectPacket) -> None:
-        """A second CONNECT is a protocol violation (3.1.0-2): the connection ends as abnormal."""
-        await super().handle_connect(connect)
+        """A second CONNECT is a protocol violation (3.1.0-2): the connection ends as abnormal.
+        A client fault, so logged at INFO (amqtt logs it as an ERROR)."""
+        log.info("client %s sent a second CONNECT (3.1.0-2): closing", self.session.client_id if self.session else "?")
         await self.handle_disconnect(None)
 
     @property
