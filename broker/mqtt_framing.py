@@ -93,10 +93,10 @@ def split_packet(
         raise ProtocolViolation("the first packet is not a CONNECT (3.1.0-1)")
     length, multiplier, index = 0, 1, start + 1
     while True:
-        if index >= size:
-            return None
         if index - start > 4:
             raise ProtocolViolation("remaining length longer than 4 bytes (2.2.3)")
+        if index >= size:
+            return None
         byte = buffer[index]
         index += 1
         length += (byte & 0x7F) * multiplier

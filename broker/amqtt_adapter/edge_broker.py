@@ -336,29 +336,36 @@ class EdgeAmqttBroker(Broker):
             return
         connection.ended = True
         session, client_id = connection.session, connection.session.client_id
-        await self._accept_the_rest(session)
-        if (
-            not graceful
-            and session.will_flag
-            and session.will_topic
-            and session.will_message is not None
-            and (not self._checks_topics or await self._topic_allowed(session, session.will_topic, Action.PUBLISH))
-        ):
-            will_qos = session.will_qos or 0
-            await self._route(
-                session, session.will_topic, bytes(session.will_message), will_qos, retain=bool(session.will_retain)
-            )
-            if session.will_retain:
-                await self.retain_message(session, session.will_topic, session.will_message, will_qos)
-        await self._stop_handler(connection.handler)
-        session.transitions.disconnect()
-        self._state.record_disconnected(client_id)
+        try:
+            await self._accept_the_rest(session)
+            if not graceful:
+                await self._publish_will(session)
+        finally:  # a failure to route must not leave the client half connected
+            await self._stop_handler(connection.handler)
+            session.transitions.disconnect()
+            self._state.record_disconnected(client_id)
         log.info("client disconnected: client_id=%s reason=%s", client_id, reason)
         await self.plugins_manager.fire_event(
             BrokerEvents.CLIENT_DISCONNECTED, client_id=client_id, client_session=session
         )
         if session.clean_session and self._sessions.get(client_id, (None, None))[0] is session:
             await self._delete_session(client_id)
+
+    async def _publish_will(self, session: Session) -> None:
+        """Route (and retain, if asked) the will of a connection that ended without DISCONNECT."""
+        if (
+            not session.will_flag
+            or not session.will_topic
+            or session.will_message is None
+            or (self._checks_topics and not await self._topic_allowed(session, session.will_topic, Action.PUBLISH))
+        ):
+            return
+        will_qos = session.will_qos or 0
+        await self._route(
+            session, session.will_topic, bytes(session.will_message), will_qos, retain=bool(session.will_retain)
+        )
+        if session.will_retain:
+            await self.retain_message(session, session.will_topic, session.will_message, will_qos)
 
     # -- routing -------------------------------------------------------------------------
 
@@ -457,7 +464,7 @@ class EdgeAmqttBroker(Broker):
                     # nothing queued before this copy: write it directly if the client keeps up
                     if not queued and handler.send_now(message, delivered_qos, limit):
                         continue
-                    queued += handler.direct_in_flight
+                    queued += len(target.inflight_out)
                 if queued < limit or (delivered_qos > 0 and self._evict_qos0(handler)):
                     self._deliver(handler, topic, data, delivered_qos)
                 else:  # the client does not keep up: its queue is full

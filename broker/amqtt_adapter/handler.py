@@ -42,6 +42,7 @@ _INBOUND_BACKLOG = 1000  # received messages waiting to be routed before reading
 _PACKETS_PER_TURN = 64  # packets of one connection handled before other tasks get a turn
 _OUTBOX_LIMIT = 64 * 1024  # bytes buffered for a client before its copies are queued as tasks instead
 _PUBACK = 0x40
+_PACKET_IDS = 65535
 
 
 class Outbox:
@@ -68,10 +69,14 @@ class Outbox:
             asyncio.get_running_loop().call_soon(self._flush)
         self._pending += packet
 
-    def _flush(self) -> None:
-        data, self._pending = self._pending, bytearray()
-        if not self._transport.is_closing():
-            self._transport.write(data)
+    def flush(self) -> None:
+        """Write what was put so far now: before any other write, and before the connection closes."""
+        if self._pending:
+            data, self._pending = self._pending, bytearray()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    _flush = flush  # the end-of-turn callback
 
 
 class RoutedCopy:
@@ -91,6 +96,8 @@ class RoutedCopy:
 
 class _DirectMessage(OutgoingApplicationMessage):
     """An outgoing QoS 1 message written through the outbox; it waits for its PUBACK without a task."""
+
+    __slots__ = ()
 
 
 class FramedReader(ReaderAdapter):
@@ -233,15 +240,11 @@ class EdgeHandler(BrokerProtocolHandler):
         log.info("client %s sent a second CONNECT (3.1.0-2): closing", self.session.client_id if self.session else "?")
         await self.handle_disconnect(None)
 
-    @property
-    def direct_in_flight(self) -> int:
-        """QoS 1 copies written through the outbox and not yet acknowledged."""
-        return len(self._direct)
-
     def send_now(self, message: RoutedCopy, qos: int, limit: int) -> bool:
         """Write a copy through the outbox, without a task, if the client keeps up; False if not.
 
-        QoS 0 copies, and QoS 1 ones while fewer than ``limit`` wait for their PUBACK. A QoS 1
+        QoS 0 copies, and QoS 1 ones while fewer than ``limit`` of the session's copies (and fewer
+        than there are packet ids) wait for their PUBACK. A QoS 1
         copy stays in ``session.inflight_out`` until its PUBACK; if the connection ends first it
         is resent with DUP=1 when the session resumes, like every other copy in flight.
         """
@@ -251,7 +254,8 @@ class EdgeHandler(BrokerProtocolHandler):
         if qos == 0:
             outbox.put(message.qos0_packet())
             return True
-        if len(self._direct) >= limit:
+        in_flight = len(session.inflight_out)
+        if in_flight >= limit or in_flight + len(session.inflight_in) >= _PACKET_IDS:
             return False
         packet_id = session.next_packet_id
         session.inflight_out[packet_id] = _DirectMessage(packet_id, message.topic, QOS_1, message.data, False)
@@ -308,9 +312,23 @@ class EdgeHandler(BrokerProtocolHandler):
         self._to_retry = [*self.session.inflight_in.values(), *self.session.inflight_out.values()]
 
     async def stop(self) -> None:
-        """Stop; deliveries started from now on fail at once instead of waiting forever."""
+        """Stop; deliveries started from now on fail at once instead of waiting forever.
+
+        What the outbox holds (PUBACKs included) is written before the connection closes, and
+        the broker's callbacks are dropped so the ended handler does not wait for the cyclic
+        garbage collector."""
         self._stopping = True
+        if self.outbox is not None:
+            self.outbox.flush()
         await super().stop()
+        self.on_publish = self.on_subscriptions = None
+        self._handlers = None
+
+    async def _send_packet(self, packet: Any) -> None:
+        """amqtt's write, after what the outbox holds, so bytes leave in the order they were made."""
+        if self.outbox is not None:
+            self.outbox.flush()
+        await super()._send_packet(packet)
 
     def handle_read_timeout(self) -> None:
         """No packet within the keep-alive allowance: close as an abnormal disconnect (3.1.2.10)."""
@@ -334,6 +352,8 @@ class EdgeHandler(BrokerProtocolHandler):
         timer = loop.call_later(allowance, self._check_keep_alive, allowance) if allowance else None
         try:
             while isinstance(self.reader, FramedReader):
+                if self.ended.done():
+                    break  # DISCONNECT or a second CONNECT: nothing after it is processed
                 raw = await self.reader.next_raw()
                 if raw is None:
                     break  # end of stream (or a packet the framing reader refused)

@@ -10,6 +10,7 @@ small object. ``session_from_connect`` applies the CONNECT rules of MQTT 3.1.1 t
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from amqtt.adapters import WriterAdapter
@@ -29,19 +30,21 @@ class _ConnectionState:
     __slots__ = ("_session", "state")
 
     def __init__(self, session: Session) -> None:
-        self._session = session
+        self._session = weakref.ref(session)  # no cycle: a session ends with its last reference
         self.state = "new"
 
     def connect(self) -> bool:
         if self.state == "connected":
             raise MachineError('"connect" is not allowed from state "connected"')
         self.state = "connected"
-        self._session._on_enter_connected()
+        if (session := self._session()) is not None:
+            session._on_enter_connected()
         return True
 
     def disconnect(self) -> bool:
         self.state = "disconnected"
-        self._session._on_enter_disconnected()
+        if (session := self._session()) is not None:
+            session._on_enter_disconnected()
         return True
 
     def is_new(self) -> bool:

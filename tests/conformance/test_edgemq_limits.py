@@ -142,3 +142,37 @@ async def test_unacknowledged_qos1_copies_are_bounded() -> None:
         assert broker.stats().message_drop == 5
         with pytest.raises(TimeoutError):
             await lazy.read_packet(timeout=0.3)  # the 5 beyond the limit were dropped, not queued
+
+
+async def test_in_flight_window_holds_across_reconnects() -> None:
+    """Copies resent to a resumed session count against max_mqueue_len: a client that never acknowledges is bounded."""
+    async with running_broker(ephemeral_settings(mqtt={"max_mqueue_len": 10})) as broker:
+        async with RawClient.open(broker.mqtt_address) as lazy:
+            assert await lazy.connack(connect("lazy", clean=False)) == (0, 0)
+            await lazy.send(subscribe(1, ("work", 1)))
+            await lazy.read_packet()  # SUBACK
+            for n in range(10):
+                await broker.publish("work", str(n).encode(), qos=1)
+            for _ in range(10):
+                await lazy.read_packet()  # never acknowledged
+        await wait_state(broker, lambda s: (c := s.client("lazy")) is not None and not c.connected)
+        async with RawClient.open(broker.mqtt_address) as lazy:
+            assert await lazy.connack(connect("lazy", clean=False)) == (1, 0)
+            resent = [(await lazy.read_packet())[0] for _ in range(10)]
+            assert all(first & 0x08 for first in resent)  # DUP 1
+            for n in range(5):
+                await broker.publish("work", f"new {n}".encode(), qos=1)
+            assert broker.stats().message_drop == 5
+            with pytest.raises(TimeoutError):
+                await lazy.read_packet(timeout=0.3)
+
+
+async def test_packets_leave_in_the_order_they_were_made(broker: EdgeBroker) -> None:
+    """Copies and acknowledgements buffered in a loop turn go out before a later reply (here PINGRESP)."""
+    async with RawClient.open(broker.mqtt_address) as echo:
+        assert await echo.connack(connect("echo")) == (0, 0)
+        await echo.send(subscribe(1, ("echo/t", 1)))
+        await echo.read_packet()  # SUBACK
+        await echo.send(publish("echo/t", b"me", qos=1, packet_id=3) + b"\xc0\x00")  # PUBLISH, PINGREQ
+        kinds = [(await echo.read_packet())[0] & 0xF0 for _ in range(3)]
+        assert kinds == [0x30, 0x40, 0xD0]  # the copy, the PUBACK, the PINGRESP

@@ -135,6 +135,47 @@ async def test_unacknowledged_message_is_redelivered_with_dup(target: Target) ->
         await cleanup.connack(connect("slow", clean=True))
 
 
+async def _puback_then_close(conn: RawClient, packet_id: int) -> None:
+    """The PUBACK for ``packet_id`` arrives before the broker closes the connection."""
+    while True:
+        first, body = await conn.read_packet()
+        if first == PUBACK:
+            assert body == packet_id.to_bytes(2, "big")
+            break
+    assert await conn.closed_by_peer()
+
+
+async def test_puback_is_sent_before_closing_on_end_of_stream(target: Target) -> None:
+    """4.3.2: a QoS 1 PUBLISH the broker took is acknowledged even when the client half-closes right after it."""
+    async with RawClient.open(target.address) as pub:
+        assert await pub.connack(connect("half-close")) == (0, 0)
+        await pub.send(publish("hc/t", b"x") * 100 + publish("hc/t", b"last", qos=1, packet_id=7))
+        pub.writer.write_eof()
+        await _puback_then_close(pub, 7)
+    await marker_roundtrip(target)
+
+
+async def test_puback_is_sent_before_closing_on_a_malformed_packet(target: Target) -> None:
+    """4.3.2, 4.8: a QoS 1 PUBLISH before a malformed packet is acknowledged, then the connection closes."""
+    async with RawClient.open(target.address) as pub:
+        assert await pub.connack(connect("then-garbage")) == (0, 0)
+        await pub.send(publish("mg/t", b"ok", qos=1, packet_id=9) + b"\x00\x00")
+        await _puback_then_close(pub, 9)
+    await marker_roundtrip(target)
+
+
+async def test_nothing_after_disconnect_is_routed(target: Target) -> None:
+    """3.14.4: after DISCONNECT the server discards the connection; a PUBLISH behind it is not routed."""
+    async with client(target, "after-sub") as sub:
+        await sub.subscribe("after/#")
+        async with RawClient.open(target.address) as quitter:
+            assert await quitter.connack(connect("quitter")) == (0, 0)
+            await quitter.send(DISCONNECT + publish("after/ghost", b"ghost"))
+            assert await quitter.closed_by_peer()
+        await sub.publish("after/marker", b"marker")
+        assert (await next_message(sub)).payload == b"marker"
+
+
 async def test_will_on_protocol_error_but_not_after_disconnect(target: Target) -> None:
     """3.1.2.5: the will is published after a protocol error, never after DISCONNECT."""
     async with client(target, "watcher") as watcher:

@@ -30,6 +30,8 @@ def test_remaining_length_of_five_bytes_is_refused() -> None:
     """2.2.3: the remaining length has at most four bytes."""
     with pytest.raises(ProtocolViolation, match="longer than 4 bytes"):
         split_packet(b"\x30\xff\xff\xff\xff\x01", 0, 1 << 30, first_packet=False)
+    with pytest.raises(ProtocolViolation, match="longer than 4 bytes"):  # without waiting for a sixth byte
+        split_packet(b"\x30\xff\xff\xff\xff", 0, 1 << 30, first_packet=False)
 
 
 def test_first_packet_must_be_connect() -> None:
