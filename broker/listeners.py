@@ -19,12 +19,13 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from broker.settings import Listeners, SslListener
+from broker.stream_connection import StreamConnection
 
 __all__ = ["ListenerSet", "StreamHandler", "WebSocketHandler"]
 
 log = logging.getLogger("edgemq.mqtt")
 
-StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+StreamHandler = Callable[[StreamConnection], Awaitable[None]]
 WebSocketHandler = Callable[[ServerConnection], Awaitable[None]]
 
 
@@ -72,7 +73,8 @@ class ListenerSet:
             raise
 
     async def _start_stream(self, name: str, host: str, port: int, context: ssl.SSLContext | None) -> None:
-        server = await asyncio.start_server(self._track_stream, host, port, ssl=context)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: StreamConnection(self._track_stream), host, port, ssl=context)
         self._servers[name] = server
         self.addresses[name] = server.sockets[0].getsockname()[:2]
 
@@ -94,11 +96,12 @@ class ListenerSet:
         sockets = list(server.sockets)
         self.addresses["ws"] = sockets[0].getsockname()[:2]
 
-    async def _track_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _track_stream(self, connection: StreamConnection) -> None:
         try:
-            await self._tracked(self._on_stream(reader, writer))
+            await self._tracked(self._on_stream(connection))
         finally:
-            writer.close()  # also when the connection is cancelled at shutdown
+            if connection.transport is not None:
+                connection.transport.close()  # also when the connection is cancelled at shutdown
 
     async def _track_websocket(self, connection: ServerConnection) -> None:
         await self._tracked(self._on_websocket(connection))

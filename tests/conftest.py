@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -12,8 +13,9 @@ from tests.helpers import WAIT, running_broker
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def anyio_backend() -> tuple[str, dict[str, bool]]:
+    """asyncio; on uvloop (the edgemq command's loop) when EDGEMQ_TEST_LOOP=uvloop."""
+    return "asyncio", {"use_uvloop": os.environ.get("EDGEMQ_TEST_LOOP") == "uvloop"}
 
 
 @pytest.fixture

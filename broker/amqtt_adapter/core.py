@@ -7,7 +7,7 @@ import logging
 from functools import partial
 from typing import Any
 
-from amqtt.adapters import StreamWriterAdapter, WebSocketsWriter
+from amqtt.adapters import WebSocketsWriter, WriterAdapter
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -17,12 +17,11 @@ from broker.client_auth import ClientAuthenticator
 from broker.listeners import ListenerSet
 from broker.settings import LiveSettings
 from broker.state import BrokerState
+from broker.stream_connection import StreamConnection
 
 __all__ = ["MqttCore"]
 
 log = logging.getLogger("edgemq.mqtt")
-
-_READ_CHUNK = 1 << 16  # bytes asked of a TCP stream at a time
 
 
 async def _websocket_message(connection: ServerConnection) -> bytes:
@@ -32,6 +31,38 @@ async def _websocket_message(connection: ServerConnection) -> bytes:
     except ConnectionClosed:
         return b""
     return message.encode() if isinstance(message, str) else message
+
+
+class ConnectionWriter(WriterAdapter):
+    """amqtt's writer interface over a StreamConnection (TCP or TLS)."""
+
+    def __init__(self, connection: StreamConnection) -> None:
+        self._connection = connection
+
+    def write(self, data: bytes) -> None:
+        transport = self._connection.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    async def drain(self) -> None:
+        await self._connection.drain()
+
+    def get_peer_info(self) -> tuple[str, int] | None:
+        transport = self._connection.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        return (peer[0], peer[1]) if peer and len(peer) >= 2 else None
+
+    def get_ssl_info(self) -> Any:
+        transport = self._connection.transport
+        return transport.get_extra_info("ssl_object") if transport is not None else None
+
+    async def close(self) -> None:
+        """Send what is buffered, then close (the peer sees end of file)."""
+        transport = self._connection.transport
+        if transport is not None and not transport.is_closing():
+            if transport.can_write_eof():
+                transport.write_eof()
+            transport.close()
 
 
 def _plugin_path(plugin: type) -> str:
@@ -122,11 +153,11 @@ class MqttCore:
         if self._listeners is None:
             await self._open_listeners()
 
-    async def _on_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_stream(self, connection: StreamConnection) -> None:
         broker = self._broker
         assert broker is not None
-        framed = FramedReader(partial(reader.read, _READ_CHUNK), self._max_packet_size, writer.transport)
-        await broker.external_connected(framed, StreamWriterAdapter(writer), LISTENER)
+        framed = FramedReader(connection.read_some, self._max_packet_size, connection.transport)
+        await broker.external_connected(framed, ConnectionWriter(connection), LISTENER)
 
     async def _on_websocket(self, connection: ServerConnection) -> None:
         broker = self._broker
