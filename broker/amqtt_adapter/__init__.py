@@ -2,14 +2,18 @@
 
 - ``core``: ``MqttCore``, amqtt's broker behind the listeners edgemq binds itself.
 - ``edge_broker``: the ``Broker`` subclass: connection lifecycle, routing, counting.
-- ``handler``: the protocol handler subclass and the packet-framing reader.
+- ``handler``: the protocol handler subclass, the packet-framing reader and the outbox.
+- ``session``: amqtt's session with a light connection state, made from a CONNECT.
 
 amqtt internals overridden (for whoever upgrades amqtt): ``Broker._initialize_client_session``,
-``_handle_client_session``, ``_client_message_loop``, ``_handle_disconnect``, ``_handle_message_delivery``,
+``_handle_client_session``, ``_client_message_loop``, ``_handle_disconnect``, ``_authenticate``,
 ``_broadcast_message``, ``add_subscription``, ``_del_subscription``, ``_delete_session``,
 ``_cleanup_session``, ``_publish_retained_messages_for_subscription``;
-``BrokerProtocolHandler.handle_read_timeout``, ``_retry_deliveries``,
-``_handle_qos1_message_flow``, ``_handle_qos2_message_flow`` (outgoing direction); amqtt's
+``BrokerProtocolHandler.init_from_connect``, ``start``, ``stop``, ``_reader_loop``,
+``_send_packet``, ``handle_read_timeout``, ``handle_connect``, ``handle_disconnect``,
+``handle_publish``, ``handle_subscribe``, ``handle_unsubscribe``, ``_retry_deliveries``,
+``_handle_qos1_message_flow``, ``_handle_qos2_message_flow`` (outgoing direction);
+``Session._init_states`` (``session``: ``EdgeSession``); amqtt's
 ``external`` listener is fed through ``Broker.external_connected`` with edgemq's reader.
 """
 

@@ -5,7 +5,7 @@
   clients over ``mqtt.max_connections``, take over a live client id (MQTT-3.1.4-2) under a
   per-id lock, resume or create the session, enforce keep-alive, publish the will once and
   only after an abnormal end, end clean sessions with their connection.
-* Routing (``_handle_message_delivery``, ``_broadcast_message``): every accepted message, will
+* Routing (``_accept``, ``_broadcast_message``): every accepted message, will
   and internal message is routed synchronously through the state's topic trie and counted
   there; delivered QoS = min(published, granted) (MQTT-3.8.4); queues are bounded by
   ``mqtt.max_mqueue_len`` and overflow is counted as dropped.
@@ -53,7 +53,6 @@ log = logging.getLogger("edgemq.mqtt")
 LISTENER = "default"
 _SUBSCRIPTION_REFUSED = 0x80
 _TAKEOVER_GRACE = 1.0
-_ACCEPT_BATCH = 64  # received messages routed per turn of a client's loop
 # What a resumed persistent session takes over from the new CONNECT.
 _CONNECTION_FIELDS = (
     "will_flag", "will_topic", "will_message", "will_qos", "will_retain",
@@ -209,6 +208,7 @@ class EdgeAmqttBroker(Broker):
             if isinstance(handler, EdgeHandler):
                 handler.on_publish = partial(self._accept_publish, session)
                 handler.on_subscriptions = partial(self._change_subscriptions, session, handler)
+                handler.on_received = partial(self._accept_queued, session)
                 if isinstance(reader, FramedReader) and reader.transport is not None:
                     handler.outbox = Outbox(reader.transport)
             self._connections[client_id] = connection
@@ -246,27 +246,12 @@ class EdgeAmqttBroker(Broker):
             connection.closed.set()
 
     async def _client_message_loop(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
-        # amqtt's loop handles a disconnect before a message it already took from the queue, so
-        # that message would be routed after the will and after the rest of the queue.
-        # SUBSCRIBE and UNSUBSCRIBE are handled from the reader (_change_subscriptions), so this
-        # loop waits for two things instead of amqtt's four tasks per connection.
+        # Everything the client sends is handled from its reader task (routing, SUBSCRIBE and
+        # UNSUBSCRIBE, QoS 2 flows), so this task only waits for the end of the connection,
+        # without amqtt's four waiter tasks.
         assert isinstance(handler, EdgeHandler)  # made by _initialize_client_session
-        deliver = asyncio.ensure_future(handler.mqtt_deliver_next_message())
-        try:
-            while True:
-                await asyncio.wait((deliver, handler.ended), return_when=asyncio.FIRST_COMPLETED)
-                if deliver.done():
-                    if not await self._handle_message_delivery(client_session, handler, deliver):
-                        return
-                    if not await self._accept_waiting(client_session):
-                        return
-                    deliver = asyncio.ensure_future(handler.mqtt_deliver_next_message())
-                if handler.ended.done():
-                    await self._handle_disconnect(client_session, handler, handler.ended)
-                    return
-        finally:
-            deliver.cancel()
-            await asyncio.gather(deliver, return_exceptions=True)
+        await handler.ended
+        await self._handle_disconnect(client_session, handler, handler.ended)
 
     async def _change_subscriptions(self, session: Session, handler: EdgeHandler, subscribe: bool) -> None:
         """Apply the SUBSCRIBE (or UNSUBSCRIBE) the client's reader just queued, in packet order."""
@@ -337,7 +322,7 @@ class EdgeAmqttBroker(Broker):
         connection.ended = True
         session, client_id = connection.session, connection.session.client_id
         try:
-            await self._accept_the_rest(session)
+            await self._accept_queued(session)
             if not graceful:
                 await self._publish_will(session)
         finally:  # a failure to route must not leave the client half connected
@@ -369,28 +354,15 @@ class EdgeAmqttBroker(Broker):
 
     # -- routing -------------------------------------------------------------------------
 
-    async def _handle_message_delivery(
-        self, client_session: Session, handler: BrokerProtocolHandler, wait_deliver: asyncio.Future[Any]
-    ) -> bool:
-        return await self._accept(client_session, wait_deliver.result())
-
-    async def _accept_waiting(self, session: Session) -> bool:
-        """Route up to a batch of already received messages without a waiter task for each."""
-        queue = session.delivered_message_queue
-        for _ in range(_ACCEPT_BATCH):
-            if queue.empty():
-                break
-            if not await self._accept(session, queue.get_nowait()):
-                return False
-        return True
-
-    async def _accept_the_rest(self, session: Session) -> None:
-        """Route what the client sent before its connection ended: those messages were received
-        (QoS 1/2 ones acknowledged), so they must not be lost with the connection."""
+    async def _accept_queued(self, session: Session) -> bool:
+        """Route what amqtt's own flows (QoS 2) put in the session's received queue; False if
+        a message closes the connection. Also what the client sent before its connection
+        ended: those messages were received (and acknowledged), so they must not be lost."""
         queue = session.delivered_message_queue
         while not queue.empty():
             if not await self._accept(session, queue.get_nowait()):
-                break
+                return False
+        return True
 
     async def _accept_publish(self, session: Session, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         return await self._accept(session, IncomingApplicationMessage(None, topic, qos, payload, retain))

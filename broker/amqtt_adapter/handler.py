@@ -207,6 +207,8 @@ class EdgeHandler(BrokerProtocolHandler):
         """Set by the broker: a QoS 0 or 1 PUBLISH goes straight to routing, without amqtt's
         parsing, message objects and queue (its hooks still fire), and a QoS 1 one is
         acknowledged once routed. False closes the connection."""
+        self.on_received: Callable[[], Awaitable[bool]] | None = None
+        """Set by the broker: routes what amqtt's own flows (QoS 2) delivered; False closes."""
         self.on_subscriptions: Callable[[bool], Awaitable[None]] | None = None
         """Set by the broker: applies a queued SUBSCRIBE (True) or UNSUBSCRIBE (False) at once."""
         self.outbox: Outbox | None = None
@@ -221,6 +223,12 @@ class EdgeHandler(BrokerProtocolHandler):
         if not self.ended.done():
             self.ended.set_result(disconnect)
         await super().handle_disconnect(disconnect)
+
+    async def handle_publish(self, publish_packet: PublishPacket) -> None:
+        """amqtt's flow (QoS 2: PUBREC, PUBREL, PUBCOMP); then the message is routed at once."""
+        await super().handle_publish(publish_packet)
+        if self.on_received is not None and not await self.on_received():
+            await self.handle_disconnect(None)  # the message closes the connection (invalid topic)
 
     async def handle_subscribe(self, subscribe: SubscribePacket) -> None:
         """amqtt's checks and queue, then the broker applies it before the next packet is read."""
@@ -321,7 +329,7 @@ class EdgeHandler(BrokerProtocolHandler):
         if self.outbox is not None:
             self.outbox.flush()
         await super().stop()
-        self.on_publish = self.on_subscriptions = None
+        self.on_publish = self.on_subscriptions = self.on_received = None
         self._handlers = None
 
     async def _send_packet(self, packet: Any) -> None:
