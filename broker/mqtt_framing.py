@@ -5,18 +5,24 @@ edgemq reads each packet completely before amqtt parses it, so that it can
   3.3.2.1, 3.8.3, 3.10.3, 4.7.3): bad remaining lengths, reserved packet types, wrong fixed
   header flags, QoS 3, invalid topic names, SUBSCRIBE/UNSUBSCRIBE without a filter;
 - enforce ``mqtt.max_packet_size`` before buffering a large body;
-- read in chunks and split them into packets without an await per field (see FramedReader).
+- read in chunks and split them into packets without an await per field (see FramedReader);
+- read a CONNECT from its whole packet (``parse_connect``), so a short one never reads into the
+  next packet, and the will flags are checked (3.1.2-13 to 15);
+- encode the PUBLISH packets written directly (``encode_publish``) and read the fast path's.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 __all__ = [
     "CONNECT",
+    "Connect",
     "ProtocolViolation",
     "encode_publish",
     "fast_publish",
+    "parse_connect",
     "parse_publish",
     "remaining_length",
     "split_packet",
@@ -148,3 +154,92 @@ def parse_publish(packet: bytes) -> tuple[str, bytes, int, bool, int]:
     qos = (packet[0] >> 1) & 0x03
     packet_id = struct.unpack_from("!H", packet, start + length)[0] if qos else 0
     return topic, packet[start + length + (2 if qos else 0) :], qos, bool(packet[0] & 1), packet_id
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """The fields of a CONNECT packet (3.1); only ``protocol_name`` and ``level`` when the level is
+    not MQTT 3.1.1's (the rest of such a packet is not read: it is refused with CONNACK 1)."""
+
+    protocol_name: str
+    level: int
+    clean_session: bool = True
+    keep_alive: int = 0
+    client_id: str = ""
+    will_topic: str | None = None
+    will_message: bytes | None = None
+    will_qos: int = 0
+    will_retain: bool = False
+    username: str | None = None
+    password: str | None = None
+
+
+class _Fields:
+    """Reads the fields of one packet's body in order; ProtocolViolation if one is cut short."""
+
+    __slots__ = ("_data", "_offset")
+
+    def __init__(self, data: bytes, offset: int) -> None:
+        self._data, self._offset = data, offset
+
+    def _take(self, size: int, what: str) -> bytes:
+        end = self._offset + size
+        if end > len(self._data):
+            raise ProtocolViolation(f"CONNECT cut short in its {what}")
+        chunk, self._offset = self._data[self._offset : end], end
+        return chunk
+
+    def byte(self, what: str) -> int:
+        return self._take(1, what)[0]
+
+    def uint16(self, what: str) -> int:
+        return int.from_bytes(self._take(2, what), "big")
+
+    def binary(self, what: str) -> bytes:
+        return self._take(self.uint16(what), what)
+
+    def string(self, what: str) -> str:
+        try:
+            return self.binary(what).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolViolation(f"CONNECT {what} is not UTF-8 (1.5.3)") from None
+
+    def left(self) -> int:
+        return len(self._data) - self._offset
+
+
+_RESERVED, _CLEAN, _WILL, _WILL_RETAIN, _PASSWORD, _USERNAME = 0x01, 0x02, 0x04, 0x20, 0x40, 0x80
+
+
+def parse_connect(packet: bytes) -> Connect:
+    """The fields of a CONNECT from ``split_packet``; ProtocolViolation if it is malformed (the
+    connection is closed without CONNACK: 3.1.2-1, 3.1.2-3, 3.1.2-11 to 3.1.2-15, 3.1.3)."""
+    index = 1
+    while packet[index] & 0x80:
+        index += 1
+    fields = _Fields(packet, index + 1)
+    name, level = fields.string("protocol name"), fields.byte("protocol level")
+    if name != "MQTT" and not (name == "MQIsdp" and level == 3):
+        raise ProtocolViolation(f"CONNECT with protocol name {name!r} (3.1.2-1)")
+    if level != 4:
+        return Connect(name, level)
+    flags, keep_alive = fields.byte("flags"), fields.uint16("keep alive")
+    if flags & _RESERVED:
+        raise ProtocolViolation("CONNECT with the reserved flag set (3.1.2-3)")
+    will_qos = (flags >> 3) & 0x03
+    if not flags & _WILL and (will_qos or flags & _WILL_RETAIN):
+        raise ProtocolViolation("CONNECT with a will QoS or retain but no will (3.1.2-13, 3.1.2-15)")
+    if will_qos == 3:
+        raise ProtocolViolation("CONNECT with will QoS 3 (3.1.2-14)")
+    client_id = fields.string("client identifier")
+    will_topic, will_message = (
+        (fields.string("will topic"), fields.binary("will message")) if flags & _WILL else (None, None)
+    )
+    username = fields.string("user name") if flags & _USERNAME else None
+    password = fields.binary("password").decode("utf-8", "replace") if flags & _PASSWORD else None
+    if fields.left():
+        raise ProtocolViolation("CONNECT with bytes after its payload (3.1.3)")
+    return Connect(
+        name, level, bool(flags & _CLEAN), keep_alive, client_id,
+        will_topic, will_message, will_qos, bool(flags & _WILL_RETAIN), username, password,
+    )  # fmt: skip

@@ -28,8 +28,15 @@ from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from amqtt.plugins.manager import PluginManager
 from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage, Session
 
-from broker.amqtt_adapter.session import connect_refusal, malformed_connect, session_from_connect
-from broker.mqtt_framing import ProtocolViolation, encode_publish, fast_publish, parse_publish, split_packet
+from broker.amqtt_adapter.session import connect_refusal, session_from_connect
+from broker.mqtt_framing import (
+    ProtocolViolation,
+    encode_publish,
+    fast_publish,
+    parse_connect,
+    parse_publish,
+    split_packet,
+)
 
 if TYPE_CHECKING:
     from amqtt.broker import BrokerContext
@@ -43,6 +50,13 @@ _PACKETS_PER_TURN = 64  # packets of one connection handled before other tasks g
 _OUTBOX_LIMIT = 64 * 1024  # bytes buffered for a client before its copies are queued as tasks instead
 _PUBACK = 0x40
 _PACKET_IDS = 65535
+
+
+def _listens(plugins_manager: PluginManager[Any], event: MQTTEvents) -> bool:
+    """Whether a loaded plugin handles ``event`` (amqtt keeps that table privately; assume so
+    if it is not there)."""
+    callbacks = getattr(plugins_manager, "_event_plugin_callbacks", None)
+    return callbacks is None or event in callbacks
 
 
 class Outbox:
@@ -290,12 +304,18 @@ class EdgeHandler(BrokerProtocolHandler):
         plugins_manager: PluginManager[BrokerContext],
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> tuple[BrokerProtocolHandler, Session]:
-        """amqtt's CONNECT handling, with an ``EdgeSession`` (broker/amqtt_adapter/session.py)."""
-        connect = await ConnectPacket.from_stream(reader)
-        await plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=connect)
-        problem = malformed_connect(connect)
-        if problem is not None:
-            raise MQTTError(problem)
+        """The CONNECT, parsed from the whole packet (broker/mqtt_framing.py) instead of amqtt's
+        field-by-field awaited reads, answered like amqtt does, with an ``EdgeSession``."""
+        raw = await reader.next_raw() if isinstance(reader, FramedReader) else None
+        if raw is None:
+            raise MQTTError("connection ended before its CONNECT")
+        if _listens(plugins_manager, MQTTEvents.PACKET_RECEIVED):  # amqtt's packet only if a plugin wants it
+            packet = await ConnectPacket.from_stream(BufferReader(raw))
+            await plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=packet)
+        try:
+            connect = parse_connect(raw)
+        except ProtocolViolation as exc:
+            raise MQTTError(str(exc)) from None
         code = connect_refusal(connect)
         if code is not None:
             connack = ConnackPacket.build(0, code)

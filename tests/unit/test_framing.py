@@ -1,10 +1,17 @@
-"""Splitting a byte stream into checked MQTT packets (broker/mqtt_framing.py)."""
+"""Splitting a byte stream into checked MQTT packets and reading CONNECTs (broker/mqtt_framing.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from broker.mqtt_framing import ProtocolViolation, encode_publish, split_packet
+from broker.mqtt_framing import (
+    Connect,
+    ProtocolViolation,
+    encode_publish,
+    parse_connect,
+    remaining_length,
+    split_packet,
+)
 
 PUBLISH = encode_publish("a/b", b"payload")
 PINGREQ = b"\xc0\x00"
@@ -38,3 +45,42 @@ def test_first_packet_must_be_connect() -> None:
     """3.1.0-1: anything but CONNECT first is refused."""
     with pytest.raises(ProtocolViolation, match="CONNECT"):
         split_packet(PINGREQ, 0, 1000, first_packet=True)
+
+
+def _connect_body(name: bytes, level: int, flags: int, payload: bytes) -> bytes:
+    body = len(name).to_bytes(2, "big") + name + bytes([level, flags]) + (30).to_bytes(2, "big") + payload
+    return b"\x10" + remaining_length(len(body)) + body
+
+
+def _string(value: bytes) -> bytes:
+    return len(value).to_bytes(2, "big") + value
+
+
+def test_connect_fields_are_parsed() -> None:
+    """Client id, will, user name and password come out of a whole CONNECT."""
+    payload = _string(b"id") + _string(b"w/t") + _string(b"bye") + _string(b"alice") + _string(b"secret")
+    connect = parse_connect(_connect_body(b"MQTT", 4, 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80, payload))
+    assert connect == Connect("MQTT", 4, True, 30, "id", "w/t", b"bye", 1, True, "alice", "secret")
+
+
+def test_connect_of_another_protocol_level_is_not_read_further() -> None:
+    """An MQTT 3.1 or 5 CONNECT yields its level only, for CONNACK 1 (3.1.2-2)."""
+    assert parse_connect(_connect_body(b"MQIsdp", 3, 0x02, b"\xff")) == Connect("MQIsdp", 3)
+    assert parse_connect(_connect_body(b"MQTT", 5, 0x02, b"\x00")).level == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "flags", "payload", "reason"),
+    [
+        (b"MQTX", 0x02, _string(b"id"), "protocol name"),
+        (b"MQTT", 0x03, _string(b"id"), "reserved flag"),
+        (b"MQTT", 0x0A, _string(b"id"), "no will"),  # will QoS 1 without the will flag
+        (b"MQTT", 0x1E, _string(b"id") + _string(b"t") + _string(b"m"), "will QoS 3"),
+        (b"MQTT", 0x82, _string(b"id"), "cut short"),  # user name flag without a user name
+        (b"MQTT", 0x02, _string(b"id") + b"extra", "after its payload"),
+    ],
+)
+def test_malformed_connect_is_refused(name: bytes, flags: int, payload: bytes, reason: str) -> None:
+    """3.1.2-1, 3.1.2-3, 3.1.2-13 to 15, 3.1.3: a malformed CONNECT is a protocol violation."""
+    with pytest.raises(ProtocolViolation, match=reason):
+        parse_connect(_connect_body(name, 4, flags, payload))
