@@ -2,7 +2,9 @@
 
 - ``core``: ``MqttCore``, amqtt's broker behind the listeners edgemq binds itself.
 - ``edge_broker``: the ``Broker`` subclass: connection lifecycle, routing, counting.
-- ``handler``: the protocol handler subclass, the packet-framing reader and the outbox.
+- ``handler``: the protocol handler subclass.
+- ``framed_reader``: amqtt's reader interface over whole, checked packets.
+- ``outbox``: direct writes, one per connection and loop turn.
 - ``session``: amqtt's session with a light connection state, made from a CONNECT.
 
 amqtt internals overridden (for whoever upgrades amqtt): ``Broker._initialize_client_session``,

@@ -12,7 +12,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from broker.amqtt_adapter.edge_broker import LISTENER, EdgeAclPlugin, EdgeAmqttBroker, EdgeAuthPlugin
-from broker.amqtt_adapter.handler import FramedReader
+from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.client_auth import ClientAuthenticator
 from broker.listeners import ListenerSet
 from broker.settings import LiveSettings

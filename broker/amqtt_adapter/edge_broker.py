@@ -40,7 +40,9 @@ from amqtt.utils import gen_client_id
 
 from broker.acl import Action as AclAction
 from broker.acl import allowed as acl_allows
-from broker.amqtt_adapter.handler import EdgeHandler, FramedReader, Outbox, RoutedCopy
+from broker.amqtt_adapter.framed_reader import FramedReader
+from broker.amqtt_adapter.handler import EdgeHandler
+from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
 from broker.client_auth import ClientAuthenticator, PasswordFileError
 from broker.settings import LiveSettings
 from broker.state import BrokerState, ClientInfo, RoutedMessage

@@ -1,4 +1,4 @@
-"""amqtt's protocol handler, with edgemq's reading, keep-alive and QoS 1/2 delivery rules."""
+"""amqtt's protocol handler, with edgemq's reading, CONNECT, keep-alive and QoS 1/2 delivery rules."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from amqtt.plugins.manager import PluginManager
 from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage, Session
 
+from broker.amqtt_adapter.framed_reader import FramedReader
+from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
 from broker.amqtt_adapter.session import connect_refusal, session_from_connect
 from broker.mqtt_framing import (
     ProtocolViolation,
@@ -35,19 +37,15 @@ from broker.mqtt_framing import (
     fast_publish,
     parse_connect,
     parse_publish,
-    split_packet,
 )
 
 if TYPE_CHECKING:
     from amqtt.broker import BrokerContext
 
-__all__ = ["EdgeHandler", "FramedReader", "Outbox", "RoutedCopy"]
+__all__ = ["EdgeHandler"]
 
 log = logging.getLogger("edgemq.mqtt")
 
-_INBOUND_BACKLOG = 1000  # received messages waiting to be routed before reading pauses
-_PACKETS_PER_TURN = 64  # packets of one connection handled before other tasks get a turn
-_OUTBOX_LIMIT = 64 * 1024  # bytes buffered for a client before its copies are queued as tasks instead
 _PUBACK = 0x40
 _PACKET_IDS = 65535
 
@@ -59,145 +57,10 @@ def _listens(plugins_manager: PluginManager[Any], event: MQTTEvents) -> bool:
     return callbacks is None or event in callbacks
 
 
-class Outbox:
-    """Packets for one TCP connection, written together at the end of the event loop's turn.
-
-    One write (one system call) carries every copy and acknowledgement of a turn, instead of a
-    write and a drain per packet as amqtt does.
-    """
-
-    __slots__ = ("_pending", "_transport")
-
-    def __init__(self, transport: asyncio.WriteTransport) -> None:
-        self._transport = transport
-        self._pending = bytearray()
-
-    def has_room(self) -> bool:
-        """Whether the client keeps up: little is buffered for it and the connection is open."""
-        transport = self._transport
-        return not transport.is_closing() and transport.get_write_buffer_size() + len(self._pending) <= _OUTBOX_LIMIT
-
-    def put(self, packet: bytes) -> None:
-        """Send ``packet`` at the end of this loop turn, after what was put before it."""
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._pending += packet
-
-    def flush(self) -> None:
-        """Write what was put so far now: before any other write, and before the connection closes."""
-        if self._pending:
-            data, self._pending = self._pending, bytearray()
-            if not self._transport.is_closing():
-                self._transport.write(data)
-
-    _flush = flush  # the end-of-turn callback
-
-
-class RoutedCopy:
-    """A message being routed; its QoS 0 packet is encoded at most once for all its subscribers."""
-
-    __slots__ = ("_qos0", "data", "topic")
-
-    def __init__(self, topic: str, data: bytes) -> None:
-        self.topic, self.data = topic, data
-        self._qos0 = b""
-
-    def qos0_packet(self) -> bytes:
-        if not self._qos0:
-            self._qos0 = encode_publish(self.topic, self.data)
-        return self._qos0
-
-
 class _DirectMessage(OutgoingApplicationMessage):
     """An outgoing QoS 1 message written through the outbox; it waits for its PUBACK without a task."""
 
     __slots__ = ()
-
-
-class FramedReader(ReaderAdapter):
-    """Serves amqtt's reads from whole, checked packets (broker/mqtt_framing.py).
-
-    Bytes arrive in chunks (``read_some``: whatever the connection has, b"" at its end) and are
-    split into packets without further awaits. The event loop gets a turn every
-    ``_PACKETS_PER_TURN`` packets, so a client that floods the broker cannot starve the others or
-    the admin API, and reading stops while the client's received messages wait to be routed
-    (back-pressure through TCP). A malformed packet ends the stream: amqtt sees end of file and
-    the connection closes as abnormal (will published).
-    """
-
-    def __init__(
-        self,
-        read_some: Callable[[], Awaitable[bytes]],
-        max_packet_size: Callable[[], int],
-        transport: asyncio.WriteTransport | None = None,
-    ) -> None:
-        self._read_some = read_some
-        self._max_packet_size = max_packet_size
-        self._buffer = bytearray()
-        self._start = 0
-        self._packet = b""
-        self._offset = 0
-        self._first = True
-        self._ended = False
-        self._until_yield = _PACKETS_PER_TURN
-        self.backlog: Callable[[], int] = lambda: 0
-        self.transport = transport
-        """The connection's transport, for edgemq's direct writes (TCP only)."""
-
-    async def _split(self) -> bytes:
-        """The next packet, reading more bytes as needed; EOFError at the end of the stream."""
-        limit = self._max_packet_size()
-        while (found := split_packet(self._buffer, self._start, limit, first_packet=self._first)) is None:
-            del self._buffer[: self._start]
-            self._start = 0
-            chunk = await self._read_some()
-            if not chunk:
-                raise EOFError
-            self._buffer += chunk
-        packet, self._start = found
-        return packet
-
-    async def _next_packet(self) -> bool:
-        self._until_yield -= 1
-        if not self._until_yield:
-            self._until_yield = _PACKETS_PER_TURN
-            await asyncio.sleep(0)
-        while self.backlog() > _INBOUND_BACKLOG:  # noqa: ASYNC110 - amqtt's queue has no "drained" event
-            await asyncio.sleep(0.001)
-        try:
-            self._packet = await self._split()
-        except ProtocolViolation as exc:
-            log.info("closing a connection: %s", exc)
-            self._ended = True
-            return False
-        except (EOFError, ConnectionError, OSError):
-            self._ended = True
-            return False
-        except Exception as exc:  # a transport's own errors (e.g. websocket closed) also end the stream
-            log.debug("connection ended while reading: %r", exc)
-            self._ended = True
-            return False
-        self._first, self._offset = False, 0
-        return True
-
-    async def next_raw(self) -> bytes | None:
-        """The next whole packet, or None at the end of the stream (after the CONNECT)."""
-        if self._ended or not await self._next_packet():
-            return None
-        packet, self._packet, self._offset = self._packet, b"", 0
-        return packet
-
-    async def read(self, n: int = -1) -> bytes:
-        """Up to ``n`` bytes of the current packet (end of file once the stream has ended)."""
-        if self._offset >= len(self._packet) and (self._ended or not await self._next_packet()):
-            return b""
-        end = len(self._packet) if n < 0 else self._offset + n
-        data = self._packet[self._offset : end]
-        self._offset += len(data)
-        return data
-
-    def feed_eof(self) -> None:
-        """Nothing to do: end of file is reported by ``read``."""
 
 
 class EdgeHandler(BrokerProtocolHandler):

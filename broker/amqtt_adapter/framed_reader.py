@@ -1,0 +1,104 @@
+"""``FramedReader``: amqtt's reader interface served from whole, checked packets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from amqtt.adapters import ReaderAdapter
+
+from broker.mqtt_framing import ProtocolViolation, split_packet
+
+__all__ = ["FramedReader"]
+
+log = logging.getLogger("edgemq.mqtt")
+
+_INBOUND_BACKLOG = 1000  # received messages waiting to be routed before reading pauses
+_PACKETS_PER_TURN = 64  # packets of one connection handled before other tasks get a turn
+
+
+class FramedReader(ReaderAdapter):
+    """Serves amqtt's reads from whole, checked packets (broker/mqtt_framing.py).
+
+    Bytes arrive in chunks (``read_some``: whatever the connection has, b"" at its end) and are
+    split into packets without further awaits. The event loop gets a turn every
+    ``_PACKETS_PER_TURN`` packets, so a client that floods the broker cannot starve the others or
+    the admin API, and reading stops while the client's received messages wait to be routed
+    (back-pressure through TCP). A malformed packet ends the stream: amqtt sees end of file and
+    the connection closes as abnormal (will published).
+    """
+
+    def __init__(
+        self,
+        read_some: Callable[[], Awaitable[bytes]],
+        max_packet_size: Callable[[], int],
+        transport: asyncio.WriteTransport | None = None,
+    ) -> None:
+        self._read_some = read_some
+        self._max_packet_size = max_packet_size
+        self._buffer = bytearray()
+        self._start = 0
+        self._packet = b""
+        self._offset = 0
+        self._first = True
+        self._ended = False
+        self._until_yield = _PACKETS_PER_TURN
+        self.backlog: Callable[[], int] = lambda: 0
+        self.transport = transport
+        """The connection's transport, for edgemq's direct writes (TCP only)."""
+
+    async def _split(self) -> bytes:
+        """The next packet, reading more bytes as needed; EOFError at the end of the stream."""
+        limit = self._max_packet_size()
+        while (found := split_packet(self._buffer, self._start, limit, first_packet=self._first)) is None:
+            del self._buffer[: self._start]
+            self._start = 0
+            chunk = await self._read_some()
+            if not chunk:
+                raise EOFError
+            self._buffer += chunk
+        packet, self._start = found
+        return packet
+
+    async def _next_packet(self) -> bool:
+        self._until_yield -= 1
+        if not self._until_yield:
+            self._until_yield = _PACKETS_PER_TURN
+            await asyncio.sleep(0)
+        while self.backlog() > _INBOUND_BACKLOG:  # noqa: ASYNC110 - amqtt's queue has no "drained" event
+            await asyncio.sleep(0.001)
+        try:
+            self._packet = await self._split()
+        except ProtocolViolation as exc:
+            log.info("closing a connection: %s", exc)
+            self._ended = True
+            return False
+        except (EOFError, ConnectionError, OSError):
+            self._ended = True
+            return False
+        except Exception as exc:  # a transport's own errors (e.g. websocket closed) also end the stream
+            log.debug("connection ended while reading: %r", exc)
+            self._ended = True
+            return False
+        self._first, self._offset = False, 0
+        return True
+
+    async def next_raw(self) -> bytes | None:
+        """The next whole packet, or None at the end of the stream (after the CONNECT)."""
+        if self._ended or not await self._next_packet():
+            return None
+        packet, self._packet, self._offset = self._packet, b"", 0
+        return packet
+
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes of the current packet (end of file once the stream has ended)."""
+        if self._offset >= len(self._packet) and (self._ended or not await self._next_packet()):
+            return b""
+        end = len(self._packet) if n < 0 else self._offset + n
+        data = self._packet[self._offset : end]
+        self._offset += len(data)
+        return data
+
+    def feed_eof(self) -> None:
+        """Nothing to do: end of file is reported by ``read``."""
