@@ -36,24 +36,15 @@ asyncio.run(main())
 
 SINK_RUNNER = """
 import asyncio, sys
-async def serve(reader, writer):
-    try:
-        while True:
-            first = (await reader.readexactly(1))[0]
-            length, shift = 0, 0
-            while True:
-                byte = (await reader.readexactly(1))[0]
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                if not byte & 0x80:
-                    break
-            await reader.readexactly(length)
-            if first == 0x10:
-                writer.write(b"\\x20\\x02\\x00\\x00")
-    except (asyncio.IncompleteReadError, ConnectionError):
-        writer.close()
+class Sink(asyncio.Protocol):  # the least a server can do: answer the CONNECT, drop the rest
+    def connection_made(self, transport):
+        self.transport, self.answered = transport, False
+    def data_received(self, data):
+        if not self.answered and data[:1] == b"\\x10":
+            self.answered = True
+            self.transport.write(b"\\x20\\x02\\x00\\x00")
 async def main():
-    server = await asyncio.start_server(serve, "127.0.0.1", int(sys.argv[1]))
+    server = await asyncio.get_running_loop().create_server(Sink, "127.0.0.1", int(sys.argv[1]))
     await server.serve_forever()
 try:
     import uvloop
@@ -186,11 +177,13 @@ def connections(running: Running, count: int, workers: int = 4) -> dict[str, Any
     manager = context.Manager()
     go, release, spans = manager.Event(), manager.Event(), manager.Queue()
     rss_before = running.process.memory_info().rss
+    cpu_before = running.process.cpu_times()
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         holding = [pool.submit(hold_clients, running.address, f"idle-{w}-", count // workers, go, spans, release)
                    for w in range(workers)]  # fmt: skip
         go.set()
         done = [spans.get(timeout=600) for _ in range(workers)]
+        cpu_after = running.process.cpu_times()
         time.sleep(0.5)  # let the broker settle before reading its memory
         rss_per_client = (running.process.memory_info().rss - rss_before) / (workers * (count // workers))
         release.set()
@@ -198,8 +191,10 @@ def connections(running: Running, count: int, workers: int = 4) -> dict[str, Any
             future.result()
     manager.shutdown()
     elapsed = max(end for _, end in done) - min(start for start, _ in done)
-    return {"connects_per_s": round(workers * (count // workers) / elapsed),
-            "rss_kb_per_client": round(rss_per_client / 1024, 1)}  # fmt: skip
+    cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+    connected = workers * (count // workers)
+    return {"connects_per_s": round(connected / elapsed), "rss_kb_per_client": round(rss_per_client / 1024, 1),
+            "cpu_us_per_connect": round(cpu / connected * 1e6)}  # fmt: skip
 
 
 def subscription_scaling(running: Running, filters: int, messages: int) -> dict[str, Any]:
@@ -254,6 +249,7 @@ def generator_ceiling(per_publisher: int, clients: int) -> dict[str, Any]:
             go.set()
             spans = [f.result() for f in futures]
         manager.shutdown()
-        connects = connections(sink, clients)["connects_per_s"]
+        connects = connections(sink, clients)
     elapsed = max(e for _, e in spans) - min(s for s, _ in spans)
-    return {"offered_per_s": round(4 * per_publisher / elapsed), "connects_per_s": connects}
+    return {"offered_per_s": round(4 * per_publisher / elapsed), "connects_per_s": connects["connects_per_s"],
+            "cpu_us_per_connect": connects["cpu_us_per_connect"]}  # fmt: skip
