@@ -129,9 +129,9 @@ class EdgeHandler(BrokerProtocolHandler):
         """Write a copy through the outbox, without a task, if the client keeps up; False if not.
 
         QoS 0 copies, and QoS 1 ones while fewer than ``limit`` of the session's copies (and fewer
-        than there are packet ids) wait for their PUBACK. A QoS 1
-        copy stays in ``session.inflight_out`` until its PUBACK; if the connection ends first it
-        is resent with DUP=1 when the session resumes, like every other copy in flight.
+        than there are packet ids) wait for their PUBACK. A QoS 1 copy stays in
+        ``session.inflight_out`` until its PUBACK; if the connection ends first it is resent with
+        DUP=1 when the session resumes, like every other copy in flight.
         """
         session, outbox = self.session, self.outbox
         if session is None or outbox is None or self._stopping or qos > QOS_1 or not outbox.has_room():
