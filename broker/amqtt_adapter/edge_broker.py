@@ -479,11 +479,14 @@ class EdgeAmqttBroker(Broker):
         task.add_done_callback(partial(self._delivery_done, counted, handler))
 
     def _evict_qos0(self, handler: BrokerProtocolHandler) -> bool:
-        """Make room in a full queue by dropping its oldest QoS 0 copy not yet written, if any."""
+        """Make room in a full queue by dropping its oldest QoS 0 copy not yet written, if any
+        (a copy already written but not yet counted off leaves room without a drop)."""
         waiting = self._pending_qos0.get(handler)
         while waiting:
             task = waiting.popleft()
-            if not task.done() and not task.cancelling():
+            if task.done():
+                return True
+            if not task.cancelling():
                 task.cancel()  # safe: amqtt writes a packet whole, under its write lock
                 self._evicted.add(task)
                 self._state.record_dropped(1)

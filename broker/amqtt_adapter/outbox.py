@@ -9,14 +9,16 @@ from broker.mqtt_framing import encode_publish
 
 __all__ = ["Outbox", "RoutedCopy"]
 
-_OUTBOX_LIMIT = 64 * 1024  # bytes buffered for a client before its copies are queued as tasks instead
+_OUTBOX_LIMIT = 64 * 1024  # bytes per write, and unsent bytes before a client's copies are queued as tasks
 
 
 class Outbox:
     """Packets for one TCP connection, written together at the end of the event loop's turn.
 
-    One write (one system call) carries every copy and acknowledgement of a turn, instead of a
-    write and a drain per packet as amqtt does.
+    One write (one system call) carries the copies and acknowledgements of a turn (in pieces of
+    ``_OUTBOX_LIMIT`` bytes when a turn makes more), instead of a write and a drain per packet
+    as amqtt does. A client keeps up while the transport holds little that the socket did not
+    take; the outbox's own bytes of this turn do not count against it.
     """
 
     __slots__ = ("_pending", "_transport")
@@ -28,13 +30,15 @@ class Outbox:
     def has_room(self) -> bool:
         """Whether the client keeps up: little is buffered for it and the connection is open."""
         transport = self._transport
-        return not transport.is_closing() and transport.get_write_buffer_size() + len(self._pending) <= _OUTBOX_LIMIT
+        return not transport.is_closing() and transport.get_write_buffer_size() <= _OUTBOX_LIMIT
 
     def put(self, packet: bytes) -> None:
         """Send ``packet`` at the end of this loop turn, after what was put before it."""
         if not self._pending:
             asyncio.get_running_loop().call_soon(self.flush)
         self._pending += packet
+        if len(self._pending) >= _OUTBOX_LIMIT:
+            self.flush()
 
     def flush(self) -> None:
         """Write what was put so far now: before any other write, and before the connection closes."""

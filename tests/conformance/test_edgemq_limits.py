@@ -176,3 +176,20 @@ async def test_packets_leave_in_the_order_they_were_made(broker: EdgeBroker) -> 
         await echo.send(publish("echo/t", b"me", qos=1, packet_id=3) + b"\xc0\x00")  # PUBLISH, PINGREQ
         kinds = [(await echo.read_packet())[0] & 0xF0 for _ in range(3)]
         assert kinds == [0x30, 0x40, 0xD0]  # the copy, the PUBACK, the PINGRESP
+
+
+async def test_a_burst_to_a_reading_client_is_not_dropped() -> None:
+    """A client that reads keeps every copy of a burst larger than one write (no drop from a full turn)."""
+    async with (
+        running_broker(ephemeral_settings(mqtt={"max_mqueue_len": 10})) as broker,
+        RawClient.open(broker.mqtt_address) as reader,
+        RawClient.open(broker.mqtt_address) as burst,
+    ):
+        assert await reader.connack(connect("reader")) == (0, 0)
+        await reader.send(subscribe(1, ("burst", 0)))
+        await reader.read_packet()  # SUBACK
+        assert await burst.connack(connect("burst")) == (0, 0)
+        await burst.send(publish("burst", b"x" * 2_000) * 500)
+        for _ in range(500):
+            assert (await reader.read_packet())[0] & 0xF0 == 0x30
+        assert broker.stats().message_drop == 0
