@@ -222,8 +222,6 @@ class EdgeAmqttBroker(Broker):
             self._state.record_connected(_client_info(session))
             # amqtt's reader times out after session.keep_alive seconds of silence (3.1.2.10)
             session.keep_alive = session.keep_alive * self._settings.current.mqtt.keepalive_multiplier
-            if isinstance(reader, FramedReader):
-                reader.backlog = session.delivered_message_queue.qsize
         log.info(
             "client connected: client_id=%s username=%s address=%s:%s clean_session=%d keepalive=%d",
             client_id,

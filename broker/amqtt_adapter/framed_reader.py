@@ -14,7 +14,6 @@ __all__ = ["FramedReader"]
 
 log = logging.getLogger("edgemq.mqtt")
 
-_INBOUND_BACKLOG = 1000  # received messages waiting to be routed before reading pauses
 _PACKETS_PER_TURN = 64  # packets of one connection handled before other tasks get a turn
 
 
@@ -24,9 +23,9 @@ class FramedReader(ReaderAdapter):
     Bytes arrive in chunks (``read_some``: whatever the connection has, b"" at its end) and are
     split into packets without further awaits. The event loop gets a turn every
     ``_PACKETS_PER_TURN`` packets, so a client that floods the broker cannot starve the others or
-    the admin API, and reading stops while the client's received messages wait to be routed
-    (back-pressure through TCP). A malformed packet ends the stream: amqtt sees end of file and
-    the connection closes as abnormal (will published).
+    the admin API. The reader routes each message before it reads the next packet, so a client
+    that sends faster than the broker routes is held back through TCP. A malformed packet ends
+    the stream: amqtt sees end of file and the connection closes as abnormal (will published).
     """
 
     def __init__(
@@ -44,7 +43,6 @@ class FramedReader(ReaderAdapter):
         self._first = True
         self._ended = False
         self._until_yield = _PACKETS_PER_TURN
-        self.backlog: Callable[[], int] = lambda: 0
         self.transport = transport
         """The connection's transport, for edgemq's direct writes (TCP only)."""
 
@@ -66,8 +64,6 @@ class FramedReader(ReaderAdapter):
         if not self._until_yield:
             self._until_yield = _PACKETS_PER_TURN
             await asyncio.sleep(0)
-        while self.backlog() > _INBOUND_BACKLOG:  # noqa: ASYNC110 - amqtt's queue has no "drained" event
-            await asyncio.sleep(0.001)
         try:
             self._packet = await self._split()
         except ProtocolViolation as exc:
