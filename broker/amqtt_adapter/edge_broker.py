@@ -20,8 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker, RetainedApplicationMessage, Server
 from amqtt.contexts import Action
-from amqtt.errors import MQTTError
+from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.connack import NOT_AUTHORIZED, SERVER_UNAVAILABLE, ConnackPacket
 from amqtt.mqtt.disconnect import DisconnectPacket
@@ -43,6 +42,7 @@ from broker.acl import allowed as acl_allows
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.handler import EdgeHandler
 from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
+from broker.amqtt_adapter.session import queue_size
 from broker.client_auth import ClientAuthenticator, PasswordFileError
 from broker.settings import LiveSettings
 from broker.state import BrokerState, ClientInfo, RoutedMessage
@@ -53,6 +53,8 @@ __all__ = ["LISTENER", "EdgeAclPlugin", "EdgeAmqttBroker", "EdgeAuthPlugin"]
 log = logging.getLogger("edgemq.mqtt")
 
 LISTENER = "default"
+_CONNECT_TIMEOUT = "edgemq: no CONNECT within mqtt.connect_timeout"
+_amqtt_log = logging.getLogger("amqtt.broker")  # amqtt's broker logs there
 _SUBSCRIPTION_REFUSED = 0x80
 _TAKEOVER_GRACE = 1.0
 # What a resumed persistent session takes over from the new CONNECT.
@@ -117,28 +119,52 @@ class _Connection:
     session: Session
     task: asyncio.Task[Any] | None
     ended: bool = False
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    is_closed: bool = False
+    _closed: asyncio.Future[None] | None = None  # made only when someone waits
+
+    def mark_closed(self) -> None:
+        """The connection is over: wake whoever waits in ``wait_closed``."""
+        self.is_closed = True
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+
+    async def wait_closed(self) -> None:
+        """Wait until ``mark_closed``."""
+        if self.is_closed:
+            return
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._closed)  # one waiter's cancellation leaves it for the others
 
 
 class _KeyedLocks:
-    """One asyncio lock per key, forgotten when nobody holds or waits for it."""
+    """One asyncio lock per key, forgotten when nobody holds or waits for it.
+
+    ``acquire`` then ``release`` in a ``finally`` (a plain pair: an async context manager
+    generator costs more than the rest of the lock on every connect)."""
 
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+    async def acquire(self, key: str) -> None:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
         try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+            await lock.acquire()
+        except BaseException:
+            self._forget(key)
+            raise
+
+    def release(self, key: str) -> None:
+        self._locks[key][0].release()
+        self._forget(key)
+
+    def _forget(self, key: str) -> None:
+        lock, users = self._locks[key]
+        if users == 1:
+            del self._locks[key]
+        else:
+            self._locks[key] = (lock, users - 1)
 
 
 class EdgeAmqttBroker(Broker):
@@ -165,13 +191,38 @@ class EdgeAmqttBroker(Broker):
 
     # -- connection lifecycle ------------------------------------------------------------
 
+    async def _client_connected(self, listener_name: str, reader: ReaderAdapter, writer: WriterAdapter) -> None:
+        """amqtt's entry point for a connection, without its per-listener semaphore (edgemq
+        enforces ``mqtt.max_connections`` itself) and its per-connection INFO line (amqtt's
+        logger is kept at WARNING)."""
+        try:
+            handler, incoming = await self._initialize_client_session(reader, writer, "", 0)
+        except (AMQTTError, MQTTError, NoDataError) as exc:
+            _amqtt_log.warning("Failed to initialize client session: %s", exc)
+            return
+        try:
+            await self._handle_client_session(reader, writer, incoming, handler, None, listener_name)
+        except (AMQTTError, MQTTError, NoDataError) as exc:
+            _amqtt_log.warning("Error while handling client session: %s", exc)
+
     async def _initialize_client_session(
         self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
     ) -> tuple[BrokerProtocolHandler, Session]:
         # Read and check the CONNECT only. amqtt would also look up, delete or overwrite the
         # client's existing session here, before authentication; edgemq does that after it.
-        async with asyncio.timeout(self._settings.current.mqtt.connect_timeout):
+        task = asyncio.current_task()
+        assert task is not None
+        timeout = self._settings.current.mqtt.connect_timeout
+        deadline = asyncio.get_running_loop().call_later(timeout, task.cancel, _CONNECT_TIMEOUT)
+        try:  # asyncio.timeout, at a fifth of its cost per connect
             handler, incoming = await EdgeHandler.init_from_connect(reader, writer, self.plugins_manager)
+        except asyncio.CancelledError as exc:
+            if exc.args == (_CONNECT_TIMEOUT,) and task.uncancel() == 0:
+                await writer.close()
+                raise MQTTError(f"no CONNECT within mqtt.connect_timeout ({timeout} s)") from None
+            raise
+        finally:
+            deadline.cancel()
         if incoming.will_flag and not _is_publishable(incoming.will_topic):
             await writer.close()
             raise MQTTError(f"invalid will topic {incoming.will_topic!r} (MQTT-3.1.3-10)")
@@ -185,7 +236,7 @@ class EdgeAmqttBroker(Broker):
         writer: WriterAdapter,
         incoming: Session,
         handler: BrokerProtocolHandler,
-        server: Server,
+        server: Server | None,
         listener_name: str,
     ) -> None:
         client_id = incoming.client_id
@@ -200,7 +251,8 @@ class EdgeAmqttBroker(Broker):
             await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
             await writer.close()
             return
-        async with self._client_locks.hold(client_id):
+        await self._client_locks.acquire(client_id)
+        try:
             await self._take_over(client_id)
             session = await self._resume_or_create(incoming)
             session.transitions.connect()
@@ -218,10 +270,15 @@ class EdgeAmqttBroker(Broker):
             if isinstance(handler, EdgeHandler):  # resend only what was in flight before this connection
                 handler.remember_in_flight()
             self._send_offline_queue(session, handler)  # before anything routed from now on
-            await handler.mqtt_connack_authorize(True)
+            if isinstance(handler, EdgeHandler):
+                await handler.send_connack(session.parent)
+            else:
+                await handler.mqtt_connack_authorize(True)
             self._state.record_connected(_client_info(session))
             # amqtt's reader times out after session.keep_alive seconds of silence (3.1.2.10)
             session.keep_alive = session.keep_alive * self._settings.current.mqtt.keepalive_multiplier
+        finally:
+            self._client_locks.release(client_id)
         log.info(
             "client connected: client_id=%s username=%s address=%s:%s clean_session=%d keepalive=%d",
             client_id,
@@ -243,7 +300,7 @@ class EdgeAmqttBroker(Broker):
             if self._connections.get(client_id) is connection:
                 del self._connections[client_id]
             self._connection_of.pop(handler, None)
-            connection.closed.set()
+            connection.mark_closed()
 
     async def _client_message_loop(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
         # Everything the client sends is handled from its reader task (routing, SUBSCRIBE and
@@ -298,12 +355,12 @@ class EdgeAmqttBroker(Broker):
             connection.session.will_flag = False
         await connection.handler.handle_connection_closed()
         try:
-            await asyncio.wait_for(asyncio.shield(connection.closed.wait()), _TAKEOVER_GRACE)
+            await asyncio.wait_for(connection.wait_closed(), _TAKEOVER_GRACE)
         except TimeoutError:
             if connection.task is not None:
                 connection.task.cancel()  # its handler is not listening yet (amqtt's start can wait)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(connection.closed.wait(), _TAKEOVER_GRACE)
+                await asyncio.wait_for(connection.wait_closed(), _TAKEOVER_GRACE)
 
     async def _handle_disconnect(
         self, client_session: Session, handler: BrokerProtocolHandler, disconnect_waiter: asyncio.Future[Any]
@@ -358,6 +415,8 @@ class EdgeAmqttBroker(Broker):
         """Route what amqtt's own flows (QoS 2) put in the session's received queue; False if
         a message closes the connection. Also what the client sent before its connection
         ended: those messages were received (and acknowledged), so they must not be lost."""
+        if not queue_size(session, "delivered_message_queue"):
+            return True
         queue = session.delivered_message_queue
         while not queue.empty():
             if not await self._accept(session, queue.get_nowait()):
@@ -441,7 +500,7 @@ class EdgeAmqttBroker(Broker):
                     self._deliver(handler, topic, data, delivered_qos)
                 else:  # the client does not keep up: its queue is full
                     discarded += 1
-            elif delivered_qos > 0 and not target.clean_session and target.retained_messages.qsize() < limit:
+            elif delivered_qos > 0 and not target.clean_session and queue_size(target, "retained_messages") < limit:
                 target.retained_messages.put_nowait(RetainedApplicationMessage(sender, topic, data, delivered_qos))
             else:
                 discarded += 1
@@ -508,10 +567,12 @@ class EdgeAmqttBroker(Broker):
 
     def _send_offline_queue(self, session: Session, handler: BrokerProtocolHandler) -> None:
         """Deliver what was queued while the session was offline (retain flag 0, MQTT-3.3.1-9)."""
+        if not queue_size(session, "retained_messages"):
+            return
         queue = session.retained_messages
         while not queue.empty():
-            queued = queue.get_nowait()
-            self._deliver(handler, queued.topic, bytes(queued.data), queued.qos or 0)
+            message = queue.get_nowait()
+            self._deliver(handler, message.topic, bytes(message.data), message.qos or 0)
 
     async def reset(self) -> None:
         """Close every connection without wills, then forget sessions and retained messages."""
@@ -585,7 +646,7 @@ class EdgeAmqttBroker(Broker):
         session = self._sessions.get(client_id, (None, None))[0]
         if session is None:
             return 0
-        return int(session.retained_messages.qsize()) + len(session.inflight_out)
+        return queue_size(session, "retained_messages") + len(session.inflight_out)
 
     async def _delete_session(self, client_id: str) -> None:
         queued = self._queued_for(client_id)

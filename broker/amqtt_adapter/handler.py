@@ -45,7 +45,11 @@ if TYPE_CHECKING:
 __all__ = ["EdgeHandler"]
 
 log = logging.getLogger("edgemq.mqtt")
+_amqtt_log = logging.getLogger("amqtt.mqtt.protocol.handler")  # amqtt's handlers log there
 
+_LAZY_QUEUES = ("_pending_subscriptions", "_pending_unsubscriptions")
+
+_CONNACK = 0x20
 _PUBACK = 0x40
 _PACKET_IDS = 65535
 
@@ -72,8 +76,32 @@ class EdgeHandler(BrokerProtocolHandler):
     resent with DUP=1 when the session resumes (MQTT 4.4), in the background.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        plugins_manager: PluginManager[BrokerContext],
+        session: Session | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        # The attributes amqtt's handler __init__ sets, except the SUBSCRIBE/UNSUBSCRIBE queues
+        # (about 2.5 KB each, made on first use, see __getattr__) and amqtt's reader events
+        # (this handler's reader and stop() do without them).
+        self.logger: Any = _amqtt_log
+        self.session = None
+        self.reader: ReaderAdapter | None = None
+        self.writer: WriterAdapter | None = None
+        self.plugins_manager = plugins_manager
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        self._reader_task: asyncio.Task[None] | None = None
+        self._keepalive_task: asyncio.TimerHandle | None = None
+        self._reader_ready = None
+        self._puback_waiters: dict[int, asyncio.Future[Any]] = {}
+        self._pubrec_waiters: dict[int, asyncio.Future[Any]] = {}
+        self._pubrel_waiters: dict[int, asyncio.Future[Any]] = {}
+        self._pubcomp_waiters: dict[int, asyncio.Future[Any]] = {}
+        self._write_lock = asyncio.Lock()
+        self._disconnect_waiter: asyncio.Future[DisconnectPacket | None] | None = None
+        if session is not None:
+            self._init_session(session)
         self._background: set[asyncio.Future[Any]] = set()
         self._to_retry: list[Any] = []
         self._stopping = False
@@ -91,9 +119,17 @@ class EdgeHandler(BrokerProtocolHandler):
         self.outbox: Outbox | None = None
         """Set by the broker for TCP connections: direct writes (see Outbox)."""
         self._direct: set[int] = set()  # packet ids of _DirectMessages waiting for their PUBACK
-        self.ended: asyncio.Future[DisconnectPacket | None] = asyncio.get_running_loop().create_future()
+        self.ended: asyncio.Future[DisconnectPacket | None] = self._loop.create_future()
         """The DISCONNECT packet, or None when the connection ended without one. Unlike amqtt's
         ``wait_disconnect`` it holds the outcome even if that came before anyone waited."""
+
+    def __getattr__(self, name: str) -> Any:
+        """Make a SUBSCRIBE or UNSUBSCRIBE queue on first use (called only while it is not set)."""
+        if name not in _LAZY_QUEUES:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        setattr(self, name, queue)
+        return queue
 
     async def handle_disconnect(self, disconnect: DisconnectPacket | None) -> None:
         """Record how the connection ended (first outcome wins), then let amqtt do its part."""
@@ -124,6 +160,14 @@ class EdgeHandler(BrokerProtocolHandler):
         A client fault, so logged at INFO (amqtt logs it as an ERROR)."""
         log.info("client %s sent a second CONNECT (3.1.0-2): closing", self.session.client_id if self.session else "?")
         await self.handle_disconnect(None)
+
+    async def send_connack(self, session_present: int) -> None:
+        """Accept the CONNECT: the CONNACK goes into the outbox as bytes, unless a plugin
+        listens for amqtt's sent-packet event (then amqtt builds and sends its packet object)."""
+        if self.outbox is None or _listens(self.plugins_manager, MQTTEvents.PACKET_SENT):
+            await self.mqtt_connack_authorize(True)
+            return
+        self.outbox.put(bytes((_CONNACK, 2, session_present, 0)))
 
     def send_now(self, message: RoutedCopy, qos: int, limit: int) -> bool:
         """Write a copy through the outbox, without a task, if the client keeps up; False if not.
@@ -192,8 +236,6 @@ class EdgeHandler(BrokerProtocolHandler):
         """Start reading. Unlike amqtt: no write-timeout timer (a no-op for a broker, yet re-armed
         on every packet sent) and no wait for the reader task to run first."""
         assert self.session is not None, "start() before attach()"
-        self._reader_ready = asyncio.Event()
-        self._reader_stopped = asyncio.Event()
         self._reader_task = asyncio.create_task(self._reader_loop())
         await self._retry_deliveries()
 
@@ -203,7 +245,8 @@ class EdgeHandler(BrokerProtocolHandler):
         self._to_retry = [*self.session.inflight_in.values(), *self.session.inflight_out.values()]
 
     async def stop(self) -> None:
-        """Stop; deliveries started from now on fail at once instead of waiting forever.
+        """amqtt's stop (acknowledgement waiters cancelled, reader stopped, writer closed), and
+        deliveries started from now on fail at once instead of waiting forever.
 
         What the outbox holds (PUBACKs included) is written before the connection closes, and
         the broker's callbacks are dropped so the ended handler does not wait for the cyclic
@@ -211,7 +254,25 @@ class EdgeHandler(BrokerProtocolHandler):
         self._stopping = True
         if self.outbox is not None:
             self.outbox.flush()
-        await super().stop()
+        for waiters in (self._puback_waiters, self._pubrec_waiters, self._pubrel_waiters, self._pubcomp_waiters):
+            for waiter in waiters.values():
+                waiter.cancel()
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+        reader = self._reader_task
+        if reader is not None and reader is not asyncio.current_task() and not reader.done():
+            reader.cancel()
+            await asyncio.wait([reader])  # its own last step is stop(), which does not wait
+        try:
+            if self.writer is not None:
+                await self.writer.close()
+        except (asyncio.CancelledError, TimeoutError, OSError) as exc:  # as amqtt: closing is best effort
+            log.debug("closing the connection of %s failed: %r", self.session.client_id if self.session else "?", exc)
+        if self._disconnect_waiter is not None and not self._disconnect_waiter.done():
+            self._disconnect_waiter.set_result(None)
+        self._disconnect_waiter = None
+        for name in _LAZY_QUEUES:  # what was not applied is dropped, as amqtt does
+            self.__dict__.pop(name, None)
         self.on_publish = self.on_subscriptions = self.on_received = None
         self._handlers = None
 
@@ -235,8 +296,6 @@ class EdgeHandler(BrokerProtocolHandler):
         is re-armed from the time of the last packet.
         """
         assert self.session is not None
-        assert self._reader_ready is not None
-        self._reader_ready.set()
         loop = asyncio.get_running_loop()
         allowance = self.session.keep_alive if self.session.keep_alive > 0 else None
         self._last_read = loop.time()
@@ -278,7 +337,6 @@ class EdgeHandler(BrokerProtocolHandler):
             if self._keep_alive_timer is not None:
                 self._keep_alive_timer.cancel()
             await self.handle_connection_closed()
-            self._reader_stopped.set()
         await self.stop()
 
     async def _dispatch(self, packet: Any) -> None:

@@ -3,13 +3,17 @@
 amqtt gives every session a ``transitions.Machine`` (three states, five transitions); building
 one costs more than the rest of a connect and several KB per client. ``EdgeSession`` keeps
 the part amqtt uses (``transitions.state``, ``connect()``, ``disconnect()``, ``is_*()``) in a
-small object. ``connect_refusal`` and ``session_from_connect`` take a CONNECT parsed by
+small object, and makes its two asyncio queues (about 2.5 KB each, and used by few sessions:
+the offline queue of a persistent session, QoS 2 messages received) on first use.
+``connect_refusal`` and ``session_from_connect`` take a CONNECT parsed by
 broker/mqtt_framing.py (malformed ones are refused there) instead of amqtt's packet classes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
+from collections import OrderedDict
 from typing import Any
 
 from amqtt.adapters import WriterAdapter
@@ -19,7 +23,7 @@ from transitions import MachineError
 
 from broker.mqtt_framing import Connect
 
-__all__ = ["EdgeSession", "connect_refusal", "session_from_connect"]
+__all__ = ["EdgeSession", "connect_refusal", "queue_size", "session_from_connect"]
 
 _SUPPORTED_LEVEL = 4  # MQTT 3.1.1
 
@@ -57,11 +61,60 @@ class _ConnectionState:
         return self.state == "disconnected"
 
 
-class EdgeSession(Session):
-    """amqtt's session without a state machine object per client."""
+_LAZY_QUEUES = frozenset({"retained_messages", "delivered_message_queue"})
+_FRESH = {"attributes": dict, "inflight_out": OrderedDict, "inflight_in": OrderedDict}
 
-    def _init_states(self) -> None:
+
+def _shared_defaults() -> dict[str, Any]:
+    """amqtt's Session defaults that instances can share (immutable ones), taken from a Session.
+
+    Raises if amqtt's Session gained an attribute this module does not know how to make, so an
+    amqtt upgrade cannot silently leave sessions without it.
+    """
+    defaults = vars(Session())
+    shared = {name: value for name, value in defaults.items() if name not in _FRESH and name not in _LAZY_QUEUES}
+    shared.pop("transitions")
+    unknown = [name for name, value in shared.items() if not isinstance(value, (type(None), bool, int, str, bytes))]
+    if unknown:
+        raise TypeError(f"amqtt's Session has attributes EdgeSession does not make: {unknown}")
+    return shared
+
+
+_SHARED = _shared_defaults()
+
+
+class EdgeSession(Session):
+    """amqtt's session without a state machine object per client, its queues made on first use."""
+
+    def __init__(self) -> None:  # amqtt's __init__ with the same attributes, queues left out
+        self.__dict__.update(_SHARED)
+        for name, make in _FRESH.items():
+            setattr(self, name, make())
         self.transitions: Any = _ConnectionState(self)
+
+    def __getattr__(self, name: str) -> Any:
+        """Make a queue on first use (only called for attributes not set yet)."""
+        if name not in _LAZY_QUEUES:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        setattr(self, name, queue)
+        return queue
+
+    def clear_queues(self) -> None:
+        """Empty both queues: forget them (the next use makes an empty one)."""
+        for name in _LAZY_QUEUES:
+            self.__dict__.pop(name, None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        for name in _LAZY_QUEUES:
+            getattr(self, name)  # amqtt's __getstate__ removes both
+        return dict(super().__getstate__())
+
+
+def queue_size(session: Session, queue: str) -> int:
+    """How many messages one of a session's queues holds, without making it."""
+    made = vars(session).get(queue)
+    return int(made.qsize()) if made is not None else 0
 
 
 def connect_refusal(connect: Connect) -> int | None:
