@@ -14,7 +14,7 @@ edgemq reads each packet completely before amqtt parses it, so that it can
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "CONNECT",
@@ -156,8 +156,7 @@ def parse_publish(packet: bytes) -> tuple[str, bytes, int, bool, int]:
     return topic, packet[start + length + (2 if qos else 0) :], qos, bool(packet[0] & 1), packet_id
 
 
-@dataclass(frozen=True, slots=True)
-class Connect:
+class Connect(NamedTuple):
     """The fields of a CONNECT packet (3.1); only ``protocol_name`` and ``level`` when the level is
     not MQTT 3.1.1's (the rest of such a packet is not read: it is refused with CONNACK 1)."""
 
@@ -189,6 +188,9 @@ class _Fields:
         chunk, self._offset = self._data[self._offset : end], end
         return chunk
 
+    def skip(self, size: int) -> None:
+        self._offset += size
+
     def byte(self, what: str) -> int:
         return self._take(1, what)[0]
 
@@ -208,6 +210,7 @@ class _Fields:
         return len(self._data) - self._offset
 
 
+_MQTT_NAME = b"\x00\x04MQTT"
 _RESERVED, _CLEAN, _WILL, _WILL_RETAIN, _PASSWORD, _USERNAME = 0x01, 0x02, 0x04, 0x20, 0x40, 0x80
 
 
@@ -218,7 +221,12 @@ def parse_connect(packet: bytes) -> Connect:
     while packet[index] & 0x80:
         index += 1
     fields = _Fields(packet, index + 1)
-    name, level = fields.string("protocol name"), fields.byte("protocol level")
+    if packet.startswith(_MQTT_NAME, index + 1):  # the usual name, without decoding it
+        fields.skip(len(_MQTT_NAME))
+        name = "MQTT"
+    else:
+        name = fields.string("protocol name")
+    level = fields.byte("protocol level")
     if name != "MQTT" and not (name == "MQIsdp" and level == 3):
         raise ProtocolViolation(f"CONNECT with protocol name {name!r} (3.1.2-1)")
     if level != 4:

@@ -133,7 +133,7 @@ class BrokerState:
         self._connected = 0
         self._filter_refs: dict[str, int] = {}
         self._subscription_count = 0
-        self._peaks = Counts(0, 0, 0, 0)
+        self._peaks = [0, 0, 0, 0]  # Counts fields; kept as ints, updated on every connect
 
     # -- writers (MQTT side only) -------------------------------------------------------
 
@@ -265,7 +265,7 @@ class BrokerState:
 
     def peaks(self) -> Counts:
         """The largest population sizes since start."""
-        return self._peaks
+        return Counts(*self._peaks)
 
     def stats(self) -> Stats:
         """The req 2 counters."""
@@ -304,14 +304,12 @@ class BrokerState:
                 self._waiters.remove(entry)
 
     def _update_peaks(self) -> None:
-        now, peaks = self.counts(), self._peaks
-        if now != peaks:
-            self._peaks = Counts(
-                max(now.connections, peaks.connections),
-                max(now.sessions, peaks.sessions),
-                max(now.topics, peaks.topics),
-                max(now.subscribers, peaks.subscribers),
-            )
+        peaks = self._peaks
+        for index, now in enumerate(
+            (self._connected, len(self._clients), len(self._filter_refs), self._subscription_count)
+        ):
+            if now > peaks[index]:
+                peaks[index] = now
 
     def _changed(self) -> None:
         if not self._waiters:

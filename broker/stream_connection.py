@@ -94,6 +94,11 @@ class StreamConnection(asyncio.Protocol):
             self.transport.resume_reading()  # type: ignore[attr-defined]
         return data
 
+    def stop_reading(self) -> None:
+        """End ``read_some`` (b"" once what arrived is read); writing goes on until the transport closes."""
+        self._ended = True
+        self._wake_reader()
+
     async def drain(self) -> None:
         """Wait while the transport's write buffer is over its high-water mark."""
         if self.transport is None or self.transport.is_closing():

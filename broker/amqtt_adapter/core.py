@@ -33,6 +33,12 @@ async def _websocket_message(connection: ServerConnection) -> bytes:
     return message.encode() if isinstance(message, str) else message
 
 
+def _abort_websocket(connection: ServerConnection) -> None:
+    """End a websocket's reading at once (a connection ended by the broker: take-over, kick,
+    keep-alive); its pending ``recv`` sees the connection closed."""
+    connection.transport.abort()
+
+
 class ConnectionWriter(WriterAdapter):
     """amqtt's writer interface over a StreamConnection (TCP or TLS)."""
 
@@ -156,13 +162,19 @@ class MqttCore:
     async def _on_stream(self, connection: StreamConnection) -> None:
         broker = self._broker
         assert broker is not None
-        framed = FramedReader(connection.read_some, self._max_packet_size, connection.transport)
+        framed = FramedReader(
+            connection.read_some, self._max_packet_size, connection.transport, connection.stop_reading
+        )
         await broker.external_connected(framed, ConnectionWriter(connection), LISTENER)
 
     async def _on_websocket(self, connection: ServerConnection) -> None:
         broker = self._broker
         assert broker is not None
-        framed = FramedReader(partial(_websocket_message, connection), self._max_packet_size)
+        framed = FramedReader(
+            partial(_websocket_message, connection),
+            self._max_packet_size,
+            interrupt=partial(_abort_websocket, connection),
+        )
         await broker.external_connected(framed, WebSocketsWriter(connection), LISTENER)
 
     def _max_packet_size(self) -> int:

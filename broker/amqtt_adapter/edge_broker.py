@@ -303,11 +303,11 @@ class EdgeAmqttBroker(Broker):
             connection.mark_closed()
 
     async def _client_message_loop(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
-        # Everything the client sends is handled from its reader task (routing, SUBSCRIBE and
-        # UNSUBSCRIBE, QoS 2 flows), so this task only waits for the end of the connection,
-        # without amqtt's four waiter tasks.
+        # This task reads and handles everything the client sends (routing, SUBSCRIBE and
+        # UNSUBSCRIBE, QoS 2 flows) until the connection ends: no reader task, and none of
+        # amqtt's four waiter tasks.
         assert isinstance(handler, EdgeHandler)  # made by _initialize_client_session
-        await handler.ended
+        await handler.serve()
         await self._handle_disconnect(client_session, handler, handler.ended)
 
     async def _change_subscriptions(self, session: Session, handler: EdgeHandler, subscribe: bool) -> None:

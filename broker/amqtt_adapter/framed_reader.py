@@ -33,8 +33,10 @@ class FramedReader(ReaderAdapter):
         read_some: Callable[[], Awaitable[bytes]],
         max_packet_size: Callable[[], int],
         transport: asyncio.WriteTransport | None = None,
+        interrupt: Callable[[], None] | None = None,
     ) -> None:
         self._read_some = read_some
+        self._interrupt = interrupt
         self._max_packet_size = max_packet_size
         self._buffer = bytearray()
         self._start = 0
@@ -45,6 +47,12 @@ class FramedReader(ReaderAdapter):
         self._until_yield = _PACKETS_PER_TURN
         self.transport = transport
         """The connection's transport, for edgemq's direct writes (TCP only)."""
+
+    def interrupt(self) -> None:
+        """End the stream from outside: a pending or later read ends as at end of file."""
+        self._ended = True
+        if self._interrupt is not None:
+            self._interrupt()
 
     async def _split(self) -> bytes:
         """The next packet, reading more bytes as needed; EOFError at the end of the stream."""

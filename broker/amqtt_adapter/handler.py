@@ -119,9 +119,15 @@ class EdgeHandler(BrokerProtocolHandler):
         self.outbox: Outbox | None = None
         """Set by the broker for TCP connections: direct writes (see Outbox)."""
         self._direct: set[int] = set()  # packet ids of _DirectMessages waiting for their PUBACK
+        self._reading: asyncio.Task[Any] | None = None  # the task in serve()
         self.ended: asyncio.Future[DisconnectPacket | None] = self._loop.create_future()
         """The DISCONNECT packet, or None when the connection ended without one. Unlike amqtt's
         ``wait_disconnect`` it holds the outcome even if that came before anyone waited."""
+
+    def _init_session(self, session: Session) -> None:
+        """amqtt's, without a LoggerAdapter per connection (amqtt's debug lines keep its logger)."""
+        self.session = session
+        self.keepalive_timeout = session.keep_alive if session.keep_alive > 0 else None
 
     def __getattr__(self, name: str) -> Any:
         """Make a SUBSCRIBE or UNSUBSCRIBE queue on first use (called only while it is not set)."""
@@ -132,10 +138,19 @@ class EdgeHandler(BrokerProtocolHandler):
         return queue
 
     async def handle_disconnect(self, disconnect: DisconnectPacket | None) -> None:
-        """Record how the connection ended (first outcome wins), then let amqtt do its part."""
+        """Record how the connection ended (first outcome wins), then let amqtt do its part.
+
+        Ended from elsewhere (take-over, kick, keep-alive), the connection's reading stops too."""
         if not self.ended.done():
             self.ended.set_result(disconnect)
+            self._interrupt_reading()
         await super().handle_disconnect(disconnect)
+
+    def _interrupt_reading(self) -> None:
+        """Make ``serve`` end if another task is in it (a call from ``serve`` itself needs none)."""
+        reading = self._reading
+        if reading is not None and reading is not asyncio.current_task() and isinstance(self.reader, FramedReader):
+            self.reader.interrupt()
 
     async def handle_publish(self, publish_packet: PublishPacket) -> None:
         """amqtt's flow (QoS 2: PUBREC, PUBREL, PUBCOMP); then the message is routed at once."""
@@ -233,10 +248,10 @@ class EdgeHandler(BrokerProtocolHandler):
         return cls(plugins_manager, loop=loop), session_from_connect(connect, writer)
 
     async def start(self) -> None:
-        """Start reading. Unlike amqtt: no write-timeout timer (a no-op for a broker, yet re-armed
-        on every packet sent) and no wait for the reader task to run first."""
+        """Resend what was in flight; the connection's task then reads with ``serve``. Unlike
+        amqtt: no reader task (one task per connection, not two) and no write-timeout timer (a
+        no-op for a broker, yet re-armed on every packet sent)."""
         assert self.session is not None, "start() before attach()"
-        self._reader_task = asyncio.create_task(self._reader_loop())
         await self._retry_deliveries()
 
     def remember_in_flight(self) -> None:
@@ -259,10 +274,7 @@ class EdgeHandler(BrokerProtocolHandler):
                 waiter.cancel()
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
-        reader = self._reader_task
-        if reader is not None and reader is not asyncio.current_task() and not reader.done():
-            reader.cancel()
-            await asyncio.wait([reader])  # its own last step is stop(), which does not wait
+        self._interrupt_reading()  # stopped from elsewhere while the connection's task reads
         try:
             if self.writer is not None:
                 await self.writer.close()
@@ -287,15 +299,18 @@ class EdgeHandler(BrokerProtocolHandler):
         log.info("client %s: keep-alive expired", self.session.client_id if self.session else "?")
         self._spawn(self.handle_connection_closed())
 
-    async def _reader_loop(self) -> None:
-        """Read and dispatch packets; edgemq's version of amqtt's loop.
+    async def serve(self) -> None:
+        """Read and dispatch packets until the connection ends; edgemq's version of amqtt's
+        reader loop, run by the connection's own task (amqtt runs it in a task of its own).
 
         amqtt creates a task and a wait_for per packet. Here packets are dispatched inline (the
         reader has already checked them, see FramedReader), only an incoming QoS 2 PUBLISH gets a
         task (its flow waits for a PUBREL this loop must read), and keep-alive is one timer that
-        is re-armed from the time of the last packet.
+        is re-armed from the time of the last packet. An end decided elsewhere interrupts the
+        reading (``handle_disconnect``, ``stop``).
         """
         assert self.session is not None
+        self._reading = asyncio.current_task()
         loop = asyncio.get_running_loop()
         allowance = self.session.keep_alive if self.session.keep_alive > 0 else None
         self._last_read = loop.time()
@@ -327,11 +342,10 @@ class EdgeHandler(BrokerProtocolHandler):
                     self._spawn(self.handle_publish(packet))  # ended by stop(), which cancels its waiter
                 else:
                     await self._dispatch(packet)
-        except asyncio.CancelledError:
-            pass
         except Exception as exc:  # a packet amqtt cannot decode or handle ends this connection only
             log.debug("client %s: reading ended: %r", self.session.client_id, exc)
         finally:
+            self._reading = None
             if timer is not None:
                 timer.cancel()
             if self._keep_alive_timer is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import ssl
 from pathlib import Path
 
@@ -48,6 +50,26 @@ async def test_websocket_listener() -> None:
             assert (await next_message(client)).payload == b"over ws"
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"http://{host}:{port}/other")).status_code == 404
+
+
+async def test_websocket_takeover_closes_the_old_connection(caplog: pytest.LogCaptureFixture) -> None:
+    """A second WebSocket client with the same id takes over; the first one's reading ends at once."""
+    caplog.set_level(logging.INFO, logger="edgemq.mqtt")
+    listeners = {"ws": {"bind": "127.0.0.1:0/mqtt"}}
+    async with running_broker(ephemeral_settings(listeners=listeners)) as broker:
+        host, port = broker.mqtt_addresses["ws"]
+        options = {"identifier": "ws-twin", "transport": "websockets", "websocket_path": "/mqtt"}
+        async with aiomqtt.Client(host, port, **options) as first:
+            await first.subscribe("web/#")
+            async with aiomqtt.Client(host, port, **options) as second:
+                await second.subscribe("web/#")
+                await second.publish("web/t", b"taken over")
+                assert (await next_message(second)).payload == b"taken over"
+            with contextlib.suppress(aiomqtt.MqttError):
+                await first.publish("web/t", b"too late")  # the first connection is gone
+    prefix = "client disconnected: client_id=ws-twin "
+    ends = [r.getMessage() for r in caplog.records if r.getMessage().startswith(prefix)]
+    assert ends[0] == prefix + "reason=connection lost"  # the first connection's end
 
 
 async def test_readyz_reflects_listeners() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 
@@ -55,6 +57,20 @@ async def test_takeover_publishes_the_old_connections_will(broker: EdgeBroker) -
             assert await second.connack(connect("twin", clean=False, will=("wills/twin", b"new", 0, False))) == (1, 0)
             assert await first.closed_by_peer()
             assert (await next_message(watcher)).payload == b"old"
+
+
+async def test_takeover_interrupts_the_old_connections_reading(
+    broker: EdgeBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A take-over ends the old connection as lost at once (its reading stops), not by cancelling it."""
+    caplog.set_level(logging.INFO, logger="edgemq.mqtt")
+    async with RawClient.open(broker.mqtt_address) as first, RawClient.open(broker.mqtt_address) as second:
+        assert await first.connack(connect("twin")) == (0, 0)
+        assert await second.connack(connect("twin")) == (0, 0)
+        assert await first.closed_by_peer()
+    prefix = "client disconnected: client_id=twin "
+    ends = [r.getMessage() for r in caplog.records if r.getMessage().startswith(prefix)]
+    assert ends[0] == prefix + "reason=connection lost"  # the first connection's end
 
 
 async def test_session_present_flag(broker: EdgeBroker) -> None:
