@@ -170,9 +170,9 @@ def flow(
 
 
 def connections(running: Running, count: int, workers: int = 4) -> dict[str, Any]:
-    """``count`` idle clients, connected one after another by each of ``workers`` processes at
-    once (one sequential client measures its own round trips, not the broker): connects per
-    second and, with all of them held, RSS per client."""
+    """``count`` idle clients, connected by ``workers`` processes at once, each with a few
+    handshakes in flight (one sequential client measures its own round trips, not the broker):
+    connects per second, the broker's CPU per connect and, with all of them held, RSS per client."""
     context = multiprocessing.get_context("fork")
     manager = context.Manager()
     go, release, spans = manager.Event(), manager.Event(), manager.Queue()

@@ -8,6 +8,7 @@ Standard library plus edgemq's packet encoder.
 
 from __future__ import annotations
 
+import selectors
 import socket
 import struct
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from broker.mqtt_framing import remaining_length
 
 HEADER = struct.Struct("!IIq")  # publisher number, sequence, send time (ns)
+CONNECT_WINDOW = 8  # CONNECT handshakes in flight per connecting process
 
 
 def _string(value: str) -> bytes:
@@ -220,13 +222,59 @@ def publish_messages(
     return start, end
 
 
-def hold_clients(address: tuple[str, int], prefix: str, count: int, go: object, spans: object, release: object) -> None:
-    """After ``go``, connect ``count`` clients one after another; put (start, end) on ``spans``
-    (a multiprocessing queue) and keep the connections open until ``release``."""
+def hold_clients(
+    address: tuple[str, int], prefix: str, count: int, go: object, spans: object, release: object,
+    window: int = CONNECT_WINDOW,
+) -> None:  # fmt: skip
+    """After ``go``, connect ``count`` clients with ``window`` handshakes in flight at once
+    (non-blocking sockets and one selector, so the rate measured is the broker's, not one
+    client's round trips); put (start, end) on ``spans`` (a multiprocessing queue) and keep
+    the connections open until ``release``."""
     go.wait()  # type: ignore[attr-defined]
     start = time.perf_counter()
-    held = [open_client(address, f"{prefix}{n}")[0] for n in range(count)]
+    held = _connect_many(address, prefix, count, window)
     spans.put((start, time.perf_counter()))  # type: ignore[attr-defined]
     release.wait(600)  # type: ignore[attr-defined]
     for sock in held:
         sock.close()
+
+
+def _connect_many(address: tuple[str, int], prefix: str, count: int, window: int) -> list[socket.socket]:
+    """``count`` accepted MQTT connections, opened ``window`` at a time."""
+    selector = selectors.DefaultSelector()
+    held: list[socket.socket] = []
+    started = 0
+    try:
+        while len(held) < count:
+            while started < count and started - len(held) < window:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.connect_ex(address)  # in progress: writable once connected
+                selector.register(sock, selectors.EVENT_WRITE, connect_packet(f"{prefix}{started}"))
+                started += 1
+            ready = selector.select(timeout=30)
+            if not ready:
+                raise TimeoutError("no CONNACK within 30 s")
+            for key, events in ready:
+                sock = key.fileobj  # type: ignore[assignment]
+                if events & selectors.EVENT_WRITE:  # connected: send the CONNECT, then wait for CONNACK
+                    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if error or sock.send(key.data) != len(key.data):
+                        raise ConnectionError(f"connect failed ({error})")
+                    selector.modify(sock, selectors.EVENT_READ, b"")
+                    continue
+                chunk = sock.recv(16)
+                if not chunk:
+                    raise ConnectionError("closed before CONNACK")
+                received = key.data + chunk
+                if len(received) < 4:
+                    selector.modify(sock, selectors.EVENT_READ, received)
+                elif received[:2] != b"\x20\x02" or received[3] != 0:
+                    raise ConnectionError(f"CONNACK refused: {received!r}")
+                else:
+                    selector.unregister(sock)
+                    held.append(sock)
+    finally:
+        selector.close()
+    return held

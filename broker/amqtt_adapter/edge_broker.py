@@ -216,6 +216,7 @@ class EdgeAmqttBroker(Broker):
         deadline = asyncio.get_running_loop().call_later(timeout, task.cancel, _CONNECT_TIMEOUT)
         try:  # asyncio.timeout, at a fifth of its cost per connect
             handler, incoming = await EdgeHandler.init_from_connect(reader, writer, self.plugins_manager)
+            handler.connection_task = task
         except asyncio.CancelledError as exc:
             if exc.args == (_CONNECT_TIMEOUT,) and task.uncancel() == 0:
                 await writer.close()
@@ -239,6 +240,7 @@ class EdgeAmqttBroker(Broker):
         server: Server | None,
         listener_name: str,
     ) -> None:
+        assert isinstance(handler, EdgeHandler)  # made by _initialize_client_session
         client_id = incoming.client_id
         limit = self._settings.current.mqtt.max_connections
         if limit and len(self._connections) >= limit and client_id not in self._connections:
@@ -258,22 +260,17 @@ class EdgeAmqttBroker(Broker):
             session.transitions.connect()
             handler.attach(session, reader, writer)
             self._sessions[client_id] = (session, handler)
-            connection = _Connection(handler, session, asyncio.current_task())
-            if isinstance(handler, EdgeHandler):
-                handler.on_publish = partial(self._accept_publish, session)
-                handler.on_subscriptions = partial(self._change_subscriptions, session, handler)
-                handler.on_received = partial(self._accept_queued, session)
-                if isinstance(reader, FramedReader) and reader.transport is not None:
-                    handler.outbox = Outbox(reader.transport)
+            connection = _Connection(handler, session, handler.connection_task)
+            handler.on_publish = partial(self._accept_publish, session)
+            handler.on_subscriptions = partial(self._change_subscriptions, session, handler)
+            handler.on_received = partial(self._accept_queued, session)
+            if isinstance(reader, FramedReader) and reader.transport is not None:
+                handler.outbox = Outbox(reader.transport)
             self._connections[client_id] = connection
             self._connection_of[handler] = connection
-            if isinstance(handler, EdgeHandler):  # resend only what was in flight before this connection
-                handler.remember_in_flight()
+            handler.remember_in_flight()  # resend only what was in flight before this connection
             self._send_offline_queue(session, handler)  # before anything routed from now on
-            if isinstance(handler, EdgeHandler):
-                await handler.send_connack(session.parent)
-            else:
-                await handler.mqtt_connack_authorize(True)
+            await handler.send_connack(session.parent)
             self._state.record_connected(_client_info(session))
             # amqtt's reader times out after session.keep_alive seconds of silence (3.1.2.10)
             session.keep_alive = session.keep_alive * self._settings.current.mqtt.keepalive_multiplier

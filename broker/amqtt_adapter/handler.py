@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from amqtt.adapters import BufferReader, ReaderAdapter, WriterAdapter
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["EdgeHandler"]
 
 log = logging.getLogger("edgemq.mqtt")
-_amqtt_log = logging.getLogger("amqtt.mqtt.protocol.handler")  # amqtt's handlers log there
 
 _LAZY_QUEUES = ("_pending_subscriptions", "_pending_unsubscriptions")
 
@@ -76,50 +75,55 @@ class EdgeHandler(BrokerProtocolHandler):
     resent with DUP=1 when the session resumes (MQTT 4.4), in the background.
     """
 
+    # amqtt's handler attributes that start empty, as class defaults (an instance sets only what
+    # it changes); the SUBSCRIBE/UNSUBSCRIBE queues (about 2.5 KB each) are made on first use
+    # (__getattr__) and amqtt's reader events are not needed (this handler reads in serve()).
+    logger: Any = logging.getLogger("amqtt.mqtt.protocol.handler")
+    session: Session | None = None
+    reader: ReaderAdapter | None = None
+    writer: WriterAdapter | None = None
+    keepalive_timeout: int | None = None
+    _reader_task: asyncio.Task[None] | None = None
+    _keepalive_task: asyncio.TimerHandle | None = None
+    _reader_ready: asyncio.Event | None = None
+    _disconnect_waiter: asyncio.Future[DisconnectPacket | None] | None = None
+    # edgemq's
+    _to_retry: Sequence[Any] = ()
+    _stopping = False
+    _last_read = 0.0
+    _keep_alive_timer: asyncio.TimerHandle | None = None
+    _handlers: dict[type, Callable[[Any], Coroutine[Any, Any, None]]] | None = None
+    _reading: asyncio.Task[Any] | None = None  # the task in serve()
+    on_publish: Callable[[str, bytes, int, bool], Awaitable[bool]] | None = None
+    """Set by the broker: a QoS 0 or 1 PUBLISH goes straight to routing, without amqtt's
+    parsing, message objects and queue (its hooks still fire), and a QoS 1 one is
+    acknowledged once routed. False closes the connection."""
+    on_received: Callable[[], Awaitable[bool]] | None = None
+    """Set by the broker: routes what amqtt's own flows (QoS 2) delivered; False closes."""
+    on_subscriptions: Callable[[bool], Awaitable[None]] | None = None
+    """Set by the broker: applies a queued SUBSCRIBE (True) or UNSUBSCRIBE (False) at once."""
+    outbox: Outbox | None = None
+    """Set by the broker for TCP connections: direct writes (see Outbox)."""
+    connection_task: asyncio.Task[Any] | None = None
+    """Set by the broker: the task that serves the connection (and runs ``serve``)."""
+
     def __init__(
         self,
         plugins_manager: PluginManager[BrokerContext],
         session: Session | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        # The attributes amqtt's handler __init__ sets, except the SUBSCRIBE/UNSUBSCRIBE queues
-        # (about 2.5 KB each, made on first use, see __getattr__) and amqtt's reader events
-        # (this handler's reader and stop() do without them).
-        self.logger: Any = _amqtt_log
-        self.session = None
-        self.reader: ReaderAdapter | None = None
-        self.writer: WriterAdapter | None = None
         self.plugins_manager = plugins_manager
         self._loop = loop if loop is not None else asyncio.get_running_loop()
-        self._reader_task: asyncio.Task[None] | None = None
-        self._keepalive_task: asyncio.TimerHandle | None = None
-        self._reader_ready = None
         self._puback_waiters: dict[int, asyncio.Future[Any]] = {}
         self._pubrec_waiters: dict[int, asyncio.Future[Any]] = {}
         self._pubrel_waiters: dict[int, asyncio.Future[Any]] = {}
         self._pubcomp_waiters: dict[int, asyncio.Future[Any]] = {}
         self._write_lock = asyncio.Lock()
-        self._disconnect_waiter: asyncio.Future[DisconnectPacket | None] | None = None
         if session is not None:
             self._init_session(session)
         self._background: set[asyncio.Future[Any]] = set()
-        self._to_retry: list[Any] = []
-        self._stopping = False
-        self._last_read = 0.0
-        self._keep_alive_timer: asyncio.TimerHandle | None = None
-        self._handlers: dict[type, Callable[[Any], Coroutine[Any, Any, None]]] | None = None
-        self.on_publish: Callable[[str, bytes, int, bool], Awaitable[bool]] | None = None
-        """Set by the broker: a QoS 0 or 1 PUBLISH goes straight to routing, without amqtt's
-        parsing, message objects and queue (its hooks still fire), and a QoS 1 one is
-        acknowledged once routed. False closes the connection."""
-        self.on_received: Callable[[], Awaitable[bool]] | None = None
-        """Set by the broker: routes what amqtt's own flows (QoS 2) delivered; False closes."""
-        self.on_subscriptions: Callable[[bool], Awaitable[None]] | None = None
-        """Set by the broker: applies a queued SUBSCRIBE (True) or UNSUBSCRIBE (False) at once."""
-        self.outbox: Outbox | None = None
-        """Set by the broker for TCP connections: direct writes (see Outbox)."""
         self._direct: set[int] = set()  # packet ids of _DirectMessages waiting for their PUBACK
-        self._reading: asyncio.Task[Any] | None = None  # the task in serve()
         self.ended: asyncio.Future[DisconnectPacket | None] = self._loop.create_future()
         """The DISCONNECT packet, or None when the connection ended without one. Unlike amqtt's
         ``wait_disconnect`` it holds the outcome even if that came before anyone waited."""
@@ -182,7 +186,7 @@ class EdgeHandler(BrokerProtocolHandler):
         if self.outbox is None or _listens(self.plugins_manager, MQTTEvents.PACKET_SENT):
             await self.mqtt_connack_authorize(True)
             return
-        self.outbox.put(bytes((_CONNACK, 2, session_present, 0)))
+        self.outbox.write_now(bytes((_CONNACK, 2, session_present, 0)))
 
     def send_now(self, message: RoutedCopy, qos: int, limit: int) -> bool:
         """Write a copy through the outbox, without a task, if the client keeps up; False if not.
@@ -257,7 +261,8 @@ class EdgeHandler(BrokerProtocolHandler):
     def remember_in_flight(self) -> None:
         """Note what is in flight from an earlier connection: that, and only that, is resent."""
         assert self.session is not None
-        self._to_retry = [*self.session.inflight_in.values(), *self.session.inflight_out.values()]
+        if self.session.inflight_in or self.session.inflight_out:
+            self._to_retry = [*self.session.inflight_in.values(), *self.session.inflight_out.values()]
 
     async def stop(self) -> None:
         """amqtt's stop (acknowledgement waiters cancelled, reader stopped, writer closed), and
@@ -310,7 +315,7 @@ class EdgeHandler(BrokerProtocolHandler):
         reading (``handle_disconnect``, ``stop``).
         """
         assert self.session is not None
-        self._reading = asyncio.current_task()
+        self._reading = self.connection_task or asyncio.current_task()
         loop = asyncio.get_running_loop()
         allowance = self.session.keep_alive if self.session.keep_alive > 0 else None
         self._last_read = loop.time()
@@ -394,7 +399,7 @@ class EdgeHandler(BrokerProtocolHandler):
             log.debug("background delivery ended: %r", task.exception())
 
     async def _retry_deliveries(self) -> None:
-        to_retry, self._to_retry = self._to_retry, []
+        to_retry, self._to_retry = self._to_retry, ()
         for message in to_retry:
             self._spawn(self._handle_message_flow(message))
 

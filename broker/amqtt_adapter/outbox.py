@@ -40,6 +40,12 @@ class Outbox:
         if len(self._pending) >= _OUTBOX_LIMIT:
             self.flush()
 
+    def write_now(self, packet: bytes) -> None:
+        """Send ``packet`` now, after what was put before it."""
+        self.flush()
+        if not self._transport.is_closing():
+            self._transport.write(packet)
+
     def flush(self) -> None:
         """Write what was put so far now: before any other write, and before the connection closes."""
         if self._pending:
