@@ -210,7 +210,7 @@ class _Fields:
         return len(self._data) - self._offset
 
 
-_MQTT_NAME = b"\x00\x04MQTT"
+_MQTT_311 = b"\x00\x04MQTT\x04"  # protocol name and level of MQTT 3.1.1
 _RESERVED, _CLEAN, _WILL, _WILL_RETAIN, _PASSWORD, _USERNAME = 0x01, 0x02, 0x04, 0x20, 0x40, 0x80
 
 
@@ -221,16 +221,15 @@ def parse_connect(packet: bytes) -> Connect:
     while packet[index] & 0x80:
         index += 1
     fields = _Fields(packet, index + 1)
-    if packet.startswith(_MQTT_NAME, index + 1):  # the usual name, without decoding it
-        fields.skip(len(_MQTT_NAME))
-        name = "MQTT"
+    if packet.startswith(_MQTT_311, index + 1):  # the usual name and level, without decoding them
+        fields.skip(len(_MQTT_311))
+        name, level = "MQTT", 4
     else:
-        name = fields.string("protocol name")
-    level = fields.byte("protocol level")
-    if name != "MQTT" and not (name == "MQIsdp" and level == 3):
-        raise ProtocolViolation(f"CONNECT with protocol name {name!r} (3.1.2-1)")
-    if level != 4:
-        return Connect(name, level)
+        name, level = fields.string("protocol name"), fields.byte("protocol level")
+        if name != "MQTT" and not (name == "MQIsdp" and level == 3):
+            raise ProtocolViolation(f"CONNECT with protocol name {name!r} (3.1.2-1)")
+        if level != 4:
+            return Connect(name, level)
     flags, keep_alive = fields.byte("flags"), fields.uint16("keep alive")
     if flags & _RESERVED:
         raise ProtocolViolation("CONNECT with the reserved flag set (3.1.2-3)")

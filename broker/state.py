@@ -43,11 +43,15 @@ class ClientInfo:
     connected_at: datetime
     will_topic: str | None = None
     will_message: bytes | None = None
-    connected_at_iso: str = field(init=False, repr=False, compare=False)
-    """``connected_at`` in ISO 8601, formatted once (listings of 10 000 clients use it)."""
+    _iso: str = field(default="", init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "connected_at_iso", self.connected_at.isoformat())
+    @property
+    def connected_at_iso(self) -> str:
+        """``connected_at`` in ISO 8601, formatted on first use and kept (listings of 10 000
+        clients use it; a connect does not pay for it)."""
+        if not self._iso:
+            object.__setattr__(self, "_iso", self.connected_at.isoformat())
+        return self._iso
 
 
 @dataclass(frozen=True, slots=True)

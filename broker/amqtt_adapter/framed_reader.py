@@ -54,51 +54,46 @@ class FramedReader(ReaderAdapter):
         if self._interrupt is not None:
             self._interrupt()
 
-    async def _split(self) -> bytes:
-        """The next packet, reading more bytes as needed; EOFError at the end of the stream."""
-        limit = self._max_packet_size()
-        while (found := split_packet(self._buffer, self._start, limit, first_packet=self._first)) is None:
-            del self._buffer[: self._start]
-            self._start = 0
-            chunk = await self._read_some()
-            if not chunk:
-                raise EOFError
-            self._buffer += chunk
-        packet, self._start = found
-        return packet
-
-    async def _next_packet(self) -> bool:
+    async def next_raw(self) -> bytes | None:
+        """The next whole packet, or None at the end of the stream (after the CONNECT)."""
+        if self._ended:
+            return None
         self._until_yield -= 1
         if not self._until_yield:
             self._until_yield = _PACKETS_PER_TURN
             await asyncio.sleep(0)
         try:
-            self._packet = await self._split()
+            limit = self._max_packet_size()
+            while (found := split_packet(self._buffer, self._start, limit, first_packet=self._first)) is None:
+                del self._buffer[: self._start]
+                self._start = 0
+                chunk = await self._read_some()
+                if not chunk:
+                    self._ended = True
+                    return None
+                self._buffer += chunk
         except ProtocolViolation as exc:
             log.info("closing a connection: %s", exc)
             self._ended = True
-            return False
-        except (EOFError, ConnectionError, OSError):
+            return None
+        except (ConnectionError, OSError):
             self._ended = True
-            return False
+            return None
         except Exception as exc:  # a transport's own errors (e.g. websocket closed) also end the stream
             log.debug("connection ended while reading: %r", exc)
             self._ended = True
-            return False
-        self._first, self._offset = False, 0
-        return True
-
-    async def next_raw(self) -> bytes | None:
-        """The next whole packet, or None at the end of the stream (after the CONNECT)."""
-        if self._ended or not await self._next_packet():
             return None
-        packet, self._packet, self._offset = self._packet, b"", 0
+        packet, self._start = found
+        self._first = False
         return packet
 
     async def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes of the current packet (end of file once the stream has ended)."""
-        if self._offset >= len(self._packet) and (self._ended or not await self._next_packet()):
-            return b""
+        if self._offset >= len(self._packet):
+            packet = await self.next_raw()
+            if packet is None:
+                return b""
+            self._packet, self._offset = packet, 0
         end = len(self._packet) if n < 0 else self._offset + n
         data = self._packet[self._offset : end]
         self._offset += len(data)

@@ -131,18 +131,20 @@ def connect_refusal(connect: Connect) -> int | None:
 def session_from_connect(connect: Connect, writer: WriterAdapter) -> EdgeSession:
     """The session an accepted CONNECT asks for (the broker names a client that sent no id)."""
     session = EdgeSession()
-    session.client_id = connect.client_id
-    session.clean_session = connect.clean_session
-    session.will_flag = connect.will_topic is not None
-    session.will_retain = connect.will_retain
-    session.will_qos = connect.will_qos
-    session.will_topic = connect.will_topic
-    session.will_message = connect.will_message
-    session.username = connect.username
-    session.password = connect.password
-    session.keep_alive = connect.keep_alive
-    peer = writer.get_peer_info()
-    if peer is not None:
-        session.remote_address, session.remote_port = peer
-    session.ssl_object = writer.get_ssl_info()
+    address, port = writer.get_peer_info() or (None, None)
+    session.__dict__.update(
+        client_id=connect.client_id,
+        clean_session=connect.clean_session,
+        will_flag=connect.will_topic is not None,
+        will_retain=connect.will_retain,
+        will_qos=connect.will_qos,
+        will_topic=connect.will_topic,
+        will_message=connect.will_message,
+        username=connect.username,
+        password=connect.password,
+        keep_alive=connect.keep_alive,
+        remote_address=address,
+        remote_port=port,
+        ssl_object=writer.get_ssl_info(),
+    )
     return session
