@@ -74,9 +74,9 @@ class ClientAuthenticator:
     async def authenticate(self, username: str | None, password: str | bytes | None) -> bool:
         """Whether a client with these credentials may connect."""
         auth = self._auth_settings()
-        users = self.users()
         if not username:
-            return auth.allow_anonymous
+            return auth.allow_anonymous  # no password list to read
+        users = self.users()
         if not users:
             # no password list: a username is what allow_anonymous = false asks for
             return True

@@ -98,16 +98,16 @@ class ListenerSet:
 
     async def _track_stream(self, connection: StreamConnection) -> None:
         try:
-            await self._tracked(self._on_stream(connection))
+            await self._tracked(self._on_stream(connection), connection.task)
         finally:
             if connection.transport is not None:
                 connection.transport.close()  # also when the connection is cancelled at shutdown
 
     async def _track_websocket(self, connection: ServerConnection) -> None:
-        await self._tracked(self._on_websocket(connection))
+        await self._tracked(self._on_websocket(connection), asyncio.current_task())
 
-    async def _tracked(self, work: Awaitable[None]) -> None:
-        task = asyncio.current_task()
+    async def _tracked(self, work: Awaitable[None], task: asyncio.Task[None] | None) -> None:
+        """Run ``work`` (serving one connection) in ``task``, known to ``close``."""
         assert task is not None
         self._connections.add(task)
         try:

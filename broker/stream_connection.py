@@ -86,6 +86,12 @@ class StreamConnection(asyncio.Protocol):
                 await self._reader
             finally:
                 self._reader = None
+        return self.read_nowait()
+
+    def read_nowait(self) -> bytes:
+        """What has arrived since the last read, b"" if nothing."""
+        if not self._chunks:
+            return b""
         data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
         self._chunks.clear()
         self._buffered = 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from functools import partial
 from typing import Any
 
 from amqtt.adapters import WebSocketsWriter, WriterAdapter
@@ -24,19 +23,30 @@ __all__ = ["MqttCore"]
 log = logging.getLogger("edgemq.mqtt")
 
 
-async def _websocket_message(connection: ServerConnection) -> bytes:
-    """The next binary message of a websocket (MQTT over websockets, 6.0), b"" once closed."""
-    try:
-        message = await connection.recv()
-    except ConnectionClosed:
+class WebSocketSource:
+    """The binary messages of a websocket as a byte source (MQTT over websockets, 6.0)."""
+
+    transport: asyncio.WriteTransport | None = None  # edgemq writes to websockets through amqtt
+
+    def __init__(self, connection: ServerConnection) -> None:
+        self._connection = connection
+
+    async def read_some(self) -> bytes:
+        """The next message, b"" once the websocket is closed."""
+        try:
+            message = await self._connection.recv()
+        except ConnectionClosed:
+            return b""
+        return message.encode() if isinstance(message, str) else message
+
+    def read_nowait(self) -> bytes:
+        """Nothing without waiting: messages are read through ``read_some``."""
         return b""
-    return message.encode() if isinstance(message, str) else message
 
-
-def _abort_websocket(connection: ServerConnection) -> None:
-    """End a websocket's reading at once (a connection ended by the broker: take-over, kick,
-    keep-alive); its pending ``recv`` sees the connection closed."""
-    connection.transport.abort()
+    def stop_reading(self) -> None:
+        """End reading at once (a connection ended by the broker: take-over, kick, keep-alive):
+        the pending ``recv`` sees the connection closed."""
+        self._connection.transport.abort()
 
 
 class ConnectionWriter(WriterAdapter):
@@ -162,19 +172,13 @@ class MqttCore:
     async def _on_stream(self, connection: StreamConnection) -> None:
         broker = self._broker
         assert broker is not None
-        framed = FramedReader(
-            connection.read_some, self._max_packet_size, connection.transport, connection.stop_reading
-        )
+        framed = FramedReader(connection, self._max_packet_size)
         await broker.external_connected(framed, ConnectionWriter(connection), LISTENER)
 
     async def _on_websocket(self, connection: ServerConnection) -> None:
         broker = self._broker
         assert broker is not None
-        framed = FramedReader(
-            partial(_websocket_message, connection),
-            self._max_packet_size,
-            interrupt=partial(_abort_websocket, connection),
-        )
+        framed = FramedReader(WebSocketSource(connection), self._max_packet_size)
         await broker.external_connected(framed, WebSocketsWriter(connection), LISTENER)
 
     def _max_packet_size(self) -> int:

@@ -210,13 +210,27 @@ class EdgeAmqttBroker(Broker):
     ) -> tuple[BrokerProtocolHandler, Session]:
         # Read and check the CONNECT only. amqtt would also look up, delete or overwrite the
         # client's existing session here, before authentication; edgemq does that after it.
+        assert isinstance(reader, FramedReader)  # made by MqttCore
         task = asyncio.current_task()
         assert task is not None
+        raw = reader.next_buffered()  # usually here by now: no deadline to arm
+        if raw is None:
+            raw = await self._wait_for_connect(reader, writer, task)
+        handler, incoming = await EdgeHandler.from_connect(raw, writer, self.plugins_manager)
+        handler.connection_task = task
+        if incoming.will_flag and not _is_publishable(incoming.will_topic):
+            await writer.close()
+            raise MQTTError(f"invalid will topic {incoming.will_topic!r} (MQTT-3.1.3-10)")
+        if not incoming.client_id:
+            incoming.client_id = gen_client_id()
+        return handler, incoming
+
+    async def _wait_for_connect(self, reader: FramedReader, writer: WriterAdapter, task: asyncio.Task[Any]) -> bytes:
+        """The CONNECT, within ``mqtt.connect_timeout``; MQTTError if it does not come."""
         timeout = self._settings.current.mqtt.connect_timeout
         deadline = asyncio.get_running_loop().call_later(timeout, task.cancel, _CONNECT_TIMEOUT)
-        try:  # asyncio.timeout, at a fifth of its cost per connect
-            handler, incoming = await EdgeHandler.init_from_connect(reader, writer, self.plugins_manager)
-            handler.connection_task = task
+        try:  # asyncio.timeout, at a fifth of its cost
+            raw = await reader.next_raw()
         except asyncio.CancelledError as exc:
             if exc.args == (_CONNECT_TIMEOUT,) and task.uncancel() == 0:
                 await writer.close()
@@ -224,12 +238,9 @@ class EdgeAmqttBroker(Broker):
             raise
         finally:
             deadline.cancel()
-        if incoming.will_flag and not _is_publishable(incoming.will_topic):
-            await writer.close()
-            raise MQTTError(f"invalid will topic {incoming.will_topic!r} (MQTT-3.1.3-10)")
-        if not incoming.client_id:
-            incoming.client_id = gen_client_id()
-        return handler, incoming
+        if raw is None:
+            raise MQTTError("connection ended before its CONNECT")
+        return raw
 
     async def _handle_client_session(
         self,

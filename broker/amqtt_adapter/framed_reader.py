@@ -4,39 +4,50 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from typing import Protocol
 
 from amqtt.adapters import ReaderAdapter
 
 from broker.mqtt_framing import ProtocolViolation, split_packet
 
-__all__ = ["FramedReader"]
+__all__ = ["ByteSource", "FramedReader"]
 
 log = logging.getLogger("edgemq.mqtt")
 
 _PACKETS_PER_TURN = 64  # packets of one connection handled before other tasks get a turn
 
 
+class ByteSource(Protocol):
+    """A connection's incoming bytes (broker/stream_connection.py for TCP and TLS, a websocket
+    source in core.py)."""
+
+    transport: asyncio.WriteTransport | None
+    """For edgemq's direct writes (TCP and TLS only)."""
+
+    async def read_some(self) -> bytes:
+        """What has arrived since the last read (waiting for something), b"" at the end."""
+
+    def read_nowait(self) -> bytes:
+        """What has arrived since the last read, b"" if nothing (or at the end)."""
+
+    def stop_reading(self) -> None:
+        """End the stream from outside: a pending or later ``read_some`` returns b""."""
+
+
 class FramedReader(ReaderAdapter):
     """Serves amqtt's reads from whole, checked packets (broker/mqtt_framing.py).
 
-    Bytes arrive in chunks (``read_some``: whatever the connection has, b"" at its end) and are
-    split into packets without further awaits. The event loop gets a turn every
-    ``_PACKETS_PER_TURN`` packets, so a client that floods the broker cannot starve the others or
-    the admin API. The reader routes each message before it reads the next packet, so a client
-    that sends faster than the broker routes is held back through TCP. A malformed packet ends
-    the stream: amqtt sees end of file and the connection closes as abnormal (will published).
+    Bytes arrive in chunks from a ``ByteSource`` and are split into packets without further
+    awaits. The event loop gets a turn every ``_PACKETS_PER_TURN`` packets, so a client that
+    floods the broker cannot starve the others or the admin API. The reader routes each message
+    before it reads the next packet, so a client that sends faster than the broker routes is
+    held back through TCP. A malformed packet ends the stream: amqtt sees end of file and the
+    connection closes as abnormal (will published).
     """
 
-    def __init__(
-        self,
-        read_some: Callable[[], Awaitable[bytes]],
-        max_packet_size: Callable[[], int],
-        transport: asyncio.WriteTransport | None = None,
-        interrupt: Callable[[], None] | None = None,
-    ) -> None:
-        self._read_some = read_some
-        self._interrupt = interrupt
+    def __init__(self, source: ByteSource, max_packet_size: Callable[[], int]) -> None:
+        self._source = source
         self._max_packet_size = max_packet_size
         self._buffer = bytearray()
         self._start = 0
@@ -45,14 +56,33 @@ class FramedReader(ReaderAdapter):
         self._first = True
         self._ended = False
         self._until_yield = _PACKETS_PER_TURN
-        self.transport = transport
+        self.transport = source.transport
         """The connection's transport, for edgemq's direct writes (TCP only)."""
 
     def interrupt(self) -> None:
         """End the stream from outside: a pending or later read ends as at end of file."""
         self._ended = True
-        if self._interrupt is not None:
-            self._interrupt()
+        self._source.stop_reading()
+
+    def next_buffered(self) -> bytes | None:
+        """The next whole packet if it has already arrived, without waiting; None otherwise
+        (``next_raw`` then waits for it, or reports the end of the stream)."""
+        if self._ended:
+            return None
+        chunk = self._source.read_nowait()
+        if chunk:
+            del self._buffer[: self._start]
+            self._start = 0
+            self._buffer += chunk
+        try:
+            found = split_packet(self._buffer, self._start, self._max_packet_size(), first_packet=self._first)
+        except ProtocolViolation:
+            return None  # next_raw meets it again and ends the stream
+        if found is None:
+            return None
+        packet, self._start = found
+        self._first = False
+        return packet
 
     async def next_raw(self) -> bytes | None:
         """The next whole packet, or None at the end of the stream (after the CONNECT)."""
@@ -67,7 +97,7 @@ class FramedReader(ReaderAdapter):
             while (found := split_packet(self._buffer, self._start, limit, first_packet=self._first)) is None:
                 del self._buffer[: self._start]
                 self._start = 0
-                chunk = await self._read_some()
+                chunk = await self._source.read_some()
                 if not chunk:
                     self._ended = True
                     return None

@@ -223,18 +223,12 @@ class EdgeHandler(BrokerProtocolHandler):
         return True
 
     @classmethod
-    async def init_from_connect(
-        cls,
-        reader: ReaderAdapter,
-        writer: WriterAdapter,
-        plugins_manager: PluginManager[BrokerContext],
-        loop: asyncio.AbstractEventLoop | None = None,
-    ) -> tuple[BrokerProtocolHandler, Session]:
-        """The CONNECT, parsed from the whole packet (broker/mqtt_framing.py) instead of amqtt's
-        field-by-field awaited reads, answered like amqtt does, with an ``EdgeSession``."""
-        raw = await reader.next_raw() if isinstance(reader, FramedReader) else None
-        if raw is None:
-            raise MQTTError("connection ended before its CONNECT")
+    async def from_connect(
+        cls, raw: bytes, writer: WriterAdapter, plugins_manager: PluginManager[BrokerContext]
+    ) -> tuple[EdgeHandler, Session]:
+        """amqtt's ``init_from_connect`` for a CONNECT already read whole: parsed by
+        broker/mqtt_framing.py instead of amqtt's field-by-field awaited reads, refused like
+        amqtt does, accepted with an ``EdgeSession``."""
         if _listens(plugins_manager, MQTTEvents.PACKET_RECEIVED):  # amqtt's packet only if a plugin wants it
             packet = await ConnectPacket.from_stream(BufferReader(raw))
             await plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=packet)
@@ -249,7 +243,7 @@ class EdgeHandler(BrokerProtocolHandler):
             await connack.to_stream(writer)
             await writer.close()
             raise MQTTError(f"CONNECT refused with return code {code}")
-        return cls(plugins_manager, loop=loop), session_from_connect(connect, writer)
+        return cls(plugins_manager), session_from_connect(connect, writer)
 
     async def start(self) -> None:
         """Resend what was in flight; the connection's task then reads with ``serve``. Unlike
