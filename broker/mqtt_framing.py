@@ -211,6 +211,7 @@ class _Fields:
 
 
 _MQTT_311 = b"\x00\x04MQTT\x04"  # protocol name and level of MQTT 3.1.1
+_PLAIN = struct.Struct("!7sBHH")  # that, flags, keep alive, client id length
 _RESERVED, _CLEAN, _WILL, _WILL_RETAIN, _PASSWORD, _USERNAME = 0x01, 0x02, 0x04, 0x20, 0x40, 0x80
 
 
@@ -220,8 +221,21 @@ def parse_connect(packet: bytes) -> Connect:
     index = 1
     while packet[index] & 0x80:
         index += 1
-    fields = _Fields(packet, index + 1)
-    if packet.startswith(_MQTT_311, index + 1):  # the usual name and level, without decoding them
+    start = index + 1
+    if packet.startswith(_MQTT_311, start) and len(packet) >= start + _PLAIN.size:
+        # the usual CONNECT: MQTT 3.1.1 with a client id and nothing else, read at once
+        _, flags, keep_alive, id_length = _PLAIN.unpack_from(packet, start)
+        if flags & ~_CLEAN == 0 and start + _PLAIN.size + id_length == len(packet):
+            try:
+                return Connect("MQTT", 4, bool(flags), keep_alive, packet[start + _PLAIN.size :].decode("utf-8"))
+            except UnicodeDecodeError:
+                pass  # the field-by-field reading below says what is wrong
+    return _parse_connect_fields(packet, start)
+
+
+def _parse_connect_fields(packet: bytes, start: int) -> Connect:
+    fields = _Fields(packet, start)
+    if packet.startswith(_MQTT_311, start):  # the usual name and level, without decoding them
         fields.skip(len(_MQTT_311))
         name, level = "MQTT", 4
     else:

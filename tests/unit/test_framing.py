@@ -63,6 +63,19 @@ def test_connect_fields_are_parsed() -> None:
     assert connect == Connect("MQTT", 4, True, 30, "id", "w/t", b"bye", 1, True, "alice", "secret")
 
 
+@pytest.mark.parametrize("flags", [0x00, 0x02])
+def test_connect_with_only_a_client_id_is_parsed(flags: int) -> None:
+    """The usual CONNECT (client id only, read at once) gives the same fields as any other."""
+    connect = parse_connect(_connect_body(b"MQTT", 4, flags, _string("клиент-1".encode())))
+    assert connect == Connect("MQTT", 4, bool(flags), 30, "клиент-1")
+
+
+def test_connect_with_a_client_id_that_is_not_utf8_is_refused() -> None:
+    """1.5.3: a client identifier that is not UTF-8 is a protocol violation."""
+    with pytest.raises(ProtocolViolation, match="not UTF-8"):
+        parse_connect(_connect_body(b"MQTT", 4, 0x02, _string(b"\xff\xfe")))
+
+
 def test_connect_of_another_protocol_level_is_not_read_further() -> None:
     """An MQTT 3.1 or 5 CONNECT yields its level only, for CONNACK 1 (3.1.2-2)."""
     assert parse_connect(_connect_body(b"MQIsdp", 3, 0x02, b"\xff")) == Connect("MQIsdp", 3)
