@@ -309,11 +309,10 @@ class BrokerState:
 
     def _update_peaks(self) -> None:
         peaks = self._peaks
-        for index, now in enumerate(
-            (self._connected, len(self._clients), len(self._filter_refs), self._subscription_count)
-        ):
-            if now > peaks[index]:
-                peaks[index] = now
+        peaks[0] = max(peaks[0], self._connected)
+        peaks[1] = max(peaks[1], len(self._clients))
+        peaks[2] = max(peaks[2], len(self._filter_refs))
+        peaks[3] = max(peaks[3], self._subscription_count)
 
     def _changed(self) -> None:
         if not self._waiters:

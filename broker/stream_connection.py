@@ -20,6 +20,11 @@ _READ_LIMIT = 256 * 1024  # bytes received and not yet read before the socket is
 class StreamConnection(asyncio.Protocol):
     """Bytes in through ``read_some``, out through ``transport`` (``drain`` waits while it is full)."""
 
+    __slots__ = (
+        "_buffered", "_chunks", "_drainers", "_ended", "_over_tls", "_reader", "_reading_paused",
+        "_serve", "_writing_paused", "task", "transport",
+    )  # fmt: skip
+
     def __init__(self, serve: Callable[[StreamConnection], Coroutine[Any, Any, None]]) -> None:
         self._serve = serve
         self.transport: asyncio.WriteTransport | None = None

@@ -111,7 +111,7 @@ class EdgeAclPlugin(BaseTopicPlugin):
         return verdict
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Connection:
     """One network connection of a client, from accepted CONNECT to its end."""
 
