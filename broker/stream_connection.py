@@ -64,10 +64,7 @@ class StreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._ended = True
         self._wake_reader()
-        for drainer in self._drainers:
-            if not drainer.done():
-                drainer.set_exception(ConnectionResetError("connection lost"))
-        self._drainers.clear()
+        self._fail_drainers("connection lost")
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -106,9 +103,17 @@ class StreamConnection(asyncio.Protocol):
         return data
 
     def stop_reading(self) -> None:
-        """End ``read_some`` (b"" once what arrived is read); writing goes on until the transport closes."""
+        """End ``read_some`` (b"" once what arrived is read) and a ``drain`` waiting for a client
+        that does not read (ConnectionResetError); writing goes on until the transport closes."""
         self._ended = True
         self._wake_reader()
+        self._fail_drainers("connection closing")
+
+    def _fail_drainers(self, reason: str) -> None:
+        for drainer in self._drainers:
+            if not drainer.done():
+                drainer.set_exception(ConnectionResetError(reason))
+        self._drainers.clear()
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is over its high-water mark."""
