@@ -284,6 +284,10 @@ class BrokerState:
         record = self._clients.get(client_id)
         return None if record is None else _snapshot(record)
 
+    def filters_of(self, client_id: str) -> list[str]:
+        """The topic filters one session subscribes to."""
+        return list(self._subscriptions.get(client_id, ()))
+
     def subscriptions(self) -> list[SubscriptionSnapshot]:
         """Every session holding at least one subscription."""
         return [SubscriptionSnapshot(cid, tuple(f.items())) for cid, f in self._subscriptions.items()]

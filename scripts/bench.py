@@ -14,6 +14,7 @@ sequence number, so lost, duplicated and out-of-order messages are counted.
   latency       publish -> deliver latency at a fixed 1 000 msg/s
   connections   2 000 idle clients from 4 processes at once: connects per second, RSS per client
   subscriptions 10, 1 000 and 10 000 subscriptions (plain, + and #), one matching subscriber
+  churn         300 clean sessions that connect, subscribe and disconnect beside 10 000 subscriptions
   admin         v1 req 2 latency idle and while 4 publishers saturate edgemq
   startstop     start + stop of an embedded broker (in-loop and run_in_thread) vs plain amqtt
   listing       v1 req 5 and GET /api/v4/clients with 10 000 connected clients vs GET /healthz
@@ -42,6 +43,7 @@ from bench_flows import (
     Running,
     admin_latency,
     broker_process,
+    churn,
     connections,
     flow,
     generator_ceiling,
@@ -249,6 +251,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "subscriptions": lambda a: [row for n in ((10, 100) if a.smoke else (10, 1_000, 10_000))
                                 for row in ab(f"subscriptions {n}", a,
                                               lambda r, n=n: subscription_scaling(r, n, scale(a, 5_000)))],
+    "churn": lambda a: ab(f"churn {scale(a, 10_000)}", a, lambda r: churn(r, scale(a, 10_000), scale(a, 300))),
     "admin": lambda a: edgemq_only("admin", lambda r: admin_latency(r, scale(a, 50_000))),
     "startstop": lambda a: [r.row() for r in asyncio.run(bench_startstop(2 if a.smoke else a.runs))],
     "listing": lambda a: [r.row() for r in bench_listing(20 if a.smoke else a.clients, 2 if a.smoke else 10)],

@@ -197,19 +197,44 @@ def connections(running: Running, count: int, workers: int = 4) -> dict[str, Any
             "cpu_us_per_connect": round(cpu / connected * 1e6)}  # fmt: skip
 
 
-def subscription_scaling(running: Running, filters: int, messages: int) -> dict[str, Any]:
-    """``filters`` - 1 non-matching subscriptions (plain, + and #) and one matching subscriber."""
+def _filler(running: Running, filters: int) -> socket.socket:
+    """A client holding ``filters`` subscriptions (plain, + and #) that match no test topic."""
     sock, reader = open_client(running.address, "filler")
     shapes = ["other/{}", "other/+/{}", "other/{}/#"]
-    wanted = [(shapes[i % 3].format(i), 0) for i in range(filters - 1)]
+    wanted = [(shapes[i % 3].format(i), 0) for i in range(filters)]
     for start in range(0, len(wanted), 200):
         sock.sendall(subscribe_packet(wanted[start : start + 200], packet_id=start % 60000 + 1))
         while not any(first == 0x90 for first, _ in reader.packets()):
             pass
-    try:
+    return sock
+
+
+def subscription_scaling(running: Running, filters: int, messages: int) -> dict[str, Any]:
+    """``filters`` - 1 non-matching subscriptions (plain, + and #) and one matching subscriber."""
+    with _filler(running, filters - 1):
         return flow(running, 1, messages, 1)
-    finally:
-        sock.close()
+
+
+def churn(running: Running, filters: int, sessions: int) -> dict[str, Any]:
+    """``sessions`` clean sessions, one after another, that connect, subscribe to a filter of
+    their own and disconnect while another client holds ``filters`` subscriptions: sessions per
+    second and the broker's CPU per session (ending a session removes its subscriptions)."""
+    with _filler(running, filters):
+        cpu_before = running.process.cpu_times()
+        started = time.perf_counter()
+        for n in range(sessions):
+            sock, reader = open_client(running.address, f"churn-{n}")
+            with sock:
+                sock.sendall(subscribe_packet([(f"churn/{n}", 0)]))
+                while not any(first == 0x90 for first, _ in reader.packets()):
+                    pass
+                sock.sendall(b"\xe0\x00")  # DISCONNECT: the broker ends the session, then closes
+                while not reader.closed:
+                    reader.packets()
+        elapsed = time.perf_counter() - started
+        cpu_after = running.process.cpu_times()
+    cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+    return {"sessions_per_s": round(sessions / elapsed), "cpu_us_per_session": round(cpu / sessions * 1e6)}
 
 
 def admin_latency(running: Running, per_publisher: int, requests: int = 20) -> dict[str, Any]:

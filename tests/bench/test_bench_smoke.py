@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
-AB_SCENARIOS = {"fanin", "fanout", "qos1", "latency", "connections", "subscriptions 10"}
+AB_SCENARIOS = {"fanin", "fanout", "qos1", "latency", "connections", "subscriptions 10", "churn 100"}
 
 
 def test_every_scenario_runs_and_reports_against_its_baseline() -> None:
@@ -20,7 +20,7 @@ def test_every_scenario_runs_and_reports_against_its_baseline() -> None:
     scenarios = {row["scenario"] for row in rows}
     assert AB_SCENARIOS | {"ceiling", "admin", "startstop", "listing 20"} <= scenarios
     for row in rows:
-        if row["scenario"] in AB_SCENARIOS and row["metric"] in ("delivered_per_s", "connects_per_s"):
+        if row["scenario"] in AB_SCENARIOS and row["metric"] in ("delivered_per_s", "connects_per_s", "sessions_per_s"):
             assert row["baseline"] > 0
             assert row["ratio"] == round(row["value"] / row["baseline"], 2)
     edgemq = {(row["scenario"], row["metric"]): row["value"] for row in rows}
