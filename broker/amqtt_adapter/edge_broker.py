@@ -272,9 +272,7 @@ class EdgeAmqttBroker(Broker):
             handler.attach(session, reader, writer)
             self._sessions[client_id] = (session, handler)
             connection = _Connection(handler, session, handler.connection_task)
-            handler.on_publish = partial(self._accept_publish, session)
-            handler.on_subscriptions = partial(self._change_subscriptions, session, handler)
-            handler.on_received = partial(self._accept_queued, session)
+            handler.owner = self
             if isinstance(reader, FramedReader) and reader.transport is not None:
                 handler.outbox = Outbox(reader.transport)
             self._connections[client_id] = connection
@@ -318,7 +316,7 @@ class EdgeAmqttBroker(Broker):
         await handler.serve()
         await self._handle_disconnect(client_session, handler, handler.ended)
 
-    async def _change_subscriptions(self, session: Session, handler: EdgeHandler, subscribe: bool) -> None:
+    async def change_subscriptions(self, session: Session, handler: EdgeHandler, *, subscribe: bool) -> None:
         """Apply the SUBSCRIBE (or UNSUBSCRIBE) the client's reader just queued, in packet order."""
         change = asyncio.get_running_loop().create_future()
         if subscribe:
@@ -387,7 +385,7 @@ class EdgeAmqttBroker(Broker):
         connection.ended = True
         session, client_id = connection.session, connection.session.client_id
         try:
-            await self._accept_queued(session)
+            await self.accept_queued(session)
             if not graceful:
                 await self._publish_will(session)
         finally:  # a failure to route must not leave the client half connected
@@ -419,7 +417,7 @@ class EdgeAmqttBroker(Broker):
 
     # -- routing -------------------------------------------------------------------------
 
-    async def _accept_queued(self, session: Session) -> bool:
+    async def accept_queued(self, session: Session) -> bool:
         """Route what amqtt's own flows (QoS 2) put in the session's received queue; False if
         a message closes the connection. Also what the client sent before its connection
         ended: those messages were received (and acknowledged), so they must not be lost."""
@@ -431,7 +429,8 @@ class EdgeAmqttBroker(Broker):
                 return False
         return True
 
-    async def _accept_publish(self, session: Session, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+    async def accept_publish(self, session: Session, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        """Route a PUBLISH the reader read whole (see ConnectionOwner)."""
         return await self._accept(session, IncomingApplicationMessage(None, topic, qos, payload, retain))
 
     async def _accept(self, client_session: Session, message: Any) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from amqtt.adapters import BufferReader, ReaderAdapter, WriterAdapter
 from amqtt.errors import MQTTError
@@ -42,7 +42,7 @@ from broker.mqtt_framing import (
 if TYPE_CHECKING:
     from amqtt.broker import BrokerContext
 
-__all__ = ["EdgeHandler"]
+__all__ = ["ConnectionOwner", "EdgeHandler"]
 
 log = logging.getLogger("edgemq.mqtt")
 
@@ -58,6 +58,20 @@ def _listens(plugins_manager: PluginManager[Any], event: MQTTEvents) -> bool:
     if it is not there)."""
     callbacks = getattr(plugins_manager, "_event_plugin_callbacks", None)
     return callbacks is None or event in callbacks
+
+
+class ConnectionOwner(Protocol):
+    """What the broker does with what a connection's reader reads (EdgeAmqttBroker)."""
+
+    async def accept_publish(self, session: Session, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        """Route a QoS 0 or 1 PUBLISH read whole, without amqtt's parsing, message objects and
+        queue (its hooks still fire); a QoS 1 one is then acknowledged. False closes."""
+
+    async def accept_queued(self, session: Session) -> bool:
+        """Route what amqtt's own flows (QoS 2) delivered; False closes the connection."""
+
+    async def change_subscriptions(self, session: Session, handler: EdgeHandler, *, subscribe: bool) -> None:
+        """Apply the SUBSCRIBE (or UNSUBSCRIBE) amqtt just queued, before the next packet."""
 
 
 class _DirectMessage(OutgoingApplicationMessage):
@@ -94,14 +108,8 @@ class EdgeHandler(BrokerProtocolHandler):
     _keep_alive_timer: asyncio.TimerHandle | None = None
     _handlers: dict[type, Callable[[Any], Coroutine[Any, Any, None]]] | None = None
     _reading: asyncio.Task[Any] | None = None  # the task in serve()
-    on_publish: Callable[[str, bytes, int, bool], Awaitable[bool]] | None = None
-    """Set by the broker: a QoS 0 or 1 PUBLISH goes straight to routing, without amqtt's
-    parsing, message objects and queue (its hooks still fire), and a QoS 1 one is
-    acknowledged once routed. False closes the connection."""
-    on_received: Callable[[], Awaitable[bool]] | None = None
-    """Set by the broker: routes what amqtt's own flows (QoS 2) delivered; False closes."""
-    on_subscriptions: Callable[[bool], Awaitable[None]] | None = None
-    """Set by the broker: applies a queued SUBSCRIBE (True) or UNSUBSCRIBE (False) at once."""
+    owner: ConnectionOwner | None = None
+    """Set by the broker once the CONNECT is accepted: what the reader reads goes to it."""
     outbox: Outbox | None = None
     """Set by the broker for TCP connections: direct writes (see Outbox)."""
     connection_task: asyncio.Task[Any] | None = None
@@ -159,20 +167,21 @@ class EdgeHandler(BrokerProtocolHandler):
     async def handle_publish(self, publish_packet: PublishPacket) -> None:
         """amqtt's flow (QoS 2: PUBREC, PUBREL, PUBCOMP); then the message is routed at once."""
         await super().handle_publish(publish_packet)
-        if self.on_received is not None and not await self.on_received():
+        owner, session = self.owner, self.session
+        if owner is not None and session is not None and not await owner.accept_queued(session):
             await self.handle_disconnect(None)  # the message closes the connection (invalid topic)
 
     async def handle_subscribe(self, subscribe: SubscribePacket) -> None:
         """amqtt's checks and queue, then the broker applies it before the next packet is read."""
         await super().handle_subscribe(subscribe)
-        if self.on_subscriptions is not None:
-            await self.on_subscriptions(True)
+        if self.owner is not None and self.session is not None:
+            await self.owner.change_subscriptions(self.session, self, subscribe=True)
 
     async def handle_unsubscribe(self, unsubscribe: UnsubscribePacket) -> None:
         """amqtt's checks and queue, then the broker applies it before the next packet is read."""
         await super().handle_unsubscribe(unsubscribe)
-        if self.on_subscriptions is not None:
-            await self.on_subscriptions(False)
+        if self.owner is not None and self.session is not None:
+            await self.owner.change_subscriptions(self.session, self, subscribe=False)
 
     async def handle_connect(self, connect: ConnectPacket) -> None:
         """A second CONNECT is a protocol violation (3.1.0-2): the connection ends as abnormal.
@@ -284,7 +293,7 @@ class EdgeHandler(BrokerProtocolHandler):
         self._disconnect_waiter = None
         for name in _LAZY_QUEUES:  # what was not applied is dropped, as amqtt does
             self.__dict__.pop(name, None)
-        self.on_publish = self.on_subscriptions = self.on_received = None
+        self.owner = None
         self._handlers = None
 
     async def _send_packet(self, packet: Any) -> None:
@@ -308,10 +317,11 @@ class EdgeHandler(BrokerProtocolHandler):
         is re-armed from the time of the last packet. An end decided elsewhere interrupts the
         reading (``handle_disconnect``, ``stop``).
         """
-        assert self.session is not None
+        session = self.session
+        assert session is not None
         self._reading = self.connection_task or asyncio.current_task()
         loop = asyncio.get_running_loop()
-        allowance = self.session.keep_alive if self.session.keep_alive > 0 else None
+        allowance = session.keep_alive if session.keep_alive > 0 else None
         self._last_read = loop.time()
         timer = loop.call_later(allowance, self._check_keep_alive, allowance) if allowance else None
         try:
@@ -322,9 +332,10 @@ class EdgeHandler(BrokerProtocolHandler):
                 if raw is None:
                     break  # end of stream (or a packet the framing reader refused)
                 self._last_read = loop.time()
-                if self.on_publish is not None and fast_publish(raw):
+                owner = self.owner
+                if owner is not None and fast_publish(raw):  # straight to routing (no amqtt packet)
                     topic, payload, qos, retain, packet_id = parse_publish(raw)
-                    if not await self.on_publish(topic, payload, qos, retain):
+                    if not await owner.accept_publish(session, topic, payload, qos, retain):
                         break
                     if qos and self.outbox is not None:  # acknowledged once routed
                         self.outbox.put(b"\x40\x02" + packet_id.to_bytes(2, "big"))
@@ -342,7 +353,7 @@ class EdgeHandler(BrokerProtocolHandler):
                 else:
                     await self._dispatch(packet)
         except Exception as exc:  # a packet amqtt cannot decode or handle ends this connection only
-            log.debug("client %s: reading ended: %r", self.session.client_id, exc)
+            log.debug("client %s: reading ended: %r", session.client_id, exc)
         finally:
             self._reading = None
             if timer is not None:
