@@ -12,6 +12,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.server import Server as WsServer
@@ -38,6 +39,27 @@ def tls_context(listener: SslListener) -> ssl.SSLContext:
     elif listener.verify_peer:
         context.verify_mode = ssl.CERT_OPTIONAL
     return context
+
+
+class _Tracking:
+    """While a task serves a connection it is in ``connections`` (``close`` waits for them); a
+    client fault ends the connection only, at DEBUG (never the loop's error log)."""
+
+    __slots__ = ("_connections", "_task")
+
+    def __init__(self, connections: set[asyncio.Task[Any]], task: asyncio.Task[Any] | None) -> None:
+        assert task is not None
+        self._connections, self._task = connections, task
+
+    def __enter__(self) -> None:
+        self._connections.add(self._task)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+        self._connections.discard(self._task)
+        if isinstance(exc, Exception):
+            log.debug("connection ended with %r", exc)
+            return True
+        return False
 
 
 class ListenerSet:
@@ -98,24 +120,15 @@ class ListenerSet:
 
     async def _track_stream(self, connection: StreamConnection) -> None:
         try:
-            await self._tracked(self._on_stream(connection), connection.task)
+            with _Tracking(self._connections, connection.task):
+                await self._on_stream(connection)
         finally:
             if connection.transport is not None:
                 connection.transport.close()  # also when the connection is cancelled at shutdown
 
     async def _track_websocket(self, connection: ServerConnection) -> None:
-        await self._tracked(self._on_websocket(connection), asyncio.current_task())
-
-    async def _tracked(self, work: Awaitable[None], task: asyncio.Task[None] | None) -> None:
-        """Run ``work`` (serving one connection) in ``task``, known to ``close``."""
-        assert task is not None
-        self._connections.add(task)
-        try:
-            await work
-        except Exception as exc:  # a client fault must never reach the loop's error log
-            log.debug("connection ended with %r", exc)
-        finally:
-            self._connections.discard(task)
+        with _Tracking(self._connections, asyncio.current_task()):
+            await self._on_websocket(connection)
 
     def stop_accepting(self) -> None:
         """Close the listening sockets; open connections go on."""

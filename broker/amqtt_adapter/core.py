@@ -30,6 +30,8 @@ class WebSocketSource:
 
     def __init__(self, connection: ServerConnection) -> None:
         self._connection = connection
+        self.task = asyncio.current_task()
+        """The task serving the connection (websockets' handler task, which makes the source)."""
 
     async def read_some(self) -> bytes:
         """The next message, b"" once the websocket is closed."""
@@ -173,13 +175,13 @@ class MqttCore:
         broker = self._broker
         assert broker is not None
         framed = FramedReader(connection, self._max_packet_size)
-        await broker.external_connected(framed, ConnectionWriter(connection), LISTENER)
+        await broker.serve_connection(framed, ConnectionWriter(connection))
 
     async def _on_websocket(self, connection: ServerConnection) -> None:
         broker = self._broker
         assert broker is not None
         framed = FramedReader(WebSocketSource(connection), self._max_packet_size)
-        await broker.external_connected(framed, WebSocketsWriter(connection), LISTENER)
+        await broker.serve_connection(framed, WebSocketsWriter(connection))
 
     def _max_packet_size(self) -> int:
         return self._settings.current.mqtt.max_packet_size

@@ -191,19 +191,24 @@ class EdgeAmqttBroker(Broker):
 
     # -- connection lifecycle ------------------------------------------------------------
 
-    async def _client_connected(self, listener_name: str, reader: ReaderAdapter, writer: WriterAdapter) -> None:
-        """amqtt's entry point for a connection, without its per-listener semaphore (edgemq
-        enforces ``mqtt.max_connections`` itself) and its per-connection INFO line (amqtt's
-        logger is kept at WARNING)."""
+    async def serve_connection(self, reader: FramedReader, writer: WriterAdapter) -> None:
+        """Serve one client connection to its end, in the calling task: amqtt's entry point
+        (``external_connected``) without its per-listener semaphore (edgemq enforces
+        ``mqtt.max_connections`` itself) and its per-connection INFO line."""
         try:
             handler, incoming = await self._initialize_client_session(reader, writer, "", 0)
         except (AMQTTError, MQTTError, NoDataError) as exc:
             _amqtt_log.warning("Failed to initialize client session: %s", exc)
             return
         try:
-            await self._handle_client_session(reader, writer, incoming, handler, None, listener_name)
+            await self._handle_client_session(reader, writer, incoming, handler, None, LISTENER)
         except (AMQTTError, MQTTError, NoDataError) as exc:
             _amqtt_log.warning("Error while handling client session: %s", exc)
+
+    async def _client_connected(self, listener_name: str, reader: ReaderAdapter, writer: WriterAdapter) -> None:
+        if not isinstance(reader, FramedReader):
+            raise TypeError("edgemq serves connections through FramedReader (MqttCore)")
+        await self.serve_connection(reader, writer)
 
     async def _initialize_client_session(
         self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
@@ -211,8 +216,7 @@ class EdgeAmqttBroker(Broker):
         # Read and check the CONNECT only. amqtt would also look up, delete or overwrite the
         # client's existing session here, before authentication; edgemq does that after it.
         assert isinstance(reader, FramedReader)  # made by MqttCore
-        task = asyncio.current_task()
-        assert task is not None
+        task = reader.task
         raw = reader.next_buffered()  # usually here by now: no deadline to arm
         if raw is None:
             raw = await self._wait_for_connect(reader, writer, task)

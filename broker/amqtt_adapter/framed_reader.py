@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from amqtt.adapters import ReaderAdapter
 
@@ -24,6 +24,8 @@ class ByteSource(Protocol):
 
     transport: asyncio.WriteTransport | None
     """For edgemq's direct writes (TCP and TLS only)."""
+    task: asyncio.Task[Any] | None
+    """The task that serves the connection."""
 
     async def read_some(self) -> bytes:
         """What has arrived since the last read (waiting for something), b"" at the end."""
@@ -58,6 +60,11 @@ class FramedReader(ReaderAdapter):
         self._until_yield = _PACKETS_PER_TURN
         self.transport = source.transport
         """The connection's transport, for edgemq's direct writes (TCP only)."""
+        task = source.task
+        if task is None:
+            raise RuntimeError("a connection is read from the task that serves it")
+        self.task: asyncio.Task[Any] = task
+        """The task that serves the connection (and reads it)."""
 
     def interrupt(self) -> None:
         """End the stream from outside: a pending or later read ends as at end of file."""
