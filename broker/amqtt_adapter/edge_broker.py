@@ -303,7 +303,11 @@ class EdgeAmqttBroker(Broker):
                 BrokerEvents.CLIENT_CONNECTED, client_id=client_id, client_session=session
             )
             await handler.start()
-            await self._client_message_loop(session, handler)
+            # This task reads and handles everything the client sends (routing, SUBSCRIBE and
+            # UNSUBSCRIBE, QoS 2 flows) until the connection ends: no reader task, and none of
+            # the four waiter tasks of amqtt's _client_message_loop.
+            await handler.serve()
+            await self._handle_disconnect(session, handler, handler.ended)
         finally:
             # the message loop can end without a disconnect (protocol error, cancellation)
             await self._end_connection(connection, graceful=False, reason="protocol error")
@@ -311,14 +315,6 @@ class EdgeAmqttBroker(Broker):
                 del self._connections[client_id]
             self._connection_of.pop(handler, None)
             connection.mark_closed()
-
-    async def _client_message_loop(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
-        # This task reads and handles everything the client sends (routing, SUBSCRIBE and
-        # UNSUBSCRIBE, QoS 2 flows) until the connection ends: no reader task, and none of
-        # amqtt's four waiter tasks.
-        assert isinstance(handler, EdgeHandler)  # made by _initialize_client_session
-        await handler.serve()
-        await self._handle_disconnect(client_session, handler, handler.ended)
 
     async def change_subscriptions(self, session: Session, handler: EdgeHandler, *, subscribe: bool) -> None:
         """Apply the SUBSCRIBE (or UNSUBSCRIBE) the client's reader just queued, in packet order."""
