@@ -30,7 +30,7 @@ from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicat
 
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
-from broker.amqtt_adapter.session import connect_refusal, session_from_connect
+from broker.amqtt_adapter.session import connect_refusal, queue_on_first_use, session_from_connect
 from broker.mqtt_framing import (
     ProtocolViolation,
     encode_publish,
@@ -46,7 +46,7 @@ __all__ = ["ConnectionOwner", "EdgeHandler"]
 
 log = logging.getLogger("edgemq.mqtt")
 
-_LAZY_QUEUES = ("_pending_subscriptions", "_pending_unsubscriptions")
+_LAZY_QUEUES = frozenset({"_pending_subscriptions", "_pending_unsubscriptions"})
 
 _CONNACK = 0x20
 _PUBACK = 0x40
@@ -143,11 +143,7 @@ class EdgeHandler(BrokerProtocolHandler):
 
     def __getattr__(self, name: str) -> Any:
         """Make a SUBSCRIBE or UNSUBSCRIBE queue on first use (called only while it is not set)."""
-        if name not in _LAZY_QUEUES:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        setattr(self, name, queue)
-        return queue
+        return queue_on_first_use(self, name, _LAZY_QUEUES)
 
     async def handle_disconnect(self, disconnect: DisconnectPacket | None) -> None:
         """Record how the connection ended (first outcome wins), then let amqtt do its part.
@@ -272,7 +268,7 @@ class EdgeHandler(BrokerProtocolHandler):
         deliveries started from now on fail at once instead of waiting forever.
 
         What the outbox holds (PUBACKs included) is written before the connection closes, and
-        the broker's callbacks are dropped so the ended handler does not wait for the cyclic
+        the owner (the broker) is dropped so the ended handler does not wait for the cyclic
         garbage collector."""
         self._stopping = True
         if self.outbox is not None:

@@ -22,7 +22,7 @@ from transitions import MachineError
 
 from broker.mqtt_framing import Connect
 
-__all__ = ["EdgeSession", "connect_refusal", "queue_size", "session_from_connect"]
+__all__ = ["EdgeSession", "connect_refusal", "queue_on_first_use", "queue_size", "session_from_connect"]
 
 _SUPPORTED_LEVEL = 4  # MQTT 3.1.1
 
@@ -95,11 +95,7 @@ class EdgeSession(Session):
 
     def __getattr__(self, name: str) -> Any:
         """Make a queue on first use (only called for attributes not set yet)."""
-        if name not in _LAZY_QUEUES:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        setattr(self, name, queue)
-        return queue
+        return queue_on_first_use(self, name, _LAZY_QUEUES)
 
     def clear_queues(self) -> None:
         """Empty both queues: forget them (the next use makes an empty one)."""
@@ -110,6 +106,16 @@ class EdgeSession(Session):
         for name in _LAZY_QUEUES:
             getattr(self, name)  # amqtt's __getstate__ removes both
         return dict(super().__getstate__())
+
+
+def queue_on_first_use(owner: object, name: str, lazy: frozenset[str]) -> asyncio.Queue[Any]:
+    """For ``__getattr__``: the asyncio queue ``name`` of ``owner``, made and kept on first use
+    if ``name`` is one of the ``lazy`` ones; AttributeError for anything else."""
+    if name not in lazy:
+        raise AttributeError(f"{type(owner).__name__!r} object has no attribute {name!r}")
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    setattr(owner, name, queue)
+    return queue
 
 
 def queue_size(session: Session, queue: str) -> int:
