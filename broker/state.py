@@ -29,9 +29,11 @@ __all__ = [
 log = logging.getLogger("edgemq.state")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ClientInfo:
-    """What a client told the broker in its CONNECT (no password, ever)."""
+    """What a client told the broker in its CONNECT (no password, ever). Read-only: shared by
+    the state and every snapshot (not a frozen dataclass only because one is made per connect
+    and a frozen one costs five times as much to make)."""
 
     client_id: str
     username: str
@@ -50,7 +52,7 @@ class ClientInfo:
         """``connected_at`` in ISO 8601, formatted on first use and kept (listings of 10 000
         clients use it; a connect does not pay for it)."""
         if not self._iso:
-            object.__setattr__(self, "_iso", self.connected_at.isoformat())
+            self._iso = self.connected_at.isoformat()
         return self._iso
 
 
@@ -143,16 +145,20 @@ class BrokerState:
 
     def record_connected(self, info: ClientInfo) -> None:
         """A client's CONNECT was accepted; a resumed session keeps its counters."""
-        record = self._clients.get(info.client_id)
+        clients = self._clients
+        record = clients.get(info.client_id)
         if record is None:
-            self._clients[info.client_id] = _ClientRecord(info)
+            clients[info.client_id] = _ClientRecord(info)
             self._connected += 1
         else:
             record.info = info
             self._connected += not record.connected
             record.connected = True
-        self._update_peaks()
-        self._changed()
+        peaks = self._peaks  # only connections and sessions can grow here
+        peaks[0] = max(peaks[0], self._connected)
+        peaks[1] = max(peaks[1], len(clients))
+        if self._waiters:
+            self._changed()
 
     def record_disconnected(self, client_id: str) -> None:
         """A client's connection ended; its session, if persistent, stays as offline."""

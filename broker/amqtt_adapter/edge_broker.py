@@ -695,15 +695,16 @@ def _is_publishable(topic: str | None) -> bool:
 
 
 def _client_info(session: Session) -> ClientInfo:
-    return ClientInfo(
-        client_id=session.client_id,
-        username=session.username or "",
-        keepalive=session.keep_alive,
-        protocol=_PROTOCOL_LEVEL,
-        clean_start=bool(session.clean_session),
-        will_topic=session.will_topic if session.will_flag else None,
-        will_message=bytes(session.will_message) if session.will_flag and session.will_message is not None else None,
-        ip_address=str(session.remote_address or ""),
-        port=int(session.remote_port or 0),
-        connected_at=datetime.now(UTC),
+    will = session.will_flag
+    return ClientInfo(  # positional: a connect makes one
+        session.client_id,
+        session.username or "",
+        session.keep_alive,
+        _PROTOCOL_LEVEL,
+        bool(session.clean_session),
+        str(session.remote_address or ""),
+        int(session.remote_port or 0),
+        datetime.now(UTC),
+        session.will_topic if will else None,
+        bytes(session.will_message) if will and session.will_message is not None else None,
     )
