@@ -71,11 +71,17 @@ class ClientAuthenticator:
             users.update(cached[2])
         return users
 
+    def anonymous_verdict(self, username: str | None) -> bool | None:
+        """Whether a client without a user name may connect (no password list to read); None
+        when there is a user name to check (``authenticate``)."""
+        return None if username else self._auth_settings().allow_anonymous
+
     async def authenticate(self, username: str | None, password: str | bytes | None) -> bool:
         """Whether a client with these credentials may connect."""
-        auth = self._auth_settings()
-        if not username:
-            return auth.allow_anonymous  # no password list to read
+        verdict = self.anonymous_verdict(username)
+        if verdict is not None:
+            return verdict
+        assert username  # anonymous_verdict decides every client without one
         users = self.users()
         if not users:
             # no password list: a username is what allow_anonymous = false asks for

@@ -76,6 +76,12 @@ class EdgeAuthPlugin(BaseAuthPlugin):
 
         authenticator: Any = None
 
+    def verdict_without_password(self, session: Session) -> bool | None:
+        """The decision for a client without a user name, which needs no password list; None
+        for the others (``authenticate``)."""
+        authenticator: ClientAuthenticator = self.config.authenticator
+        return authenticator.anonymous_verdict(session.username)
+
     async def authenticate(self, *, session: Session) -> bool:
         """Decide one CONNECT; a broken password list refuses the client and says why."""
         authenticator: ClientAuthenticator = self.config.authenticator
@@ -302,7 +308,7 @@ class EdgeAmqttBroker(Broker):
             await self.plugins_manager.fire_event(
                 BrokerEvents.CLIENT_CONNECTED, client_id=client_id, client_session=session
             )
-            await handler.start()
+            handler.resend_in_flight()  # amqtt's start(), without its reader task
             # This task reads and handles everything the client sends (routing, SUBSCRIBE and
             # UNSUBSCRIBE, QoS 2 flows) until the connection ends: no reader task, and none of
             # the four waiter tasks of amqtt's _client_message_loop.
@@ -327,9 +333,12 @@ class EdgeAmqttBroker(Broker):
             await self._handle_unsubscription(session, handler, change)
 
     async def _authenticate(self, session: Session, listener: Any) -> bool:
-        # amqtt runs every auth plugin in a task of its own; with edgemq's plugin alone, ask it.
-        if isinstance(self._only_auth_plugin, EdgeAuthPlugin):
-            return await self._only_auth_plugin.authenticate(session=session)
+        # amqtt runs every auth plugin in a task of its own; with edgemq's plugin alone, ask it
+        # (and settle an anonymous client without awaiting anything).
+        plugin = self._only_auth_plugin
+        if isinstance(plugin, EdgeAuthPlugin):
+            verdict = plugin.verdict_without_password(session)
+            return verdict if verdict is not None else await plugin.authenticate(session=session)
         return bool(await super()._authenticate(session, listener))
 
     async def _resume_or_create(self, incoming: Session) -> Session:

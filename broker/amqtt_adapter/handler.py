@@ -255,7 +255,13 @@ class EdgeHandler(BrokerProtocolHandler):
         amqtt: no reader task (one task per connection, not two) and no write-timeout timer (a
         no-op for a broker, yet re-armed on every packet sent)."""
         assert self.session is not None, "start() before attach()"
-        await self._retry_deliveries()
+        self.resend_in_flight()
+
+    def resend_in_flight(self) -> None:
+        """Resend, each in the background, what ``remember_in_flight`` noted (MQTT 4.4)."""
+        to_retry, self._to_retry = self._to_retry, ()
+        for message in to_retry:
+            self._spawn(self._handle_message_flow(message))
 
     def remember_in_flight(self) -> None:
         """Note what is in flight from an earlier connection: that, and only that, is resent."""
@@ -400,9 +406,7 @@ class EdgeHandler(BrokerProtocolHandler):
             log.debug("background delivery ended: %r", task.exception())
 
     async def _retry_deliveries(self) -> None:
-        to_retry, self._to_retry = self._to_retry, ()
-        for message in to_retry:
-            self._spawn(self._handle_message_flow(message))
+        self.resend_in_flight()
 
     async def _ack(self, waiters: dict[int, asyncio.Future[Any]], packet_id: int) -> Any:
         if self._stopping:
