@@ -72,17 +72,22 @@ class ClientAuthenticator:
         return users
 
     def anonymous_verdict(self, username: str | None) -> bool | None:
-        """Whether a client without a user name may connect (no password list to read); None
-        when there is a user name to check (``authenticate``)."""
-        return None if username else self._auth_settings().allow_anonymous
+        """Whether a client without a user name may connect, when that needs no password list
+        (there is no password file: a broken one refuses every client); None otherwise."""
+        if username:
+            return None
+        auth = self._auth_settings()
+        return None if auth.password_file else auth.allow_anonymous
 
     async def authenticate(self, username: str | None, password: str | bytes | None) -> bool:
         """Whether a client with these credentials may connect."""
         verdict = self.anonymous_verdict(username)
         if verdict is not None:
             return verdict
-        assert username  # anonymous_verdict decides every client without one
-        users = self.users()
+        auth = self._auth_settings()
+        users = self.users()  # a broken password file raises: the client is refused
+        if not username:
+            return auth.allow_anonymous
         if not users:
             # no password list: a username is what allow_anonymous = false asks for
             return True

@@ -29,11 +29,11 @@ __all__ = [
 log = logging.getLogger("edgemq.state")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ClientInfo:
     """What a client told the broker in its CONNECT (no password, ever). Read-only: shared by
     the state and every snapshot (not a frozen dataclass only because one is made per connect
-    and a frozen one costs five times as much to make)."""
+    and a frozen one costs five times as much to make; hashable like one)."""
 
     client_id: str
     username: str

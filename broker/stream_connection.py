@@ -22,7 +22,7 @@ class StreamConnection(asyncio.Protocol):
 
     __slots__ = (
         "_buffered", "_chunks", "_drainers", "_ended", "_over_tls", "_reader", "_reading_paused",
-        "_serve", "_writing_paused", "task", "transport",
+        "_serve", "_stopped", "_writing_paused", "task", "transport",
     )  # fmt: skip
 
     def __init__(self, serve: Callable[[StreamConnection], Coroutine[Any, Any, None]]) -> None:
@@ -35,6 +35,7 @@ class StreamConnection(asyncio.Protocol):
         self._over_tls = False
         self._reader: asyncio.Future[None] | None = None
         self._writing_paused = False
+        self._stopped = False
         self._drainers: list[asyncio.Future[None]] = []
         self.task: asyncio.Task[None] | None = None
         """Serves the connection, from its first byte to its end."""
@@ -103,9 +104,10 @@ class StreamConnection(asyncio.Protocol):
         return data
 
     def stop_reading(self) -> None:
-        """End ``read_some`` (b"" once what arrived is read) and a ``drain`` waiting for a client
-        that does not read (ConnectionResetError); writing goes on until the transport closes."""
-        self._ended = True
+        """End ``read_some`` (b"" once what arrived is read) and every ``drain``, waiting or
+        later (ConnectionResetError: the connection is ending, nobody waits for a client that
+        does not read); writes go on until the transport closes."""
+        self._ended = self._stopped = True
         self._wake_reader()
         self._fail_drainers("connection closing")
 
@@ -117,7 +119,7 @@ class StreamConnection(asyncio.Protocol):
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is over its high-water mark."""
-        if self.transport is None or self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing() or self._stopped:
             raise ConnectionResetError("connection closed")
         if self._writing_paused:
             drainer = asyncio.get_running_loop().create_future()

@@ -331,8 +331,8 @@ class EdgeHandler(BrokerProtocolHandler):
                 if self.ended.done():
                     break  # DISCONNECT or a second CONNECT: nothing after it is processed
                 raw = await self.reader.next_raw()
-                if raw is None:
-                    break  # end of stream (or a packet the framing reader refused)
+                if raw is None or self.ended.done():
+                    break  # end of stream, a packet the framing reader refused, or ended meanwhile
                 self._last_read = loop.time()
                 owner = self.owner
                 if owner is not None and fast_publish(raw):  # straight to routing (no amqtt packet)

@@ -98,3 +98,14 @@ async def test_wait_for_times_out() -> None:
     state = BrokerState()
     with pytest.raises(TimeoutError):
         await state.wait_for(lambda s: False, 0.01)
+
+
+def test_client_snapshots_are_hashable_and_format_their_connect_time_once() -> None:
+    """Snapshots stay hashable values; the ISO connect time is made on first use and kept."""
+    state = BrokerState()
+    state.record_connected(info("c1"))
+    (snapshot,) = state.clients()
+    assert snapshot in {snapshot}
+    iso = snapshot.info.connected_at_iso
+    assert iso == snapshot.info.connected_at.isoformat()
+    assert snapshot.info.connected_at_iso is iso

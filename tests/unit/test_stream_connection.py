@@ -60,6 +60,15 @@ async def test_stop_reading_ends_a_drain_waiting_for_a_client_that_does_not_read
         await asyncio.wait_for(draining, 5)
 
 
+async def test_drain_after_stop_reading_fails_at_once() -> None:
+    """Once the connection is ending, a write to a client that does not read does not wait."""
+    connection = await _connection()
+    connection.pause_writing()
+    connection.stop_reading()
+    with pytest.raises(ConnectionResetError):
+        await asyncio.wait_for(connection.drain(), 5)
+
+
 async def test_bytes_received_before_stop_are_still_read() -> None:
     """What arrived before reading was stopped is read, then the stream ends."""
     connection = await _connection()
