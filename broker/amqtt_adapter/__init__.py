@@ -17,7 +17,7 @@ attributes, some made on first use), ``_init_session``, ``init_from_connect`` (r
 ``from_connect``), ``start``, ``stop``, ``_reader_loop`` (replaced by ``serve``, run by the
 connection's task), ``_send_packet``, ``handle_read_timeout``, ``handle_connect``,
 ``handle_disconnect``, ``handle_publish``, ``handle_subscribe``, ``handle_unsubscribe``,
-``_retry_deliveries``, ``_handle_qos1_message_flow``, ``_handle_qos2_message_flow`` (outgoing
+``_handle_qos1_message_flow``, ``_handle_qos2_message_flow`` (outgoing
 direction); ``Session.__init__`` (``session``: ``EdgeSession``, same attributes, queues made
 on first use, a light connection state instead of ``transitions``).
 """

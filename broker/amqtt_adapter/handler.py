@@ -282,8 +282,6 @@ class EdgeHandler(BrokerProtocolHandler):
         for waiters in (self._puback_waiters, self._pubrec_waiters, self._pubrel_waiters, self._pubcomp_waiters):
             for waiter in waiters.values():
                 waiter.cancel()
-        if self._keepalive_task is not None:
-            self._keepalive_task.cancel()
         self._interrupt_reading()  # stopped from elsewhere while the connection's task reads
         try:
             if self.writer is not None:
@@ -404,9 +402,6 @@ class EdgeHandler(BrokerProtocolHandler):
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.debug("background delivery ended: %r", task.exception())
-
-    async def _retry_deliveries(self) -> None:
-        self.resend_in_flight()
 
     async def _ack(self, waiters: dict[int, asyncio.Future[Any]], packet_id: int) -> Any:
         if self._stopping:
