@@ -14,7 +14,7 @@ from admin_api.codes import ResultCode
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
 from admin_api.v4_common import bad_parameter, json_body, ok, ok_paged, query
-from broker.topics import is_valid_topic_name
+from broker.topics import is_system_topic, is_valid_topic_name
 
 __all__ = ["publish_routes"]
 
@@ -38,7 +38,7 @@ def _parse(item: object) -> tuple[list[str], bytes, int, bool, str | None]:
     if client_id is not None and not isinstance(client_id, str):
         raise bad_parameter()
     topics = raw_topics.split(",") if "topics" in item and "topic" not in item else [raw_topics]
-    if not all(is_valid_topic_name(t) and not t.startswith("$") for t in topics):
+    if not all(is_valid_topic_name(t) and not is_system_topic(t) for t in topics):  # $SYS is the broker's
         raise ApiError(400, ResultCode.ILLEGAL_TOPIC)
     if encoding == "base64":
         try:

@@ -51,14 +51,21 @@ def _check_topic_name(body: bytes) -> None:
         raise ProtocolViolation(f"invalid PUBLISH topic {topic!r} (3.3.2.1, 4.7.3)")
 
 
-def _check_subscriptions(body: bytes) -> None:
-    """Every (filter, requested QoS) pair is complete and the QoS byte is 0, 1 or 2 (3.8.3-4)."""
+def _check_filters(body: bytes, *, with_qos: bool) -> None:
+    """Every filter of a SUBSCRIBE (``with_qos``: each followed by a requested QoS of 0, 1 or 2,
+    3.8.3-4) or UNSUBSCRIBE is complete and at least one character long (4.7.3-1)."""
     offset = 2
     while offset < len(body):
         if offset + 2 > len(body):
-            raise ProtocolViolation("SUBSCRIBE filter length beyond the packet")
+            raise ProtocolViolation("topic filter length beyond the packet")
         (length,) = struct.unpack_from("!H", body, offset)
+        if not length:
+            raise ProtocolViolation("empty topic filter (4.7.3-1)")
         offset += 2 + length
+        if not with_qos:
+            if offset > len(body):
+                raise ProtocolViolation("UNSUBSCRIBE filter beyond the packet")
+            continue
         if offset >= len(body):
             raise ProtocolViolation("SUBSCRIBE filter without its QoS byte")
         if body[offset] > 2:
@@ -79,8 +86,8 @@ def _check(first: int, body: bytes) -> None:
             raise ProtocolViolation(f"packet type {kind} with flags {flags:#x} (2.2.2)")
         if kind in (SUBSCRIBE, UNSUBSCRIBE) and len(body) <= 2:
             raise ProtocolViolation("SUBSCRIBE or UNSUBSCRIBE without a topic filter (3.8.3, 3.10.3)")
-        if kind == SUBSCRIBE:
-            _check_subscriptions(body)
+        if kind in (SUBSCRIBE, UNSUBSCRIBE):
+            _check_filters(body, with_qos=kind == SUBSCRIBE)
     elif flags != 0:
         raise ProtocolViolation(f"packet type {kind} with flags {flags:#x} (2.2.2)")
 

@@ -2,7 +2,8 @@
 
 MQTT 3.1.1 rules (section 4.7): levels are split on ``/``; ``+`` matches exactly one level,
 ``#`` matches the parent level and any number of child levels and must be last; filters that
-start with a wildcard do not match topic names that start with ``$``.
+start with a wildcard do not match topic names that start with ``$`` (4.7.2-1), so a message
+published to ``$app/x`` reaches ``$app/#`` but never ``#`` or ``+/x``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ class _Node:
 def is_valid_topic_name(topic: str) -> bool:
     """Whether ``topic`` may be published to: non-empty and free of wildcards."""
     return bool(topic) and "+" not in topic and "#" not in topic
+
+
+def is_system_topic(topic: str) -> bool:
+    """Whether ``topic`` is under ``$SYS``, the broker's own: what clients publish there is discarded."""
+    return topic.startswith("$SYS") and (len(topic) == 4 or topic[4] == "/")
 
 
 class TopicTree:
@@ -64,28 +70,29 @@ class TopicTree:
         return True
 
     def match(self, topic: str) -> list[tuple[str, int]]:
-        """Every subscription matching ``topic``: one ``(client_id, qos)`` per matching filter."""
-        levels = topic.split("/")
-        found: list[tuple[str, int]] = []
-        self._collect(self._root, levels, 0, topic.startswith("$"), found)
-        return found
+        """Every subscription matching ``topic``: one ``(client_id, qos)`` per matching filter.
 
-    def _collect(self, node: _Node, levels: list[str], depth: int, dollar: bool, found: list[tuple[str, int]]) -> None:
-        wildcards_allowed = not (dollar and depth == 0)
-        if wildcards_allowed:
-            hash_node = node.children.get("#")
-            if hash_node is not None:
+        Iterative (an explicit stack), so a filter thousands of levels deep costs time in
+        proportion to its depth and never Python's recursion limit."""
+        levels = topic.split("/")
+        depth_end = len(levels)
+        dollar = topic.startswith("$")
+        found: list[tuple[str, int]] = []
+        stack: list[tuple[_Node, int]] = [(self._root, 0)]
+        while stack:
+            node, depth = stack.pop()
+            wildcards_allowed = not (dollar and depth == 0)  # 4.7.2-1: no wildcard at a $ topic's root
+            children = node.children
+            if wildcards_allowed and (hash_node := children.get("#")) is not None:
                 found.extend(hash_node.subscribers.items())
-        if depth == len(levels):
-            found.extend(node.subscribers.items())
-            return
-        exact = node.children.get(levels[depth])
-        if exact is not None:
-            self._collect(exact, levels, depth + 1, dollar, found)
-        if wildcards_allowed:
-            plus = node.children.get("+")
-            if plus is not None:
-                self._collect(plus, levels, depth + 1, dollar, found)
+            if depth == depth_end:
+                found.extend(node.subscribers.items())
+                continue
+            if wildcards_allowed and (plus := children.get("+")) is not None:
+                stack.append((plus, depth + 1))
+            if (exact := children.get(levels[depth])) is not None:
+                stack.append((exact, depth + 1))  # popped first: exact matches before "+" ones
+        return found
 
     def levels(self) -> list[list[TreeNode]]:
         """The tree breadth first: level 0 is the unnamed root, then one list per depth."""

@@ -46,7 +46,7 @@ from broker.amqtt_adapter.session import queue_size
 from broker.client_auth import ClientAuthenticator, PasswordFileError
 from broker.settings import LiveSettings
 from broker.state import BrokerState, ClientInfo, RoutedMessage
-from broker.topics import is_valid_topic_name
+from broker.topics import is_system_topic, is_valid_topic_name
 
 __all__ = ["LISTENER", "EdgeAclPlugin", "EdgeAmqttBroker", "EdgeAuthPlugin"]
 
@@ -228,7 +228,8 @@ class EdgeAmqttBroker(Broker):
             raw = await self._wait_for_connect(reader, writer, task)
         handler, incoming = await EdgeHandler.from_connect(raw, writer, self.plugins_manager)
         handler.connection_task = task
-        if incoming.will_flag and not _is_publishable(incoming.will_topic):
+        will_topic = incoming.will_topic or ""
+        if incoming.will_flag and (not is_valid_topic_name(will_topic) or is_system_topic(will_topic)):
             await writer.close()
             raise MQTTError(f"invalid will topic {incoming.will_topic!r} (MQTT-3.1.3-10)")
         if not incoming.client_id:
@@ -450,9 +451,13 @@ class EdgeAmqttBroker(Broker):
         if message is None:
             return True
         topic = message.topic
-        if not _is_publishable(topic):
+        if not is_valid_topic_name(topic or ""):
             log.warning("client %s published to invalid topic %r: closing", client_session.client_id, topic)
             return False
+        if is_system_topic(topic):  # acknowledged, never delivered: $SYS is the broker's
+            log.debug("client %s published to %s: discarded", client_session.client_id, topic)
+            self._state.record_routed(client_session.client_id, [], 0)
+            return True
         if self._checks_topics and not await self._topic_allowed(client_session, topic, Action.PUBLISH):
             log.info("client %s may not publish to %s", client_session.client_id, topic)
             return True
@@ -696,11 +701,6 @@ class EdgeAmqttBroker(Broker):
             if not self._checks_topics or await self._topic_allowed(session, topic, Action.RECEIVE):
                 qos = min(granted_qos, retained.qos or 0)
                 self._deliver(handler, topic, retained.data, qos, retain=True, counted=False)
-
-
-def _is_publishable(topic: str | None) -> bool:
-    """Clients may publish (and leave wills) only on valid topic names outside ``$``."""
-    return topic is not None and is_valid_topic_name(topic) and not topic.startswith("$")
 
 
 def _client_info(session: Session) -> ClientInfo:

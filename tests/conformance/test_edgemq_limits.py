@@ -193,3 +193,20 @@ async def test_a_burst_to_a_reading_client_is_not_dropped() -> None:
         for _ in range(500):
             assert (await reader.read_packet())[0] & 0xF0 == 0x30
         assert broker.stats().message_drop == 0
+
+
+async def test_a_very_deep_filter_does_not_break_delivery(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
+    """A filter 3 000 levels deep is served like any other, over MQTT and HTTP: its subscribers and
+    "#" subscribers get the message and the publisher stays connected (mosquitto refuses such depth)."""
+    deep = "/".join(["d"] * 3000)
+    async with mqtt_client(broker, "deep-sub") as deep_sub, mqtt_client(broker, "all-sub") as everything:
+        await deep_sub.subscribe(deep)
+        await everything.subscribe("#")
+        async with mqtt_client(broker, "deep-pub") as pub:
+            await pub.publish(deep, b"over mqtt", qos=1)
+            await pub.publish("shallow", b"still connected", qos=1)
+        answer = await api.post("/v4/mqtt/publish", json={"topic": deep, "payload": "over http"})
+        assert answer.json() == {"code": 0}
+        assert [(await next_message(deep_sub)).payload for _ in range(2)] == [b"over mqtt", b"over http"]
+        received = [(await next_message(everything)).payload for _ in range(3)]
+        assert received == [b"over mqtt", b"still connected", b"over http"]

@@ -203,13 +203,15 @@ MALFORMED = {
     "subscribe without filter": b"\x82\x02\x00\x01",
     "subscribe with qos 3": b"\x82\x06\x00\x01\x00\x01a\x03",
     "unsubscribe without filter": b"\xa2\x02\x00\x01",
+    "subscribe with an empty filter": b"\x82\x05\x00\x01\x00\x00\x00",
+    "unsubscribe with an empty filter": b"\xa2\x04\x00\x01\x00\x00",
     "second connect": connect("again"),
 }
 
 
 @pytest.mark.parametrize("case", MALFORMED)
 async def test_malformed_packet_closes_only_that_connection(target: Target, case: str) -> None:
-    """Sections 1.5.3, 2.2, 3.1.0-2, 3.3.1.2, 3.3.2.1, 3.8.3, 3.10.3: the connection is closed; others carry on."""
+    """1.5.3, 2.2, 3.1.0-2, 3.3.1.2, 3.3.2.1, 3.8.3, 3.10.3, 4.7.3-1: the connection is closed; others carry on."""
     async with RawClient.open(target.address) as bad:
         if case != "garbage":
             assert await bad.connack(connect(f"bad-{case.replace(' ', '-')}")) == (0, 0)
@@ -254,3 +256,18 @@ async def test_oversized_packet_closes_only_that_connection(start_target: StartT
         await big.send(publish("big/t", b"x" * 2048))
         assert await big.closed_by_peer()
         await marker_roundtrip(target)
+
+
+async def test_dollar_topics_reach_only_filters_with_the_same_dollar_level(target: Target) -> None:
+    """4.7.2-1: a PUBLISH to a $ topic is acknowledged and routed to "$app/#", never to "#" or "+/x"."""
+    async with (
+        client(target, "dollar-sub") as dollar,
+        client(target, "all-sub") as everything,
+        client(target, "dollar-pub") as pub,
+    ):
+        await dollar.subscribe("$app/#", qos=1)
+        await everything.subscribe([("#", 1), ("+/x", 1)])
+        await pub.publish("$app/x", b"for dollar filters", qos=1)  # returns once PUBACK arrived
+        assert (await next_message(dollar)).payload == b"for dollar filters"
+        await pub.publish("plain/x", b"public", qos=1)
+        assert (await next_message(everything)).payload == b"public"  # not the $app message

@@ -85,3 +85,15 @@ async def test_raw_publish_counts_once_per_message(broker: EdgeBroker, api: http
         assert (await raw.read_packet())[0] == 0x70  # PUBCOMP
         await wait_state(broker, lambda s: s.stats().message_in == 3)
     assert (await v1(api, 2))["message_in"] == 3
+
+
+async def test_publish_to_sys_is_acknowledged_and_dropped(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
+    """A client's QoS 1 PUBLISH to $SYS/... is acknowledged, never delivered, and counted as a drop."""
+    async with mqtt_client(broker, "sys-sub") as sub, mqtt_client(broker, "forger") as forger:
+        await sub.subscribe([("$SYS/#", 0), ("after/#", 0)])
+        await forger.publish("$SYS/broker/uptime", b"forged", qos=1, retain=True)  # returns on PUBACK
+        await forger.publish("after/x", b"marker")
+        assert (await next_message(sub)).payload == b"marker"  # the $SYS message never came
+    stats = await v1(api, 2)
+    assert (stats["message_in"], stats["message_out"], stats["message_drop"]) == (2, 1, 1)
+    assert broker.retained_messages() == []

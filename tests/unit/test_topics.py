@@ -110,3 +110,12 @@ def test_levels_breadth_first() -> None:
 def test_topic_name_validation(topic: str, valid: bool) -> None:
     """Topic names to publish to are non-empty and hold no wildcard (3.3.2.1)."""
     assert is_valid_topic_name(topic) is valid
+
+
+def test_matching_a_deep_topic_does_not_recurse() -> None:
+    """Matching is iterative: filters far deeper than Python's recursion limit still match."""
+    deep = "/".join(["x"] * 5000)
+    tree = TopicTree()
+    tree.subscribe(deep, "deep", 1)
+    tree.subscribe("x/+/#", "wild", 0)
+    assert sorted(tree.match(deep)) == [("deep", 1), ("wild", 0)]
