@@ -1,11 +1,42 @@
-"""edgemq: an embeddable MQTT broker (amqtt) with a NanoMQ-compatible admin API."""
+"""edgemq: an embeddable MQTT broker (amqtt) with a NanoMQ-compatible admin API.
 
-from broker.config_file import ConfigError, ConfigSource
-from broker.helpers import Capture
-from broker.lifecycle import EdgeBroker
-from broker.settings import Auth, BrokerSettings, HttpServer, Listeners, Mqtt, TcpListener
-from broker.state import BrokerState, ClientInfo, ClientSnapshot, RoutedMessage, Stats, SubscriptionSnapshot
-from broker.threaded import AsyncThreadedBroker, ThreadedBroker
+The names below are imported on first use (PEP 562), so importing a submodule, such as the
+pytest plugin ``broker.pytest_plugin``, does not load the broker, amqtt and the admin API.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from broker.config_file import ConfigError, ConfigSource
+    from broker.helpers import Capture
+    from broker.lifecycle import EdgeBroker
+    from broker.settings import Auth, BrokerSettings, HttpServer, Listeners, Mqtt, TcpListener
+    from broker.state import BrokerState, ClientInfo, ClientSnapshot, RoutedMessage, Stats, SubscriptionSnapshot
+    from broker.threaded import AsyncThreadedBroker, ThreadedBroker
+
+_EXPORTS = {
+    "AsyncThreadedBroker": "broker.threaded",
+    "Auth": "broker.settings",
+    "BrokerSettings": "broker.settings",
+    "BrokerState": "broker.state",
+    "Capture": "broker.helpers",
+    "ClientInfo": "broker.state",
+    "ClientSnapshot": "broker.state",
+    "ConfigError": "broker.config_file",
+    "ConfigSource": "broker.config_file",
+    "EdgeBroker": "broker.lifecycle",
+    "HttpServer": "broker.settings",
+    "Listeners": "broker.settings",
+    "Mqtt": "broker.settings",
+    "RoutedMessage": "broker.state",
+    "Stats": "broker.state",
+    "SubscriptionSnapshot": "broker.state",
+    "TcpListener": "broker.settings",
+    "ThreadedBroker": "broker.threaded",
+}
 
 __all__ = [
     "AsyncThreadedBroker",
@@ -27,3 +58,18 @@ __all__ = [
     "TcpListener",
     "ThreadedBroker",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first access, then keep it in this module."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's attributes, including the public names not imported yet."""
+    return sorted(set(globals()) | set(__all__))

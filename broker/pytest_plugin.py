@@ -8,6 +8,9 @@
   ``allow_anonymous``, ``admin_username``, ``admin_password``, ``history``, a whole
   ``settings=BrokerSettings(...)``, or ``conf="path/edgemq.conf"`` (its listeners and admin API
   moved to free loopback ports).
+
+pytest loads this module in every run where edgemq is installed, so at import time it needs only
+pytest and the standard library; the broker is imported inside the fixtures that start one.
 """
 
 from __future__ import annotations
@@ -15,14 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from broker.config_file import ConfigSource
-from broker.lifecycle import EdgeBroker
-from broker.settings import BrokerSettings
-from broker.threaded import ThreadedBroker
+if TYPE_CHECKING:
+    from broker.settings import BrokerSettings
+    from broker.threaded import ThreadedBroker
 
 _MARKER = "edgemq"
 _OPTIONS = {"allow_anonymous", "admin_username", "admin_password", "conf", "history", "settings"}
@@ -47,6 +49,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def settings_for_test(options: dict[str, Any]) -> tuple[BrokerSettings, int]:
     """Broker settings on free loopback ports, and the history size, from marker options."""
+    from broker.config_file import ConfigSource
+    from broker.settings import BrokerSettings
+
     unknown = set(options) - _OPTIONS
     if unknown:
         raise pytest.UsageError(f"unknown @pytest.mark.{_MARKER} options: {sorted(unknown)}")
@@ -70,6 +75,8 @@ def settings_for_test(options: dict[str, Any]) -> tuple[BrokerSettings, int]:
 @pytest.fixture
 def mqtt_broker(request: pytest.FixtureRequest) -> Iterator[ThreadedBroker]:
     """A fresh broker for one test, on free ports; stopped (thread joined) after the test."""
+    from broker.lifecycle import EdgeBroker
+
     options: dict[str, Any] = {}
     for marker in reversed(list(request.node.iter_markers(_MARKER))):
         options.update(marker.kwargs)
@@ -81,6 +88,9 @@ def mqtt_broker(request: pytest.FixtureRequest) -> Iterator[ThreadedBroker]:
 @pytest.fixture(scope="session")
 def mqtt_broker_session() -> Iterator[ThreadedBroker]:
     """One broker for the whole test session, on free ports."""
+    from broker.lifecycle import EdgeBroker
+    from broker.settings import BrokerSettings
+
     with EdgeBroker.run_in_thread(BrokerSettings.ephemeral()) as broker:
         yield broker
 
