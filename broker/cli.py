@@ -3,6 +3,7 @@
 edgemq [start] [--conf FILE] [flags]   run the broker (no file needed: defaults)
 edgemq check-config FILE               validate a configuration file
 edgemq hash-password                   print an argon2 hash for the password list
+edgemq --version                       print ``edgemq <version>``
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from admin_api.v4_broker import edgemq_version
 from broker.client_auth import ClientAuthenticator, PasswordFileError, hash_password
 from broker.config_file import ConfigError, ConfigSource
 from broker.lifecycle import EdgeBroker, python_log_level
@@ -53,6 +55,7 @@ def _start_parser(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """``start`` (the default), ``check-config`` and ``hash-password``."""
     parser = argparse.ArgumentParser(prog="edgemq", description="MQTT broker with a NanoMQ-compatible admin API.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {edgemq_version()}")
     commands = parser.add_subparsers(dest="command")
     _start_parser(commands.add_parser("start", help="run the broker (the default)"))
     check = commands.add_parser("check-config", help="validate a configuration file; exit 0 or 2")
@@ -175,7 +178,7 @@ def _hash_password() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``edgemq`` console script; returns the exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if not arguments or (arguments[0].startswith("-") and arguments[0] not in ("-h", "--help")):
+    if not arguments or (arguments[0].startswith("-") and arguments[0] not in ("-h", "--help", "--version")):
         arguments.insert(0, "start")
     args = build_parser().parse_args(arguments)
     if args.command == "check-config":

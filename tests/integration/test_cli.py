@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import aiomqtt
@@ -165,3 +166,15 @@ async def test_cli_refuses_an_invalid_file(tmp_path: Path) -> None:
         _, err = await process.communicate()
     assert process.returncode == 2
     assert f"{conf}:2: mqtt.colour: unknown key" in err.decode()
+
+
+async def test_cli_prints_its_version() -> None:
+    """`edgemq --version` prints `edgemq <installed version>` on stdout and exits 0, starting nothing."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "broker", "--version",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(WAIT * 2):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert out.decode() == f"edgemq {version('edgemq')}\n"
