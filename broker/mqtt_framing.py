@@ -21,9 +21,10 @@ __all__ = [
     "Connect",
     "ProtocolViolation",
     "encode_publish",
-    "fast_publish",
+    "is_publish",
     "parse_connect",
     "parse_publish",
+    "pubrel_id",
     "remaining_length",
     "split_packet",
 ]
@@ -144,9 +145,14 @@ def encode_publish(topic: str, payload: bytes, *, qos: int = 0, packet_id: int =
     return b"".join((bytes([0x30 | qos << 1 | int(retain)]), length, variable, payload))
 
 
-def fast_publish(packet: bytes) -> bool:
-    """Whether a packet from ``split_packet`` is a QoS 0 or QoS 1 PUBLISH."""
-    return packet[0] >> 4 == PUBLISH and (packet[0] >> 1) & 0x03 < 2
+def is_publish(packet: bytes) -> bool:
+    """Whether a packet from ``split_packet`` is a PUBLISH."""
+    return packet[0] >> 4 == PUBLISH
+
+
+def pubrel_id(packet: bytes) -> int | None:
+    """The packet id of a PUBREL from ``split_packet``, None for any other packet."""
+    return int.from_bytes(packet[2:4], "big") if packet[0] == PUBREL << 4 | 0x02 and len(packet) == 4 else None
 
 
 def parse_publish(packet: bytes) -> tuple[str, bytes, int, bool, int]:

@@ -395,7 +395,6 @@ class EdgeAmqttBroker(Broker):
         connection.ended = True
         session, client_id = connection.session, connection.session.client_id
         try:
-            await self.accept_queued(session)
             if not graceful:
                 await self._publish_will(session)
         finally:  # a failure to route must not leave the client half connected
@@ -426,18 +425,6 @@ class EdgeAmqttBroker(Broker):
             await self.retain_message(session, session.will_topic, session.will_message, will_qos)
 
     # -- routing -------------------------------------------------------------------------
-
-    async def accept_queued(self, session: Session) -> bool:
-        """Route what amqtt's own flows (QoS 2) put in the session's received queue; False if
-        a message closes the connection. Also what the client sent before its connection
-        ended: those messages were received (and acknowledged), so they must not be lost."""
-        if not queue_size(session, "delivered_message_queue"):
-            return True
-        queue = session.delivered_message_queue
-        while not queue.empty():
-            if not await self._accept(session, queue.get_nowait()):
-                return False
-        return True
 
     async def accept_publish(self, session: Session, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         """Route a PUBLISH the reader read whole (see ConnectionOwner)."""

@@ -20,7 +20,6 @@ from amqtt.mqtt.pingreq import PingReqPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.puback import PubackPacket
 from amqtt.mqtt.pubcomp import PubcompPacket
-from amqtt.mqtt.publish import PublishPacket
 from amqtt.mqtt.pubrec import PubrecPacket
 from amqtt.mqtt.pubrel import PubrelPacket
 from amqtt.mqtt.subscribe import SubscribePacket
@@ -34,9 +33,10 @@ from broker.amqtt_adapter.session import connect_refusal, queue_on_first_use, se
 from broker.mqtt_framing import (
     ProtocolViolation,
     encode_publish,
-    fast_publish,
+    is_publish,
     parse_connect,
     parse_publish,
+    pubrel_id,
 )
 
 if TYPE_CHECKING:
@@ -50,6 +50,8 @@ _LAZY_QUEUES = frozenset({"_pending_subscriptions", "_pending_unsubscriptions"})
 
 _CONNACK = 0x20
 _PUBACK = 0x40
+# the acknowledgement a received PUBLISH (QoS 1, 2) or PUBREL gets, as packet type and amqtt's class
+_ACKS: dict[int, tuple[int, Any]] = {1: (0x40, PubackPacket), 2: (0x50, PubrecPacket), 6: (0x70, PubcompPacket)}
 _PACKET_IDS = 65535
 
 
@@ -64,11 +66,8 @@ class ConnectionOwner(Protocol):
     """What the broker does with what a connection's reader reads (EdgeAmqttBroker)."""
 
     async def accept_publish(self, session: Session, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
-        """Route a QoS 0 or 1 PUBLISH read whole, without amqtt's parsing, message objects and
-        queue (its hooks still fire); a QoS 1 one is then acknowledged. False closes."""
-
-    async def accept_queued(self, session: Session) -> bool:
-        """Route what amqtt's own flows (QoS 2) delivered; False closes the connection."""
+        """Route a PUBLISH read whole, without amqtt's parsing, message objects, queue or QoS 2
+        flow task (its hooks still fire); a QoS 1 or 2 one is then acknowledged. False closes."""
 
     async def change_subscriptions(self, session: Session, handler: EdgeHandler, *, subscribe: bool) -> None:
         """Apply the SUBSCRIBE (or UNSUBSCRIBE) amqtt just queued, before the next packet."""
@@ -159,13 +158,6 @@ class EdgeHandler(BrokerProtocolHandler):
         reading = self._reading
         if reading is not None and reading is not asyncio.current_task() and isinstance(self.reader, FramedReader):
             self.reader.interrupt()
-
-    async def handle_publish(self, publish_packet: PublishPacket) -> None:
-        """amqtt's flow (QoS 2: PUBREC, PUBREL, PUBCOMP); then the message is routed at once."""
-        await super().handle_publish(publish_packet)
-        owner, session = self.owner, self.session
-        if owner is not None and session is not None and not await owner.accept_queued(session):
-            await self.handle_disconnect(None)  # the message closes the connection (invalid topic)
 
     async def handle_subscribe(self, subscribe: SubscribePacket) -> None:
         """amqtt's checks and queue, then the broker applies it before the next packet is read."""
@@ -264,10 +256,11 @@ class EdgeHandler(BrokerProtocolHandler):
             self._spawn(self._handle_message_flow(message))
 
     def remember_in_flight(self) -> None:
-        """Note what is in flight from an earlier connection: that, and only that, is resent."""
+        """Note what is in flight to the client from an earlier connection: that, and only that, is
+        resent. Received QoS 2 messages were routed already; the client resends their PUBREL."""
         assert self.session is not None
-        if self.session.inflight_in or self.session.inflight_out:
-            self._to_retry = [*self.session.inflight_in.values(), *self.session.inflight_out.values()]
+        if self.session.inflight_out:
+            self._to_retry = list(self.session.inflight_out.values())
 
     async def stop(self) -> None:
         """amqtt's stop (acknowledgement waiters cancelled, reader stopped, writer closed), and
@@ -312,10 +305,11 @@ class EdgeHandler(BrokerProtocolHandler):
         reader loop, run by the connection's own task (amqtt runs it in a task of its own).
 
         amqtt creates a task and a wait_for per packet. Here packets are dispatched inline (the
-        reader has already checked them, see FramedReader), only an incoming QoS 2 PUBLISH gets a
-        task (its flow waits for a PUBREL this loop must read), and keep-alive is one timer that
-        is re-armed from the time of the last packet. An end decided elsewhere interrupts the
-        reading (``handle_disconnect``, ``stop``).
+        reader has already checked them, see FramedReader), every PUBLISH is routed before the next
+        packet is read (QoS 2 ones too: their id is kept until PUBREL, so a resent one is not routed
+        twice, and every PUBREL gets its PUBCOMP), and keep-alive is one timer that is re-armed
+        from the time of the last packet. An end decided elsewhere interrupts the reading
+        (``handle_disconnect``, ``stop``).
         """
         session = self.session
         assert session is not None
@@ -332,15 +326,24 @@ class EdgeHandler(BrokerProtocolHandler):
                 if raw is None or self.ended.done():
                     break  # end of stream, a packet the framing reader refused, or ended meanwhile
                 self._last_read = loop.time()
-                owner = self.owner
-                if owner is not None and fast_publish(raw):  # straight to routing (no amqtt packet)
+                if is_publish(raw):  # straight to routing (no amqtt packet)
+                    owner = self.owner
+                    if owner is None:
+                        break  # stopped meanwhile
                     topic, payload, qos, retain, packet_id = parse_publish(raw)
-                    if not await owner.accept_publish(session, topic, payload, qos, retain):
-                        break
-                    if qos and self.outbox is not None:  # acknowledged once routed
-                        self.outbox.put(b"\x40\x02" + packet_id.to_bytes(2, "big"))
-                    elif qos:
-                        await self._send_packet(PubackPacket.build(packet_id))
+                    if qos < 2 or packet_id not in session.inflight_in:  # a resent QoS 2 one is not routed again
+                        if not await owner.accept_publish(session, topic, payload, qos, retain):
+                            break
+                        if qos == 2:  # routed at once; its id is kept until PUBREL (4.3.3, method B)
+                            received = IncomingApplicationMessage(packet_id, topic, 2, b"", retain)
+                            session.inflight_in[packet_id] = received
+                    if qos:  # acknowledged once routed
+                        await self._acknowledge(qos, packet_id)
+                    continue
+                released = pubrel_id(raw)
+                if released is not None:  # PUBCOMP even for an id not held: its PUBCOMP was lost (4.3.3)
+                    session.inflight_in.pop(released, None)
+                    await self._acknowledge(6, released)
                     continue
                 if self._direct and self._acknowledged_directly(raw):
                     continue
@@ -348,10 +351,7 @@ class EdgeHandler(BrokerProtocolHandler):
                 header = await MQTTFixedHeader.from_stream(buffer)
                 packet = await packet_class(header).from_stream(buffer, fixed_header=header)
                 await self.plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=packet, session=self.session)
-                if isinstance(packet, PublishPacket) and packet.qos == QOS_2:
-                    self._spawn(self.handle_publish(packet))  # ended by stop(), which cancels its waiter
-                else:
-                    await self._dispatch(packet)
+                await self._dispatch(packet)
         except Exception as exc:  # a packet amqtt cannot decode or handle ends this connection only
             log.debug("client %s: reading ended: %r", session.client_id, exc)
         finally:
@@ -372,7 +372,6 @@ class EdgeHandler(BrokerProtocolHandler):
 
     def _packet_handlers(self) -> dict[type, Callable[[Any], Coroutine[Any, Any, None]]]:
         return {
-            PublishPacket: self.handle_publish,
             PubackPacket: self.handle_puback,
             PubrecPacket: self.handle_pubrec,
             PubrelPacket: self.handle_pubrel,
@@ -383,6 +382,34 @@ class EdgeHandler(BrokerProtocolHandler):
             DisconnectPacket: self.handle_disconnect,
             ConnectPacket: self.handle_connect,
         }
+
+    async def _acknowledge(self, kind: int, packet_id: int) -> None:
+        """PUBACK or PUBREC for a received PUBLISH of QoS ``kind``, PUBCOMP for a PUBREL (``kind``
+        6): through the outbox where there is one, else as amqtt's packet."""
+        first, packet_class_ = _ACKS[kind]
+        if self.outbox is not None:
+            self.outbox.put(bytes((first, 2)) + packet_id.to_bytes(2, "big"))
+        else:
+            await self._send_packet(packet_class_.build(packet_id))
+
+    async def handle_puback(self, puback: PubackPacket) -> None:
+        assert puback.variable_header is not None  # amqtt's decoder sets it
+        self._settle(self._puback_waiters, puback.variable_header.packet_id, puback)
+
+    async def handle_pubcomp(self, pubcomp: PubcompPacket) -> None:
+        self._settle(self._pubcomp_waiters, pubcomp.packet_id, pubcomp)
+
+    def _settle(self, waiters: dict[int, asyncio.Future[Any]], packet_id: int, packet: Any) -> None:
+        """The final acknowledgement of an outgoing message ends its delivery at once: it leaves
+        ``inflight_out`` now, not when its task next runs (a session ended in between would
+        count a delivered message as lost). An unexpected one is the client's fault: DEBUG."""
+        waiter = waiters.get(packet_id)
+        if waiter is None or waiter.done():
+            log.debug("%s for a message not in flight: %d", type(packet).__name__, packet_id)
+            return
+        if self.session is not None:
+            self.session.inflight_out.pop(packet_id, None)
+        waiter.set_result(packet)
 
     def _check_keep_alive(self, allowance: float) -> None:
         silent = asyncio.get_running_loop().time() - self._last_read

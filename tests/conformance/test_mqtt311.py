@@ -10,11 +10,13 @@ import asyncio
 import struct
 
 import aiomqtt
+import paho.mqtt.client as paho
 import pytest
 
 from tests.conformance.conftest import StartTarget, Target
 from tests.helpers import WAIT, next_message
 from tests.mqtt_packets import DISCONNECT, RawClient, connect, packet, publish, subscribe
+from tests.mqtt_proxy import MqttProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -271,3 +273,28 @@ async def test_dollar_topics_reach_only_filters_with_the_same_dollar_level(targe
         assert (await next_message(dollar)).payload == b"for dollar filters"
         await pub.publish("plain/x", b"public", qos=1)
         assert (await next_message(everything)).payload == b"public"  # not the $app message
+
+
+async def test_qos2_publish_completes_after_its_pubcomp_is_lost(target: Target) -> None:
+    """4.3.3: a PUBREL the broker no longer holds still gets PUBCOMP, so a resumed QoS 2 publish
+    completes, and the message is delivered once."""
+    async with (
+        client(target, "qos2-sub") as sub,
+        MqttProxy(target.address, cut_before=lambda p: p[0] == 0x70).running() as proxy,
+    ):
+        await sub.subscribe("q2/#", qos=2)
+        publisher = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="qos2-pub", clean_session=False)
+        publisher.reconnect_delay_set(min_delay=1, max_delay=1)
+        publisher.connect(*proxy.address)
+        publisher.loop_start()
+        try:
+            sent = publisher.publish("q2/x", b"exactly once", qos=2)
+            await asyncio.wait_for(proxy.cut.wait(), WAIT)  # the first PUBCOMP was lost with the link
+            await asyncio.to_thread(sent.wait_for_publish, 2 * WAIT)  # paho resends PUBREL after reconnecting
+            assert sent.is_published()
+            assert (await next_message(sub)).payload == b"exactly once"
+            await asyncio.to_thread(publisher.publish("q2/marker", b"after", qos=2).wait_for_publish, WAIT)
+            assert (await next_message(sub)).payload == b"after"  # no second copy in between
+        finally:
+            publisher.disconnect()
+            publisher.loop_stop()

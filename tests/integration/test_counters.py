@@ -8,7 +8,7 @@ import pytest
 
 from broker import EdgeBroker
 from tests.helpers import mqtt_client, next_message, v1, wait_state
-from tests.mqtt_packets import RawClient, connect, publish
+from tests.mqtt_packets import DISCONNECT, RawClient, connect, publish, subscribe
 
 pytestmark = pytest.mark.anyio
 
@@ -97,3 +97,23 @@ async def test_publish_to_sys_is_acknowledged_and_dropped(broker: EdgeBroker, ap
     stats = await v1(api, 2)
     assert (stats["message_in"], stats["message_out"], stats["message_drop"]) == (2, 1, 1)
     assert broker.retained_messages() == []
+
+
+async def test_qos2_delivery_then_disconnect_is_not_dropped(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
+    """A QoS 2 copy completed by PUBCOMP just before DISCONNECT counts as delivered, never as dropped."""
+    async with mqtt_client(broker, "pub") as pub:
+        for round_ in range(10):  # the race took 9 rounds in 10 before
+            async with RawClient.open(broker.mqtt_address) as sub:
+                assert await sub.connack(connect("q2-sub")) == (0, 0)
+                await sub.send(subscribe(1, ("q2/t", 2)))
+                assert (await sub.read_packet())[0] == 0x90  # SUBACK
+                await pub.publish("q2/t", b"x", qos=2)
+                first, body = await sub.read_packet()
+                assert first >> 4 == 3
+                packet_id = body[2 + int.from_bytes(body[:2], "big") :][:2]
+                await sub.send(b"\x50\x02" + packet_id)  # PUBREC
+                assert await sub.read_packet() == (0x62, packet_id)  # PUBREL
+                await sub.send(b"\x70\x02" + packet_id + DISCONNECT)  # PUBCOMP and DISCONNECT together
+                assert await sub.closed_by_peer()
+            await wait_state(broker, lambda s, n=round_: s.client("q2-sub") is None and s.stats().message_in == n + 1)
+    assert (await v1(api, 2))["message_drop"] == 0
