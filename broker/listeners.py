@@ -42,20 +42,26 @@ def tls_context(listener: SslListener) -> ssl.SSLContext:
 
 
 class _Tracking:
-    """While a task serves a connection it is in ``connections`` (``close`` waits for them); a
-    client fault ends the connection only, at DEBUG (never the loop's error log)."""
+    """While a task serves a connection it is in ``connections`` with the function that asks the
+    connection to end (``close`` calls it, then waits); a client fault ends the connection only,
+    at DEBUG (never the loop's error log)."""
 
-    __slots__ = ("_connections", "_task")
+    __slots__ = ("_connections", "_end", "_task")
 
-    def __init__(self, connections: set[asyncio.Task[Any]], task: asyncio.Task[Any] | None) -> None:
+    def __init__(
+        self,
+        connections: dict[asyncio.Task[Any], Callable[[], None]],
+        task: asyncio.Task[Any] | None,
+        end: Callable[[], None],
+    ) -> None:
         assert task is not None
-        self._connections, self._task = connections, task
+        self._connections, self._task, self._end = connections, task, end
 
     def __enter__(self) -> None:
-        self._connections.add(self._task)
+        self._connections[self._task] = self._end
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
-        self._connections.discard(self._task)
+        self._connections.pop(self._task, None)
         if isinstance(exc, Exception):
             log.debug("connection ended with %r", exc)
             return True
@@ -71,7 +77,7 @@ class ListenerSet:
         self._on_websocket = on_websocket
         self._servers: dict[str, asyncio.Server | WsServer] = {}
         self._closing: list[asyncio.Server | WsServer] = []
-        self._connections: set[asyncio.Task[Any]] = set()
+        self._connections: dict[asyncio.Task[Any], Callable[[], None]] = {}
         self.addresses: dict[str, tuple[str, int]] = {}
 
     @property
@@ -84,23 +90,27 @@ class ListenerSet:
     async def start(self) -> None:
         """Bind every configured listener; if one fails, close those already bound and raise."""
         try:
-            if self._config.tcp is not None:
-                await self._start_stream("tcp", *self._config.tcp.address, None)
-            if self._config.ssl is not None:
-                await self._start_stream("ssl", *self._config.ssl.address, tls_context(self._config.ssl))
-            if self._config.ws is not None:
-                await self._start_websocket(*self._config.ws.address, self._config.ws.path)
+            if (tcp := self._config.tcp) is not None:
+                await self._start_stream("tcp", *tcp.address, None, tcp.backlog)
+            if (tls := self._config.ssl) is not None:
+                await self._start_stream("ssl", *tls.address, tls_context(tls), tls.backlog)
+            if (ws := self._config.ws) is not None:
+                await self._start_websocket(*ws.address, ws.path, ws.backlog)
         except BaseException:
             await self.close(timeout=1.0)
             raise
 
-    async def _start_stream(self, name: str, host: str, port: int, context: ssl.SSLContext | None) -> None:
+    async def _start_stream(
+        self, name: str, host: str, port: int, context: ssl.SSLContext | None, backlog: int
+    ) -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: StreamConnection(self._track_stream), host, port, ssl=context)
+        server = await loop.create_server(
+            lambda: StreamConnection(self._track_stream), host, port, ssl=context, backlog=backlog
+        )
         self._servers[name] = server
         self.addresses[name] = server.sockets[0].getsockname()[:2]
 
-    async def _start_websocket(self, host: str, port: int, path: str) -> None:
+    async def _start_websocket(self, host: str, port: int, path: str, backlog: int) -> None:
         def only_path(connection: ServerConnection, request: Request) -> Response | None:
             if request.path.split("?", 1)[0] == path:
                 return None
@@ -113,6 +123,7 @@ class ListenerSet:
             subprotocols=["mqtt"],  # type: ignore[list-item]
             process_request=only_path,
             logger=logging.getLogger("edgemq.websocket"),
+            backlog=backlog,
         )
         self._servers["ws"] = server
         sockets = list(server.sockets)
@@ -120,14 +131,14 @@ class ListenerSet:
 
     async def _track_stream(self, connection: StreamConnection) -> None:
         try:
-            with _Tracking(self._connections, connection.task):
+            with _Tracking(self._connections, connection.task, connection.stop_reading):
                 await self._on_stream(connection)
         finally:
             if connection.transport is not None:
                 connection.transport.close()  # also when the connection is cancelled at shutdown
 
     async def _track_websocket(self, connection: ServerConnection) -> None:
-        with _Tracking(self._connections, asyncio.current_task()):
+        with _Tracking(self._connections, asyncio.current_task(), connection.transport.abort):
             await self._on_websocket(connection)
 
     def stop_accepting(self) -> None:
@@ -139,9 +150,12 @@ class ListenerSet:
             server.close()
 
     async def close(self, timeout: float) -> None:
-        """Stop accepting; cancel connections still open after ``timeout`` seconds."""
+        """Stop accepting, ask every connection to end (those still waiting for their CONNECT
+        too), and cancel those still open after ``timeout`` seconds."""
         self.stop_accepting()
         servers, self._closing = self._closing, []
+        for end in list(self._connections.values()):
+            end()
         if self._connections:
             _, pending = await asyncio.wait(list(self._connections), timeout=timeout)
             for task in pending:

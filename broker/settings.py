@@ -98,10 +98,17 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+Backlog = Annotated[int, Field(ge=1, le=65535)]
+"""Connections the kernel completes and holds until the broker accepts them (listen(2); Linux
+caps it at net.core.somaxconn). asyncio's own default of 100 is too small for a fleet of
+devices reconnecting at once."""
+
+
 class TcpListener(_Section):
     """Plain MQTT over TCP; port 0 picks a free port."""
 
     bind: Bind = "127.0.0.1:1883"
+    backlog: Backlog = 1024
 
     @property
     def address(self) -> tuple[str, int]:
@@ -113,6 +120,7 @@ class SslListener(_Section):
     """MQTT over TLS."""
 
     bind: Bind = "127.0.0.1:8883"
+    backlog: Backlog = 1024
     keyfile: str
     certfile: str
     cacertfile: str | None = None
@@ -130,6 +138,7 @@ class WsListener(_Section):
     """MQTT over WebSocket; the path after the port is the only path served."""
 
     bind: Bind = "127.0.0.1:8083/mqtt"
+    backlog: Backlog = 1024
 
     @property
     def address(self) -> tuple[str, int]:

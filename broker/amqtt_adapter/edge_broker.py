@@ -67,6 +67,10 @@ _CONNECTION_FIELDS = (
 _PROTOCOL_LEVEL = 4
 
 
+class _EndedBeforeConnect(MQTTError):
+    """The connection ended before it sent its CONNECT: nothing to report."""
+
+
 class EdgeAuthPlugin(BaseAuthPlugin):
     """Asks edgemq's ClientAuthenticator; never marks a session anonymous (amqtt would drop it)."""
 
@@ -203,8 +207,10 @@ class EdgeAmqttBroker(Broker):
         ``mqtt.max_connections`` itself) and its per-connection INFO line."""
         try:
             handler, incoming = await self._initialize_client_session(reader, writer, "", 0)
+        except _EndedBeforeConnect:
+            return  # a port probe, or a connection asked to end (shutdown, restart)
         except (AMQTTError, MQTTError, NoDataError) as exc:
-            _amqtt_log.warning("Failed to initialize client session: %s", exc)
+            log.info("connection closed before it was accepted: %s", exc)
             return
         try:
             await self._handle_client_session(reader, writer, incoming, handler, None, LISTENER)
@@ -250,7 +256,7 @@ class EdgeAmqttBroker(Broker):
         finally:
             deadline.cancel()
         if raw is None:
-            raise MQTTError("connection ended before its CONNECT")
+            raise _EndedBeforeConnect("connection ended before its CONNECT")
         return raw
 
     async def _handle_client_session(

@@ -13,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from broker import EdgeBroker
+from broker.listeners import ListenerSet
 from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
 from tests.mqtt_packets import RawClient, connect
 
@@ -302,20 +303,24 @@ async def test_unknown_paths_methods_and_slashes(api: httpx.AsyncClient) -> None
     assert (await api.get("/v4/brokers/")).status_code == 200
 
 
-async def test_readyz_is_503_while_mqtt_restarts() -> None:
+async def test_readyz_is_503_while_mqtt_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
     """/readyz is 503 while the MQTT listeners are down during a restart, then 200 again."""
-    async with (
-        running_broker(ephemeral_settings(shutdown_timeout=0.5)) as broker,
-        httpx.AsyncClient() as http,
-        RawClient.open(broker.mqtt_address) as stalled,
-    ):
+    reopen = asyncio.Event()
+    start_listening = ListenerSet.start
+
+    async def held_start(self: ListenerSet) -> None:
+        await reopen.wait()  # the restart waits here, between closing and reopening the listeners
+        await start_listening(self)
+
+    async with running_broker(ephemeral_settings()) as broker, httpx.AsyncClient() as http:
         host, port = broker.http_address
-        await stalled.send(b"\x10")  # a CONNECT that never completes keeps the restart waiting
+        monkeypatch.setattr(ListenerSet, "start", held_start)
         restart = asyncio.create_task(broker.restart())
         async with asyncio.timeout(WAIT):
             while broker.mqtt_ready:  # noqa: ASYNC110 - yields to the restart task, no time passes
                 await asyncio.sleep(0)
         assert (await http.get(f"http://{host}:{port}/readyz")).status_code == 503
         assert (await http.get(f"http://{host}:{port}/healthz")).status_code == 200
+        reopen.set()
         await restart
         assert (await http.get(f"http://{host}:{port}/readyz")).status_code == 200

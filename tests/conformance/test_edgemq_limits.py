@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import select
+import socket
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -210,3 +214,55 @@ async def test_a_very_deep_filter_does_not_break_delivery(broker: EdgeBroker, ap
         assert [(await next_message(deep_sub)).payload for _ in range(2)] == [b"over mqtt", b"over http"]
         received = [(await next_message(everything)).payload for _ in range(3)]
         assert received == [b"over mqtt", b"still connected", b"over http"]
+
+
+async def _open_idle(address: tuple[str, int], idle: list[socket.socket], count: int) -> None:
+    """Add ``count`` connections that never send anything to ``idle``, each accepted by the broker
+    (the round trip of a later CONNECT shows that: a listener accepts in order)."""
+    loop = asyncio.get_running_loop()
+    for _ in range(count):
+        sock = socket.socket()
+        idle.append(sock)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, address)
+    async with RawClient.open(address) as last:
+        assert await last.connack(connect("last")) == (0, 0)
+
+
+@pytest.mark.parametrize("action", ["stop", "restart"])
+async def test_connections_without_connect_do_not_delay_stop_or_restart(action: str) -> None:
+    """Stop and restart ask every connection to end, also the 2 000 that never sent CONNECT: they
+    finish well before connect_timeout or shutdown_timeout (30 s each here)."""
+    broker = EdgeBroker(ephemeral_settings(mqtt={"connect_timeout": 30.0}, shutdown_timeout=30.0))
+    await broker.start()
+    idle: list[socket.socket] = []
+    try:
+        await _open_idle(broker.mqtt_address, idle, 2000)
+        async with asyncio.timeout(WAIT):
+            await (broker.stop() if action == "stop" else broker.restart())
+    finally:
+        for sock in idle:
+            sock.close()
+        await broker.stop()
+
+
+async def test_listen_backlog_holds_a_burst_of_connects() -> None:
+    """listeners.tcp.backlog (1024 by default, not asyncio's 100): while the broker is busy, the
+    kernel completes 600 simultaneous connects instead of leaving most of them unanswered."""
+    async with running_broker() as broker:
+        sockets = [socket.socket() for _ in range(600)]
+        try:
+            for sock in sockets:  # the event loop is held here, so nothing is accepted meanwhile
+                sock.setblocking(False)
+                assert sock.connect_ex(broker.mqtt_address) in (0, errno.EINPROGRESS)
+            poller = select.poll()
+            for sock in sockets:
+                poller.register(sock, select.POLLOUT)
+            connected: set[int] = set()
+            deadline = time.monotonic() + 2.0  # SYNs over the backlog are dropped: they would stay pending
+            while len(connected) < len(sockets) and (left := deadline - time.monotonic()) > 0:
+                connected.update(fd for fd, _ in poller.poll(left * 1000))
+            assert len(connected) == len(sockets)
+        finally:
+            for sock in sockets:
+                sock.close()
