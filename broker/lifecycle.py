@@ -97,7 +97,7 @@ class EdgeBroker:
             await self._mqtt.stop(self.settings.shutdown_timeout)
             raise
         self._started_at = datetime.now(UTC)
-        log.info("edgemq ready: MQTT on %s, admin API on %s", self.mqtt_url, self.api_url)
+        log.info("edgemq ready: MQTT on %s, admin API on %s", ", ".join(self.mqtt_urls), self.api_url)
 
     async def _start_http(self, settings: BrokerSettings) -> AdminHttpServer:
         http = AdminHttpServer(self._app, settings.http_server.ip_addr, settings.http_server.port)
@@ -296,6 +296,18 @@ class EdgeBroker:
     def mqtt_url(self) -> str:
         """``mqtt://host:port`` of the MQTT listener."""
         return "mqtt://{}:{}".format(*_url_host_port(self.mqtt_address))
+
+    @property
+    def mqtt_urls(self) -> list[str]:
+        """The URL of every MQTT listener (``mqtt://``, ``mqtts://``, ``ws://host:port/path``),
+        plain TCP first."""
+        schemes = {"tcp": "mqtt", "ssl": "mqtts", "ws": "ws"}
+        ws = self.settings.listeners.ws
+        urls = []
+        for name, address in sorted(self._mqtt.addresses.items(), key=lambda item: list(schemes).index(item[0])):
+            path = ws.path if name == "ws" and ws is not None else ""
+            urls.append("{}://{}:{}{}".format(schemes[name], *_url_host_port(address), path))
+        return urls
 
     @property
     def mqtt_host(self) -> str:

@@ -171,7 +171,8 @@ def parse_publish(packet: bytes) -> tuple[str, bytes, int, bool, int]:
 
 class Connect(NamedTuple):
     """The fields of a CONNECT packet (3.1); only ``protocol_name`` and ``level`` when the level is
-    not MQTT 3.1.1's (the rest of such a packet is not read: it is refused with CONNACK 1)."""
+    neither MQTT 3.1.1's (4) nor MQTT 3.1's (3): the rest of such a packet is not read, it is
+    refused with CONNACK 1."""
 
     protocol_name: str
     level: int
@@ -224,6 +225,7 @@ class _Fields:
 
 
 _MQTT_311 = b"\x00\x04MQTT\x04"  # protocol name and level of MQTT 3.1.1
+_LEVELS = (3, 4)  # MQTT 3.1 ("MQIsdp", same CONNECT layout) and 3.1.1
 _PLAIN = struct.Struct("!7sBHH")  # that, flags, keep alive, client id length
 _RESERVED, _CLEAN, _WILL, _WILL_RETAIN, _PASSWORD, _USERNAME = 0x01, 0x02, 0x04, 0x20, 0x40, 0x80
 
@@ -255,7 +257,7 @@ def _parse_connect_fields(packet: bytes, start: int) -> Connect:
         name, level = fields.string("protocol name"), fields.byte("protocol level")
         if name != "MQTT" and not (name == "MQIsdp" and level == 3):
             raise ProtocolViolation(f"CONNECT with protocol name {name!r} (3.1.2-1)")
-        if level != 4:
+        if level not in _LEVELS:
             return Connect(name, level)
     flags, keep_alive = fields.byte("flags"), fields.uint16("keep alive")
     if flags & _RESERVED:

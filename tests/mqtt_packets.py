@@ -35,8 +35,10 @@ def connect(
     will: tuple[str, bytes, int, bool] | None = None,
     username: str | None = None,
     password: str | None = None,
+    protocol: tuple[str, int] = ("MQTT", 4),
 ) -> bytes:
-    """CONNECT; ``will`` is (topic, payload, qos, retain)."""
+    """CONNECT; ``will`` is (topic, payload, qos, retain); ``protocol`` is (name, level), MQTT
+    3.1 is ("MQIsdp", 3)."""
     flags = 0x02 if clean else 0
     payload = _string(client_id)
     if will is not None:
@@ -49,7 +51,8 @@ def connect(
     if password is not None:
         flags |= 0x40
         payload += _string(password)
-    return packet(0x10, _string("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive) + payload)
+    name, level = protocol
+    return packet(0x10, _string(name) + bytes([level, flags]) + struct.pack("!H", keepalive) + payload)
 
 
 def publish(topic: str, payload: bytes, *, qos: int = 0, packet_id: int = 1, retain: bool = False) -> bytes:

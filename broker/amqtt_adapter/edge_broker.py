@@ -60,11 +60,9 @@ _TAKEOVER_GRACE = 1.0
 # What a resumed persistent session takes over from the new CONNECT.
 _CONNECTION_FIELDS = (
     "will_flag", "will_topic", "will_message", "will_qos", "will_retain",
-    "keep_alive", "username", "password", "remote_address", "remote_port", "ssl_object",
+    "keep_alive", "username", "password", "remote_address", "remote_port", "ssl_object", "protocol_level",
 )  # fmt: skip
-# amqtt's init_from_connect refuses every protocol level but 4 (MQTT 3.1.1), so every
-# accepted client spoke level 4.
-_PROTOCOL_LEVEL = 4
+_MQTT_311 = 4
 
 
 class _EndedBeforeConnect(MQTTError):
@@ -296,18 +294,21 @@ class EdgeAmqttBroker(Broker):
             self._connection_of[handler] = connection
             handler.remember_in_flight()  # resend only what was in flight before this connection
             self._send_offline_queue(session, handler)  # before anything routed from now on
-            await handler.send_connack(session.parent)
+            # MQTT 3.1's CONNACK has no session-present flag: that byte is reserved (0)
+            await handler.send_connack(session.parent if session.protocol_level == _MQTT_311 else 0)
             self._state.record_connected(_client_info(session))
-            # amqtt's reader times out after session.keep_alive seconds of silence (3.1.2.10)
-            session.keep_alive = session.keep_alive * self._settings.current.mqtt.keepalive_multiplier
+            # silence allowed before the connection is closed (3.1.2.10); the session keeps the
+            # keep-alive the client sent
+            handler.keep_alive_allowance = session.keep_alive * self._settings.current.mqtt.keepalive_multiplier
         finally:
             self._client_locks.release(client_id)
         log.info(
-            "client connected: client_id=%s username=%s address=%s:%s clean_session=%d keepalive=%d",
+            "client connected: client_id=%s username=%s address=%s:%s protocol=%d clean_session=%d keepalive=%d",
             client_id,
             session.username or "",
             session.remote_address,
             session.remote_port,
+            session.protocol_level,
             session.clean_session,
             session.keep_alive,
         )
@@ -369,10 +370,12 @@ class EdgeAmqttBroker(Broker):
         if previous is None:
             return
         log.info("client id %s connected again: closing its previous connection", client_id)
-        await self._close(previous, publish_will=True)
+        await self._close(previous, publish_will=True, reason="taken over by a new connection")
 
-    async def _close(self, connection: _Connection, *, publish_will: bool) -> None:
+    async def _close(self, connection: _Connection, *, publish_will: bool, reason: str) -> None:
         """Close one connection from the server side and wait until it has ended."""
+        if isinstance(connection.handler, EdgeHandler):
+            connection.handler.end_reason = reason
         if not publish_will:
             connection.session.will_flag = False
         await connection.handler.handle_connection_closed()
@@ -391,7 +394,7 @@ class EdgeAmqttBroker(Broker):
         if connection is not None:
             graceful = isinstance(disconnect_waiter.result(), DisconnectPacket)
             await self._end_connection(
-                connection, graceful=graceful, reason="DISCONNECT" if graceful else "connection lost"
+                connection, graceful=graceful, reason=_end_reason(handler, graceful)
             )
 
     async def _end_connection(self, connection: _Connection, *, graceful: bool, reason: str) -> None:
@@ -598,7 +601,8 @@ class EdgeAmqttBroker(Broker):
 
     async def close_connections(self) -> None:
         """Close every client connection without publishing wills (a server-side shutdown)."""
-        await asyncio.gather(*(self._close(c, publish_will=False) for c in list(self._connections.values())))
+        connections = list(self._connections.values())
+        await asyncio.gather(*(self._close(c, publish_will=False, reason="server closing") for c in connections))
 
     async def kick(self, client_id: str, *, clean: bool) -> bool:
         """Close a client's connection (its will is published); ``clean`` also discards its session.
@@ -607,8 +611,7 @@ class EdgeAmqttBroker(Broker):
         """
         connection = self._connections.get(client_id)
         if connection is not None:
-            log.info("kicking client %s", client_id)
-            await self._close(connection, publish_will=True)
+            await self._close(connection, publish_will=True, reason="kicked")
         if clean and client_id in self._sessions:
             await self._delete_session(client_id)
             return True
@@ -696,13 +699,21 @@ class EdgeAmqttBroker(Broker):
                 self._deliver(handler, topic, retained.data, qos, retain=True, counted=False)
 
 
+def _end_reason(handler: BrokerProtocolHandler, graceful: bool) -> str:
+    """Why a connection ended, for the disconnect log line."""
+    if graceful:
+        return "DISCONNECT"
+    decided = handler.end_reason if isinstance(handler, EdgeHandler) else None
+    return decided or "connection lost"
+
+
 def _client_info(session: Session) -> ClientInfo:
     will = session.will_flag
     return ClientInfo(  # positional: a connect makes one
         session.client_id,
         session.username or "",
         session.keep_alive,
-        _PROTOCOL_LEVEL,
+        session.protocol_level,
         bool(session.clean_session),
         str(session.remote_address or ""),
         int(session.remote_port or 0),

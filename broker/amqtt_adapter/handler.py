@@ -113,6 +113,10 @@ class EdgeHandler(BrokerProtocolHandler):
     """Set by the broker for TCP connections: direct writes (see Outbox)."""
     connection_task: asyncio.Task[Any] | None = None
     """Set by the broker: the task that serves the connection (and runs ``serve``)."""
+    end_reason: str | None = None
+    """Why the connection is being ended from the server's side (kick, take-over, keep-alive), for the log."""
+    keep_alive_allowance = 0.0
+    """Set by the broker: seconds of silence after which ``serve`` closes the connection (0: never)."""
 
     def __init__(
         self,
@@ -297,7 +301,7 @@ class EdgeHandler(BrokerProtocolHandler):
 
     def handle_read_timeout(self) -> None:
         """No packet within the keep-alive allowance: close as an abnormal disconnect (3.1.2.10)."""
-        log.info("client %s: keep-alive expired", self.session.client_id if self.session else "?")
+        self.end_reason = "keep-alive expired"
         self._spawn(self.handle_connection_closed())
 
     async def serve(self) -> None:
@@ -315,7 +319,7 @@ class EdgeHandler(BrokerProtocolHandler):
         assert session is not None
         self._reading = self.connection_task or asyncio.current_task()
         loop = asyncio.get_running_loop()
-        allowance = session.keep_alive if session.keep_alive > 0 else None
+        allowance = self.keep_alive_allowance or None
         self._last_read = loop.time()
         timer = loop.call_later(allowance, self._check_keep_alive, allowance) if allowance else None
         try:

@@ -24,7 +24,7 @@ from broker.mqtt_framing import Connect
 
 __all__ = ["EdgeSession", "connect_refusal", "queue_on_first_use", "queue_size", "session_from_connect"]
 
-_SUPPORTED_LEVEL = 4  # MQTT 3.1.1
+_MQTT_31, _MQTT_311 = 3, 4  # protocol levels admitted: MQTT 3.1 (older devices) and 3.1.1
 
 
 class _ConnectionState:
@@ -87,6 +87,9 @@ _SHARED = _shared_defaults()
 class EdgeSession(Session):
     """amqtt's session without a state machine object per client, its queues made on first use."""
 
+    protocol_level = _MQTT_311
+    """The CONNECT's protocol level: 4 (MQTT 3.1.1) or 3 (MQTT 3.1, protocol name MQIsdp)."""
+
     def __init__(self) -> None:  # amqtt's __init__ with the same attributes, queues left out
         self.__dict__.update(_SHARED)
         for name, make in _FRESH.items():
@@ -126,8 +129,10 @@ def queue_size(session: Session, queue: str) -> int:
 
 def connect_refusal(connect: Connect) -> int | None:
     """The CONNACK return code that refuses a well-formed CONNECT, or None to go on."""
-    if connect.level != _SUPPORTED_LEVEL:
+    if connect.level not in (_MQTT_31, _MQTT_311):
         return int(connack.UNACCEPTABLE_PROTOCOL_VERSION)  # 3.1.2-2
+    if connect.level == _MQTT_31 and not connect.client_id:
+        return int(connack.IDENTIFIER_REJECTED)  # MQTT 3.1 requires a client id (as mosquitto)
     if connect.password is not None and connect.username is None:
         return int(connack.BAD_USERNAME_PASSWORD)  # 3.1.2-22
     if not connect.clean_session and not connect.client_id:
@@ -150,6 +155,7 @@ def session_from_connect(connect: Connect, writer: WriterAdapter) -> EdgeSession
         username=connect.username,
         password=connect.password,
         keep_alive=connect.keep_alive,
+        protocol_level=connect.level,
         remote_address=address,
         remote_port=port,
         ssl_object=writer.get_ssl_info(),

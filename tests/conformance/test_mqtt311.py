@@ -298,3 +298,22 @@ async def test_qos2_publish_completes_after_its_pubcomp_is_lost(target: Target) 
         finally:
             publisher.disconnect()
             publisher.loop_stop()
+
+
+async def test_mqtt31_clients_are_admitted(target: Target) -> None:
+    """MQTT 3.1 ("MQIsdp", level 3) clients connect, with client ids over 23 bytes, and get messages."""
+    client_id = "an-mqtt-3.1-device-with-a-long-client-id"
+    async with RawClient.open(target.address) as old, client(target, "modern") as modern:
+        assert await old.connack(connect(client_id, protocol=("MQIsdp", 3))) == (0, 0)
+        await old.send(subscribe(1, ("legacy/#", 1)))
+        assert (await old.read_packet())[0] == 0x90  # SUBACK
+        await modern.publish("legacy/x", b"to 3.1", qos=1)
+        first, body = await old.read_packet()
+        assert first >> 4 == 3
+        assert body.endswith(b"to 3.1")
+
+
+async def test_mqtt31_needs_a_client_id(target: Target) -> None:
+    """MQTT 3.1 has no server-assigned client ids: an empty one gets CONNACK 2 (identifier rejected)."""
+    async with RawClient.open(target.address) as old:
+        assert await old.connack(connect("", protocol=("MQIsdp", 3))) == (0, 2)

@@ -17,17 +17,19 @@ from tests.helpers import ephemeral_settings, next_message, running_broker
 pytestmark = pytest.mark.anyio
 
 
-async def test_tls_listener(tmp_path: Path) -> None:
-    """A client that trusts the listener's CA publishes and receives over TLS."""
+def _tls_listener(tmp_path: Path) -> tuple[trustme.CA, dict[str, str]]:
+    """A CA and an ssl listener on a free port with a certificate it issued for 127.0.0.1."""
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
     cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
-    listeners = {
-        "tcp": None,
-        "ssl": {"bind": "127.0.0.1:0", "keyfile": str(tmp_path / "key.pem"), "certfile": str(tmp_path / "cert.pem")},
-    }
-    async with running_broker(ephemeral_settings(listeners=listeners)) as broker:
+    return ca, {"bind": "127.0.0.1:0", "keyfile": str(tmp_path / "key.pem"), "certfile": str(tmp_path / "cert.pem")}
+
+
+async def test_tls_listener(tmp_path: Path) -> None:
+    """A client that trusts the listener's CA publishes and receives over TLS."""
+    ca, tls = _tls_listener(tmp_path)
+    async with running_broker(ephemeral_settings(listeners={"tcp": None, "ssl": tls})) as broker:
         host, port = broker.mqtt_addresses["ssl"]
         context = ssl.create_default_context()
         ca.configure_trust(context)
@@ -69,7 +71,7 @@ async def test_websocket_takeover_closes_the_old_connection(caplog: pytest.LogCa
                 await first.publish("web/t", b"too late")  # the first connection is gone
     prefix = "client disconnected: client_id=ws-twin "
     ends = [r.getMessage() for r in caplog.records if r.getMessage().startswith(prefix)]
-    assert ends[0] == prefix + "reason=connection lost"  # the first connection's end
+    assert ends[0] == prefix + "reason=taken over by a new connection"  # the first connection's end
 
 
 async def test_readyz_reflects_listeners() -> None:
@@ -78,3 +80,17 @@ async def test_readyz_reflects_listeners() -> None:
         host, port = broker.http_address
         async with httpx.AsyncClient() as client:
             assert (await client.get(f"http://{host}:{port}/readyz")).status_code == 200
+
+
+async def test_ready_line_lists_every_listener(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The ready line names every bound MQTT listener (tcp, ssl, ws with its path) and the admin API."""
+    caplog.set_level(logging.INFO, logger="edgemq")
+    _, tls = _tls_listener(tmp_path)
+    listeners = {"ssl": tls, "ws": {"bind": "127.0.0.1:0/mqtt"}}
+    async with running_broker(ephemeral_settings(listeners=listeners)) as broker:
+        addresses = broker.mqtt_addresses
+        expected = (
+            f"edgemq ready: MQTT on mqtt://127.0.0.1:{addresses['tcp'][1]}, mqtts://127.0.0.1:{addresses['ssl'][1]}, "
+            f"ws://127.0.0.1:{addresses['ws'][1]}/mqtt, admin API on {broker.api_url}"
+        )
+    assert expected in [r.getMessage() for r in caplog.records]

@@ -62,7 +62,7 @@ async def test_takeover_publishes_the_old_connections_will(broker: EdgeBroker) -
 async def test_takeover_interrupts_the_old_connections_reading(
     broker: EdgeBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A take-over ends the old connection as lost at once (its reading stops), not by cancelling it."""
+    """A take-over ends the old connection at once (its reading stops), not by cancelling it, and says so."""
     caplog.set_level(logging.INFO, logger="edgemq.mqtt")
     async with RawClient.open(broker.mqtt_address) as first, RawClient.open(broker.mqtt_address) as second:
         assert await first.connack(connect("twin")) == (0, 0)
@@ -70,7 +70,23 @@ async def test_takeover_interrupts_the_old_connections_reading(
         assert await first.closed_by_peer()
     prefix = "client disconnected: client_id=twin "
     ends = [r.getMessage() for r in caplog.records if r.getMessage().startswith(prefix)]
-    assert ends[0] == prefix + "reason=connection lost"  # the first connection's end
+    assert ends[0] == prefix + "reason=taken over by a new connection"  # the first connection's end
+
+
+async def test_log_lines_say_what_happened(broker: EdgeBroker, caplog: pytest.LogCaptureFixture) -> None:
+    """The connect line shows the keep-alive as sent; a kick and an expired keep-alive are logged as such."""
+    caplog.set_level(logging.INFO, logger="edgemq.mqtt")
+    async with RawClient.open(broker.mqtt_address) as kicked, RawClient.open(broker.mqtt_address) as silent:
+        assert await kicked.connack(connect("kicked", keepalive=60)) == (0, 0)
+        assert await broker.kick("kicked")
+        assert await kicked.closed_by_peer()
+        assert await silent.connack(connect("silent", keepalive=1)) == (0, 0)
+        assert await silent.closed_by_peer()
+    lines = [r.getMessage() for r in caplog.records]
+    connected = [line for line in lines if line.startswith("client connected: client_id=kicked ")]
+    assert connected[0].endswith(" keepalive=60")
+    assert "client disconnected: client_id=kicked reason=kicked" in lines
+    assert "client disconnected: client_id=silent reason=keep-alive expired" in lines
 
 
 async def test_session_present_flag(broker: EdgeBroker) -> None:
@@ -143,3 +159,14 @@ async def test_offline_queue_is_delivered_once(broker: EdgeBroker) -> None:
         assert firsts == [0x32, 0x32, 0x32]
         with pytest.raises(TimeoutError):
             await raw.read_packet(timeout=0.3)  # nothing more: no second copy
+
+
+async def test_protocol_level_is_reported(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
+    """req 5 and v4 clients report each client's protocol: 3 (MQIsdp) for MQTT 3.1, 4 for 3.1.1."""
+    async with RawClient.open(broker.mqtt_address) as old, RawClient.open(broker.mqtt_address) as new:
+        assert await old.connack(connect("old", protocol=("MQIsdp", 3))) == (0, 0)
+        assert await new.connack(connect("new")) == (0, 0)
+        levels = {c["client_id"]: c["protocol"] for c in await v1(api, 5)}
+        v4 = {c["client_id"]: (c["proto_name"], c["proto_ver"]) for c in (await api.get("/v4/clients")).json()["data"]}
+    assert levels == {"old": 3, "new": 4}
+    assert v4 == {"old": ("MQIsdp", 3), "new": ("MQTT", 4)}

@@ -77,9 +77,14 @@ def test_connect_with_a_client_id_that_is_not_utf8_is_refused() -> None:
 
 
 def test_connect_of_another_protocol_level_is_not_read_further() -> None:
-    """An MQTT 3.1 or 5 CONNECT yields its level only, for CONNACK 1 (3.1.2-2)."""
-    assert parse_connect(_connect_body(b"MQIsdp", 3, 0x02, b"\xff")) == Connect("MQIsdp", 3)
-    assert parse_connect(_connect_body(b"MQTT", 5, 0x02, b"\x00")).level == 5
+    """An MQTT 5 CONNECT yields its level only, for CONNACK 1 (3.1.2-2)."""
+    assert parse_connect(_connect_body(b"MQTT", 5, 0x02, b"\x00")) == Connect("MQTT", 5)
+
+
+def test_mqtt31_connect_is_read_whole() -> None:
+    """An MQTT 3.1 CONNECT ("MQIsdp", level 3) has 3.1.1's layout and is read whole."""
+    connect = parse_connect(_connect_body(b"MQIsdp", 3, 0x02, _string(b"a-client-id-longer-than-23-bytes")))
+    assert connect == Connect("MQIsdp", 3, True, 30, "a-client-id-longer-than-23-bytes")
 
 
 @pytest.mark.parametrize(
