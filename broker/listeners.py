@@ -10,14 +10,17 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import NegotiationError
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from broker.settings import Listeners, SslListener
 from broker.stream_connection import StreamConnection
@@ -28,6 +31,40 @@ log = logging.getLogger("edgemq.mqtt")
 
 StreamHandler = Callable[[StreamConnection], Awaitable[None]]
 WebSocketHandler = Callable[[ServerConnection], Awaitable[None]]
+
+
+_SUBPROTOCOLS = ("mqtt", "mqttv3.1")  # MQTT 3.1.1 (6.0) and the name MQTT 3.1 clients offer
+
+
+def select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    """``mqtt``, else ``mqttv3.1``, else none if the client offered none (as mosquitto); a
+    client that offers only other subprotocols is refused (400)."""
+    for name in _SUBPROTOCOLS:
+        if name in offered:
+            return Subprotocol(name)
+    if offered:
+        raise NegotiationError(f"no MQTT subprotocol offered ({', '.join(offered)})")
+    return None
+
+
+class _WebSocketLog(logging.LoggerAdapter[logging.Logger]):
+    """websockets' log of the listener, with a failed opening handshake (the client's fault:
+    garbage, a dropped connection, a wrong subprotocol) as one INFO line without a traceback."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if msg == "opening handshake failed":
+            kwargs.pop("exc_info", None)
+            level, msg, args = logging.INFO, "websocket handshake failed: %s", (_reasons(sys.exc_info()[1]),)
+        super().log(level, msg, *args, **kwargs)
+
+
+def _reasons(exc: BaseException | None) -> str:
+    """An exception and its causes, on one line."""
+    found = []
+    while exc is not None:
+        found.append(str(exc) or type(exc).__name__)
+        exc = exc.__cause__
+    return ": ".join(found)
 
 
 def tls_context(listener: SslListener) -> ssl.SSLContext:
@@ -120,9 +157,9 @@ class ListenerSet:
             self._track_websocket,
             host,
             port,
-            subprotocols=["mqtt"],  # type: ignore[list-item]
+            select_subprotocol=select_subprotocol,
             process_request=only_path,
-            logger=logging.getLogger("edgemq.websocket"),
+            logger=_WebSocketLog(logging.getLogger("edgemq.websocket")),
             backlog=backlog,
         )
         self._servers["ws"] = server

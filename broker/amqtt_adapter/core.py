@@ -51,6 +51,18 @@ class WebSocketSource:
         self._connection.transport.abort()
 
 
+class WebSocketWriter(WebSocketsWriter):
+    """amqtt's websocket writer; a websocket closed under it (a peer gone without a close frame)
+    is reported as ConnectionResetError, which amqtt takes for a closed connection (it logs
+    anything else as a WARNING)."""
+
+    async def drain(self) -> None:
+        try:
+            await super().drain()
+        except ConnectionClosed as exc:
+            raise ConnectionResetError(str(exc)) from None
+
+
 class ConnectionWriter(WriterAdapter):
     """amqtt's writer interface over a StreamConnection (TCP or TLS)."""
 
@@ -181,7 +193,7 @@ class MqttCore:
         broker = self._broker
         assert broker is not None
         framed = FramedReader(WebSocketSource(connection), self._max_packet_size)
-        await broker.serve_connection(framed, WebSocketsWriter(connection))
+        await broker.serve_connection(framed, WebSocketWriter(connection))
 
     def _max_packet_size(self) -> int:
         return self._settings.current.mqtt.max_packet_size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import ssl
@@ -11,8 +12,12 @@ import aiomqtt
 import httpx
 import pytest
 import trustme
+import websockets
+from websockets.typing import Subprotocol
 
-from tests.helpers import ephemeral_settings, next_message, running_broker
+from broker.settings import BrokerSettings
+from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
+from tests.mqtt_packets import connect, subscribe
 
 pytestmark = pytest.mark.anyio
 
@@ -94,3 +99,48 @@ async def test_ready_line_lists_every_listener(tmp_path: Path, caplog: pytest.Lo
             f"ws://127.0.0.1:{addresses['ws'][1]}/mqtt, admin API on {broker.api_url}"
         )
     assert expected in [r.getMessage() for r in caplog.records]
+
+
+def _ws_listener() -> BrokerSettings:
+    return ephemeral_settings(listeners={"ws": {"bind": "127.0.0.1:0/mqtt"}})
+
+
+@pytest.mark.parametrize("offered", [["mqtt"], ["mqttv3.1"], ["chat", "mqttv3.1"], None])
+async def test_websocket_subprotocols_as_mosquitto(offered: list[str] | None) -> None:
+    """A WebSocket client offering mqtt, mqttv3.1 or no subprotocol at all gets its CONNACK."""
+    async with running_broker(_ws_listener()) as broker:
+        host, port = broker.mqtt_addresses["ws"]
+        subprotocols = [Subprotocol(name) for name in offered] if offered else None
+        async with websockets.connect(f"ws://{host}:{port}/mqtt", subprotocols=subprotocols) as ws:
+            await ws.send(connect("ws-subprotocol"))
+            assert await asyncio.wait_for(ws.recv(), WAIT) == b"\x20\x02\x00\x00"
+
+
+async def test_websocket_client_faults_are_info_lines(caplog: pytest.LogCaptureFixture) -> None:
+    """Bad handshakes (garbage, cut short, a foreign subprotocol) and a peer gone without a close
+    frame while messages flow are INFO lines at most, never a WARNING or a traceback."""
+    caplog.set_level(logging.INFO)
+    async with running_broker(_ws_listener()) as broker:
+        host, port = broker.mqtt_addresses["ws"]
+        url = f"ws://{host}:{port}/mqtt"
+        for request in (b"garbage\r\n\r\n", b"GET /mqtt HTTP/1.1\r\nHost: x\r\n"):
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(request)
+            writer.write_eof()
+            await asyncio.wait_for(reader.read(), WAIT)
+            writer.close()
+        with pytest.raises(websockets.InvalidStatus):
+            await websockets.connect(url, subprotocols=[Subprotocol("chat")])
+        ws = await websockets.connect(url, subprotocols=[Subprotocol("mqtt")])
+        await ws.send(connect("ws-gone") + subscribe(1, ("gone/#", 1)))
+        await asyncio.wait_for(ws.recv(), WAIT)  # CONNACK
+        await asyncio.wait_for(ws.recv(), WAIT)  # SUBACK
+        async with mqtt_client(broker, "pub") as pub:
+            await pub.publish("gone/1", b"x" * 1000, qos=1)
+            ws.transport.abort()
+            for _ in range(20):
+                await pub.publish("gone/1", b"x" * 1000, qos=1)
+        await wait_state(broker, lambda s: s.client("ws-gone") is None)
+    handshakes = [r for r in caplog.records if r.getMessage().startswith("websocket handshake failed: ")]
+    assert len(handshakes) == 3
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
