@@ -175,6 +175,9 @@ class Mqtt(_Section):
     max_packet_size: Size = 1024 * 1024
     max_mqueue_len: Annotated[int, Field(ge=1)] = 2048
     """Messages waiting for one client, connected (unfinished deliveries) or offline (queued)."""
+    max_mqueue_bytes: Size = 16 * 1024 * 1024
+    """edgemq: payload bytes waiting for one client, the same copies as ``max_mqueue_len``; a
+    client that does not read cannot pin more memory than this (its first copy always fits)."""
     retry_interval: Duration = 10.0
     """Accepted for NanoMQ files; MQTT 3.1.1 resends unacknowledged messages on reconnect only."""
     keepalive_multiplier: Annotated[float, Field(ge=1.0)] = 1.5

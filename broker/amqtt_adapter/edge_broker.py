@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -186,9 +186,9 @@ class EdgeAmqttBroker(Broker):
         self._connection_of: dict[BrokerProtocolHandler, _Connection] = {}
         self._client_locks = _KeyedLocks()
         self._deliveries: set[asyncio.Future[Any]] = set()
-        self._pending: dict[BrokerProtocolHandler, int] = {}  # deliveries not finished, per connection
-        self._pending_qos0: dict[BrokerProtocolHandler, deque[asyncio.Task[Any]]] = {}
+        self._pending: dict[BrokerProtocolHandler, _Backlog] = {}  # deliveries not finished, per connection
         self._evicted: set[asyncio.Future[Any]] = set()
+        self._offline_bytes: dict[str, int] = {}  # payload bytes queued for each offline session
         # amqtt awaits every topic plugin per publish and per delivery; skip that without one
         self._topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in self.plugins_manager.plugins)
         auth_plugins = [p for p in self.plugins_manager.plugins if isinstance(p, BaseAuthPlugin)]
@@ -393,9 +393,7 @@ class EdgeAmqttBroker(Broker):
         connection = self._connection_of.get(handler)
         if connection is not None:
             graceful = isinstance(disconnect_waiter.result(), DisconnectPacket)
-            await self._end_connection(
-                connection, graceful=graceful, reason=_end_reason(handler, graceful)
-            )
+            await self._end_connection(connection, graceful=graceful, reason=_end_reason(handler, graceful))
 
     async def _end_connection(self, connection: _Connection, *, graceful: bool, reason: str) -> None:
         """Publish the will unless the client sent DISCONNECT, then end the connection (once)."""
@@ -495,7 +493,8 @@ class EdgeAmqttBroker(Broker):
             self._state.record_message(RoutedMessage(topic, data, qos, retain, sender_id))
         routed: list[str] = []
         discarded = 0
-        limit = self._settings.current.mqtt.max_mqueue_len
+        limits = self._settings.current.mqtt
+        limit, byte_limit = limits.max_mqueue_len, limits.max_mqueue_bytes
         message = RoutedCopy(topic, data)
         for client_id, granted_qos in self._state.subscribers(topic):
             target, handler = self._sessions.get(client_id, (None, None))
@@ -507,17 +506,18 @@ class EdgeAmqttBroker(Broker):
             delivered_qos = min(qos, granted_qos)
             connection = self._connection_of.get(handler)
             if connection is not None and not connection.ended and target.transitions.state == "connected":
-                queued = self._pending.get(handler, 0)
+                backlog = self._pending.get(handler) or _Backlog()
+                count, size = backlog.count, backlog.size
                 if isinstance(handler, EdgeHandler):
                     # nothing queued before this copy: write it directly if the client keeps up
-                    if not queued and handler.send_now(message, delivered_qos, limit):
+                    if not count and handler.send_now(message, delivered_qos, limit, byte_limit):
                         continue
-                    queued += len(target.inflight_out)
-                if queued < limit or (delivered_qos > 0 and self._evict_qos0(handler)):
+                    count, size = count + len(target.inflight_out), size + handler.direct_bytes
+                if self._make_room(handler, count, size, len(data), delivered_qos):
                     self._deliver(handler, topic, data, delivered_qos)
                 else:  # the client does not keep up: its queue is full
                     discarded += 1
-            elif delivered_qos > 0 and not target.clean_session and queue_size(target, "retained_messages") < limit:
+            elif delivered_qos > 0 and not target.clean_session and self._queue_offline(target, len(data)):
                 target.retained_messages.put_nowait(RetainedApplicationMessage(sender, topic, data, delivered_qos))
             else:
                 discarded += 1
@@ -547,43 +547,75 @@ class EdgeAmqttBroker(Broker):
         """Send one copy in the background; a counted copy that fails counts as dropped."""
         task = asyncio.create_task(handler.mqtt_publish(topic, data, qos, retain=retain))
         self._deliveries.add(task)
-        self._pending[handler] = self._pending.get(handler, 0) + 1
+        backlog = self._pending.get(handler)
+        if backlog is None:
+            backlog = self._pending[handler] = _Backlog()
+        backlog.count += 1
+        backlog.size += len(data)
         if qos == 0:
-            self._pending_qos0.setdefault(handler, deque()).append(task)
-        task.add_done_callback(partial(self._delivery_done, counted, handler))
+            backlog.qos0.append((task, len(data)))
+        task.add_done_callback(partial(self._delivery_done, counted, handler, len(data)))
 
-    def _evict_qos0(self, handler: BrokerProtocolHandler) -> bool:
-        """Make room in a full queue by dropping its oldest QoS 0 copy not yet written, if any
-        (a copy already written but not yet counted off leaves room without a drop)."""
-        waiting = self._pending_qos0.get(handler)
-        while waiting:
-            task = waiting.popleft()
+    def _make_room(self, handler: BrokerProtocolHandler, count: int, size: int, incoming: int, qos: int) -> bool:
+        """Whether a copy of ``incoming`` bytes fits in a client's queue of ``count`` copies and
+        ``size`` bytes (``mqtt.max_mqueue_len`` and ``max_mqueue_bytes``; the first copy always
+        fits). A QoS 1/2 copy makes room by dropping the oldest QoS 0 copies not yet written."""
+        limits = self._settings.current.mqtt
+        while count >= limits.max_mqueue_len or (size and size + incoming > limits.max_mqueue_bytes):
+            freed = self._evict_qos0(handler) if qos else None
+            if freed is None:
+                return False
+            count, size = count - 1, size - freed
+        return True
+
+    def _evict_qos0(self, handler: BrokerProtocolHandler) -> int | None:
+        """Drop the client's oldest QoS 0 copy not yet written and return its size; None if there
+        is none (a copy already written but not yet counted off leaves room without a drop)."""
+        backlog = self._pending.get(handler)
+        while backlog is not None and backlog.qos0:
+            task, size = backlog.qos0.popleft()
             if task.done():
-                return True
+                return size
             if not task.cancelling():
                 task.cancel()  # safe: amqtt writes a packet whole, under its write lock
                 self._evicted.add(task)
+                backlog.size -= size
                 self._state.record_dropped(1)
-                return True
-        return False
+                return size
+        return None
 
-    def _delivery_done(self, counted: bool, handler: BrokerProtocolHandler, task: asyncio.Future[Any]) -> None:
+    def _delivery_done(
+        self, counted: bool, handler: BrokerProtocolHandler, size: int, task: asyncio.Future[Any]
+    ) -> None:
         self._deliveries.discard(task)
-        if task in self._evicted:  # counted when it was evicted
+        backlog = self._pending.get(handler)
+        if task in self._evicted:  # counted (and its size taken off) when it was evicted
             self._evicted.discard(task)
-            counted = False
-        left = self._pending.pop(handler, 1) - 1
-        if left:
-            self._pending[handler] = left
-        else:
-            self._pending_qos0.pop(handler, None)
+            counted, size = False, 0
+        if backlog is not None:
+            backlog.count -= 1
+            backlog.size -= size
+            if not backlog.count:
+                del self._pending[handler]
         if not task.cancelled() and task.exception() is not None:
             log.debug("delivery failed: %r", task.exception())
             if counted:
                 self._state.record_dropped(1)
 
+    def _queue_offline(self, session: Session, size: int) -> bool:
+        """Whether a copy of ``size`` bytes fits in an offline session's queue (counted in if so)."""
+        limits = self._settings.current.mqtt
+        queued = self._offline_bytes.get(session.client_id, 0)
+        if queue_size(session, "retained_messages") >= limits.max_mqueue_len or (
+            queued and queued + size > limits.max_mqueue_bytes
+        ):
+            return False
+        self._offline_bytes[session.client_id] = queued + size
+        return True
+
     def _send_offline_queue(self, session: Session, handler: BrokerProtocolHandler) -> None:
         """Deliver what was queued while the session was offline (retain flag 0, MQTT-3.3.1-9)."""
+        self._offline_bytes.pop(session.client_id, None)
         if not queue_size(session, "retained_messages"):
             return
         queue = session.retained_messages
@@ -665,20 +697,22 @@ class EdgeAmqttBroker(Broker):
             self._state.record_unsubscribed(session.client_id, a_filter)
         return deleted
 
-    def _queued_for(self, client_id: str) -> int:
-        """Copies lost with a session: its offline queue and its unacknowledged messages."""
+    def _forget_queued(self, client_id: str) -> int:
+        """Forget what a session about to be discarded holds; the copies lost with it (its offline
+        queue and its unacknowledged messages)."""
+        self._offline_bytes.pop(client_id, None)
         session = self._sessions.get(client_id, (None, None))[0]
         if session is None:
             return 0
         return queue_size(session, "retained_messages") + len(session.inflight_out)
 
     async def _delete_session(self, client_id: str) -> None:
-        queued = self._queued_for(client_id)
+        queued = self._forget_queued(client_id)
         await super()._delete_session(client_id)
         self._state.record_session_discarded(client_id, dropped=queued)
 
     async def _cleanup_session(self, client_id: str) -> None:
-        queued = self._queued_for(client_id)
+        queued = self._forget_queued(client_id)
         await super()._cleanup_session(client_id)
         self._state.record_session_discarded(client_id, dropped=queued)
 
@@ -697,6 +731,16 @@ class EdgeAmqttBroker(Broker):
             if not self._checks_topics or await self._topic_allowed(session, topic, Action.RECEIVE):
                 qos = min(granted_qos, retained.qos or 0)
                 self._deliver(handler, topic, retained.data, qos, retain=True, counted=False)
+
+
+@dataclass(slots=True)
+class _Backlog:
+    """The copies routed to one connection and not finished yet: how many, their payload bytes,
+    and the QoS 0 ones (task, size) oldest first, which a full queue drops for QoS 1/2 ones."""
+
+    count: int = 0
+    size: int = 0
+    qos0: deque[tuple[asyncio.Task[Any], int]] = field(default_factory=deque)
 
 
 def _end_reason(handler: BrokerProtocolHandler, graceful: bool) -> str:

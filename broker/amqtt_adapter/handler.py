@@ -113,6 +113,8 @@ class EdgeHandler(BrokerProtocolHandler):
     """Set by the broker for TCP connections: direct writes (see Outbox)."""
     connection_task: asyncio.Task[Any] | None = None
     """Set by the broker: the task that serves the connection (and runs ``serve``)."""
+    direct_bytes = 0
+    """Payload bytes of the QoS 1 copies written through the outbox and waiting for their PUBACK."""
     end_reason: str | None = None
     """Why the connection is being ended from the server's side (kick, take-over, keep-alive), for the log."""
     keep_alive_allowance = 0.0
@@ -189,11 +191,12 @@ class EdgeHandler(BrokerProtocolHandler):
             return
         self.outbox.write_now(bytes((_CONNACK, 2, session_present, 0)))
 
-    def send_now(self, message: RoutedCopy, qos: int, limit: int) -> bool:
+    def send_now(self, message: RoutedCopy, qos: int, limit: int, byte_limit: int) -> bool:
         """Write a copy through the outbox, without a task, if the client keeps up; False if not.
 
         QoS 0 copies, and QoS 1 ones while fewer than ``limit`` of the session's copies (and fewer
-        than there are packet ids) wait for their PUBACK. A QoS 1 copy stays in
+        than there are packet ids, and their payloads stay within ``byte_limit``) wait for their
+        PUBACK. A QoS 1 copy stays in
         ``session.inflight_out`` until its PUBACK; if the connection ends first it is resent with
         DUP=1 when the session resumes, like every other copy in flight.
         """
@@ -203,12 +206,15 @@ class EdgeHandler(BrokerProtocolHandler):
         if qos == 0:
             outbox.put(message.qos0_packet())
             return True
-        in_flight = len(session.inflight_out)
+        in_flight, size = len(session.inflight_out), len(message.data)
         if in_flight >= limit or in_flight + len(session.inflight_in) >= _PACKET_IDS:
+            return False
+        if self.direct_bytes and self.direct_bytes + size > byte_limit:
             return False
         packet_id = session.next_packet_id
         session.inflight_out[packet_id] = _DirectMessage(packet_id, message.topic, QOS_1, message.data, False)
         self._direct.add(packet_id)
+        self.direct_bytes += size
         outbox.put(encode_publish(message.topic, message.data, qos=QOS_1, packet_id=packet_id))
         return True
 
@@ -220,7 +226,9 @@ class EdgeHandler(BrokerProtocolHandler):
         if packet_id not in self._direct:
             return False
         self._direct.discard(packet_id)
-        self.session.inflight_out.pop(packet_id, None)
+        acknowledged = self.session.inflight_out.pop(packet_id, None)
+        if acknowledged is not None:
+            self.direct_bytes -= len(acknowledged.data)
         return True
 
     @classmethod

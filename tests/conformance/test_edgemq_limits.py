@@ -266,3 +266,33 @@ async def test_listen_backlog_holds_a_burst_of_connects() -> None:
         finally:
             for sock in sockets:
                 sock.close()
+
+
+async def test_queue_of_a_client_that_does_not_read_is_bounded_in_bytes() -> None:
+    """A subscriber that never reads pins at most mqtt.max_mqueue_bytes of queued payloads: of 60
+    QoS 1 messages of 1 MB, all beyond that (and what the sockets hold) count as dropped."""
+    settings = ephemeral_settings(mqtt={"max_mqueue_bytes": 2 * 1024 * 1024, "max_packet_size": 2 * 1024 * 1024})
+    async with running_broker(settings) as broker, RawClient.open(broker.mqtt_address) as stuck:
+        assert await stuck.connack(connect("stuck")) == (0, 0)
+        await stuck.send(subscribe(1, ("big", 1)))
+        await stuck.read_packet()  # SUBACK; from now on it reads nothing
+        async with mqtt_client(broker, "pub") as pub:
+            for _ in range(60):
+                await pub.publish("big", b"x" * 1024 * 1024, qos=1)  # acknowledged once routed
+        stats = broker.stats()
+        assert stats.message_out == 60
+        assert stats.message_drop >= 40  # 2 queued, the rest of the 20 in kernel and transport buffers at most
+
+
+async def test_offline_queue_is_bounded_in_bytes() -> None:
+    """An offline persistent session queues QoS 1 messages up to mqtt.max_mqueue_bytes; the rest count as dropped."""
+    settings = ephemeral_settings(mqtt={"max_mqueue_bytes": 3000})
+    async with running_broker(settings) as broker:
+        async with mqtt_client(broker, "away", clean_session=False) as away:
+            await away.subscribe("news", qos=1)
+        await wait_state(broker, lambda s: (c := s.client("away")) is not None and not c.connected)
+        for n in range(10):
+            await broker.publish("news", bytes([n]) * 1000, qos=1)
+        assert broker.stats().message_drop == 7
+        async with mqtt_client(broker, "away", clean_session=False) as away:
+            assert [(await next_message(away)).payload[0] for _ in range(3)] == [0, 1, 2]
