@@ -506,7 +506,7 @@ class EdgeAmqttBroker(Broker):
             delivered_qos = min(qos, granted_qos)
             connection = self._connection_of.get(handler)
             if connection is not None and not connection.ended and target.transitions.state == "connected":
-                backlog = self._pending.get(handler) or _Backlog()
+                backlog = self._pending.get(handler, _NO_BACKLOG)
                 count, size = backlog.count, backlog.size
                 if isinstance(handler, EdgeHandler):
                     # nothing queued before this copy: write it directly if the client keeps up
@@ -741,6 +741,9 @@ class _Backlog:
     count: int = 0
     size: int = 0
     qos0: deque[tuple[asyncio.Task[Any], int]] = field(default_factory=deque)
+
+
+_NO_BACKLOG = _Backlog()  # read only: what a connection without unfinished copies has
 
 
 def _end_reason(handler: BrokerProtocolHandler, graceful: bool) -> str:
