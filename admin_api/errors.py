@@ -17,23 +17,35 @@ log = logging.getLogger("edgemq.api")
 
 
 class ApiError(Exception):
-    """An error answer: HTTP status, result code, and for v1 the request's ``seq``/``req``."""
+    """An error answer: HTTP status, result code, for v1 the request's ``seq``/``req``, and a
+    short human ``message`` saying what was wrong."""
 
-    def __init__(self, status: int, code: ResultCode, *, seq: int | None = None, rep: int | None = None) -> None:
-        super().__init__(f"{status} {code.name}")
+    def __init__(
+        self,
+        status: int,
+        code: ResultCode,
+        *,
+        seq: int | None = None,
+        rep: int | None = None,
+        message: str | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code.name}" + (f": {message}" if message else ""))
         self.status = status
         self.code = code
         self.seq = seq
         self.rep = rep
+        self.message = message
 
 
 def error_response(error: ApiError, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """The JSON body of an error, keys in the order code, seq, rep."""
-    body: dict[str, int] = {"code": int(error.code)}
+    """The JSON body of an error: NanoMQ's keys in the order code, seq, rep, then ``message``."""
+    body: dict[str, int | str] = {"code": int(error.code)}
     if error.seq is not None:
         body["seq"] = error.seq
     if error.rep is not None:
         body["rep"] = error.rep
+    if error.message:
+        body["message"] = error.message
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 

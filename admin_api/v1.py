@@ -129,7 +129,7 @@ def v1_routes(ctx: ApiContext) -> list[Route]:
         try:
             data = handler(ctx, body)
         except ApiError as error:
-            raise ApiError(error.status, error.code, seq=seq, rep=req) from None
+            raise ApiError(error.status, error.code, seq=seq, rep=req, message=error.message) from None
         except Exception:
             log.exception("req %d failed", req)
             raise ApiError(500, ResultCode.UNKNOWN_ERROR, seq=seq, rep=req) from None
