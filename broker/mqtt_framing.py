@@ -16,6 +16,8 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
+from broker.topics import is_valid_topic_name
+
 __all__ = [
     "CONNECT",
     "Connect",
@@ -48,7 +50,7 @@ def _check_topic_name(body: bytes) -> None:
         topic = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ProtocolViolation("PUBLISH topic is not UTF-8 (1.5.3)") from None
-    if not topic or "+" in topic or "#" in topic or "\x00" in topic:
+    if not is_valid_topic_name(topic):
         raise ProtocolViolation(f"invalid PUBLISH topic {topic!r} (3.3.2.1, 4.7.3)")
 
 

@@ -27,9 +27,20 @@ class _Node:
     subscribers: dict[str, int] = field(default_factory=dict)
 
 
+MAX_TOPIC_BYTES = 65_535  # a UTF-8 string's length field is two bytes (1.5.3)
+
+
 def is_valid_topic_name(topic: str) -> bool:
-    """Whether ``topic`` may be published to: non-empty and free of wildcards."""
-    return bool(topic) and "+" not in topic and "#" not in topic
+    """Whether ``topic`` may be published to (1.5.3, 4.7): 1 to 65 535 bytes of UTF-8 (no lone
+    surrogates), no U+0000, no wildcards."""
+    if not topic or "+" in topic or "#" in topic or "\x00" in topic:
+        return False
+    if topic.isascii():
+        return len(topic) <= MAX_TOPIC_BYTES
+    try:
+        return len(topic.encode("utf-8")) <= MAX_TOPIC_BYTES
+    except UnicodeEncodeError:  # a lone surrogate, which only a JSON "\ud800" escape can produce
+        return False
 
 
 def is_system_topic(topic: str) -> bool:

@@ -106,9 +106,23 @@ def test_levels_breadth_first() -> None:
     ]
 
 
-@pytest.mark.parametrize(("topic", "valid"), [("a/b", True), ("a/+", False), ("#", False), ("", False)])
+@pytest.mark.parametrize(
+    ("topic", "valid"),
+    [
+        ("a/b", True),
+        ("a/+", False),
+        ("#", False),
+        ("", False),
+        ("a\x00b", False),  # 1.5.3-2: no U+0000
+        ("a/\ud800", False),  # 1.5.3-1: no lone surrogate (not UTF-8)
+        ("\u00e9" * 32_767, True),  # 65 534 bytes of UTF-8
+        ("\u00e9" * 32_768, False),  # 65 536 bytes
+        ("a" * 65_535, True),
+        ("a" * 65_536, False),
+    ],
+)
 def test_topic_name_validation(topic: str, valid: bool) -> None:
-    """Topic names to publish to are non-empty and hold no wildcard (3.3.2.1)."""
+    """Topic names to publish to are 1 to 65 535 bytes of UTF-8 without U+0000 or wildcards (1.5.3, 3.3.2.1)."""
     assert is_valid_topic_name(topic) is valid
 
 
