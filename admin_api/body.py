@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-__all__ = ["BodyTooLarge", "InvalidJson", "read_json"]
+__all__ = ["BodyTooLarge", "InvalidJson", "read_body", "read_json"]
 
 
 class BodyTooLarge(Exception):
@@ -18,7 +18,8 @@ class InvalidJson(Exception):
     """The body is empty, not UTF-8 or not valid JSON."""
 
 
-async def _read_body(request: Request, max_body: int) -> bytes:
+async def read_body(request: Request, max_body: int) -> bytes:
+    """The raw body, never reading past ``max_body`` bytes (else BodyTooLarge)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_body:
         raise BodyTooLarge
@@ -34,7 +35,7 @@ async def _read_body(request: Request, max_body: int) -> bytes:
 
 async def read_json(request: Request, max_body: int) -> Any:
     """The body parsed as JSON, never reading past ``max_body`` bytes."""
-    raw = await _read_body(request, max_body)
+    raw = await read_body(request, max_body)
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
