@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import logging
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -14,30 +15,42 @@ from admin_api.errors import ApiError, error_response
 from admin_api.prometheus import PROMETHEUS_PATH
 from broker.settings import LiveSettings
 
-__all__ = ["AuthMiddleware", "check_basic_auth"]
+__all__ = ["AuthMiddleware", "basic_auth_failure"]
+
+log = logging.getLogger("edgemq.api")
 
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="edgemq"'}
 
 
-def check_basic_auth(header: str | None, username: str, password: str) -> ResultCode | None:
-    """None when ``header`` carries the right credentials, else the result code to answer."""
+def basic_auth_failure(header: str | None, username: str, password: str) -> ApiError | None:
+    """None when ``header`` carries the right credentials, else the 401 to answer.
+
+    Any malformed header (another scheme, bad base64, non-ASCII or non-UTF-8 bytes, no colon)
+    is a refusal like wrong credentials, never an exception.
+    """
     scheme, _, token = (header or "").strip().partition(" ")
     token = token.strip()
+    if not header:
+        return _refusal(ResultCode.EMPTY_CREDENTIALS, "Basic credentials required")
     if scheme.lower() != "basic" or not token:
-        return ResultCode.EMPTY_CREDENTIALS
+        return _refusal(ResultCode.EMPTY_CREDENTIALS, "Basic credentials required (Authorization: Basic ...)")
     try:
-        decoded = base64.b64decode(token, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return ResultCode.WRONG_CREDENTIALS
+        decoded = base64.b64decode(token.encode("ascii"), validate=True).decode("utf-8")
+    except (UnicodeError, binascii.Error):  # UnicodeEncodeError: the header held non-ASCII bytes
+        return _refusal(ResultCode.WRONG_CREDENTIALS, "malformed Basic credentials")
     given_user, colon, given_password = decoded.partition(":")
     if not colon:
-        return ResultCode.WRONG_CREDENTIALS
+        return _refusal(ResultCode.WRONG_CREDENTIALS, "malformed Basic credentials")
     if not given_user or not given_password:
-        return ResultCode.EMPTY_CREDENTIALS
+        return _refusal(ResultCode.EMPTY_CREDENTIALS, "empty username or password")
     # compare both, always, in constant time
     user_ok = hmac.compare_digest(given_user.encode(), username.encode())
     password_ok = hmac.compare_digest(given_password.encode(), password.encode())
-    return None if user_ok & password_ok else ResultCode.WRONG_CREDENTIALS
+    return None if user_ok & password_ok else _refusal(ResultCode.WRONG_CREDENTIALS, "wrong username or password")
+
+
+def _refusal(code: ResultCode, message: str) -> ApiError:
+    return ApiError(401, code, message=message)
 
 
 def _needs_auth(path: str, auth_type: str, prometheus_auth: bool) -> bool:
@@ -60,8 +73,9 @@ class AuthMiddleware:
         path: str = scope.get("path", "")
         http = self._settings.current.http_server
         if scope["type"] == "http" and _needs_auth(path, http.auth_type, http.prometheus_auth):
-            failure = check_basic_auth(Headers(scope=scope).get("authorization"), http.username, http.password)
+            failure = basic_auth_failure(Headers(scope=scope).get("authorization"), http.username, http.password)
             if failure is not None:
-                await error_response(ApiError(401, failure), headers=_CHALLENGE)(scope, receive, send)
+                log.debug("admin API: %s %s refused: %s", scope.get("method"), path, failure.message)
+                await error_response(failure, headers=_CHALLENGE)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
