@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from admin_api.codes import ResultCode
@@ -56,12 +56,29 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(ApiError(exc.status_code, ResultCode.UNKNOWN_ERROR), headers=exc.headers)
+    if exc.status_code == 404:
+        message = f"no such path: {request.url.path}"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"method {request.method} is not allowed here (allowed: {allowed})"
+    else:
+        message = exc.detail
+    return error_response(ApiError(exc.status_code, ResultCode.UNKNOWN_ERROR, message=message), headers=exc.headers)
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    log.debug("client went away during %s %s", request.method, request.url.path)
+    return Response(status_code=400)  # nobody reads it
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("internal error serving %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(ApiError(500, ResultCode.UNKNOWN_ERROR))
+    return error_response(ApiError(500, ResultCode.UNKNOWN_ERROR, message="internal error"))
 
 
-exception_handlers = {ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected_error}
+exception_handlers = {
+    ApiError: _api_error,
+    HTTPException: _http_error,
+    ClientDisconnect: _client_gone,
+    Exception: _unexpected_error,
+}

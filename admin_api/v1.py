@@ -70,7 +70,7 @@ class AfterAnswer:
 
 def _control(ctx: ApiContext, body: dict[str, Any]) -> AfterAnswer:
     if "action" not in body:
-        raise ApiError(400, ResultCode.MISSING_PARAMETER)
+        raise ApiError(400, ResultCode.MISSING_PARAMETER, message="action is missing")
     return AfterAnswer(control_action(ctx, body["action"]))
 
 
@@ -80,7 +80,7 @@ def _read_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
 
 def _write_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, list[str]]:
     if "data" not in body:
-        raise ApiError(400, ResultCode.MISSING_PARAMETER)
+        raise ApiError(400, ResultCode.MISSING_PARAMETER, message="data is missing")
     return change_config(ctx, body["data"])
 
 
@@ -104,17 +104,20 @@ async def _parse(request: Request, max_body: int) -> tuple[dict[str, Any], int, 
     try:
         body = await read_json(request, max_body)
     except BodyTooLarge:
-        raise ApiError(400, ResultCode.PARAMETER_ERROR, seq=0) from None
+        message = f"body larger than http_server.max_body ({max_body} bytes)"
+        raise ApiError(400, ResultCode.PARAMETER_ERROR, seq=0, message=message) from None
     except InvalidJson:
-        raise ApiError(400, ResultCode.INVALID_JSON, seq=0) from None
+        raise ApiError(400, ResultCode.INVALID_JSON, seq=0, message="body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise ApiError(400, ResultCode.INVALID_JSON, seq=0)
+        raise ApiError(400, ResultCode.INVALID_JSON, seq=0, message="body is not a JSON object")
     req, seq = body.get("req"), body.get("seq")
     echo = seq if _is_count(seq) else 0
-    if "req" not in body or "seq" not in body:
-        raise ApiError(400, ResultCode.MISSING_PARAMETER, seq=echo)
+    for name in ("req", "seq"):
+        if name not in body:
+            raise ApiError(400, ResultCode.MISSING_PARAMETER, seq=echo, message=f"{name} is missing")
     if not _is_count(req) or not _is_count(seq):
-        raise ApiError(400, ResultCode.PARAMETER_ERROR, seq=echo)
+        message = f"{'seq' if _is_count(req) else 'req'} must be a non-negative integer"
+        raise ApiError(400, ResultCode.PARAMETER_ERROR, seq=echo, message=message)
     return body, req, seq
 
 
@@ -125,18 +128,18 @@ def v1_routes(ctx: ApiContext) -> list[Route]:
         body, req, seq = await _parse(request, ctx.settings.current.http_server.max_body)
         handler = HANDLERS.get(req)
         if handler is None:
-            raise ApiError(404, ResultCode.PARAMETER_ERROR, seq=seq, rep=req)
+            raise ApiError(404, ResultCode.PARAMETER_ERROR, seq=seq, rep=req, message=f"unknown req {req}")
         try:
             data = handler(ctx, body)
         except ApiError as error:
             raise ApiError(error.status, error.code, seq=seq, rep=req, message=error.message) from None
         except Exception:
             log.exception("req %d failed", req)
-            raise ApiError(500, ResultCode.UNKNOWN_ERROR, seq=seq, rep=req) from None
+            raise ApiError(500, ResultCode.UNKNOWN_ERROR, seq=seq, rep=req, message="internal error") from None
         if isinstance(data, AfterAnswer):
             return JSONResponse(
                 {"code": 0, "seq": seq, "rep": req}, background=BackgroundTask(run_in_loop, data.action)
             )
         return JSONResponse({"code": 0, "seq": seq, "rep": req, "data": data})
 
-    return [Route("/api/v1", endpoint, methods=["POST", "GET"])]
+    return [Route("/api/v1", endpoint, methods=["POST"])]
