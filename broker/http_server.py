@@ -1,24 +1,19 @@
-"""The admin API's HTTP server: uvicorn on a socket edgemq binds, in the caller's event loop."""
+"""The admin API's HTTP server: uvicorn's HTTP/1.1 protocol on a socket edgemq binds, in the
+caller's event loop, each connection within the limits of ``http_server`` (broker/http_protocol.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.server import ServerState
+
+from broker.http_protocol import ConnectionGate, GuardedHttpProtocol
+from broker.settings import LiveSettings
 
 __all__ = ["AdminHttpServer"]
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers: signals belong to the CLI."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -43,14 +38,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 class AdminHttpServer:
-    """Serves an ASGI app with uvicorn; no I/O until ``start``."""
+    """Serves an ASGI app over HTTP/1.1; no I/O until ``start``.
 
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+    The connection limits are read from ``settings.current.http_server`` when a connection is
+    accepted.
+    """
+
+    def __init__(self, app: ASGIApp, host: str, port: int, settings: LiveSettings) -> None:
         self._app = app
         self._host = host
         self._port = port
+        self._settings = settings
         self._socket: socket.socket | None = None
-        self._server: _EmbeddedServer | None = None
+        self._listener: asyncio.Server | None = None
+        self._state = ServerState()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -61,31 +62,29 @@ class AdminHttpServer:
         return host, port
 
     async def start(self) -> None:
-        """Bind, start uvicorn and return once it accepts connections."""
-        sock = bind_socket(self._host, self._port)
-        config = uvicorn.Config(self._app, lifespan="off", log_config=None, access_log=False)
+        """Bind and return once connections are accepted."""
+        config = uvicorn.Config(self._app, lifespan="off", log_config=None, access_log=False, http="h11", ws="none")
         config.load()
-        server = _EmbeddedServer(config)
-        server.lifespan = config.lifespan_class(config)
+        gate = ConnectionGate()
+
+        def new_connection() -> GuardedHttpProtocol:
+            return GuardedHttpProtocol(config, self._state, self._settings.current.http_server, gate)
+
+        sock = bind_socket(self._host, self._port)
         try:
-            await server.startup(sockets=[sock])
+            self._listener = await asyncio.get_running_loop().create_server(new_connection, sock=sock)
         except BaseException:
             sock.close()
             raise
-        self._socket, self._server = sock, server
+        self._socket = sock
 
     async def stop(self, timeout: float = 2.0) -> None:
-        """Stop accepting, let open requests finish within ``timeout``, close the socket.
-
-        uvicorn's own ``shutdown`` always sleeps 100 ms; this returns as soon as the last
-        connection has closed.
-        """
-        server, self._server = self._server, None
-        if server is None:
+        """Stop accepting, let open requests finish within ``timeout``, then close what is left."""
+        listener, self._listener = self._listener, None
+        if listener is None:
             return
-        for listener in server.servers:
-            listener.close()
-        state = server.server_state
+        listener.close()
+        state = self._state
         for connection in list(state.connections):
             connection.shutdown()
         try:
@@ -95,8 +94,9 @@ class AdminHttpServer:
         except TimeoutError:
             for task in list(state.tasks):
                 task.cancel()
-        for listener in server.servers:
-            await listener.wait_closed()
+            for connection in list(state.connections):
+                connection.transport.abort()
+        await listener.wait_closed()
         if self._socket is not None:
             self._socket.close()
             self._socket = None

@@ -100,7 +100,7 @@ class EdgeBroker:
         log.info("edgemq ready: MQTT on %s, admin API on %s", ", ".join(self.mqtt_urls), self.api_url)
 
     async def _start_http(self, settings: BrokerSettings) -> AdminHttpServer:
-        http = AdminHttpServer(self._app, settings.http_server.ip_addr, settings.http_server.port)
+        http = AdminHttpServer(self._app, settings.http_server.ip_addr, settings.http_server.port, self.live)
         await http.start()
         return http
 

@@ -64,6 +64,8 @@ Size = Annotated[int, BeforeValidator(_parse_size), Field(ge=0)]
 """Bytes; written as an integer."""
 Duration = Annotated[float, BeforeValidator(_parse_duration), Field(ge=0), PlainSerializer(lambda v: v)]
 """Seconds; written as a number."""
+PositiveDuration = Annotated[Duration, Field(gt=0)]
+"""Seconds, more than zero."""
 Port = Annotated[int, Field(ge=0, le=65535)]
 Qos = Annotated[int, Field(ge=0, le=2)]
 
@@ -211,6 +213,13 @@ class HttpServer(_Section):
     auth_type: Literal["basic", "no_auth"] = "basic"
     prometheus_auth: bool = True
     jwt: Jwt | None = None
+    request_timeout: PositiveDuration = 10.0
+    """edgemq: seconds a client has to send a whole request, headers and body, from its first
+    byte (a new connection: from its start); an unfinished request then gets 408 and is closed."""
+    keepalive_timeout: PositiveDuration = 5.0
+    """edgemq: seconds an idle keep-alive connection stays open between requests."""
+    max_connections: Annotated[int, Field(ge=1)] = 256
+    """edgemq: admin connections open at once; more are answered 503 and closed at once."""
 
     @property
     def uses_default_password(self) -> bool:
