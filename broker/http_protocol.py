@@ -116,6 +116,13 @@ class GuardedHttpProtocol(H11Protocol):
         log.debug("admin API: malformed HTTP request from %s", self.client)
         self._end(400, "malformed HTTP request")
 
+    def shutdown(self) -> None:
+        """Close now unless a whole request is being answered (then once it is answered)."""
+        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
+            self._end()
+        else:
+            super().shutdown()
+
     def _should_upgrade(self) -> bool:
         return False
 

@@ -15,6 +15,9 @@ from broker.settings import LiveSettings
 
 __all__ = ["AdminHttpServer"]
 
+_ABORT_GRACE = 0.5
+"""Seconds handlers of aborted connections get to see the client gone before they are cancelled."""
+
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on (host, port); port 0 picks a free port.
@@ -79,7 +82,8 @@ class AdminHttpServer:
         self._socket = sock
 
     async def stop(self, timeout: float = 2.0) -> None:
-        """Stop accepting, let open requests finish within ``timeout``, then close what is left."""
+        """Stop accepting, close connections that are not being answered, let answers finish
+        within ``timeout``, then end what is left (its handlers see the client gone first)."""
         listener, self._listener = self._listener, None
         if listener is None:
             return
@@ -87,16 +91,24 @@ class AdminHttpServer:
         state = self._state
         for connection in list(state.connections):
             connection.shutdown()
+        if not await self._idle(timeout):
+            for connection in list(state.connections):
+                connection.transport.abort()
+            await self._idle(_ABORT_GRACE)
+            for task in list(state.tasks):
+                task.cancel()
+        await listener.wait_closed()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    async def _idle(self, timeout: float) -> bool:
+        """Whether every connection and request ended within ``timeout``."""
+        state = self._state
         try:
             async with asyncio.timeout(timeout):
                 while state.connections or state.tasks:  # noqa: ASYNC110 - uvicorn has no "idle" event
                     await asyncio.sleep(0.005)
         except TimeoutError:
-            for task in list(state.tasks):
-                task.cancel()
-            for connection in list(state.connections):
-                connection.transport.abort()
-        await listener.wait_closed()
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+            return False
+        return True

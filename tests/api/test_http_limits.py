@@ -176,3 +176,26 @@ async def test_limits_apply_after_a_restart(tmp_path: Path) -> None:
         await broker.restart()
         async with open_sockets(broker, 1, [HALF_HEADER]) as [(reader, _)]:
             assert (await read_answer(reader)).status == 408
+
+
+async def test_stop_ends_unfinished_requests_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    """Stopping closes connections whose request is not complete at once: no handler is cancelled
+    with a traceback, nothing above DEBUG is logged."""
+    caplog.set_level(logging.DEBUG)
+    expecting = b"POST /api/v1 HTTP/1.1\r\nHost: edgemq\r\nContent-Length: 100\r\nExpect: 100-continue\r\n"
+    sockets = []
+    try:
+        async with running_broker(ephemeral_settings(http_server={"request_timeout": 60})) as broker:
+            for sent in [expecting + BASIC_ADMIN + b"\r\n", HALF_HEADER, NOTHING]:
+                reader, writer = await asyncio.open_connection(*broker.http_address)
+                writer.write(sent)
+                sockets.append((reader, writer))
+            waiting_handler = sockets[0][0]
+            async with asyncio.timeout(WAIT):  # the handler asked for the body: it waits for it now
+                assert b" 100 Continue" in await waiting_handler.readuntil(b"\r\n\r\n")
+        async with asyncio.timeout(WAIT):
+            assert [await until_closed(reader) for reader, _ in sockets] == [b"", b"", b""]
+    finally:
+        for _, writer in sockets:
+            writer.close()
+    assert loud_records(caplog.records) == []
