@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from admin_api.codes import ResultCode
-from admin_api.config_api import control_action, run_in_loop, running_config
+from admin_api.config_api import control_action, refused_change, run_in_loop, running_config
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
 from admin_api.v4_common import bad_parameter, json_body, ok, query
@@ -33,7 +33,7 @@ def config_routes(ctx: ApiContext) -> list[tuple[str, str, str, str, Endpoint]]:
         query(request, ())
         section = running_config(ctx).get(request.path_params["section"])
         if section is None:
-            raise ApiError(404, ResultCode.RPC_ERROR)
+            raise ApiError(404, ResultCode.RPC_ERROR, message="no such configuration section")
         return ok(section)
 
     async def read_reload(request: Request) -> JSONResponse:
@@ -44,20 +44,20 @@ def config_routes(ctx: ApiContext) -> list[tuple[str, str, str, str, Endpoint]]:
         query(request, ())
         body = await json_body(request, ctx)
         if not isinstance(body, dict) or "data" not in body:
-            raise ApiError(400, ResultCode.MISSING_PARAMETER)
+            raise ApiError(400, ResultCode.MISSING_PARAMETER, message="data is missing")
         if not isinstance(body["data"], dict):
-            raise bad_parameter()
+            raise bad_parameter("data: expected an object of settings")
         try:
             ctx.control.apply_live(body["data"])
-        except ConfigError:
-            raise bad_parameter() from None
+        except ConfigError as exc:
+            raise refused_change(exc) from None
         return ok(live_view(ctx.settings.current))
 
     async def control(request: Request) -> JSONResponse:
         query(request, ())
         action = request.path_params["action"]
         if action.lower() not in ("stop", "restart"):
-            raise ApiError(404, ResultCode.RPC_ERROR)
+            raise ApiError(404, ResultCode.RPC_ERROR, message="action must be stop or restart")
         return JSONResponse({"code": 0}, background=BackgroundTask(run_in_loop, control_action(ctx, action)))
 
     return [

@@ -1,13 +1,21 @@
-"""Changing the configuration while the broker runs (v1 req 12): validate, write, apply live keys."""
+"""Changing the configuration while the broker runs (v1 req 12): validate, write, apply live keys.
+
+A change is refused (ConfigError, nothing written) when a value is out of range (the settings
+models decide, as for the file), when a key is set by the environment or the command line
+(which override the file, so the change would never take effect), when the admin API or an
+MQTT listener would move to an address that cannot be bound now (the admin would be locked
+out, or every MQTT client dropped, after the restart), or when it cannot be stored exactly.
+"""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from broker.config_file import ConfigError, ConfigSource, deep_merge, masked, without_masks
+from broker.config_file import ConfigError, ConfigSource, deep_merge, masked, override_text, without_masks
 from broker.settings import BrokerSettings
 
 __all__ = ["ConfigChange", "ConfigUnavailable", "changed_keys", "live_view", "plan_change", "plan_live_change"]
@@ -81,11 +89,80 @@ def plan_change(source: ConfigSource, running: BrokerSettings, change: dict[str,
     """Validate ``change`` against every layer (ConfigError if invalid); nothing is written here."""
     if source.path is None:
         raise ConfigUnavailable
-    override = deep_merge(source.override_data(), without_masks(change))
+    wanted = without_masks(change)
+    override = deep_merge(source.override_data(), wanted)
     target = source.load(override=override)
     changed = changed_keys(running, target)
+    problems = _shadowed(source, target, wanted) + _unbindable(running, target)
+    if problems:
+        raise ConfigError(problems)
+    override_text(override)  # ConfigError if it would not read back exactly
     live = [key for key in changed if is_live(key)]
     return ConfigChange(override, _with_values(running, target, live), [k for k in changed if not is_live(k)])
+
+
+def _shadowed(source: ConfigSource, target: BrokerSettings, wanted: dict[str, Any]) -> list[str]:
+    """A problem for each key the change sets to a new value that the environment or the
+    command line overrides (req 11's output posted back unchanged passes)."""
+    keys = {
+        key: layers
+        for key, value in _leaves(wanted).items()
+        if not isinstance(value, dict) and (layers := source.shadowing_layers(key.split(".")))
+    }
+    if not keys:
+        return []
+    effective = _leaves(target.model_dump())
+    try:
+        requested = _leaves(BrokerSettings.model_validate(deep_merge(target.model_dump(), wanted)).model_dump())
+    except ValidationError:
+        requested = {}
+    return [
+        f"{key}: set by the {' and the '.join(layers)}, which override the file: the change would not take effect"
+        for key, layers in keys.items()
+        if requested.get(key, _UNKNOWN) != effective.get(key)
+    ]
+
+
+_UNKNOWN = object()
+
+
+def _addresses(settings: BrokerSettings) -> dict[str, tuple[str, int]]:
+    """Setting key -> (host, port) of every address the broker listens on."""
+    addresses = {"http_server": (settings.http_server.ip_addr, settings.http_server.port)}
+    for name, listener in settings.listeners.configured():
+        addresses[f"listeners.{name}.bind"] = listener.address
+    return addresses
+
+
+def _unbindable(running: BrokerSettings, target: BrokerSettings) -> list[str]:
+    """A problem for each changed address that cannot be bound now (only numeric hosts are tried)."""
+    before = _addresses(running)
+    # a restart closes the MQTT listeners before it listens again: their ports are free by then
+    mqtt_ports = {port for key, (_, port) in before.items() if key.startswith("listeners.") and port}
+    problems = []
+    for key, (host, port) in _addresses(target).items():
+        if (host, port) == before.get(key) or (key.startswith("listeners.") and port in mqtt_ports):
+            continue
+        try:
+            _try_bind(host, port)
+        except OSError as exc:
+            outcome = "the admin API would be unreachable" if key.startswith("http") else "the listener would not start"
+            problems.append(f"{key}: cannot listen on {host}:{port} ({exc.strerror or exc}): {outcome}")
+    return problems
+
+
+def _try_bind(host: str, port: int) -> None:
+    """Bind (and release) ``host``:``port`` as a listener would; OSError if that fails."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE | socket.AI_NUMERICHOST
+        )
+    except socket.gaierror:
+        return  # a host name: resolved when the listener starts, not here
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
 
 
 def live_view(settings: BrokerSettings) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Where settings come from, in order: the HOCON file, its override file, ``EDGEMQ_*``, the CLI.
 
-- The file is NanoMQ's ``nanomq.conf`` layout, read with pyhocon (includes work).
+- The file is NanoMQ's ``nanomq.conf`` layout, read with pyhocon (includes work); an include
+  that is missing or unreadable makes the file invalid (pyhocon would skip it and carry on).
 - The override file (``edgemq.override.conf`` beside ``edgemq.conf``) holds what the admin API
-  changed (v1 req 12); it is written atomically and leaves the user's file and comments alone.
+  changed (v1 req 12); it is written atomically and leaves the user's file and comments alone,
+  as JSON (valid HOCON) that reads back exactly or is not written.
 - ``EDGEMQ_<SECTION>__<KEY>=value`` (nested with ``__``) overrides both; values are HOCON
   (``EDGEMQ_MQTT__MAX_PACKET_SIZE=2MB``).
 - Command-line flags come last.
@@ -10,11 +12,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
-import re
 import shutil
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -25,9 +30,10 @@ from pyhocon import ConfigFactory, ConfigTree
 from pyhocon.exceptions import ConfigException
 from pyparsing import ParseBaseException
 
+from broker.config_locations import Located, scan
 from broker.settings import BrokerSettings
 
-__all__ = ["MASK", "ConfigError", "ConfigSource", "deep_merge", "masked", "override_path"]
+__all__ = ["MASK", "ConfigError", "ConfigSource", "deep_merge", "masked", "override_path", "override_text"]
 
 MASK = "******"
 ENV_PREFIX = "EDGEMQ_"
@@ -48,9 +54,33 @@ def override_path(conf: Path) -> Path:
     return conf.with_name(f"{conf.stem}.override{conf.suffix or '.conf'}")
 
 
+_skipped_includes: ContextVar[list[str] | None] = ContextVar("skipped_includes", default=None)
+
+
+class _SkippedIncludes(logging.Filter):
+    """Takes the includes pyhocon skips (it only logs them) while edgemq reads a file: they make
+    the file invalid instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        skipped = _skipped_includes.get()
+        if skipped is None or not str(record.msg).startswith("Cannot include"):
+            return True
+        skipped.append(record.getMessage())
+        return False
+
+
+logging.getLogger("pyhocon.config_parser").addFilter(_SkippedIncludes())
+
+
+def _key(key: object) -> str:
+    text = str(key)
+    # pyhocon keeps the quotes of a quoted key that holds a dot ("a.b" = 1)
+    return text[1:-1] if len(text) > 1 and text[0] == text[-1] == '"' else text
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, ConfigTree | dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {_key(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, timedelta):
@@ -60,23 +90,59 @@ def _plain(value: Any) -> Any:
 
 def read_hocon(path: Path) -> dict[str, Any]:
     """The file as plain data; syntax errors name the file and line."""
+    return _read_located(path)[0]
+
+
+def _read_located(path: Path) -> tuple[dict[str, Any], Located]:
+    """The file as plain data, and where each key is; every include must be there and readable."""
     try:
-        tree = ConfigFactory.parse_file(str(path), resolve=True)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"]) from None
-    except ParseBaseException as exc:
-        raise ConfigError([f"{path}:{exc.lineno}: syntax error: {exc.msg}"]) from None
-    except (ConfigException, OSError, ValueError) as exc:
-        raise ConfigError([f"{path}: {exc}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc}"]) from None
+    located = scan(path, text)
+    if located.problems:
+        raise ConfigError(located.problems)
+    with _no_skipped_includes(str(path)):
+        try:
+            tree = ConfigFactory.parse_string(text, basedir=os.path.dirname(str(path)), resolve=True)
+        except ParseBaseException as exc:
+            raise ConfigError([f"{path}:{exc.lineno}: syntax error: {exc.msg}"]) from None
+        except (ConfigException, OSError, ValueError) as exc:
+            raise ConfigError([f"{path}: {exc}"]) from None
+        except Exception as exc:  # pyhocon fails in its own ways on some input (e.g. recursion)
+            raise ConfigError([f"{path}: cannot be read as HOCON: {exc!r}"]) from None
     data = _plain(tree)
-    assert isinstance(data, dict)
-    return data
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: expected an object of settings, not a list"])
+    return data, located
 
 
-def _hocon_value(text: str) -> Any:
+@contextlib.contextmanager
+def _no_skipped_includes(where: str) -> Iterator[None]:
+    """pyhocon parses inside the block; an include it skipped is a ConfigError naming ``where``."""
+    skipped: list[str] = []
+    reset = _skipped_includes.set(skipped)
     try:
-        return _plain(ConfigFactory.parse_string(f"v = {text}")["v"])
-    except (ParseBaseException, ConfigException):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # pyhocon's own logger.warn call
+            yield
+    finally:
+        _skipped_includes.reset(reset)
+    if skipped:
+        raise ConfigError([f"{where}: {message}" for message in skipped])
+
+
+def _hocon_value(name: str, text: str) -> Any:
+    try:
+        with _no_skipped_includes(f"environment {name}"):
+            return _plain(ConfigFactory.parse_string(f"v = {text}")["v"])
+    except ConfigError:
+        raise
+    except OSError as exc:
+        raise ConfigError([f"environment {name}: {exc}"]) from None
+    except Exception:  # not HOCON: the text itself, for the settings to check
         return text
 
 
@@ -90,7 +156,7 @@ def env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         node = layer
         for key in parents:
             node = node.setdefault(key, {})
-        node[leaf] = _hocon_value(value)
+        node[leaf] = _hocon_value(name, value)
     return layer
 
 
@@ -129,10 +195,46 @@ def without_masks(data: Any) -> Any:
     return data
 
 
-def _line_of(text: str, key: str) -> int | None:
-    pattern = re.compile(rf"(^|[\s{{.,]){re.escape(key)}\s*[=:{{]", re.MULTILINE)
-    match = pattern.search(text)
-    return text.count("\n", 0, match.start()) + 1 if match else None
+def override_text(data: dict[str, Any]) -> str:
+    """The override file's text for ``data``: JSON (valid HOCON) with every character as it is.
+
+    ConfigError names each value that would not read back exactly (a control character, a
+    key holding a quote or a backslash), so nothing is written that means something else."""
+    body = json.dumps(data, indent=2, ensure_ascii=False)
+    try:
+        body.encode("utf-8")
+        read_back = _plain(ConfigFactory.parse_string(body, resolve=False))
+    except (UnicodeEncodeError, ParseBaseException, ConfigException, ValueError):
+        read_back = None
+    if read_back != data:
+        keys = list(_differences(data, read_back)) or ["(the change)"]
+        raise ConfigError([f"{key}: cannot be stored exactly in the override file" for key in keys])
+    return body + "\n"
+
+
+def _differences(wanted: Any, read_back: Any, prefix: str = "") -> Iterator[str]:
+    if isinstance(wanted, dict) and isinstance(read_back, dict):
+        for key, value in wanted.items():
+            yield from _differences(value, read_back.get(key, _MISSING), f"{prefix}{key}.")
+        return
+    if isinstance(wanted, list) and isinstance(read_back, list) and len(wanted) == len(read_back):
+        for index, (value, back) in enumerate(zip(wanted, read_back, strict=True)):
+            yield from _differences(value, back, f"{prefix}{index}.")
+        return
+    if wanted != read_back or type(wanted) is not type(read_back):
+        yield prefix.rstrip(".")
+
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One source of settings: its name, its data, and where its keys are (files only)."""
+
+    name: str
+    data: dict[str, Any]
+    located: Located | None = None
 
 
 @dataclass
@@ -148,30 +250,36 @@ class ConfigSource:
         """The override file beside the config file (it may not exist)."""
         return override_path(self.path) if self.path is not None else None
 
-    def layers(self, override: dict[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
-        """(source name, data), lowest precedence first; ``override`` replaces the override file's data."""
-        layers: list[tuple[str, dict[str, Any]]] = []
+    def layers(self, override: dict[str, Any] | None = None) -> list[_Layer]:
+        """Every layer, lowest precedence first; ``override`` replaces the override file's data."""
+        layers: list[_Layer] = []
         if self.path is not None:
-            layers.append((str(self.path), read_hocon(self.path)))
+            layers.append(_Layer(str(self.path), *_read_located(self.path)))
             assert self.override is not None
             if override is not None:
-                layers.append(("requested change", override))
+                layers.append(_Layer("requested change", override))
             elif self.override.exists():
-                layers.append((str(self.override), read_hocon(self.override)))
-        layers.append(("environment", env_layer(self.env)))
-        layers.append(("command line", self.cli))
+                layers.append(_Layer(str(self.override), *_read_located(self.override)))
+        layers.append(_Layer("environment", env_layer(self.env)))
+        layers.append(_Layer("command line", self.cli))
         return layers
 
     def load(self, override: dict[str, Any] | None = None) -> BrokerSettings:
-        """Validated settings from every layer; ConfigError lists every problem."""
+        """Validated settings from every layer; ConfigError lists every problem in file and line order."""
         layers = self.layers(override)
         merged: dict[str, Any] = {}
-        for _, data in layers:
-            merged = deep_merge(merged, data)
+        for layer in layers:
+            merged = deep_merge(merged, layer.data)
         try:
             return BrokerSettings.model_validate(merged)
         except ValidationError as exc:
-            raise ConfigError([self._describe(error, layers) for error in exc.errors()]) from None
+            described = sorted(_describe(error, layers) for error in exc.errors())
+            raise ConfigError([text for _, text in described]) from None
+
+    def shadowing_layers(self, path: list[str]) -> list[str]:
+        """The layers above the override file (environment, command line) that set ``path``."""
+        above = [("environment", env_layer(self.env)), ("command line", self.cli)]
+        return [name for name, data in above if _has_path(data, path)]
 
     def override_data(self) -> dict[str, Any]:
         """What the override file holds now (empty if there is none)."""
@@ -184,7 +292,7 @@ class ConfigSource:
         assert self.path is not None
         target = override_path(self.path)
         temporary = target.with_name(target.name + ".tmp")
-        text = _OVERRIDE_HEADER.format(name=self.path.name) + json.dumps(data, indent=2) + "\n"
+        text = _OVERRIDE_HEADER.format(name=self.path.name) + override_text(data)
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold passwords
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -194,28 +302,37 @@ class ConfigSource:
             shutil.copy2(target, target.with_name(target.name + ".bak"))
         os.replace(temporary, target)
 
-    def _describe(self, error: Any, layers: list[tuple[str, dict[str, Any]]]) -> str:
-        loc = [str(part) for part in error["loc"]]
-        key = ".".join(loc)
-        message = str(error["msg"])
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        source = next((name for name, data in reversed(layers) if _has_path(data, loc)), None)
-        if source is None:
-            return f"{key}: {message}"
-        if self.path is not None and source in (str(self.path), str(self.override)) and Path(source).exists():
-            line = _line_of(Path(source).read_text(encoding="utf-8", errors="replace"), loc[-1])
-            if line is not None:
-                return f"{source}:{line}: {key}: {message}"
-        return f"{source}: {key}: {message}"
+
+def _describe(error: Any, layers: list[_Layer]) -> tuple[tuple[int, int, int], str]:
+    """(sort key, text) of one validation error, naming the layer, file and line of the value
+    (or of the object that lacks it)."""
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    depth, index = max((_depth(layer.data, loc), index) for index, layer in enumerate(layers))
+    if depth == 0:
+        return (len(layers), 0, 0), f"{key}: {message}"
+    layer = layers[index]
+    found = layer.located.find(tuple(loc)) if layer.located is not None else None
+    if layer.located is None or found is None:
+        return (index, 0, 0), f"{layer.name}: {key}: {message}"
+    file, line = found
+    return (index, layer.located.rank(file), line), f"{file}:{line}: {key}: {message}"
 
 
-def _has_path(data: Any, path: list[str]) -> bool:
-    for key in path:
+def _depth(data: Any, path: list[str]) -> int:
+    """How many leading parts of ``path`` ``data`` holds."""
+    for depth, key in enumerate(path):
         if isinstance(data, dict) and key in data:
             data = data[key]
         elif isinstance(data, list) and key.isdigit() and int(key) < len(data):
             data = data[int(key)]
         else:
-            return False
-    return True
+            return depth
+    return len(path)
+
+
+def _has_path(data: Any, path: list[str]) -> bool:
+    return _depth(data, path) == len(path)

@@ -160,6 +160,9 @@ class EdgeBroker:
                     new = self._config.load()
                 except ConfigError as exc:
                     log.error("restart: the configuration is invalid, keeping the running one:\n%s", exc)
+            # where the log goes is set when the process starts: keep reporting what is in effect
+            log_section = new.log.model_dump() | old.log.model_dump(include={"to", "dir", "file"})
+            new = _with_section(new, "log", log_section)
             log.info("restarting the MQTT side")
             self.live.current = new
             try:
@@ -168,20 +171,24 @@ class EdgeBroker:
                 log.error("restart: cannot listen as configured (%s); listening as before", exc)
                 self.live.current = new = old
                 await self._mqtt.listen()
-            if (new.http_server.ip_addr, new.http_server.port) != (old.http_server.ip_addr, old.http_server.port):
-                await self._move_http(new)
+            _apply_log_level(old, new)
+            moves = (new.http_server.ip_addr, new.http_server.port) != (old.http_server.ip_addr, old.http_server.port)
+            if moves and not await self._move_http(new):  # report the address the admin API is still on
+                self.live.current = _with_section(self.live.current, "http_server", old.http_server.model_dump())
             log.info("edgemq restarted: MQTT on %s, admin API on %s", self.mqtt_url, self.api_url)
 
-    async def _move_http(self, settings: BrokerSettings) -> None:
+    async def _move_http(self, settings: BrokerSettings) -> bool:
+        """Serve the admin API at the address of ``settings``; False if it stays where it was."""
         try:
             moved = await self._start_http(settings)
         except OSError as exc:
             log.error("restart: the admin API cannot move to %s:%s (%s); it stays where it was",
                       settings.http_server.ip_addr, settings.http_server.port, exc)  # fmt: skip
-            return
+            return False
         previous, self._http = self._http, moved
         if previous is not None:
             await previous.stop()
+        return True
 
     def update_config(self, change: dict[str, Any]) -> list[str]:
         """Validate and write a change (req 12); apply live keys now, return the others.
@@ -193,16 +200,14 @@ class EdgeBroker:
             raise ConfigUnavailable
         planned = plan_change(self._config, self.settings, change)
         self._config.write_override(planned.override)
-        if planned.running.log.level != self.settings.log.level:
-            logging.getLogger("edgemq").setLevel(python_log_level(planned.running.log.level))
+        _apply_log_level(self.settings, planned.running)
         self.live.current = planned.running
         return planned.restart_required
 
     def apply_live(self, change: dict[str, Any]) -> None:
         """Apply live-changeable settings now without writing them (v4 /reload)."""
         planned = plan_live_change(self.settings, change)
-        if planned.log.level != self.settings.log.level:
-            logging.getLogger("edgemq").setLevel(python_log_level(planned.log.level))
+        _apply_log_level(self.settings, planned)
         self.live.current = planned
 
     @property
@@ -349,6 +354,16 @@ class EdgeBroker:
                     )
         elif not settings.auth.password and not settings.auth.password_file:
             log.warning("auth.allow_anonymous is false but there is no password list: any username is admitted")
+
+
+def _apply_log_level(old: BrokerSettings, new: BrokerSettings) -> None:
+    if new.log.level != old.log.level:
+        logging.getLogger("edgemq").setLevel(python_log_level(new.log.level))
+
+
+def _with_section(settings: BrokerSettings, section: str, values: dict[str, Any]) -> BrokerSettings:
+    """``settings`` with one section replaced."""
+    return BrokerSettings.model_validate(settings.model_dump() | {section: values})
 
 
 def python_log_level(level: str) -> int:

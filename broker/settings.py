@@ -6,16 +6,21 @@ bytes, durations ``10s`` / ``5m`` / seconds, as NanoMQ writes them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 __all__ = [
     "DEFAULT_ADMIN_PASSWORD",
     "DEFAULT_ADMIN_USERNAME",
     "Acl",
+    "AclCache",
+    "AclCondition",
+    "AclFile",
     "AclRule",
     "Auth",
     "Bridge",
@@ -60,10 +65,20 @@ def _parse_duration(value: Any) -> Any:
     return value
 
 
+MAX_DURATION = 86400.0
+"""The longest duration any setting takes (a day); more is a typo, not a timeout."""
+MQTT_MAX_PACKET = 268_435_455
+"""The largest packet MQTT 3.1.1's remaining length can describe (2.2.3)."""
+
 Size = Annotated[int, BeforeValidator(_parse_size), Field(ge=0)]
 """Bytes; written as an integer."""
-Duration = Annotated[float, BeforeValidator(_parse_duration), Field(ge=0), PlainSerializer(lambda v: v)]
-"""Seconds; written as a number."""
+Duration = Annotated[
+    float,
+    BeforeValidator(_parse_duration),
+    Field(ge=0, le=MAX_DURATION, allow_inf_nan=False),
+    PlainSerializer(lambda v: v),
+]
+"""Seconds, at most a day; written as a number."""
 PositiveDuration = Annotated[Duration, Field(gt=0)]
 """Seconds, more than zero."""
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -94,6 +109,40 @@ def _check_bind(bind: str) -> str:
 
 
 Bind = Annotated[str, BeforeValidator(lambda v: _check_bind(v) if isinstance(v, str) else v)]
+
+
+def _check_ip_address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"not an IP address: {value!r}") from None
+    return value
+
+
+def _check_ip_network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"not an IP address or network (a.b.c.d or a.b.c.d/nn): {value!r}") from None
+    return value
+
+
+def _check_admin_username(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty (the admin API would refuse every request)")
+    if ":" in value:
+        raise ValueError("must not contain ':' (HTTP Basic auth cannot carry it)")
+    return value
+
+
+def _check_admin_password(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty (the admin API would refuse every request)")
+    return value
+
+
+IpAddress = Annotated[str, AfterValidator(_check_ip_address)]
+IpNetwork = Annotated[str, AfterValidator(_check_ip_network)]
 
 
 class _Section(BaseModel):
@@ -155,11 +204,18 @@ class WsListener(_Section):
 
 
 class Listeners(_Section):
-    """MQTT listeners; tcp is on unless set to null, ws and ssl are off unless configured."""
+    """MQTT listeners; tcp is on unless set to null, ws and ssl are off unless configured; at
+    least one is on."""
 
     tcp: TcpListener | None = TcpListener()
     ws: WsListener | None = None
     ssl: SslListener | None = None
+
+    @model_validator(mode="after")
+    def _one_is_on(self) -> Listeners:
+        if not self.configured():
+            raise ValueError("no MQTT listener is on (set listeners.tcp, listeners.ssl or listeners.ws)")
+        return self
 
     def configured(self) -> list[tuple[str, TcpListener | SslListener | WsListener]]:
         """(name, listener) of every listener that is on."""
@@ -174,7 +230,8 @@ class Listeners(_Section):
 class Mqtt(_Section):
     """MQTT protocol limits."""
 
-    max_packet_size: Size = 1024 * 1024
+    max_packet_size: Annotated[Size, Field(ge=1024, le=MQTT_MAX_PACKET)] = 1024 * 1024
+    """From 1KB (smaller would refuse ordinary CONNECTs) to MQTT's limit."""
     max_mqueue_len: Annotated[int, Field(ge=1)] = 2048
     """Messages waiting for one client, connected (unfinished deliveries) or offline (queued)."""
     max_mqueue_bytes: Size = 16 * 1024 * 1024
@@ -182,11 +239,11 @@ class Mqtt(_Section):
     client that does not read cannot pin more memory than this (its first copy always fits)."""
     retry_interval: Duration = 10.0
     """Accepted for NanoMQ files; MQTT 3.1.1 resends unacknowledged messages on reconnect only."""
-    keepalive_multiplier: Annotated[float, Field(ge=1.0)] = 1.5
+    keepalive_multiplier: Annotated[float, Field(ge=1.0, le=10.0, allow_inf_nan=False)] = 1.5
     """A client silent for keepalive x this is disconnected (MQTT 3.1.1 says 1.5)."""
     max_connections: Annotated[int, Field(ge=0)] = 0
     """edgemq: connections accepted at once (0 = no limit); more get CONNACK 3."""
-    connect_timeout: Duration = 10.0
+    connect_timeout: PositiveDuration = 10.0
     """edgemq: seconds a new connection has to send its CONNECT."""
 
 
@@ -205,11 +262,12 @@ class Jwt(_Section):
 class HttpServer(_Section):
     """The admin API server."""
 
-    ip_addr: str = "127.0.0.1"
+    ip_addr: IpAddress = "127.0.0.1"
     port: Port = 8081
-    username: str = DEFAULT_ADMIN_USERNAME
-    password: str = Field(default=DEFAULT_ADMIN_PASSWORD, repr=False)
-    max_body: Size = 1024 * 1024
+    username: Annotated[str, AfterValidator(_check_admin_username)] = DEFAULT_ADMIN_USERNAME
+    password: Annotated[str, AfterValidator(_check_admin_password)] = Field(default=DEFAULT_ADMIN_PASSWORD, repr=False)
+    max_body: Annotated[Size, Field(ge=1024)] = 1024 * 1024
+    """At least 1KB: a smaller limit would refuse the requests that change it back."""
     auth_type: Literal["basic", "no_auth"] = "basic"
     prometheus_auth: bool = True
     jwt: Jwt | None = None
@@ -231,33 +289,71 @@ class HttpServer(_Section):
         )
 
 
-class Auth(_Section):
-    """MQTT client authentication."""
+class AclCondition(_Section):
+    """Who a rule (or one of its ``and``/``or`` terms) is about; every field given must match."""
 
-    allow_anonymous: bool = True
-    password: dict[str, str] = Field(default_factory=dict, repr=False)
-    """username -> password (plain or an argon2 hash), e.g. ``{ include "passwd.conf" }``."""
-    password_file: str | None = None
-    """edgemq: a file of ``username:password`` lines (plain or argon2 hashes)."""
-
-
-class AclRule(_Section):
-    """One ACL rule, as in NanoMQ's acl file: the first rule that matches decides."""
-
-    permit: Literal["allow", "deny"]
-    action: Literal["publish", "subscribe", "pubsub"] = "pubsub"
-    topics: list[str]
     username: str | None = None
     """None or ``"#"``: any user."""
     clientid: str | None = None
     """None or ``"#"``: any client."""
+    ipaddr: IpNetwork | None = None
+    """The client's address: one address or a network (``192.168.1.0/24``)."""
+
+
+class AclRule(AclCondition):
+    """One ACL rule, as in NanoMQ's acl file: the first rule that matches decides."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, serialize_by_alias=True)
+
+    permit: Literal["allow", "deny"]
+    action: Literal["publish", "subscribe", "pubsub"] = "pubsub"
+    topics: list[str] | None = None
+    """Topic filters; None: every topic. ``${clientid}`` and ``${username}`` stand for the client's."""
+    all_of: list[AclCondition] = Field(default_factory=list, alias="and")
+    any_of: list[AclCondition] = Field(default_factory=list, alias="or")
+
+
+class AclFile(_Section):
+    """``auth.acl``: NanoMQ's acl file (``acl = { include "nanomq_acl.conf" }``)."""
+
+    rules: list[AclRule] = Field(default_factory=list)
+
+
+class AclCache(_Section):
+    """NanoMQ's ACL cache; accepted for NanoMQ files (edgemq checks the rules every time)."""
+
+    max_size: Annotated[int, Field(ge=1)] = 32
+    ttl: Duration = 60.0
 
 
 class Acl(_Section):
-    """Topic access control (restart to change)."""
+    """The topic ACL in effect: the rules and what decides when none matches."""
 
     no_match: Literal["allow", "deny"] = "allow"
     rules: list[AclRule] = Field(default_factory=list)
+
+
+class Auth(_Section):
+    """MQTT client authentication and topic authorisation, in NanoMQ's layout."""
+
+    allow_anonymous: bool = True
+    no_match: Literal["allow", "deny"] = "allow"
+    """What the ACL decides when no rule matches."""
+    deny_action: Literal["ignore", "disconnect"] = "ignore"
+    """What a refused PUBLISH or SUBSCRIBE does: dropped (SUBACK 0x80), or the client disconnected."""
+    cache: AclCache = AclCache()
+    password: dict[str, str] = Field(default_factory=dict, repr=False)
+    """username -> password (plain or an argon2 hash), e.g. ``{ include "passwd.conf" }``."""
+    password_file: str | None = None
+    """edgemq: a file of ``username:password`` lines (plain or argon2 hashes)."""
+    acl: AclFile = AclFile()
+
+
+def _acl_moved(value: Any) -> None:
+    raise ValueError(
+        "the ACL moved into auth, as in NanoMQ: write auth.no_match and auth.acl = { rules = [...] }"
+        ' (or auth.acl = { include "acl.conf" })'
+    )
 
 
 class Log(_Section):
@@ -284,7 +380,7 @@ class Bridge(_Section):
     clientid: str | None = None
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
-    keepalive: Duration = 60.0
+    keepalive: Annotated[Duration, Field(le=65535)] = 60.0
     clean_start: bool = False
     proto_ver: Annotated[int, Field(ge=3, le=5)] = 4
     forwards: list[BridgeTopic] = Field(default_factory=list)
@@ -304,11 +400,17 @@ class BrokerSettings(_Section):
     mqtt: Mqtt = Mqtt()
     http_server: HttpServer = HttpServer()
     auth: Auth = Auth()
-    acl: Acl = Acl()
     log: Log = Log()
     bridges: Bridges = Bridges()
     shutdown_timeout: Duration = 10.0
     """edgemq: seconds the whole shutdown may take before remaining work is cancelled."""
+    former_acl: Annotated[None, BeforeValidator(_acl_moved)] = Field(default=None, alias="acl", exclude=True)
+    """The top-level ``acl`` section of earlier edgemq versions: refused with where it went."""
+
+    @cached_property
+    def acl(self) -> Acl:
+        """The topic ACL in effect (``auth.no_match`` and ``auth.acl.rules``)."""
+        return Acl.model_construct(no_match=self.auth.no_match, rules=self.auth.acl.rules)
 
     @classmethod
     def ephemeral(cls) -> BrokerSettings:

@@ -38,6 +38,7 @@ from amqtt.session import IncomingApplicationMessage, Session
 from amqtt.utils import gen_client_id
 
 from broker.acl import Action as AclAction
+from broker.acl import Client as AclClient
 from broker.acl import allowed as acl_allows
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.handler import EdgeHandler
@@ -113,7 +114,8 @@ class EdgeAclPlugin(BaseTopicPlugin):
     async def topic_filtering(self, *, session: Session, topic: str, action: Action) -> bool:
         """True to allow; a refused SUBSCRIBE gets 0x80 in SUBACK (3.9.3)."""
         kind = _ACL_ACTIONS[action]
-        verdict = acl_allows(self.config.acl(), session.client_id, session.username, kind, topic)
+        client = AclClient(session.client_id, session.username, session.remote_address)
+        verdict = acl_allows(self.config.acl(), client, kind, topic)
         if not verdict:
             log.info("ACL: %s may not %s %s", session.client_id, kind, topic)
         return verdict
@@ -335,6 +337,8 @@ class EdgeAmqttBroker(Broker):
         change = asyncio.get_running_loop().create_future()
         if subscribe:
             change.set_result(await handler.get_next_pending_subscription())
+            if await self._denied_with_disconnect(session, handler, [f for f, _ in change.result().topics]):
+                return
             await self._handle_subscription(session, handler, change)
         else:
             change.set_result(await handler.get_next_pending_unsubscription())
@@ -454,7 +458,7 @@ class EdgeAmqttBroker(Broker):
             return True
         if self._checks_topics and not await self._topic_allowed(client_session, topic, Action.PUBLISH):
             log.info("client %s may not publish to %s", client_session.client_id, topic)
-            return True
+            return not self._disconnects_on_deny(client_session)
         await self.plugins_manager.fire_event(
             BrokerEvents.MESSAGE_BROADCAST, client_id=client_session.client_id, message=message
         )
@@ -529,6 +533,27 @@ class EdgeAmqttBroker(Broker):
         """Whether topic plugins must be asked: edgemq's ACL only while it has rules (read live)."""
         acl = self._settings.current.acl
         return self._topic_plugins and (bool(acl.rules) or acl.no_match == "deny" or self._foreign_topic_plugins)
+
+    def _disconnects_on_deny(self, session: Session) -> bool:
+        """Whether a refused PUBLISH or SUBSCRIBE ends the connection (``auth.deny_action``)."""
+        if self._settings.current.auth.deny_action != "disconnect":
+            return False
+        _, handler = self._sessions.get(session.client_id, (None, None))
+        if isinstance(handler, EdgeHandler):
+            handler.end_reason = "ACL denied (auth.deny_action = disconnect)"
+        return True
+
+    async def _denied_with_disconnect(self, session: Session, handler: EdgeHandler, filters: list[str]) -> bool:
+        """With ``auth.deny_action = disconnect``: end the connection, without SUBACK, if the ACL
+        refuses one of a SUBSCRIBE's filters."""
+        if self._settings.current.auth.deny_action != "disconnect" or not self._checks_topics:
+            return False
+        for topic_filter in filters:
+            if not await self._topic_allowed(session, topic_filter, Action.SUBSCRIBE):
+                self._disconnects_on_deny(session)
+                await handler.handle_disconnect(None)
+                return True
+        return False
 
     async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
         """The topic plugins' verdict (callers skip the await when there is no topic plugin)."""

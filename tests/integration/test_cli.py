@@ -178,3 +178,26 @@ async def test_cli_prints_its_version() -> None:
         out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     assert out.decode() == f"edgemq {version('edgemq')}\n"
+
+
+async def test_cli_refuses_a_missing_include(tmp_path: Path) -> None:
+    """A password include with a typo: exit code 2 naming the file, and no broker admitting anyone."""
+    conf = tmp_path / "edgemq.conf"
+    conf.write_text(
+        'listeners.tcp.bind = "127.0.0.1:0"\nhttp_server.port = 0\n'
+        'auth {\n  allow_anonymous = false\n  password = { include "paswd.conf" }\n}\n'
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "broker", "start", "--conf", str(conf),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(WAIT * 2):
+            _, err = await process.communicate()
+    finally:
+        if process.returncode is None:  # it started: stop it
+            process.kill()
+            await process.wait()
+    assert process.returncode == 2
+    assert f'{conf}:5: include "paswd.conf": no such file' in err.decode()
+    assert "edgemq ready" not in err.decode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from broker import ConfigSource, EdgeBroker
+from broker.config_file import override_path
 from tests.helpers import WAIT, mqtt_client, next_message, v1, wait_state
 from tests.mqtt_packets import RawClient, connect, subscribe
 
@@ -61,9 +63,12 @@ async def test_read_config_masks_secrets(tmp_path: Path) -> None:
 
 
 async def test_write_config_without_file(api: httpx.AsyncClient) -> None:
-    """req 12 on a broker started without a file: 400 with code 118."""
+    """req 12 on a broker started without a file: 400 with code 118 and why."""
     response = await post(api, {"req": 12, "data": {"mqtt": {"max_mqueue_len": 10}}})
-    assert (response.status_code, response.json()) == (400, {"code": 118, "seq": 1, "rep": 12})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"code": 118, "seq": 1, "rep": 12, "message": "the broker was started without a configuration file"},
+    )
 
 
 @pytest.mark.parametrize(
@@ -88,7 +93,10 @@ async def test_invalid_change_writes_nothing(tmp_path: Path, body: dict[str, obj
 async def test_change_keeps_comments_applies_live_keys_and_lists_the_rest(tmp_path: Path) -> None:
     """req 12 keeps the file's comments, applies live keys at once and lists restart-required ones."""
     async with broker_from_file(tmp_path) as (_broker, api, conf):
-        change = {"http_server": {"password": "second-secret"}, "listeners": {"tcp": {"bind": "127.0.0.1:1"}}}
+        change = {
+            "http_server": {"password": "second-secret"},
+            "listeners": {"tcp": {"bind": f"127.0.0.1:{free_port()}"}},
+        }
         answer = (await post(api, {"req": 12, "data": change})).json()
         assert answer == {"code": 0, "seq": 1, "rep": 12, "data": {"restart_required": ["listeners.tcp.bind"]}}
         assert (await post(api, {"req": 2})).status_code == 401  # the new password is live
@@ -109,10 +117,12 @@ async def test_masked_secret_posted_back_means_unchanged(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(("action", "code", "status"), [(None, 107, 400), ("reboot", 108, 400), (7, 108, 400)])
 async def test_control_action_errors(api: httpx.AsyncClient, action: object, code: int, status: int) -> None:
-    """req 10 without an action is 400/107; an unknown action is 400/108."""
+    """req 10 without an action is 400/107; an unknown action is 400/108; both say why."""
     body: dict[str, object] = {"req": 10} if action is None else {"req": 10, "action": action}
     response = await post(api, body)
-    assert (response.status_code, response.json()) == (status, {"code": code, "seq": 1, "rep": 10})
+    answer = response.json()
+    assert (response.status_code, answer.pop("message")[:6]) == (status, "action")
+    assert answer == {"code": code, "seq": 1, "rep": 10}
 
 
 async def test_restart_applies_a_new_listener_port(tmp_path: Path) -> None:
@@ -176,12 +186,11 @@ async def test_password_list_admits_the_right_user_only(tmp_path: Path) -> None:
                 assert await raw.connack(connect("c", username=user, password=password)) == (0, 5)
 
 
-async def test_acl_added_by_config_change_applies_after_restart(tmp_path: Path) -> None:
-    """An ACL written with req 12 is enforced after req 10 restart (the ACL plugin is always loaded)."""
+async def test_acl_changed_by_req12_applies_at_once(tmp_path: Path) -> None:
+    """An ACL change written with req 12 (auth.*) is enforced at once, without a restart."""
     async with broker_from_file(tmp_path) as (broker, api, _conf):
-        answer = await post(api, {"req": 12, "data": {"acl": {"no_match": "deny"}}})
-        assert answer.json()["data"] == {"restart_required": ["acl.no_match"]}
-        await broker.restart()
+        answer = await post(api, {"req": 12, "data": {"auth": {"no_match": "deny"}}})
+        assert answer.json()["data"] == {"restart_required": []}
         async with RawClient.open(broker.mqtt_address) as raw:
             await raw.connack(connect("c"))
             await raw.send(subscribe(1, ("secret/#", 0)))
@@ -189,13 +198,13 @@ async def test_acl_added_by_config_change_applies_after_restart(tmp_path: Path) 
 
 
 async def test_failed_restart_keeps_listening_as_before(tmp_path: Path) -> None:
-    """A restart whose new port is taken logs the error and listens as configured before."""
-    async with broker_from_file(tmp_path) as (broker, api, _conf), RawClient.open(broker.mqtt_address):
+    """A restart whose new port is taken (by a hand edit) logs the error and listens as configured before."""
+    async with broker_from_file(tmp_path) as (broker, _api, conf), RawClient.open(broker.mqtt_address):
         with socket.socket() as taken:
             taken.bind(("127.0.0.1", 0))
             taken.listen()
             busy = taken.getsockname()[1]
-            await post(api, {"req": 12, "data": {"listeners": {"tcp": {"bind": f"127.0.0.1:{busy}"}}}})
+            override_path(conf).write_text(f'listeners.tcp.bind = "127.0.0.1:{busy}"\n')
             await broker.restart()
         assert broker.mqtt_ready
         assert broker.settings.listeners.tcp is not None
@@ -209,3 +218,173 @@ async def test_override_file_is_private(tmp_path: Path) -> None:
     async with broker_from_file(tmp_path) as (_, api, _conf):
         await post(api, {"req": 12, "data": {"http_server": {"password": "p2"}}})
     assert (tmp_path / "edgemq.override.conf").stat().st_mode & 0o777 == 0o600
+
+
+def refused(response: httpx.Response, key: str) -> str:
+    """The message of a 400/108 that names ``key``."""
+    answer = response.json()
+    assert (response.status_code, answer["code"]) == (400, 108), answer
+    assert key in answer["message"], answer
+    return str(answer["message"])
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"http_server": {"username": ""}}, "http_server.username"),
+        ({"http_server": {"username": "ad:min"}}, "http_server.username"),
+        ({"http_server": {"password": ""}}, "http_server.password"),
+        ({"http_server": {"max_body": 512}}, "http_server.max_body"),
+        ({"mqtt": {"max_packet_size": 0}}, "mqtt.max_packet_size"),
+        ({"mqtt": {"max_packet_size": 268435456}}, "mqtt.max_packet_size"),
+        ({"mqtt": {"retry_interval": 1e300}}, "mqtt.retry_interval"),
+        ({"shutdown_timeout": "2d"}, "shutdown_timeout"),
+        ({"http_server": {"ip_addr": "admin.example"}}, "http_server.ip_addr"),
+        ({"listeners": {"tcp": None}}, "listeners"),
+    ],
+)
+async def test_req12_range_checks_like_the_file(tmp_path: Path, change: dict[str, object], key: str) -> None:
+    """req 12 refuses what the file refuses (400/108 with a message naming the key), writing nothing."""
+    async with broker_from_file(tmp_path) as (_, api, _conf):
+        refused(await post(api, {"req": 12, "data": change}), key)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edgemq.conf"]
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"http_server": {"password": ""}}, "http_server.password"),
+        ({"http_server": {"max_body": 10}}, "http_server.max_body"),
+        ({"mqtt": {"connect_timeout": 0}}, "mqtt.connect_timeout"),
+        ({"mqtt": {"keepalive_multiplier": 1e300}}, "mqtt.keepalive_multiplier"),
+    ],
+)
+async def test_reload_range_checks_like_the_file(api: httpx.AsyncClient, change: dict[str, object], key: str) -> None:
+    """v4 /reload refuses out-of-range values with 400/108 and a message naming the key; nothing changes."""
+    before = (await api.get("/v4/reload")).json()
+    refused(await api.post("/v4/reload", json={"data": change}), key)
+    assert (await api.get("/v4/reload")).json() == before
+
+
+async def test_admin_api_moving_to_a_taken_port_is_refused(tmp_path: Path) -> None:
+    """req 12 refuses an admin API address that cannot be bound now: the admin would be locked out."""
+    async with broker_from_file(tmp_path) as (_, api, _conf):
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            busy = taken.getsockname()[1]
+            message = refused(
+                await post(api, {"req": 12, "data": {"http_server": {"port": busy}}}), "http_server: cannot listen on"
+            )
+    assert "the admin API would be unreachable" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edgemq.conf"]
+
+
+async def test_admin_api_moving_to_a_foreign_address_is_refused(tmp_path: Path) -> None:
+    """req 12 refuses an admin API address the machine does not have (192.0.2.1, TEST-NET-1)."""
+    async with broker_from_file(tmp_path) as (_, api, _conf):
+        response = await post(api, {"req": 12, "data": {"http_server": {"ip_addr": "192.0.2.1"}}})
+        refused(response, "http_server: cannot listen on 192.0.2.1:0")
+
+
+async def test_mqtt_listener_moving_to_a_taken_port_is_refused(tmp_path: Path) -> None:
+    """req 12 refuses an MQTT listener address that cannot be bound now."""
+    async with broker_from_file(tmp_path) as (_, api, _conf):
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            busy = taken.getsockname()[1]
+            change = {"listeners": {"tcp": {"bind": f"127.0.0.1:{busy}"}}}
+            message = refused(await post(api, {"req": 12, "data": change}), "listeners.tcp.bind")
+    assert "the listener would not start" in message
+
+
+async def test_turning_admin_auth_off_is_not_a_lock_out(tmp_path: Path) -> None:
+    """http_server.auth_type = no_auth is accepted (it locks nobody out); it applies at the restart."""
+    async with broker_from_file(tmp_path) as (_, api, _conf):
+        answer = await post(api, {"req": 12, "data": {"http_server": {"auth_type": "no_auth"}}})
+        assert answer.json()["data"] == {"restart_required": ["http_server.auth_type"]}
+
+
+async def test_change_to_a_key_the_environment_sets_is_refused(tmp_path: Path) -> None:
+    """req 12 refuses a new value for a key the environment overrides (it would never apply); the same value passes."""
+    conf = tmp_path / "edgemq.conf"
+    conf.write_text(CONF)
+    source = ConfigSource(conf, env={"EDGEMQ_MQTT__MAX_MQUEUE_LEN": "5"})
+    async with (
+        EdgeBroker(config=source) as broker,
+        httpx.AsyncClient(base_url=broker.api_url, auth=("admin", "first-secret"), timeout=WAIT) as api,
+    ):
+        message = refused(await post(api, {"req": 12, "data": {"mqtt": {"max_mqueue_len": 9}}}), "mqtt.max_mqueue_len")
+        assert "set by the environment" in message
+        answer = await post(api, {"req": 12, "data": {"mqtt": {"max_mqueue_len": 5}}})
+        assert answer.json()["data"] == {"restart_required": []}
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "topic"),
+    [
+        ("jürgen", "pässwörd", "température/#"),
+        ("пользователь", "пароль", "датчики/#"),
+        ("用户", "密码", "温度/#"),
+        ("🙂", "🔑🔒", "🌡️/#"),
+    ],
+)
+async def test_non_ascii_change_survives_restart(tmp_path: Path, user: str, password: str, topic: str) -> None:
+    """A password and an ACL deny rule in any script, set by req 12, hold exactly after a restart."""
+    rule = {"permit": "deny", "action": "publish", "topics": [topic]}
+    change = {"auth": {"password": {user: password}, "acl": {"rules": [rule]}}}
+    async with broker_from_file(tmp_path) as (broker, api, _conf):
+        assert (await post(api, {"req": 12, "data": change})).json()["data"] == {"restart_required": []}
+        await broker.restart()
+        assert broker.settings.auth.password == {user: password}
+        assert (await v1(api, 11))["auth"]["acl"]["rules"][0]["topics"] == [topic]
+        async with (
+            mqtt_client(broker, "watcher") as watcher,
+            mqtt_client(broker, "c", username=user, password=password) as c,
+        ):
+            await watcher.subscribe("#")
+            await c.publish(topic.replace("#", "x"), b"denied")
+            await c.publish("plain", b"allowed")
+            assert (await next_message(watcher)).payload == b"allowed"
+
+
+async def test_value_that_cannot_be_stored_exactly_is_refused(tmp_path: Path) -> None:
+    """req 12 with a value the override file cannot hold exactly (a control character): 400/108, nothing written."""
+    async with broker_from_file(tmp_path) as (_, api, _conf):
+        refused(await post(api, {"req": 12, "data": {"http_server": {"password": "bell\x07"}}}), "http_server.password")
+        assert (await post(api, {"req": 2})).status_code == 200  # the password is unchanged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edgemq.conf"]
+
+
+async def test_config_reports_the_admin_address_in_effect_after_a_failed_move(tmp_path: Path) -> None:
+    """When a restart cannot move the admin API, req 11 reports the address it still serves on."""
+    async with broker_from_file(tmp_path) as (broker, api, conf):
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            override_path(conf).write_text(f"http_server.port = {taken.getsockname()[1]}\n")  # a hand edit
+            await broker.restart()
+        assert (await v1(api, 11))["http_server"]["port"] == 0
+
+
+async def test_restart_keeps_reporting_where_the_log_goes(tmp_path: Path) -> None:
+    """log.to, dir and file are set when the process starts: after a restart req 11 reports those in effect."""
+    async with broker_from_file(tmp_path) as (broker, api, conf):
+        override_path(conf).write_text(f'log {{ to = [file], dir = "{tmp_path}" }}\n')
+        await broker.restart()
+        assert (await v1(api, 11))["log"]["to"] == ["console"]
+
+
+async def test_restart_applies_the_log_level(tmp_path: Path) -> None:
+    """A log level changed in the file applies at the restart, as req 11 then reports."""
+    logger = logging.getLogger("edgemq")
+    level = logger.level
+    try:
+        async with broker_from_file(tmp_path) as (broker, api, conf):
+            override_path(conf).write_text("log.level = error\n")
+            await broker.restart()
+            assert (await v1(api, 11))["log"]["level"] == "error"
+            assert logger.level == logging.ERROR
+    finally:
+        logger.setLevel(level)
