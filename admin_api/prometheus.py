@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from admin_api.context import ApiContext
 from admin_api.process_stats import ProcessStats
-from admin_api.v4_common import query
+from admin_api.v4_common import V4Route
 
 __all__ = ["PROMETHEUS_PATH", "prometheus_endpoint"]
 
@@ -52,13 +52,13 @@ class NanoMQCollector(Collector):
             yield GaugeMetricFamily(name, documentation, value=value)
 
 
-def prometheus_endpoint(ctx: ApiContext, process: ProcessStats) -> tuple[str, str, str, str, object]:
-    """(path, name, method, description, endpoint) of the Prometheus text exposition."""
+def prometheus_endpoint(ctx: ApiContext, process: ProcessStats) -> V4Route:
+    """The route table row of the Prometheus text exposition."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NanoMQCollector(ctx, process))
 
     async def prometheus(request: Request) -> Response:
-        query(request, ())
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    return ("/prometheus", "prometheus", "GET", "metrics in Prometheus text format (NanoMQ names)", prometheus)
+    return V4Route("/prometheus", "prometheus", "GET", "metrics in Prometheus text format (NanoMQ names)", prometheus,
+                   media_type="text/plain", answer={"type": "string"})  # fmt: skip

@@ -1,58 +1,83 @@
-"""v4: NanoMQ's REST API under ``/api/v4`` (spec section 3), assembled from its surfaces."""
+"""v4: NanoMQ's REST API under ``/api/v4`` (spec section 3), assembled from its surfaces.
+
+One route table drives the router, the index (``GET /api/v4``) and the OpenAPI description
+(``GET /api/v4/openapi.json``), so the three cannot disagree.
+"""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from admin_api.context import ApiContext
+from admin_api.openapi import openapi_document
 from admin_api.process_stats import ProcessStats
 from admin_api.prometheus import prometheus_endpoint
-from admin_api.v4_broker import broker_routes
+from admin_api.v1 import v1_routes
+from admin_api.v4_broker import broker_routes, edgemq_version
 from admin_api.v4_clients import client_routes
-from admin_api.v4_common import ok, query
+from admin_api.v4_common import V4Route, ok, query
 from admin_api.v4_config import config_routes
 from admin_api.v4_publish import publish_routes
 
-__all__ = ["PREFIX", "v4_routes"]
+__all__ = ["PREFIX", "v4_route_table", "v4_routes"]
 
 PREFIX = "/api/v4"
-Endpoint = Callable[[Request], Any]
 
 
-def v4_routes(ctx: ApiContext) -> list[Route]:
-    """Every v4 endpoint, one Route per path dispatching on the method (others get 405)."""
+def v4_route_table(ctx: ApiContext) -> list[V4Route]:
+    """Every v4 endpoint, the index and the OpenAPI description included."""
     process = ProcessStats()
-    table: list[tuple[str, str, str, str, Any]] = [
+    served: list[Sequence[Any]] = [
         *broker_routes(ctx, process),
         *client_routes(ctx),
         *publish_routes(ctx),
         *config_routes(ctx),
         prometheus_endpoint(ctx, process),
     ]
-    index = [{"path": "/", "name": "list_endpoints", "method": "GET", "descr": "this list"}]
-    index += [{"path": path, "name": name, "method": method, "descr": descr} for path, name, method, descr, _ in table]
+    table = [V4Route(*row) for row in served]  # surfaces may give the first five fields only
 
     async def list_endpoints(request: Request) -> Response:
-        query(request, ())
         return ok(index)
 
-    by_path: dict[str, dict[str, Endpoint]] = defaultdict(dict)
-    by_path[""]["GET"] = list_endpoints
-    for path, _, method, _, endpoint in table:
-        by_path[path][method] = endpoint
-    return [_route(PREFIX + path, handlers) for path, handlers in by_path.items()]
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
+    table = [
+        V4Route("", "list_endpoints", "GET", "this list", list_endpoints),
+        *table,
+        V4Route("/openapi.json", "openapi", "GET", "this API as OpenAPI 3.1", openapi,
+                answer={"type": "object", "required": ["openapi", "info", "paths"]}),
+    ]  # fmt: skip
+    index = [{"path": r.path or "/", "name": r.name, "method": r.method, "descr": r.descr} for r in table]
+    [v1] = v1_routes(ctx)
+    document = openapi_document(PREFIX, table, (v1.methods or set()) - {"HEAD"}, edgemq_version())
+    return table
 
 
-def _route(path: str, handlers: dict[str, Endpoint]) -> Route:
+def v4_routes(ctx: ApiContext) -> list[Route]:
+    """One Route per path of the table, dispatching on the method (others get 405)."""
+    by_path: dict[str, dict[str, V4Route]] = defaultdict(dict)
+    for row in v4_route_table(ctx):
+        by_path[row.path][row.method] = row
+    return [_route(PREFIX + path, rows) for path, rows in by_path.items()]
+
+
+def _route(path: str, rows: dict[str, V4Route]) -> Route:
     async def dispatch(request: Request) -> Response:
-        method = "GET" if request.method == "HEAD" else request.method
-        result: Response = await handlers[method](request)
+        row = rows["GET" if request.method == "HEAD" else request.method]
+        query(request, row.params, row.paged)
+        result: Response = await row.endpoint(request)
         return result
 
-    return Route(path, dispatch, methods=list(handlers))
+    route = Route(path, dispatch, methods=list(rows))
+    # A path parameter may hold line breaks (a client id may): "." must match them, and "$"
+    # must not stop before a final one ("/clients/abc%0A" is not client "abc").
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from admin_api.context import ApiContext
 from admin_api.process_stats import ProcessStats
-from admin_api.v4_common import query
+from admin_api.v4_common import V4Route
 
 __all__ = ["broker_routes", "edgemq_version"]
-
-Endpoint = Callable[[Request], Any]
 
 
 def edgemq_version() -> str:
@@ -32,11 +28,10 @@ def _uptime(started_at: datetime) -> str:
     return f"{seconds // 3600} Hours, {seconds % 3600 // 60} minutes, {seconds % 60} seconds"
 
 
-def broker_routes(ctx: ApiContext, process: ProcessStats) -> list[tuple[str, str, str, str, Endpoint]]:
-    """(path, name, method, description, endpoint) of the broker endpoints."""
+def broker_routes(ctx: ApiContext, process: ProcessStats) -> list[V4Route]:
+    """The route table rows of the broker endpoints."""
 
     async def brokers(request: Request) -> JSONResponse:
-        query(request, ())
         return JSONResponse({"code": 0, "data": [{
             "datetime": datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
             "node_status": "Running",
@@ -46,7 +41,6 @@ def broker_routes(ctx: ApiContext, process: ProcessStats) -> list[tuple[str, str
         }]})  # fmt: skip
 
     async def nodes(request: Request) -> JSONResponse:
-        query(request, ())
         return JSONResponse({"code": 0, "data": [{
             "connections": ctx.state.counts().sessions,
             "node_status": "Running",
@@ -55,7 +49,6 @@ def broker_routes(ctx: ApiContext, process: ProcessStats) -> list[tuple[str, str
         }]})  # fmt: skip
 
     async def metrics(request: Request) -> JSONResponse:
-        query(request, ())
         cpu, memory = process.read()
         stats = ctx.state.stats()
         return JSONResponse({
@@ -70,7 +63,7 @@ def broker_routes(ctx: ApiContext, process: ProcessStats) -> list[tuple[str, str
         })  # fmt: skip
 
     return [
-        ("/brokers", "list_brokers", "GET", "this broker: version, uptime, time", brokers),
-        ("/nodes", "list_nodes", "GET", "this node: sessions, version, uptime", nodes),
-        ("/metrics", "list_metrics", "GET", "message counters, connections, CPU and memory", metrics),
+        V4Route("/brokers", "list_brokers", "GET", "this broker: version, uptime, time", brokers),
+        V4Route("/nodes", "list_nodes", "GET", "this node: sessions, version, uptime", nodes),
+        V4Route("/metrics", "list_metrics", "GET", "message counters, connections, CPU and memory", metrics),
     ]

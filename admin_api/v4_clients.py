@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -12,16 +12,15 @@ from admin_api.codes import ResultCode
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
 from admin_api.shapes import topic_tree
-from admin_api.v4_common import bad_parameter, ok, ok_paged, query
+from admin_api.v4_common import V4Route, bad_parameter, ok, ok_paged
 from broker.state import ClientSnapshot
 
 __all__ = ["client_object", "client_routes"]
 
-Endpoint = Callable[[Request], Any]
-
 _BOOLEAN = {"true": True, "false": False}
 _CONN_STATES = {"connected": True, "disconnected": False}
 _PROTO_NAMES = {3: "MQIsdp", 4: "MQTT", 5: "MQTT"}
+_CLIENT_FILTERS = ("clientid", "username", "conn_state", "clean_start", "proto_name", "proto_ver")
 
 
 def client_object(client: ClientSnapshot) -> dict[str, Any]:
@@ -49,7 +48,7 @@ def client_object(client: ClientSnapshot) -> dict[str, Any]:
     return shaped
 
 
-def _client_filter(params: dict[str, str]) -> Callable[[ClientSnapshot], bool]:
+def _client_filter(params: Mapping[str, str]) -> Callable[[ClientSnapshot], bool]:
     """The client filters of GET /clients; a bad value is 400/108."""
     checks: list[Callable[[ClientSnapshot], bool]] = []
     if "clientid" in params:
@@ -59,48 +58,46 @@ def _client_filter(params: dict[str, str]) -> Callable[[ClientSnapshot], bool]:
     if "conn_state" in params:
         wanted = _CONN_STATES.get(params["conn_state"])
         if wanted is None:
-            raise bad_parameter()
+            raise bad_parameter("conn_state must be connected or disconnected")
         checks.append(lambda c: c.connected is wanted)
     if "clean_start" in params:
         clean = _BOOLEAN.get(params["clean_start"])
         if clean is None:
-            raise bad_parameter()
+            raise bad_parameter("clean_start must be true or false")
         checks.append(lambda c: c.info.clean_start is clean)
     if "proto_name" in params:
         if params["proto_name"] not in ("MQTT", "MQIsdp"):
-            raise bad_parameter()
+            raise bad_parameter("proto_name must be MQTT or MQIsdp")
         checks.append(lambda c: _PROTO_NAMES.get(c.info.protocol) == params["proto_name"])
     if "proto_ver" in params:
         if params["proto_ver"] not in ("3", "4", "5"):
-            raise bad_parameter()
+            raise bad_parameter("proto_ver must be 3, 4 or 5")
         checks.append(lambda c: c.info.protocol == int(params["proto_ver"]))
     return lambda client: all(check(client) for check in checks)
 
 
-def client_routes(ctx: ApiContext) -> list[tuple[str, str, str, str, Endpoint]]:
-    """(path, name, method, description, endpoint) of the client endpoints."""
+def client_routes(ctx: ApiContext) -> list[V4Route]:
+    """The route table rows of the client endpoints."""
 
     async def list_clients(request: Request) -> JSONResponse:
-        params = query(request, ("clientid", "username", "conn_state", "clean_start", "proto_name", "proto_ver"), True)
+        params = request.query_params
         keep = _client_filter(params)
         return ok_paged(params, [c for c in ctx.state.clients() if keep(c)], client_object)
 
     async def one_client(request: Request) -> JSONResponse:
-        query(request, ())
         client = ctx.state.client(request.path_params["clientid"])
         return ok([client_object(client)] if client is not None else [])
 
     async def by_username(request: Request) -> JSONResponse:
-        query(request, ())
         name = request.path_params["username"]
         return ok([client_object(c) for c in ctx.state.clients() if c.info.username == name])
 
     async def kick(request: Request) -> JSONResponse:
-        clean = _BOOLEAN.get(query(request, ("clean",)).get("clean", "false"))
+        clean = _BOOLEAN.get(request.query_params.get("clean", "false"))
         if clean is None:
-            raise bad_parameter()
+            raise bad_parameter("clean must be true or false")
         if not await ctx.control.kick(request.path_params["clientid"], clean=clean):
-            raise ApiError(404, ResultCode.CLIENT_NOT_FOUND)
+            raise ApiError(404, ResultCode.CLIENT_NOT_FOUND, message="no such client")
         return ok()
 
     def rows(client_id: str | None = None) -> list[dict[str, Any]]:
@@ -112,23 +109,24 @@ def client_routes(ctx: ApiContext) -> list[tuple[str, str, str, str, Endpoint]]:
         ]
 
     async def subscriptions(request: Request) -> JSONResponse:
-        return ok_paged(query(request, (), True), rows())
+        return ok_paged(request.query_params, rows())
 
     async def client_subscriptions(request: Request) -> JSONResponse:
-        query(request, ())
         return ok(rows(request.path_params["clientid"]))
 
     async def tree(request: Request) -> JSONResponse:
-        query(request, ())
         return ok(topic_tree(ctx.state, "clientid"))
 
     return [
-        ("/clients", "list_clients", "GET", "clients and offline sessions, filtered and paged", list_clients),
-        ("/clients/username/{username}", "lookup_client_via_username", "GET", "clients of one user", by_username),
-        ("/clients/{clientid:path}", "lookup_client", "GET", "one client", one_client),
-        ("/clients/{clientid:path}", "kick_client", "DELETE", "kick a client (?clean=true drops its session)", kick),
-        ("/subscriptions", "list_subscriptions", "GET", "every subscription, paged", subscriptions),
-        ("/subscriptions/{clientid:path}", "lookup_client_subscriptions", "GET", "a client's subscriptions",
-         client_subscriptions),
-        ("/topic-tree", "list_topic_tree", "GET", "the subscription topic tree", tree),
+        V4Route("/clients", "list_clients", "GET", "clients and offline sessions, filtered and paged", list_clients,
+                params=_CLIENT_FILTERS, paged=True),
+        V4Route("/clients/username/{username}", "lookup_client_via_username", "GET", "clients of one user",
+                by_username),
+        V4Route("/clients/{clientid:path}", "lookup_client", "GET", "one client", one_client),
+        V4Route("/clients/{clientid:path}", "kick_client", "DELETE", "kick a client (?clean=true drops its session)",
+                kick, params=("clean",), errors=((404, ResultCode.CLIENT_NOT_FOUND),)),
+        V4Route("/subscriptions", "list_subscriptions", "GET", "every subscription, paged", subscriptions, paged=True),
+        V4Route("/subscriptions/{clientid:path}", "lookup_client_subscriptions", "GET", "a client's subscriptions",
+                client_subscriptions),
+        V4Route("/topic-tree", "list_topic_tree", "GET", "the subscription topic tree", tree),
     ]  # fmt: skip

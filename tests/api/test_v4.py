@@ -28,8 +28,12 @@ async def get(api: httpx.AsyncClient, path: str, **params: Any) -> Any:
 
 
 async def error(response_future: Any, status: int, code: int) -> None:
+    """The answer is ``status`` with JSON ``{"code": code}``, optionally followed by a human message."""
     response = await response_future
-    assert (response.status_code, response.json()) == (status, {"code": code})
+    body = response.json()
+    assert (response.status_code, body.pop("code")) == (status, code), response.text
+    assert set(body) <= {"message"}
+    assert isinstance(body.get("message", ""), str)
     assert response.headers["content-type"] == "application/json"
 
 
