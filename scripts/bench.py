@@ -18,6 +18,7 @@ sequence number, so lost, duplicated and out-of-order messages are counted.
   admin         v1 req 2 latency idle and while 4 publishers saturate edgemq
   startstop     start + stop of an embedded broker (in-loop and run_in_thread) vs plain amqtt
   listing       v1 req 5 and GET /api/v4/clients with 10 000 connected clients vs GET /healthz
+  batch         MQTT round trips while the admin API serves a 1 MB publish_batch (27 000 items)
 
 Output: a table, or JSON lines with --json. --smoke runs everything with tiny counts.
 """
@@ -39,6 +40,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench_batch import batch_latency
 from bench_flows import (
     Running,
     admin_latency,
@@ -254,6 +256,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "churn": lambda a: ab(f"churn {scale(a, 10_000)}", a, lambda r: churn(r, scale(a, 10_000), scale(a, 300))),
     "admin": lambda a: edgemq_only("admin", lambda r: admin_latency(r, scale(a, 50_000))),
     "startstop": lambda a: [r.row() for r in asyncio.run(bench_startstop(2 if a.smoke else a.runs))],
+    "batch": lambda a: edgemq_only("batch", lambda r: batch_latency(r, scale(a, 27_000), 1 if a.smoke else 5)),
     "listing": lambda a: [r.row() for r in bench_listing(20 if a.smoke else a.clients, 2 if a.smoke else 10)],
 }  # fmt: skip
 

@@ -18,7 +18,7 @@ def test_every_scenario_runs_and_reports_against_its_baseline() -> None:
     )
     rows = [json.loads(line) for line in completed.stdout.splitlines()]
     scenarios = {row["scenario"] for row in rows}
-    assert AB_SCENARIOS | {"ceiling", "admin", "startstop", "listing 20"} <= scenarios
+    assert AB_SCENARIOS | {"ceiling", "admin", "startstop", "listing 20", "batch"} <= scenarios
     for row in rows:
         if row["scenario"] in AB_SCENARIOS and row["metric"] in ("delivered_per_s", "connects_per_s", "sessions_per_s"):
             assert row["baseline"] > 0
