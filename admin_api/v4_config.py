@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from starlette.background import BackgroundTask
@@ -13,17 +12,21 @@ from admin_api.codes import ResultCode
 from admin_api.config_api import control_action, refused_change, run_in_loop, running_config
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
-from admin_api.v4_common import bad_parameter, json_body, ok, query
+from admin_api.v4_common import V4Route, bad_parameter, json_body, ok, query
 from broker.config_changes import live_view
 from broker.config_file import ConfigError
 
 __all__ = ["config_routes"]
 
-Endpoint = Callable[[Request], Any]
+_RELOAD_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "object", "description": "any part of GET /reload's answer"}},
+}
 
 
-def config_routes(ctx: ApiContext) -> list[tuple[str, str, str, str, Endpoint]]:
-    """(path, name, method, description, endpoint) of the configuration endpoints."""
+def config_routes(ctx: ApiContext) -> list[V4Route]:
+    """The route table rows of the configuration endpoints."""
 
     async def configuration(request: Request) -> JSONResponse:
         query(request, ())
@@ -60,10 +63,15 @@ def config_routes(ctx: ApiContext) -> list[tuple[str, str, str, str, Endpoint]]:
             raise ApiError(404, ResultCode.RPC_ERROR, message="action must be stop or restart")
         return JSONResponse({"code": 0}, background=BackgroundTask(run_in_loop, control_action(ctx, action)))
 
+    body_errors = ((400, ResultCode.MISSING_PARAMETER), (400, ResultCode.INVALID_JSON))
     return [
-        ("/configuration", "get_configuration", "GET", "the running configuration (secrets masked)", configuration),
-        ("/configuration/{section}", "get_configuration_section", "GET", "one section of it", configuration_section),
-        ("/reload", "get_reload", "GET", "the settings that change without a restart", read_reload),
-        ("/reload", "reload", "POST", "change those settings now (not written to the file)", reload),
-        ("/ctrl/{action}", "control", "POST", "stop or restart, answering first", control),
+        V4Route("/configuration", "get_configuration", "GET", "the running configuration (secrets masked)",
+                configuration),
+        V4Route("/configuration/{section}", "get_configuration_section", "GET", "one section of it",
+                configuration_section, errors=((404, ResultCode.RPC_ERROR),)),
+        V4Route("/reload", "get_reload", "GET", "the settings that change without a restart", read_reload),
+        V4Route("/reload", "reload", "POST", "change those settings now (not written to the file)", reload,
+                body=_RELOAD_BODY, errors=body_errors),
+        V4Route("/ctrl/{action}", "control", "POST", "stop or restart, answering first", control,
+                errors=((404, ResultCode.RPC_ERROR),)),
     ]  # fmt: skip
