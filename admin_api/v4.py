@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -34,14 +32,6 @@ PREFIX = "/api/v4"
 def v4_route_table(ctx: ApiContext) -> list[V4Route]:
     """Every v4 endpoint, the index and the OpenAPI description included."""
     process = ProcessStats()
-    served: list[Sequence[Any]] = [
-        *broker_routes(ctx, process),
-        *client_routes(ctx),
-        *publish_routes(ctx),
-        *config_routes(ctx),
-        prometheus_endpoint(ctx, process),
-    ]
-    table = [V4Route(*row) for row in served]  # surfaces may give the first five fields only
 
     async def list_endpoints(request: Request) -> Response:
         return ok(index)
@@ -51,7 +41,11 @@ def v4_route_table(ctx: ApiContext) -> list[V4Route]:
 
     table = [
         V4Route("", "list_endpoints", "GET", "this list", list_endpoints),
-        *table,
+        *broker_routes(ctx, process),
+        *client_routes(ctx),
+        *publish_routes(ctx),
+        *config_routes(ctx),
+        prometheus_endpoint(ctx, process),
         V4Route("/openapi.json", "openapi", "GET", "this API as OpenAPI 3.1", openapi,
                 answer={"type": "object", "required": ["openapi", "info", "paths"]}),
     ]  # fmt: skip
