@@ -93,8 +93,9 @@ def _covers(rule: AclRule, client: Client, action: Action, topic: str) -> bool:
             if rule.permit == "deny":
                 return True  # fail closed: a value that cannot be placed is denied, never allowed
             continue
-        # a subscription filter is covered when the rule's filter matches it as a name, or equals it
-        if expanded == topic or topic_matches(expanded, topic):
+        # a subscription filter is covered when the rule's filter matches it as a name, or equals
+        # it; a rule's wildcards cover $ topics too (4.7.2-1 is about routing, not permissions)
+        if expanded == topic or topic_matches(expanded, topic, dollar_rule=False):
             return True
     return False
 

@@ -80,14 +80,15 @@ class TopicTree:
             del parent.children[level]
         return True
 
-    def match(self, topic: str) -> list[tuple[str, int]]:
-        """Every subscription matching ``topic``: one ``(client_id, qos)`` per matching filter.
+    def match(self, topic: str, *, dollar_rule: bool = True) -> list[tuple[str, int]]:
+        """Every subscription matching ``topic``: one ``(client_id, qos)`` per matching filter;
+        ``dollar_rule=False`` lets wildcards at the root match ``$`` topics too (ACL rules).
 
         Iterative (an explicit stack), so a filter thousands of levels deep costs time in
         proportion to its depth and never Python's recursion limit."""
         levels = topic.split("/")
         depth_end = len(levels)
-        dollar = topic.startswith("$")
+        dollar = dollar_rule and topic.startswith("$")
         found: list[tuple[str, int]] = []
         stack: list[tuple[_Node, int]] = [(self._root, 0)]
         while stack:
@@ -119,8 +120,10 @@ def _tree_node(word: str, node: _Node) -> TreeNode:
     return TreeNode(word, len(node.children), tuple(node.subscribers))
 
 
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """Whether one filter matches one topic name (for helpers; routing uses the tree)."""
+def topic_matches(topic_filter: str, topic: str, *, dollar_rule: bool = True) -> bool:
+    """Whether one filter matches one topic name (for helpers and the ACL; routing uses the
+    tree). With ``dollar_rule=False`` a filter starting with a wildcard also matches ``$`` topics:
+    an ACL rule on ``#`` covers every topic a client may use."""
     tree = TopicTree()
     tree.subscribe(topic_filter, "", 0)
-    return bool(tree.match(topic))
+    return bool(tree.match(topic, dollar_rule=dollar_rule))

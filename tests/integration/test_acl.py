@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from broker.acl import Client, allowed
+from broker.acl import Action, Client, allowed
 from broker.settings import Acl
 from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
 from tests.mqtt_packets import RawClient, connect, publish, subscribe
@@ -45,6 +45,25 @@ def test_first_matching_rule_decides() -> None:
     assert not allowed(rules, Client("sensor"), "publish", "cmd/reboot")
     assert allowed(rules, Client("sensor"), "publish", "data/1")
     assert not allowed(acl(no_match="deny"), Client("c"), "publish", "x")
+
+
+def test_wildcard_rules_cover_dollar_topics() -> None:
+    """A rule on "#" or "+/..." covers $ topics too, so a deny-all rule still denies them."""
+    rules = acl(
+        {"permit": "allow", "username": "admin", "action": "pubsub", "topics": ["#"]},
+        {"permit": "deny", "action": "pubsub", "topics": ["#"]},
+    )
+    cases: list[tuple[Action, str]] = [
+        ("publish", "$app/cmd"),
+        ("publish", "$SYS/x"),
+        ("subscribe", "$app/#"),
+        ("receive", "$app/cmd"),
+    ]
+    for action, topic in cases:
+        assert not allowed(rules, Client("c", "mallory"), action, topic)
+        assert allowed(rules, Client("c", "admin"), action, topic)
+    deny_plus = acl({"permit": "deny", "action": "publish", "topics": ["+/cmd"]})
+    assert not allowed(deny_plus, Client("c"), "publish", "$app/cmd")
 
 
 def test_rule_without_topics_covers_every_topic() -> None:
