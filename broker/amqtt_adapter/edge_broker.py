@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -578,7 +577,7 @@ class EdgeAmqttBroker(Broker):
         backlog.count += 1
         backlog.size += len(data)
         if qos == 0:
-            backlog.qos0.append((task, len(data)))
+            backlog.qos0[task] = len(data)
         task.add_done_callback(partial(self._delivery_done, counted, handler, len(data)))
 
     def _make_room(self, handler: BrokerProtocolHandler, count: int, size: int, incoming: int, qos: int) -> bool:
@@ -594,19 +593,22 @@ class EdgeAmqttBroker(Broker):
         return True
 
     def _evict_qos0(self, handler: BrokerProtocolHandler) -> int | None:
-        """Drop the client's oldest QoS 0 copy not yet written and return its size; None if there
-        is none (a copy already written but not yet counted off leaves room without a drop)."""
+        """Make room for one copy in the client's queue: take its oldest QoS 0 copy out and return
+        its size; None if there is none. A copy already written (its task done, not yet counted
+        off) leaves without a drop; one not written yet is cancelled and counted as dropped."""
         backlog = self._pending.get(handler)
         while backlog is not None and backlog.qos0:
-            task, size = backlog.qos0.popleft()
+            task = next(iter(backlog.qos0))
+            size = backlog.qos0.pop(task)
             if task.done():
                 return size
-            if not task.cancelling():
-                task.cancel()  # safe: amqtt writes a packet whole, under its write lock
-                self._evicted.add(task)
-                backlog.size -= size
-                self._state.record_dropped(1)
-                return size
+            if isinstance(task, asyncio.Task) and task.cancelling():
+                continue  # being cancelled already (evicted, or the broker stops)
+            task.cancel()  # safe: amqtt writes a packet whole, under its write lock
+            self._evicted.add(task)
+            backlog.size -= size
+            self._state.record_dropped(1)
+            return size
         return None
 
     def _delivery_done(
@@ -618,6 +620,7 @@ class EdgeAmqttBroker(Broker):
             self._evicted.discard(task)
             counted, size = False, 0
         if backlog is not None:
+            backlog.qos0.pop(task, None)
             backlog.count -= 1
             backlog.size -= size
             if not backlog.count:
@@ -761,11 +764,11 @@ class EdgeAmqttBroker(Broker):
 @dataclass(slots=True)
 class _Backlog:
     """The copies routed to one connection and not finished yet: how many, their payload bytes,
-    and the QoS 0 ones (task, size) oldest first, which a full queue drops for QoS 1/2 ones."""
+    and the size of each QoS 0 one, oldest first (a full queue drops those for QoS 1/2 ones)."""
 
     count: int = 0
     size: int = 0
-    qos0: deque[tuple[asyncio.Task[Any], int]] = field(default_factory=deque)
+    qos0: dict[asyncio.Future[Any], int] = field(default_factory=dict)
 
 
 _NO_BACKLOG = _Backlog()  # read only: what a connection without unfinished copies has

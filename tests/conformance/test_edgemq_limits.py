@@ -296,3 +296,43 @@ async def test_offline_queue_is_bounded_in_bytes() -> None:
         assert broker.stats().message_drop == 7
         async with mqtt_client(broker, "away", clean_session=False) as away:
             assert [(await next_message(away)).payload[0] for _ in range(3)] == [0, 1, 2]
+
+
+async def test_written_qos0_copies_leave_no_phantom_room_in_the_byte_bound() -> None:
+    """QoS 0 copies already written free their bytes once: after 200 KB of them went to a client
+    that never acknowledges a pending QoS 1 copy, its QoS 1 copies still stop at max_mqueue_bytes."""
+    settings = ephemeral_settings(mqtt={"max_mqueue_bytes": 64 * 1024})
+    async with running_broker(settings) as broker, RawClient.open(broker.mqtt_address) as lazy:
+        await broker.publish("t/retained", b"r", qos=1, retain=True, client_id=None)
+        assert await lazy.connack(connect("lazy")) == (0, 0)
+        await lazy.send(subscribe(1, ("t/#", 1)))
+        received = 0
+        arrived = asyncio.Event()
+
+        async def read_all() -> None:  # reads everything, acknowledges nothing
+            nonlocal received
+            while True:
+                await lazy.read_packet(timeout=60)
+                received += 1
+                arrived.set()
+
+        async def until_received(count: int) -> None:
+            async with asyncio.timeout(WAIT):
+                while received < count:
+                    arrived.clear()
+                    await arrived.wait()
+
+        reader = asyncio.create_task(read_all())
+        try:
+            await until_received(2)  # SUBACK and the retained copy, never acknowledged
+            for batch in range(10):  # 20 KB at a time, each written before the next
+                for _ in range(20):
+                    await broker.publish("t/q0", b"x" * 1024, qos=0, client_id=None)
+                await until_received(2 + 20 * (batch + 1))
+            dropped = broker.stats().message_drop
+            for _ in range(20):
+                await broker.publish("t/q1", b"y" * 10 * 1024, qos=1, client_id=None)
+            assert broker.stats().message_drop - dropped >= 13  # at most 64 KB of 10 KB copies admitted
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
