@@ -174,7 +174,9 @@ class EdgeBroker:
             _apply_log_level(old, new)
             moves = (new.http_server.ip_addr, new.http_server.port) != (old.http_server.ip_addr, old.http_server.port)
             if moves and not await self._move_http(new):  # report the address the admin API is still on
-                self.live.current = _with_section(self.live.current, "http_server", old.http_server.model_dump())
+                still_at = old.http_server.model_dump(include={"ip_addr", "port"})
+                http = new.http_server.model_dump() | still_at  # the rest of the section applies
+                self.live.current = _with_section(self.live.current, "http_server", http)
             log.info("edgemq restarted: MQTT on %s, admin API on %s", self.mqtt_url, self.api_url)
 
     async def _move_http(self, settings: BrokerSettings) -> bool:
