@@ -2,9 +2,10 @@
 
 What a slow or hostile client can hold is bounded by ``http_server``: at most
 ``max_connections`` connections (more are answered 503 and closed at once), a request must
-arrive whole within ``request_timeout`` (else 408 and the connection closes), an idle
-keep-alive connection closes after ``keepalive_timeout``. Every answer is JSON, malformed HTTP
-too; upgrades (WebSocket, h2c) are not served, the request is answered as plain HTTP.
+arrive whole within ``request_timeout`` of its first byte, or, pipelined behind another, of
+that one's answer (else 408 and the connection closes), an idle keep-alive connection closes
+after ``keepalive_timeout``. Every answer is JSON, malformed HTTP too; upgrades (WebSocket,
+h2c) are not served, the request is answered as plain HTTP.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class GuardedHttpProtocol(H11Protocol):
             transport.close()
             return
         super().connection_made(transport)
-        self._follow_request()
+        self._request_deadline = self.loop.call_later(self._limits.request_timeout, self._request_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection."""
@@ -105,10 +106,15 @@ class GuardedHttpProtocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        """Feed the request; time it from its first byte until it is complete."""
+        """Feed the request (see ``handle_events``)."""
         if self._refused:
             return
         super().data_received(data)
+
+    def handle_events(self) -> None:
+        """Process what is buffered, then time the request being received: from its first byte,
+        or, pipelined behind another, from when that one is answered, until it is complete."""
+        super().handle_events()
         self._follow_request()
 
     def send_400_response(self, msg: str) -> None:
@@ -127,11 +133,17 @@ class GuardedHttpProtocol(H11Protocol):
         return False
 
     def _follow_request(self) -> None:
+        """Arm ``request_timeout`` (instead of the keep-alive timer) once a request has begun,
+        stop it once none is being received; between requests the keep-alive timer runs alone."""
         receiving = self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing()
         if not receiving:
             self._stop_request_deadline()
-        elif self._request_deadline is None:
-            self._request_deadline = self.loop.call_later(self._limits.request_timeout, self._request_timed_out)
+            return
+        begun = self.conn.their_state is h11.SEND_BODY or bool(self.conn.trailing_data[0])
+        if begun:
+            self._unset_keepalive_if_required()
+            if self._request_deadline is None:
+                self._request_deadline = self.loop.call_later(self._limits.request_timeout, self._request_timed_out)
 
     def _stop_request_deadline(self) -> None:
         if self._request_deadline is not None:

@@ -135,6 +135,50 @@ async def test_requests_are_timed_from_their_first_byte() -> None:
     assert (first.status, second.status) == (200, 200)
 
 
+PIPELINED_HEALTH = b"GET /healthz HTTP/1.1\r\nHost: edgemq\r\n\r\n"
+HALF_BODY_NO_CREDENTIALS = b'POST /api/v1 HTTP/1.1\r\nHost: edgemq\r\nContent-Length: 100\r\n\r\n{"req": 2'
+
+
+@pytest.mark.parametrize(
+    ("auth_type", "behind"),
+    [("basic", HALF_BODY), ("no_auth", HALF_BODY_NO_CREDENTIALS), ("basic", HALF_HEADER)],
+    ids=["basic-half-body", "no-auth-half-body", "half-header"],
+)
+async def test_pipelined_request_is_timed(auth_type: str, behind: bytes) -> None:
+    """A request sent behind another in the same write gets 408 after request_timeout when incomplete."""
+    limits = {"request_timeout": 0.3, "keepalive_timeout": 60, "auth_type": auth_type}
+    async with running_broker(ephemeral_settings(http_server=limits)) as broker:
+        reader, writer = await asyncio.open_connection(*broker.http_address)
+        try:
+            writer.write(PIPELINED_HEALTH + behind)
+            first = await read_one_answer(reader)
+            second = await read_answer(reader)
+        finally:
+            writer.close()
+    assert first.status == 200
+    assert (second.status, second.json()["code"]) == (408, 102)
+
+
+async def test_request_sent_with_the_end_of_the_previous_body_is_timed() -> None:
+    """A half-sent request that arrives with the last bytes of the body before it gets 408 after request_timeout."""
+    body = b'{"req": 2, "seq": 1}'
+    head = f"POST /api/v1 HTTP/1.1\r\nHost: edgemq\r\nContent-Length: {len(body)}\r\nExpect: 100-continue\r\n"
+    settings = ephemeral_settings(http_server={"request_timeout": 0.3, "keepalive_timeout": 60})
+    async with running_broker(settings) as broker:
+        reader, writer = await asyncio.open_connection(*broker.http_address)
+        try:
+            writer.write(head.encode() + BASIC_ADMIN + b"\r\n")
+            async with asyncio.timeout(WAIT):  # the handler waits for the body now
+                assert b" 100 Continue" in await reader.readuntil(b"\r\n\r\n")
+            writer.write(body + HALF_BODY)
+            first = await read_one_answer(reader)
+            second = await read_answer(reader)
+        finally:
+            writer.close()
+    assert first.status == 200
+    assert (second.status, second.json()["code"]) == (408, 102)
+
+
 async def test_idle_keepalive_connection_is_closed() -> None:
     """An idle keep-alive connection is closed after keepalive_timeout."""
     settings = ephemeral_settings(http_server={"keepalive_timeout": 0.2, "request_timeout": 60})
