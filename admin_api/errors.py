@@ -10,6 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from admin_api.codes import ResultCode
+from broker.control import MqttUnavailable
 
 __all__ = ["ApiError", "error_response", "exception_handlers"]
 
@@ -71,6 +72,12 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)  # nobody reads it
 
 
+async def _mqtt_unavailable(request: Request, exc: Exception) -> Response:
+    log.debug("%s %s while the MQTT side is not running", request.method, request.url.path)
+    error = ApiError(503, ResultCode.UNKNOWN_ERROR, message="the MQTT side is not running (the broker is stopping)")
+    return error_response(error)
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("internal error serving %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(ApiError(500, ResultCode.UNKNOWN_ERROR, message="internal error"))
@@ -80,5 +87,6 @@ exception_handlers = {
     ApiError: _api_error,
     HTTPException: _http_error,
     ClientDisconnect: _client_gone,
+    MqttUnavailable: _mqtt_unavailable,
     Exception: _unexpected_error,
 }

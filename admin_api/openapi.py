@@ -18,6 +18,7 @@ COMMON_ERRORS: tuple[tuple[int, ResultCode], ...] = (
     (401, ResultCode.WRONG_CREDENTIALS),
     (401, ResultCode.EMPTY_CREDENTIALS),
     (500, ResultCode.UNKNOWN_ERROR),
+    (503, ResultCode.UNKNOWN_ERROR),  # the MQTT side is not running (the broker is stopping)
 )
 """What any operation may answer besides its own errors."""
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-__all__ = ["BrokerControl"]
+__all__ = ["BrokerControl", "MqttUnavailable"]
+
+
+class MqttUnavailable(RuntimeError):
+    """The MQTT side is not running (the broker is stopping): the admin API answers 503."""
 
 
 class BrokerControl(Protocol):

@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from broker.amqtt_adapter.edge_broker import LISTENER, EdgeAclPlugin, EdgeAmqttBroker, EdgeAuthPlugin
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.client_auth import ClientAuthenticator
+from broker.control import MqttUnavailable
 from broker.listeners import ListenerSet
 from broker.settings import LiveSettings
 from broker.state import BrokerState
@@ -200,7 +201,7 @@ class MqttCore:
 
     def _running(self) -> EdgeAmqttBroker:
         if self._broker is None:
-            raise RuntimeError("the MQTT side is not running")
+            raise MqttUnavailable("the MQTT side is not running")
         return self._broker
 
     async def reset(self) -> None:

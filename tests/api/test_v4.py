@@ -13,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from broker import EdgeBroker
+from broker.amqtt_adapter.edge_broker import EdgeAmqttBroker
 from broker.listeners import ListenerSet
 from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
 from tests.mqtt_packets import RawClient, connect
@@ -328,3 +329,24 @@ async def test_readyz_is_503_while_mqtt_restarts(monkeypatch: pytest.MonkeyPatch
         reopen.set()
         await restart
         assert (await http.get(f"http://{host}:{port}/readyz")).status_code == 200
+
+
+async def test_publish_while_the_mqtt_side_stops_is_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the broker stops (MQTT side gone, admin API still serving), a publish is 503 JSON, not 500."""
+    held, release = asyncio.Event(), asyncio.Event()
+    shutdown = EdgeAmqttBroker.shutdown
+
+    async def held_shutdown(self: EdgeAmqttBroker) -> None:
+        held.set()
+        await release.wait()  # the stop waits here, with the MQTT side already detached
+        await shutdown(self)
+
+    async with running_broker(ephemeral_settings()) as broker, httpx.AsyncClient(auth=broker.admin_auth) as http:
+        monkeypatch.setattr(EdgeAmqttBroker, "shutdown", held_shutdown)
+        stopping = asyncio.create_task(broker.stop())
+        await asyncio.wait_for(held.wait(), WAIT)
+        answer = await http.post(f"{broker.api_url}/v4/mqtt/publish", json={"topic": "t", "payload": "x"})
+        release.set()
+        await stopping
+    assert answer.status_code == 503
+    assert answer.json()["code"] == 102
