@@ -11,7 +11,7 @@ from amqtt.adapters import BufferReader, ReaderAdapter, WriterAdapter
 from amqtt.errors import MQTTError
 from amqtt.events import MQTTEvents
 from amqtt.mqtt import packet_class
-from amqtt.mqtt.connack import ConnackPacket
+from amqtt.mqtt.connack import CONNECTION_ACCEPTED, ConnackPacket
 from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.constants import QOS_1, QOS_2
 from amqtt.mqtt.disconnect import DisconnectPacket
@@ -185,9 +185,9 @@ class EdgeHandler(BrokerProtocolHandler):
 
     async def send_connack(self, session_present: int) -> None:
         """Accept the CONNECT: the CONNACK goes into the outbox as bytes, unless a plugin
-        listens for amqtt's sent-packet event (then amqtt builds and sends its packet object)."""
+        listens for amqtt's sent-packet event, or for a websocket (then as amqtt's packet object)."""
         if self.outbox is None or _listens(self.plugins_manager, MQTTEvents.PACKET_SENT):
-            await self.mqtt_connack_authorize(True)
+            await self._send_packet(ConnackPacket.build(session_present, CONNECTION_ACCEPTED))
             return
         self.outbox.write_now(bytes((_CONNACK, 2, session_present, 0)))
 
@@ -349,7 +349,9 @@ class EdgeHandler(BrokerProtocolHandler):
                         if qos == 2:  # routed at once; its id is kept until PUBREL (4.3.3, method B)
                             received = IncomingApplicationMessage(packet_id, topic, 2, b"", retain)
                             session.inflight_in[packet_id] = received
-                    if qos:  # acknowledged once routed
+                    if qos and self.outbox is not None:  # acknowledged once routed: PUBACK or PUBREC
+                        self.outbox.put((b"\x40\x02", b"\x50\x02")[qos - 1] + packet_id.to_bytes(2, "big"))
+                    elif qos:
                         await self._acknowledge(qos, packet_id)
                     continue
                 released = pubrel_id(raw)

@@ -144,3 +144,15 @@ async def test_websocket_client_faults_are_info_lines(caplog: pytest.LogCaptureF
     handshakes = [r for r in caplog.records if r.getMessage().startswith("websocket handshake failed: ")]
     assert len(handshakes) == 3
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
+
+
+async def test_mqtt31_over_websocket_gets_no_session_present_flag() -> None:
+    """An MQTT 3.1 client resuming its session over WebSocket gets CONNACK byte 2 = 0 (reserved in 3.1)."""
+    async with running_broker(_ws_listener()) as broker:
+        host, port = broker.mqtt_addresses["ws"]
+        url = f"ws://{host}:{port}/mqtt"
+        hello = connect("old-ws", clean=False, protocol=("MQIsdp", 3))
+        for _ in range(2):  # the second CONNECT resumes the session
+            async with websockets.connect(url, subprotocols=[Subprotocol("mqttv3.1")]) as ws:
+                await ws.send(hello)
+                assert await asyncio.wait_for(ws.recv(), WAIT) == b"\x20\x02\x00\x00"
