@@ -93,3 +93,63 @@ async def test_broker_serves_after_refusals(api: httpx.AsyncClient) -> None:
     refused = await api.post("/v1", content=b'{"req": 2, "seq": 1}', headers={"Content-Type": "text/plain"})
     assert refused.status_code == 415
     assert (await v1(api, 2))["message_in"] == 0
+
+
+@pytest.mark.parametrize("origin", ["http://127.0.0.1:1880", "http://127.0.0.1:8081", "http://127.0.0.1:443"])
+async def test_host_without_port_refuses_origin_on_another_port(
+    broker: EdgeBroker, api: httpx.AsyncClient, origin: str
+) -> None:
+    """With a Host without port (port 80, or a proxy's $host), an Origin on another port gets 403/108."""
+    headers = {"Host": "127.0.0.1", "Origin": origin}
+    response = await api.post("/v4/mqtt/publish", json={"topic": "t", "payload": "x"}, headers=headers)
+    assert (response.status_code, response.json()["code"]) == (403, 108)
+    assert_nothing_done(broker)
+
+
+@pytest.mark.parametrize("origin", ["http://127.0.0.1", "http://127.0.0.1:80"])
+async def test_host_without_port_accepts_origin_on_the_default_port(api: httpx.AsyncClient, origin: str) -> None:
+    """With a Host without port, an Origin on the scheme's default port (80 for http) is the same site."""
+    response = await api.post("/v1", json={"req": 2, "seq": 7}, headers={"Host": "127.0.0.1", "Origin": origin})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("port_in_host", [True, False])
+async def test_origin_with_another_scheme_is_403(
+    broker: EdgeBroker, api: httpx.AsyncClient, port_in_host: bool
+) -> None:
+    """An https Origin on the request's own host and port, for a request that came over http, gets 403/108."""
+    host, port = broker.http_address
+    if port_in_host:
+        headers = {"Host": f"{host}:{port}", "Origin": f"https://{host}:{port}"}
+    else:
+        headers = {"Host": host, "Origin": f"https://{host}:80"}
+    response = await api.post("/v4/mqtt/publish", json={"topic": "t", "payload": "x"}, headers=headers)
+    assert (response.status_code, response.json()["code"]) == (403, 108)
+    assert_nothing_done(broker)
+
+
+async def test_https_origin_behind_a_local_tls_proxy_is_served(api: httpx.AsyncClient) -> None:
+    """Behind a TLS proxy on this host that sends X-Forwarded-Proto: https, the https Origin is the same site."""
+    headers = {"Host": "127.0.0.1", "Origin": "https://127.0.0.1", "X-Forwarded-Proto": "https"}
+    response = await api.post("/v1", json={"req": 2, "seq": 8}, headers=headers)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site", "Cross-Site"])
+async def test_sec_fetch_site_of_another_site_is_403(broker: EdgeBroker, api: httpx.AsyncClient, site: str) -> None:
+    """A browser's Sec-Fetch-Site: cross-site or same-site gets 403/108, even with no Origin."""
+    headers = {"Sec-Fetch-Site": site}
+    response = await api.post("/v4/mqtt/publish", json={"topic": "t", "payload": "x"}, headers=headers)
+    assert (response.status_code, response.json()["code"]) == (403, 108)
+    assert "cross-site" in response.json()["message"]
+    assert_nothing_done(broker)
+
+
+@pytest.mark.parametrize("site", ["same-origin", "none"])
+async def test_sec_fetch_site_of_the_same_origin_is_served(
+    broker: EdgeBroker, api: httpx.AsyncClient, site: str
+) -> None:
+    """Sec-Fetch-Site: same-origin (the API's own page) and none (typed by the user) are served."""
+    headers = {"Sec-Fetch-Site": site, "Origin": own_origin(broker)}
+    response = await api.post("/v1", json={"req": 2, "seq": 9}, headers=headers)
+    assert response.status_code == 200
