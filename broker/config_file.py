@@ -1,7 +1,8 @@
 """Where settings come from, in order: the HOCON file, its override file, ``EDGEMQ_*``, the CLI.
 
 - The file is NanoMQ's ``nanomq.conf`` layout, read with pyhocon (includes work); an include
-  that is missing or unreadable makes the file invalid (pyhocon would skip it and carry on).
+  that is missing or unreadable makes the file invalid (pyhocon would skip it and carry on),
+  whatever the logging configuration: edgemq makes pyhocon treat every include as required.
 - The override file (``edgemq.override.conf`` beside ``edgemq.conf``) holds what the admin API
   changed (v1 req 12); it is written atomically and leaves the user's file and comments alone,
   as JSON (valid HOCON) that reads back exactly or is not written.
@@ -14,10 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import shutil
-import warnings
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -54,22 +53,44 @@ def override_path(conf: Path) -> Path:
     return conf.with_name(f"{conf.stem}.override{conf.suffix or '.conf'}")
 
 
-_skipped_includes: ContextVar[list[str] | None] = ContextVar("skipped_includes", default=None)
+_includes_required: ContextVar[bool] = ContextVar("includes_required", default=False)
+_pyhocon_parse_file = ConfigFactory.parse_file.__func__
+_pyhocon_parse_url = ConfigFactory.parse_URL.__func__
 
 
-class _SkippedIncludes(logging.Filter):
-    """Takes the includes pyhocon skips (it only logs them) while edgemq reads a file: they make
-    the file invalid instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        skipped = _skipped_includes.get()
-        if skipped is None or not str(record.msg).startswith("Cannot include"):
-            return True
-        skipped.append(record.getMessage())
-        return False
+def _parse_included_file(cls: type[ConfigFactory], filename: str, *args: Any, **kwargs: Any) -> Any:
+    """pyhocon's loader of included files; while edgemq parses, every include is required (an
+    unreadable one raises OSError instead of being skipped with a warning)."""
+    if _includes_required.get():
+        kwargs["required"] = True
+    return _pyhocon_parse_file(cls, filename, *args, **kwargs)
 
 
-logging.getLogger("pyhocon.config_parser").addFilter(_SkippedIncludes())
+def _parse_included_url(cls: type[ConfigFactory], url: str, *args: Any, **kwargs: Any) -> Any:
+    """pyhocon's loader of included URLs; while edgemq parses, a URL is never fetched."""
+    if _includes_required.get():
+        raise ConfigException(f"include {url}: only files can be included")
+    return _pyhocon_parse_url(cls, url, *args, **kwargs)
+
+
+# pyhocon's include parse action calls these through the class: replacing them is the only way
+# to make every include required; outside edgemq's parsing they behave as pyhocon's own.
+ConfigFactory.parse_file = classmethod(_parse_included_file)
+ConfigFactory.parse_URL = classmethod(_parse_included_url)
+
+
+@contextlib.contextmanager
+def _every_include_required() -> Iterator[None]:
+    """pyhocon parses inside the block: an include it cannot read raises OSError."""
+    reset = _includes_required.set(True)
+    try:
+        yield
+    finally:
+        _includes_required.reset(reset)
+
+
+def _unreadable_include(where: str, exc: OSError) -> ConfigError:
+    return ConfigError([f"{where}: an included file cannot be read ({exc.filename}: {exc.strerror})"])
 
 
 def _key(key: object) -> str:
@@ -104,12 +125,14 @@ def _read_located(path: Path) -> tuple[dict[str, Any], Located]:
     located = scan(path, text)
     if located.problems:
         raise ConfigError(located.problems)
-    with _no_skipped_includes(str(path)):
+    with _every_include_required():
         try:
             tree = ConfigFactory.parse_string(text, basedir=os.path.dirname(str(path)), resolve=True)
         except ParseBaseException as exc:
             raise ConfigError([f"{path}:{exc.lineno}: syntax error: {exc.msg}"]) from None
-        except (ConfigException, OSError, ValueError) as exc:
+        except OSError as exc:
+            raise _unreadable_include(str(path), exc) from None
+        except (ConfigException, ValueError) as exc:
             raise ConfigError([f"{path}: {exc}"]) from None
         except Exception as exc:  # pyhocon fails in its own ways on some input (e.g. recursion)
             raise ConfigError([f"{path}: cannot be read as HOCON: {exc!r}"]) from None
@@ -119,29 +142,12 @@ def _read_located(path: Path) -> tuple[dict[str, Any], Located]:
     return data, located
 
 
-@contextlib.contextmanager
-def _no_skipped_includes(where: str) -> Iterator[None]:
-    """pyhocon parses inside the block; an include it skipped is a ConfigError naming ``where``."""
-    skipped: list[str] = []
-    reset = _skipped_includes.set(skipped)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # pyhocon's own logger.warn call
-            yield
-    finally:
-        _skipped_includes.reset(reset)
-    if skipped:
-        raise ConfigError([f"{where}: {message}" for message in skipped])
-
-
 def _hocon_value(name: str, text: str) -> Any:
     try:
-        with _no_skipped_includes(f"environment {name}"):
+        with _every_include_required():
             return _plain(ConfigFactory.parse_string(f"v = {text}")["v"])
-    except ConfigError:
-        raise
     except OSError as exc:
-        raise ConfigError([f"environment {name}: {exc}"]) from None
+        raise _unreadable_include(f"environment {name}", exc) from None
     except Exception:  # not HOCON: the text itself, for the settings to check
         return text
 

@@ -5,7 +5,8 @@ objects, lists and their elements, values, comments and ``include`` directives. 
 the file and line of every key path (list elements by index: ``rules.2.permit``), so errors
 can point at the occurrence that holds a bad value, and follows each include into its file,
 reporting one that is missing or unreadable (pyhocon skips those silently). pyhocon remains
-the parser of values; this walk only locates. Text it cannot follow ends the walk quietly.
+the parser of values; this walk only locates. Text it cannot follow ends the walk of that file;
+an ``include`` after that point is a problem (it could not be checked).
 """
 
 from __future__ import annotations
@@ -71,14 +72,12 @@ def _tokens(text: str) -> Iterator[_Token]:
     line, position = 1, 0
     while position < len(text):
         match = _TOKEN.match(text, position)
-        if match is None:
-            raise _StopScan
-        kind = match.lastgroup or ""
-        value = match[0]
+        kind = (match.lastgroup or "") if match is not None else "unknown"
+        value = match[0] if match is not None else text[position]
         if kind not in ("space", "comment"):
             yield _Token(kind, value, line)
         line += value.count("\n")
-        position = match.end()
+        position += len(value)
 
 
 def _unquote(text: str) -> str:
@@ -96,6 +95,7 @@ class _Walk:
 
     def __init__(self, scanner: _Scanner, path: Path, tokens: list[_Token]) -> None:
         self.scanner, self.path, self.tokens, self.at = scanner, path, tokens, 0
+        self.statement = 0  # where the key or include being walked starts
 
     def peek(self) -> _Token | None:
         return self.tokens[self.at] if self.at < len(self.tokens) else None
@@ -111,6 +111,21 @@ class _Walk:
         while (token := self.peek()) is not None and (token.kind == "newline" or token.text == ","):
             self.at += 1
 
+    def skip_newlines(self) -> None:
+        while (token := self.peek()) is not None and token.kind == "newline":
+            self.at += 1
+
+    def unchecked_include(self) -> str | None:
+        """A problem naming the first include from the statement the walk stopped in onwards."""
+        rest = self.tokens[self.statement :]
+        for token in rest:
+            if token.kind == "word" and token.text.lower() == "include":
+                return (
+                    f"{self.path}:{rest[0].line}: edgemq cannot follow the text here, "
+                    f"so the include on line {token.line} cannot be checked"
+                )
+        return None
+
     def object_body(self, prefix: tuple[str, ...], closing: str | None) -> None:
         while True:
             self.skip_separators()
@@ -122,6 +137,7 @@ class _Walk:
             if token.text == closing:
                 self.at += 1
                 return
+            self.statement = self.at
             if token.kind == "word" and token.text.lower() == "include":
                 self.at += 1
                 self.include(prefix, token.line)
@@ -139,10 +155,10 @@ class _Walk:
         for end in range(len(prefix) + 1, len(path)):
             lines.setdefault(path[:end], (self.path, first.line))
         lines[path] = (self.path, first.line)
+        self.skip_newlines()  # pyhocon takes "key" and "{" (or "=") on separate lines
         token = self.take()
         if token.text in ("=", ":", "+="):
-            while (following := self.peek()) is not None and following.kind == "newline":
-                self.at += 1
+            self.skip_newlines()
             self.value(path)
         elif token.text == "{":
             self.object_body(path, "}")
@@ -153,6 +169,8 @@ class _Walk:
         """One value, with whatever is concatenated to it on the same line."""
         while (token := self.peek()) is not None and token.kind != "newline" and token.text not in (",", "}", "]"):
             self.at += 1
+            if token.kind == "unknown":
+                raise _StopScan
             if token.text == "{":
                 self.object_body(path, "}")
             elif token.text == "[":
@@ -170,6 +188,7 @@ class _Walk:
             if token.text == "]":
                 self.at += 1
                 return
+            self.statement = self.at
             element = (*path, str(index))
             self.scanner.located.lines[element] = (self.path, token.line)
             self.value(element)
@@ -205,8 +224,8 @@ class _Scanner:
 
     def walk(self, path: Path, text: str, prefix: tuple[str, ...]) -> None:
         self.open_files.append(path.resolve())
+        walk = _Walk(self, path, list(_tokens(text)))
         try:
-            walk = _Walk(self, path, list(_tokens(text)))
             walk.skip_separators()
             first = walk.peek()
             if first is not None and first.text == "[":
@@ -218,7 +237,8 @@ class _Scanner:
             else:
                 walk.object_body(prefix, None)
         except _StopScan:
-            pass
+            if (problem := walk.unchecked_include()) is not None:
+                self.located.problems.append(problem)
         finally:
             self.open_files.pop()
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -388,3 +388,44 @@ async def test_restart_applies_the_log_level(tmp_path: Path) -> None:
             assert logger.level == logging.ERROR
     finally:
         logger.setLevel(level)
+
+
+@pytest.fixture
+def root_logger_at_error() -> Iterator[None]:
+    """The root logger at ERROR, as ``log.level = error`` or a host application sets it (pyhocon's warnings dropped)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+ALLMAN_CONF = CONF.replace(
+    "auth { allow_anonymous = true }",
+    'auth\n{\n  allow_anonymous = false\n  password = { include "passwd.conf" }\n}',
+)
+
+
+@pytest.mark.usefixtures("root_logger_at_error")
+async def test_req12_refuses_a_change_once_an_include_is_missing(tmp_path: Path) -> None:
+    """req 12 re-reads the file: an include gone missing (key and ``{`` on two lines) is 400/108, auth unchanged."""
+    (tmp_path / "passwd.conf").write_text('alice = "pw"\n')
+    async with broker_from_file(tmp_path, ALLMAN_CONF) as (broker, api, _conf):
+        (tmp_path / "passwd.conf").rename(tmp_path / "passwd.conf.old")
+        refused(await post(api, {"req": 12, "data": {"auth": {"no_match": "deny"}}}), "passwd.conf")
+        assert broker.settings.auth.password == {"alice": "pw"}
+    assert not (tmp_path / "edgemq.override.conf").exists()
+
+
+@pytest.mark.usefixtures("root_logger_at_error")
+async def test_restart_keeps_the_running_auth_once_an_include_is_missing(tmp_path: Path) -> None:
+    """A restart after an include went missing (key and ``{`` on two lines) keeps the running password list."""
+    (tmp_path / "passwd.conf").write_text('alice = "pw"\n')
+    async with broker_from_file(tmp_path, ALLMAN_CONF) as (broker, _api, _conf):
+        (tmp_path / "passwd.conf").rename(tmp_path / "passwd.conf.old")
+        await broker.restart()
+        assert broker.settings.auth.password == {"alice": "pw"}
+        async with RawClient.open(broker.mqtt_address) as raw:
+            assert await raw.connack(connect("c", username="mallory", password="x")) == (0, 5)
