@@ -3,14 +3,17 @@
 A change is refused (ConfigError, nothing written) when a value is out of range (the settings
 models decide, as for the file), when a key is set by the environment or the command line
 (which override the file, so the change would never take effect), when the admin API or an
-MQTT listener would move to an address that cannot be bound now (the admin would be locked
-out, or every MQTT client dropped, after the restart), or when it cannot be stored exactly.
+MQTT listener would move to an address that cannot be bound now or that another of them would
+take too (the admin would be locked out, or every MQTT client dropped, after the restart), or
+when it cannot be stored exactly.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 
 from pydantic import ValidationError
@@ -135,20 +138,47 @@ def _addresses(settings: BrokerSettings) -> dict[str, tuple[str, int]]:
 
 
 def _unbindable(running: BrokerSettings, target: BrokerSettings) -> list[str]:
-    """A problem for each changed address that cannot be bound now (only numeric hosts are tried)."""
-    before = _addresses(running)
-    # a restart closes the MQTT listeners before it listens again: their ports are free by then
-    mqtt_ports = {port for key, (_, port) in before.items() if key.startswith("listeners.") and port}
+    """A problem for each pair of addresses that would take one port, and for each other changed
+    address that cannot be bound now (only numeric hosts are tried)."""
+    before, after = _addresses(running), _addresses(target)
+    changed = {key for key, address in after.items() if address != before.get(key)}
+    clashes = [
+        (one, other)
+        for one, other in combinations(after, 2)
+        if {one, other} & changed and _clash(after[one], after[other])
+    ]
     problems = []
-    for key, (host, port) in _addresses(target).items():
-        if (host, port) == before.get(key) or (key.startswith("listeners.") and port in mqtt_ports):
-            continue
+    for one, other in clashes:
+        (host, port), other_host = after[one], after[other][0]
+        problems.append(f"{one} and {other}: both would listen on port {port} ({host} and {other_host}): only one can")
+    clashing = {key for pair in clashes for key in pair}
+    for key in sorted(changed - clashing, key=list(after).index):
+        host, port = after[key]
+        # a restart closes an MQTT listener before it listens again: the port it holds is free by then
+        if key.startswith("listeners.") and port == before.get(key, ("", 0))[1]:
+            port = 0
         try:
             _try_bind(host, port)
         except OSError as exc:
             outcome = "the admin API would be unreachable" if key.startswith("http") else "the listener would not start"
-            problems.append(f"{key}: cannot listen on {host}:{port} ({exc.strerror or exc}): {outcome}")
+            problems.append(f"{key}: cannot listen on {host}:{after[key][1]} ({exc.strerror or exc}): {outcome}")
     return problems
+
+
+def _clash(one: tuple[str, int], other: tuple[str, int]) -> bool:
+    """Whether two listening addresses take the same port: the same host, or one of them every
+    address of the other's family (``::`` IPv4's too, on a dual-stack socket such as the admin
+    API's); a host name may be any address."""
+    (host, port), (other_host, other_port) = one, other
+    if port != other_port or port == 0:
+        return False
+    try:
+        addresses = ipaddress.ip_address(host), ipaddress.ip_address(other_host)
+    except ValueError:
+        return True
+    if addresses[0].version != addresses[1].version:
+        return any(address.version == 6 and address.is_unspecified for address in addresses)
+    return addresses[0] == addresses[1] or any(address.is_unspecified for address in addresses)
 
 
 def _try_bind(host: str, port: int) -> None:

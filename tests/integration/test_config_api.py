@@ -429,3 +429,41 @@ async def test_restart_keeps_the_running_auth_once_an_include_is_missing(tmp_pat
         assert broker.settings.auth.password == {"alice": "pw"}
         async with RawClient.open(broker.mqtt_address) as raw:
             assert await raw.connack(connect("c", username="mallory", password="x")) == (0, 5)
+
+
+async def test_listener_moving_onto_another_listeners_port_is_refused(tmp_path: Path) -> None:
+    """req 12 refuses a listener on the port another listener keeps (400/108 naming both keys), writing nothing."""
+    port = free_port()
+    text = CONF.replace('"127.0.0.1:0"', f'"127.0.0.1:{port}"')
+    async with broker_from_file(tmp_path, text) as (_, api, _conf):
+        change = {"listeners": {"ws": {"bind": f"127.0.0.1:{port}/mqtt"}}}
+        message = refused(await post(api, {"req": 12, "data": change}), "listeners.ws.bind")
+    assert "listeners.tcp.bind" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edgemq.conf"]
+
+
+async def test_two_listeners_moving_to_one_port_are_refused(tmp_path: Path) -> None:
+    """req 12 refuses two listeners moving to one new port (400/108 naming both keys), writing nothing."""
+    port = free_port()
+    change = {"listeners": {"tcp": {"bind": f"127.0.0.1:{port}"}, "ws": {"bind": f"0.0.0.0:{port}/mqtt"}}}
+    async with broker_from_file(tmp_path) as (_, api, _conf):
+        message = refused(await post(api, {"req": 12, "data": change}), "listeners.tcp.bind")
+    assert "listeners.ws.bind" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edgemq.conf"]
+
+
+@pytest.mark.parametrize("first", ["listener", "admin API"])
+async def test_admin_api_and_listener_on_one_new_port_are_refused(tmp_path: Path, first: str) -> None:
+    """req 12 refuses moving the admin API to the port a listener moves to, or the reverse (400/108 naming both)."""
+    port = free_port()
+    changes = {
+        "listener": {"listeners": {"tcp": {"bind": f"127.0.0.1:{port}"}}},
+        "admin API": {"http_server": {"port": port}},
+    }
+    second = next(name for name in changes if name != first)
+    async with broker_from_file(tmp_path) as (_, api, conf):
+        assert (await post(api, {"req": 12, "data": changes[first]})).json()["code"] == 0
+        written = override_path(conf).read_text()
+        message = refused(await post(api, {"req": 12, "data": changes[second]}), "listeners.tcp.bind")
+    assert "http_server" in message
+    assert override_path(conf).read_text() == written
