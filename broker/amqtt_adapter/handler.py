@@ -444,12 +444,18 @@ class EdgeHandler(BrokerProtocolHandler):
         if not task.cancelled() and task.exception() is not None:
             log.debug("background delivery ended: %r", task.exception())
 
-    async def _ack(self, waiters: dict[int, asyncio.Future[Any]], packet_id: int) -> Any:
+    async def _send_and_wait(
+        self, send: Coroutine[Any, Any, None], waiters: dict[int, asyncio.Future[Any]], packet_id: int
+    ) -> Any:
+        """Send a packet, then wait for its acknowledgement; the waiter is in place before the
+        packet is written, so an acknowledgement read while the write drains is not lost."""
         if self._stopping:
+            send.close()
             raise ConnectionError("the connection is closing")
         waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         waiters[packet_id] = waiter
         try:
+            await send
             return await waiter
         finally:
             if waiters.get(packet_id) is waiter:
@@ -471,9 +477,10 @@ class EdgeHandler(BrokerProtocolHandler):
             return
         assert self.session is not None
         assert isinstance(app_message, OutgoingApplicationMessage)
-        await self._send_publish(app_message)
-        app_message.puback_packet = await self._ack(self._puback_waiters, app_message.packet_id)
-        self.session.inflight_out.pop(app_message.packet_id, None)
+        packet_id = app_message.packet_id
+        send = self._send_publish(app_message)
+        app_message.puback_packet = await self._send_and_wait(send, self._puback_waiters, packet_id)
+        self.session.inflight_out.pop(packet_id, None)
 
     async def _handle_qos2_message_flow(
         self, app_message: OutgoingApplicationMessage | IncomingApplicationMessage
@@ -483,11 +490,12 @@ class EdgeHandler(BrokerProtocolHandler):
             return
         assert self.session is not None
         assert isinstance(app_message, OutgoingApplicationMessage)
+        packet_id = app_message.packet_id
         if app_message.pubrel_packet is None:
-            await self._send_publish(app_message)
-            app_message.pubrec_packet = await self._ack(self._pubrec_waiters, app_message.packet_id)
-            app_message.pubrel_packet = PubrelPacket.build(app_message.packet_id)
-        self.session.inflight_out[app_message.packet_id] = app_message
-        await self._send_packet(app_message.pubrel_packet)
-        app_message.pubcomp_packet = await self._ack(self._pubcomp_waiters, app_message.packet_id)
-        self.session.inflight_out.pop(app_message.packet_id, None)
+            send = self._send_publish(app_message)
+            app_message.pubrec_packet = await self._send_and_wait(send, self._pubrec_waiters, packet_id)
+            app_message.pubrel_packet = PubrelPacket.build(packet_id)
+        self.session.inflight_out[packet_id] = app_message
+        send = self._send_packet(app_message.pubrel_packet)
+        app_message.pubcomp_packet = await self._send_and_wait(send, self._pubcomp_waiters, packet_id)
+        self.session.inflight_out.pop(packet_id, None)
