@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiomqtt
@@ -69,3 +70,12 @@ async def next_message(client: aiomqtt.Client) -> aiomqtt.Message:
 async def wait_state(broker: EdgeBroker, predicate: Callable[[BrokerState], bool]) -> None:
     """Wait until the broker's shared state satisfies ``predicate``."""
     await broker.state.wait_for(predicate, WAIT)
+
+
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A loopback port that another socket listens on until the block ends."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield int(taken.getsockname()[1])

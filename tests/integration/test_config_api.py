@@ -15,7 +15,7 @@ import pytest
 
 from broker import ConfigSource, EdgeBroker
 from broker.config_file import override_path
-from tests.helpers import WAIT, mqtt_client, next_message, v1, wait_state
+from tests.helpers import WAIT, mqtt_client, next_message, taken_port, v1, wait_state
 from tests.mqtt_packets import RawClient, connect, subscribe
 
 pytestmark = pytest.mark.anyio
@@ -200,10 +200,7 @@ async def test_acl_changed_by_req12_applies_at_once(tmp_path: Path) -> None:
 async def test_failed_restart_keeps_listening_as_before(tmp_path: Path) -> None:
     """A restart whose new port is taken (by a hand edit) logs the error and listens as configured before."""
     async with broker_from_file(tmp_path) as (broker, _api, conf), RawClient.open(broker.mqtt_address):
-        with socket.socket() as taken:
-            taken.bind(("127.0.0.1", 0))
-            taken.listen()
-            busy = taken.getsockname()[1]
+        with taken_port() as busy:
             override_path(conf).write_text(f'listeners.tcp.bind = "127.0.0.1:{busy}"\n')
             await broker.restart()
         assert broker.mqtt_ready
@@ -269,10 +266,7 @@ async def test_reload_range_checks_like_the_file(api: httpx.AsyncClient, change:
 async def test_admin_api_moving_to_a_taken_port_is_refused(tmp_path: Path) -> None:
     """req 12 refuses an admin API address that cannot be bound now: the admin would be locked out."""
     async with broker_from_file(tmp_path) as (_, api, _conf):
-        with socket.socket() as taken:
-            taken.bind(("127.0.0.1", 0))
-            taken.listen()
-            busy = taken.getsockname()[1]
+        with taken_port() as busy:
             message = refused(
                 await post(api, {"req": 12, "data": {"http_server": {"port": busy}}}), "http_server: cannot listen on"
             )
@@ -290,10 +284,7 @@ async def test_admin_api_moving_to_a_foreign_address_is_refused(tmp_path: Path) 
 async def test_mqtt_listener_moving_to_a_taken_port_is_refused(tmp_path: Path) -> None:
     """req 12 refuses an MQTT listener address that cannot be bound now."""
     async with broker_from_file(tmp_path) as (_, api, _conf):
-        with socket.socket() as taken:
-            taken.bind(("127.0.0.1", 0))
-            taken.listen()
-            busy = taken.getsockname()[1]
+        with taken_port() as busy:
             change = {"listeners": {"tcp": {"bind": f"127.0.0.1:{busy}"}}}
             message = refused(await post(api, {"req": 12, "data": change}), "listeners.tcp.bind")
     assert "the listener would not start" in message
@@ -360,10 +351,8 @@ async def test_value_that_cannot_be_stored_exactly_is_refused(tmp_path: Path) ->
 async def test_config_reports_the_admin_address_in_effect_after_a_failed_move(tmp_path: Path) -> None:
     """When a restart cannot move the admin API, req 11 reports the address it still serves on."""
     async with broker_from_file(tmp_path) as (broker, api, conf):
-        with socket.socket() as taken:
-            taken.bind(("127.0.0.1", 0))
-            taken.listen()
-            override_path(conf).write_text(f"http_server.port = {taken.getsockname()[1]}\n")  # a hand edit
+        with taken_port() as busy:
+            override_path(conf).write_text(f"http_server.port = {busy}\n")  # a hand edit
             await broker.restart()
         assert (await v1(api, 11))["http_server"]["port"] == 0
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import httpx
 import pytest
 
 from broker.config_file import override_path
+from tests.helpers import taken_port
 from tests.integration.test_config_api import broker_from_file
 
 pytestmark = pytest.mark.anyio
@@ -17,10 +17,7 @@ pytestmark = pytest.mark.anyio
 async def test_failed_admin_move_keeps_the_new_credentials(tmp_path: Path) -> None:
     """A restart that cannot move the admin API keeps its address but applies the new password."""
     async with broker_from_file(tmp_path) as (broker, _api, conf):
-        with socket.socket() as taken:
-            taken.bind(("127.0.0.1", 0))
-            taken.listen()
-            port = taken.getsockname()[1]
+        with taken_port() as port:
             override_path(conf).write_text(f'http_server {{ port = {port}, password = "n3w-s3cret" }}\n')
             await broker.restart()
         assert broker.admin_auth == ("admin", "n3w-s3cret")
