@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -36,7 +37,12 @@ def v4_route_table(ctx: ApiContext) -> list[V4Route]:
     async def list_endpoints(request: Request) -> Response:
         return ok(index)
 
+    document: dict[str, Any] = {}  # made on first request: building it costs more than a broker start
+
     async def openapi(request: Request) -> Response:
+        if not document:
+            [v1] = v1_routes(ctx)
+            document.update(openapi_document(PREFIX, table, (v1.methods or set()) - {"HEAD"}, edgemq_version()))
         return JSONResponse(document)
 
     table = [
@@ -50,8 +56,6 @@ def v4_route_table(ctx: ApiContext) -> list[V4Route]:
                 answer={"type": "object", "required": ["openapi", "info", "paths"]}),
     ]  # fmt: skip
     index = [{"path": r.path or "/", "name": r.name, "method": r.method, "descr": r.descr} for r in table]
-    [v1] = v1_routes(ctx)
-    document = openapi_document(PREFIX, table, (v1.methods or set()) - {"HEAD"}, edgemq_version())
     return table
 
 

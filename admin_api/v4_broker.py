@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
@@ -15,8 +16,9 @@ from admin_api.v4_common import V4Route
 __all__ = ["broker_routes", "edgemq_version"]
 
 
+@functools.cache
 def edgemq_version() -> str:
-    """The installed edgemq version."""
+    """The installed edgemq version (looked up once: it reads the package metadata)."""
     try:
         return version("edgemq")
     except PackageNotFoundError:
