@@ -70,6 +70,7 @@ class EdgeBroker:
         self._stop_requested = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self._started_at: datetime | None = None
+        self._running = False  # from start() until stop(): start() is not re-entrant
 
     @property
     def settings(self) -> BrokerSettings:
@@ -86,15 +87,24 @@ class EdgeBroker:
         await self.stop()
 
     async def start(self) -> None:
-        """Start the MQTT side, then the admin API; undo both if either fails."""
-        if self._load_config_on_start and self._config is not None:
-            self.live.current = self._config.load()
-        self._warn_about_exposure()
-        await self._mqtt.start()
+        """Start the MQTT side, then the admin API; undo both if either fails. A broker that is
+        running (or starting) already raises RuntimeError; after ``stop`` it may start again."""
+        if self._running:
+            raise RuntimeError("the broker is running already: stop() it before starting it again")
+        self._running = True
+        try:
+            if self._load_config_on_start and self._config is not None:
+                self.live.current = self._config.load()
+            self._warn_about_exposure()
+            await self._mqtt.start()
+        except BaseException:
+            self._running = False
+            raise
         try:
             self._http = await self._start_http(self.settings)
         except BaseException:
             await self._mqtt.stop(self.settings.shutdown_timeout)
+            self._running = False
             raise
         self._started_at = datetime.now(UTC)
         log.info("edgemq ready: MQTT on %s, admin API on %s", ", ".join(self.mqtt_urls), self.api_url)
@@ -114,6 +124,7 @@ class EdgeBroker:
         if self._http is not None:
             await self._http.stop()
             self._http = None
+        self._running = False
         log.info("edgemq stopped")
 
     # -- control (what the admin API may ask) -------------------------------------------------
