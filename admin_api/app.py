@@ -13,8 +13,8 @@ from admin_api.errors import exception_handlers
 from admin_api.health import health_routes
 from admin_api.v1 import v1_routes
 from admin_api.v4 import v4_routes
+from broker.config.settings import LiveSettings
 from broker.control import BrokerControl
-from broker.settings import LiveSettings
 from broker.state import BrokerState
 
 __all__ = ["create_app"]

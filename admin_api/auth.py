@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from admin_api.codes import ResultCode
 from admin_api.errors import ApiError, error_response
 from admin_api.prometheus import PROMETHEUS_PATH
-from broker.settings import LiveSettings
+from broker.config.settings import LiveSettings
 
 __all__ = ["AuthMiddleware", "basic_auth_failure"]
 

@@ -9,8 +9,8 @@ from typing import Any
 from admin_api.codes import ResultCode
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
-from broker.config_changes import ConfigUnavailable
-from broker.config_file import ConfigError, masked
+from broker.config.changes import ConfigUnavailable
+from broker.config.source import ConfigError, masked
 
 __all__ = ["change_config", "control_action", "refused_change", "run_in_loop", "running_config"]
 

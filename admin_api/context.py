@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from broker.config.settings import LiveSettings
 from broker.control import BrokerControl
-from broker.settings import LiveSettings
 from broker.state import BrokerState
 
 __all__ = ["ApiContext"]

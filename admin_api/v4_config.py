@@ -13,8 +13,8 @@ from admin_api.config_api import control_action, refused_change, run_in_loop, ru
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
 from admin_api.v4_common import V4Route, bad_parameter, json_body, ok, query
-from broker.config_changes import live_view
-from broker.config_file import ConfigError
+from broker.config.changes import live_view
+from broker.config.source import ConfigError
 
 __all__ = ["config_routes"]
 

@@ -23,7 +23,7 @@ from admin_api.context import ApiContext
 from admin_api.errors import ApiError
 from admin_api.slices import in_slices, ok_in_slices
 from admin_api.v4_common import V4Route, bad_parameter, json_body, ok, ok_paged
-from broker.topics import is_system_topic, is_valid_topic_name
+from broker.mqtt.topics import is_system_topic, is_valid_topic_name
 
 __all__ = ["PUBLISH_SCHEMA", "publish_routes"]
 

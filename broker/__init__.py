@@ -1,7 +1,7 @@
 """edgemq: an embeddable MQTT broker (amqtt) with a NanoMQ-compatible admin API.
 
 The names below are imported on first use (PEP 562), so importing a submodule, such as the
-pytest plugin ``broker.pytest_plugin``, does not load the broker, amqtt and the admin API.
+pytest plugin ``broker.testing.pytest_plugin``, does not load the broker, amqtt and the admin API.
 """
 
 from __future__ import annotations
@@ -10,32 +10,32 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from broker.config_file import ConfigError, ConfigSource
-    from broker.helpers import Capture
+    from broker.config.settings import Auth, BrokerSettings, HttpServer, Listeners, Mqtt, TcpListener
+    from broker.config.source import ConfigError, ConfigSource
     from broker.lifecycle import EdgeBroker
-    from broker.settings import Auth, BrokerSettings, HttpServer, Listeners, Mqtt, TcpListener
     from broker.state import BrokerState, ClientInfo, ClientSnapshot, RoutedMessage, Stats, SubscriptionSnapshot
-    from broker.threaded import AsyncThreadedBroker, ThreadedBroker
+    from broker.testing.helpers import Capture
+    from broker.testing.threaded import AsyncThreadedBroker, ThreadedBroker
 
 _EXPORTS = {
-    "AsyncThreadedBroker": "broker.threaded",
-    "Auth": "broker.settings",
-    "BrokerSettings": "broker.settings",
+    "AsyncThreadedBroker": "broker.testing.threaded",
+    "Auth": "broker.config.settings",
+    "BrokerSettings": "broker.config.settings",
     "BrokerState": "broker.state",
-    "Capture": "broker.helpers",
+    "Capture": "broker.testing.helpers",
     "ClientInfo": "broker.state",
     "ClientSnapshot": "broker.state",
-    "ConfigError": "broker.config_file",
-    "ConfigSource": "broker.config_file",
+    "ConfigError": "broker.config.source",
+    "ConfigSource": "broker.config.source",
     "EdgeBroker": "broker.lifecycle",
-    "HttpServer": "broker.settings",
-    "Listeners": "broker.settings",
-    "Mqtt": "broker.settings",
+    "HttpServer": "broker.config.settings",
+    "Listeners": "broker.config.settings",
+    "Mqtt": "broker.config.settings",
     "RoutedMessage": "broker.state",
     "Stats": "broker.state",
     "SubscriptionSnapshot": "broker.state",
-    "TcpListener": "broker.settings",
-    "ThreadedBroker": "broker.threaded",
+    "TcpListener": "broker.config.settings",
+    "ThreadedBroker": "broker.testing.threaded",
 }
 
 __all__ = [

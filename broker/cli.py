@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from admin_api.v4_broker import edgemq_version
-from broker.client_auth import ClientAuthenticator, PasswordFileError, hash_password
-from broker.config_file import ConfigError, ConfigSource
+from broker.config.settings import BrokerSettings, Log
+from broker.config.source import ConfigError, ConfigSource
 from broker.lifecycle import EdgeBroker, python_log_level
-from broker.settings import BrokerSettings, Log
+from broker.mqtt.client_auth import ClientAuthenticator, PasswordFileError, hash_password
 
 __all__ = ["main"]
 

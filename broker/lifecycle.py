@@ -11,15 +11,15 @@ from types import TracebackType
 from typing import Any
 
 from admin_api import create_app
-from broker import helpers
+from broker.admin_http.server import AdminHttpServer
 from broker.amqtt_adapter import MqttCore
-from broker.config_changes import ConfigUnavailable, plan_change, plan_live_change
-from broker.config_file import ConfigError, ConfigSource
-from broker.helpers import Capture, MessageHistory
-from broker.http_server import AdminHttpServer
-from broker.settings import BrokerSettings, LiveSettings
+from broker.config.changes import ConfigUnavailable, plan_change, plan_live_change
+from broker.config.settings import BrokerSettings, LiveSettings
+from broker.config.source import ConfigError, ConfigSource
 from broker.state import BrokerState, ClientSnapshot, RoutedMessage, Stats
-from broker.threaded import ThreadedBroker, run_in_thread
+from broker.testing import helpers
+from broker.testing.helpers import Capture, MessageHistory
+from broker.testing.threaded import ThreadedBroker, run_in_thread
 
 __all__ = ["EdgeBroker"]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from broker.topics import TopicTree, TreeNode
+from broker.mqtt.topics import TopicTree, TreeNode
 
 __all__ = [
     "BrokerState",

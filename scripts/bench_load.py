@@ -14,7 +14,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from broker.mqtt_framing import remaining_length
+from broker.mqtt.framing import remaining_length
 
 HEADER = struct.Struct("!IIq")  # publisher number, sequence, send time (ns)
 CONNECT_WINDOW = 8  # CONNECT handshakes in flight per connecting process

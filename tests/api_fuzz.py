@@ -23,7 +23,7 @@ import jsonschema
 import paho.mqtt.client as paho
 from hypothesis import strategies as st
 
-from broker.threaded import ThreadedBroker
+from broker.testing.threaded import ThreadedBroker
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 SERVED_V1_REQS = (2, 4, 5, 11, 12, 13)  # req 10 stops or restarts the broker under test

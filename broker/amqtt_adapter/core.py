@@ -12,12 +12,12 @@ from websockets.exceptions import ConnectionClosed
 
 from broker.amqtt_adapter.edge_broker import LISTENER, EdgeAclPlugin, EdgeAmqttBroker, EdgeAuthPlugin
 from broker.amqtt_adapter.framed_reader import FramedReader
-from broker.client_auth import ClientAuthenticator
+from broker.config.settings import LiveSettings
 from broker.control import MqttUnavailable
-from broker.listeners import ListenerSet
-from broker.settings import LiveSettings
+from broker.mqtt.client_auth import ClientAuthenticator
+from broker.mqtt.listeners import ListenerSet
+from broker.mqtt.stream_connection import StreamConnection
 from broker.state import BrokerState
-from broker.stream_connection import StreamConnection
 
 __all__ = ["MqttCore"]
 

@@ -36,17 +36,17 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import IncomingApplicationMessage, Session
 from amqtt.utils import gen_client_id
 
-from broker.acl import Action as AclAction
-from broker.acl import Client as AclClient
-from broker.acl import allowed as acl_allows
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.handler import EdgeHandler
 from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
 from broker.amqtt_adapter.session import queue_size
-from broker.client_auth import ClientAuthenticator, PasswordFileError
-from broker.settings import LiveSettings
+from broker.config.settings import LiveSettings
+from broker.mqtt.acl import Action as AclAction
+from broker.mqtt.acl import Client as AclClient
+from broker.mqtt.acl import allowed as acl_allows
+from broker.mqtt.client_auth import ClientAuthenticator, PasswordFileError
+from broker.mqtt.topics import is_system_topic, is_valid_topic_name
 from broker.state import BrokerState, ClientInfo, RoutedMessage
-from broker.topics import is_system_topic, is_valid_topic_name
 
 __all__ = ["LISTENER", "EdgeAclPlugin", "EdgeAmqttBroker", "EdgeAuthPlugin"]
 
@@ -102,13 +102,13 @@ _ACL_ACTIONS: dict[Action, AclAction] = {
 
 
 class EdgeAclPlugin(BaseTopicPlugin):
-    """Asks edgemq's ACL (broker/acl.py) for SUBSCRIBE, PUBLISH and RECEIVE; loaded only with rules."""
+    """Asks edgemq's ACL (broker/mqtt/acl.py) for SUBSCRIBE, PUBLISH and RECEIVE; loaded only with rules."""
 
     @dataclass
     class Config:
         """Options, loaded by amqtt's plugin manager."""
 
-        acl: Any = None  # a callable returning the current broker.settings.Acl
+        acl: Any = None  # a callable returning the current broker.config.settings.Acl
 
     async def topic_filtering(self, *, session: Session, topic: str, action: Action) -> bool:
         """True to allow; a refused SUBSCRIBE gets 0x80 in SUBACK (3.9.3)."""

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from amqtt.adapters import ReaderAdapter
 
-from broker.mqtt_framing import ProtocolViolation, split_packet
+from broker.mqtt.framing import ProtocolViolation, split_packet
 
 __all__ = ["ByteSource", "FramedReader"]
 
@@ -19,7 +19,7 @@ _PACKETS_PER_TURN = 64  # packets of one connection handled before other tasks g
 
 
 class ByteSource(Protocol):
-    """A connection's incoming bytes (broker/stream_connection.py for TCP and TLS, a websocket
+    """A connection's incoming bytes (broker/mqtt/stream_connection.py for TCP and TLS, a websocket
     source in core.py)."""
 
     transport: asyncio.WriteTransport | None
@@ -38,7 +38,7 @@ class ByteSource(Protocol):
 
 
 class FramedReader(ReaderAdapter):
-    """Serves amqtt's reads from whole, checked packets (broker/mqtt_framing.py).
+    """Serves amqtt's reads from whole, checked packets (broker/mqtt/framing.py).
 
     Bytes arrive in chunks from a ``ByteSource`` and are split into packets without further
     awaits. The event loop gets a turn every ``_PACKETS_PER_TURN`` packets, so a client that

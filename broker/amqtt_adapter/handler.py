@@ -30,7 +30,7 @@ from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicat
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
 from broker.amqtt_adapter.session import connect_refusal, queue_on_first_use, session_from_connect
-from broker.mqtt_framing import (
+from broker.mqtt.framing import (
     ProtocolViolation,
     encode_publish,
     is_publish,
@@ -236,7 +236,7 @@ class EdgeHandler(BrokerProtocolHandler):
         cls, raw: bytes, writer: WriterAdapter, plugins_manager: PluginManager[BrokerContext]
     ) -> tuple[EdgeHandler, Session]:
         """amqtt's ``init_from_connect`` for a CONNECT already read whole: parsed by
-        broker/mqtt_framing.py instead of amqtt's field-by-field awaited reads, refused like
+        broker/mqtt/framing.py instead of amqtt's field-by-field awaited reads, refused like
         amqtt does, accepted with an ``EdgeSession``."""
         if _listens(plugins_manager, MQTTEvents.PACKET_RECEIVED):  # amqtt's packet only if a plugin wants it
             packet = await ConnectPacket.from_stream(BufferReader(raw))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from broker.mqtt_framing import encode_publish
+from broker.mqtt.framing import encode_publish
 
 __all__ = ["Outbox", "RoutedCopy"]
 

@@ -6,7 +6,7 @@ the part amqtt uses (``transitions.state``, ``connect()``, ``disconnect()``, ``i
 small object, and makes its two asyncio queues (about 2.5 KB each, and used by few sessions:
 the offline queue of a persistent session, QoS 2 messages received) on first use.
 ``connect_refusal`` and ``session_from_connect`` take a CONNECT parsed by
-broker/mqtt_framing.py (malformed ones are refused there) instead of amqtt's packet classes.
+broker/mqtt/framing.py (malformed ones are refused there) instead of amqtt's packet classes.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from amqtt.mqtt import connack
 from amqtt.session import Session
 from transitions import MachineError
 
-from broker.mqtt_framing import Connect
+from broker.mqtt.framing import Connect
 
 __all__ = ["EdgeSession", "connect_refusal", "queue_on_first_use", "queue_size", "session_from_connect"]
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broker import EdgeBroker
-from broker.threaded import ThreadedBroker
+from broker.testing.threaded import ThreadedBroker
 from tests.api_fuzz import FuzzRequest, documented_requests, judge, mqtt_round_trip, stray_requests
 from tests.helpers import WAIT, ephemeral_settings
 

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broker import EdgeBroker
 from broker.amqtt_adapter.edge_broker import EdgeAmqttBroker
-from broker.listeners import ListenerSet
+from broker.mqtt.listeners import ListenerSet
 from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
 from tests.mqtt_packets import RawClient, connect
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from broker.acl import Action, Client, allowed
-from broker.settings import Acl
+from broker.config.settings import Acl
+from broker.mqtt.acl import Action, Client, allowed
 from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
 from tests.mqtt_packets import RawClient, connect, publish, subscribe
 

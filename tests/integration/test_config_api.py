@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from broker import ConfigSource, EdgeBroker
-from broker.config_file import override_path
+from broker.config.source import override_path
 from tests.helpers import WAIT, mqtt_client, next_message, taken_port, v1, wait_state
 from tests.mqtt_packets import RawClient, connect, subscribe
 
@@ -170,7 +170,7 @@ async def test_concurrent_restarts_do_not_interleave(broker: EdgeBroker) -> None
 
 async def test_password_list_admits_the_right_user_only(tmp_path: Path) -> None:
     """With a password file the right password connects; a wrong one is refused (CONNACK 5)."""
-    from broker.client_auth import hash_password
+    from broker.mqtt.client_auth import hash_password
 
     (tmp_path / "passwd").write_text(f"alice:plain-pw\nbob:{hash_password('hashed-pw')}\n")
     text = CONF.replace(

@@ -15,7 +15,7 @@ import trustme
 import websockets
 from websockets.typing import Subprotocol
 
-from broker.settings import BrokerSettings
+from broker.config.settings import BrokerSettings
 from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
 from tests.mqtt_packets import connect, subscribe
 

@@ -38,7 +38,7 @@ import httpx
 import pytest
 
 from admin_api.codes import ResultCode
-from broker.config_file import ConfigSource
+from broker.config.source import ConfigSource
 from tests.helpers import WAIT
 
 ROOT = Path(__file__).resolve().parents[2]

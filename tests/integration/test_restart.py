@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker.config_file import override_path
+from broker.config.source import override_path
 from tests.helpers import taken_port
 from tests.integration.test_config_api import broker_from_file
 

@@ -9,7 +9,7 @@ PROBE = """
 import sys
 import pytest
 before = set(sys.modules)
-import broker.pytest_plugin
+import broker.testing.pytest_plugin
 print("\\n".join(sorted(set(sys.modules) - before)))
 """
 
@@ -18,4 +18,4 @@ def test_plugin_import_loads_no_broker_code() -> None:
     """Importing the ``pytest11`` entry point loads only itself (and stdlib): no broker, amqtt or admin API."""
     probe = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=60)
     loaded = {name for name in probe.stdout.split() if name.partition(".")[0] not in sys.stdlib_module_names}
-    assert loaded == {"broker", "broker.pytest_plugin"}
+    assert loaded == {"broker", "broker.testing", "broker.testing.pytest_plugin"}

@@ -1,4 +1,4 @@
-"""MQTT client authentication (broker/client_auth.py): anonymous clients and the password file."""
+"""MQTT client authentication (broker/mqtt/client_auth.py): anonymous clients and the password file."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.client_auth import ClientAuthenticator, PasswordFileError
-from broker.settings import Auth
+from broker.config.settings import Auth
+from broker.mqtt.client_auth import ClientAuthenticator, PasswordFileError
 
 pytestmark = pytest.mark.anyio
 

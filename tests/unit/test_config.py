@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from broker.cli import main
-from broker.config_file import MASK, ConfigError, ConfigSource, masked, override_path
-from broker.config_locations import Located
-from broker.settings import BrokerSettings
+from broker.config.locations import Located
+from broker.config.settings import BrokerSettings
+from broker.config.source import MASK, ConfigError, ConfigSource, masked, override_path
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
@@ -326,7 +326,7 @@ def test_include_pyhocon_skips_is_an_error_whatever_the_logging(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An include the scan did not see is still an error when pyhocon's warnings are not logged."""
-    monkeypatch.setattr("broker.config_file.scan", lambda path, text: Located())
+    monkeypatch.setattr("broker.config.source.scan", lambda path, text: Located())
     path = write(tmp_path, 'auth.password = { include "paswd.conf" }\n')
     [problem] = problems(ConfigSource(path))
     assert problem == f"{path}: an included file cannot be read ({tmp_path / 'paswd.conf'}: No such file or directory)"

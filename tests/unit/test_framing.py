@@ -1,10 +1,10 @@
-"""Splitting a byte stream into checked MQTT packets and reading CONNECTs (broker/mqtt_framing.py)."""
+"""Splitting a byte stream into checked MQTT packets and reading CONNECTs (broker/mqtt/framing.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from broker.mqtt_framing import (
+from broker.mqtt.framing import (
     Connect,
     ProtocolViolation,
     encode_publish,

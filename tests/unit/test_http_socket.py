@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from broker.http_server import bind_socket
+from broker.admin_http.server import bind_socket
 
 
 def test_socket_is_tcp_so_asyncio_sets_nodelay() -> None:

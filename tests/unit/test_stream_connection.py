@@ -1,4 +1,4 @@
-"""StreamConnection (broker/stream_connection.py): reading, flow control and being stopped."""
+"""StreamConnection (broker/mqtt/stream_connection.py): reading, flow control and being stopped."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from broker.stream_connection import StreamConnection
+from broker.mqtt.stream_connection import StreamConnection
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from broker.topics import TopicTree, TreeNode, is_valid_topic_name
+from broker.mqtt.topics import TopicTree, TreeNode, is_valid_topic_name
 
 
 def reference_match(topic_filter: str, topic: str) -> bool:

@@ -7,13 +7,11 @@ import concurrent.futures
 import contextlib
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from broker.helpers import DEFAULT_TIMEOUT, Capture
+from broker.config.settings import BrokerSettings
 from broker.state import ClientSnapshot, RoutedMessage, Stats
-
-if TYPE_CHECKING:
-    from broker.lifecycle import EdgeBroker
+from broker.testing.helpers import DEFAULT_TIMEOUT, Capture
 
 __all__ = ["AsyncThreadedBroker", "ThreadedBroker", "run_in_thread"]
 
@@ -21,10 +19,37 @@ T = TypeVar("T")
 _SLACK = 5.0  # extra seconds a blocking call waits beyond the broker-side timeout
 
 
+class EmbeddedBroker(Protocol):
+    """What a broker run on a thread offers (``broker.EdgeBroker``; named here so that this
+    module does not import the lifecycle module, which imports it)."""
+
+    @property
+    def mqtt_url(self) -> str: ...
+    @property
+    def mqtt_address(self) -> tuple[str, int]: ...
+    @property
+    def api_url(self) -> str: ...
+    @property
+    def http_address(self) -> tuple[str, int]: ...
+    @property
+    def admin_auth(self) -> tuple[str, str]: ...
+    @property
+    def settings(self) -> BrokerSettings: ...
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def reset(self) -> None: ...
+    def capture(self, topic_filter: str) -> Capture: ...
+    def stats(self) -> Stats: ...
+    async def wait_for_message(self, topic_filter: str, timeout: float) -> RoutedMessage: ...
+    async def wait_for_client(self, client_id: str, timeout: float) -> ClientSnapshot: ...
+    async def wait_for_subscription(self, topic_filter: str, client_id: str | None, timeout: float) -> str: ...
+
+
 class _Bridge:
     """Submits work to the broker's loop from another thread."""
 
-    def __init__(self, broker: EdgeBroker, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, broker: EmbeddedBroker, loop: asyncio.AbstractEventLoop) -> None:
         self.broker = broker
         self.loop = loop
 
@@ -74,7 +99,7 @@ class ThreadedBroker:
     ``aio`` offers the same waits as coroutines for code running in its own event loop.
     """
 
-    def __init__(self, broker: EdgeBroker, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, broker: EmbeddedBroker, loop: asyncio.AbstractEventLoop) -> None:
         self._bridge = _Bridge(broker, loop)
         self.aio = AsyncThreadedBroker(self._bridge)
         self.mqtt_url = broker.mqtt_url
@@ -115,7 +140,7 @@ class ThreadedBroker:
 class _LoopThread:
     """A thread running one event loop that starts the broker, waits, and stops it."""
 
-    def __init__(self, broker: EdgeBroker) -> None:
+    def __init__(self, broker: EmbeddedBroker) -> None:
         self._broker = broker
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -160,7 +185,7 @@ class _LoopThread:
 
 
 @contextlib.contextmanager
-def run_in_thread(broker: EdgeBroker, start_timeout: float = 10.0) -> Iterator[ThreadedBroker]:
+def run_in_thread(broker: EmbeddedBroker, start_timeout: float = 10.0) -> Iterator[ThreadedBroker]:
     """Start ``broker`` on a background thread; stop it and join the thread on exit."""
     runner = _LoopThread(broker)
     runner.start(start_timeout)

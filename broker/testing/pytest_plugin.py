@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from broker.settings import BrokerSettings
-    from broker.threaded import ThreadedBroker
+    from broker.config.settings import BrokerSettings
+    from broker.testing.threaded import ThreadedBroker
 
 _MARKER = "edgemq"
 _OPTIONS = {"allow_anonymous", "admin_username", "admin_password", "conf", "history", "settings"}
@@ -49,8 +49,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def settings_for_test(options: dict[str, Any]) -> tuple[BrokerSettings, int]:
     """Broker settings on free loopback ports, and the history size, from marker options."""
-    from broker.config_file import ConfigSource
-    from broker.settings import BrokerSettings
+    from broker.config.settings import BrokerSettings
+    from broker.config.source import ConfigSource
 
     unknown = set(options) - _OPTIONS
     if unknown:
@@ -88,8 +88,8 @@ def mqtt_broker(request: pytest.FixtureRequest) -> Iterator[ThreadedBroker]:
 @pytest.fixture(scope="session")
 def mqtt_broker_session() -> Iterator[ThreadedBroker]:
     """One broker for the whole test session, on free ports."""
+    from broker.config.settings import BrokerSettings
     from broker.lifecycle import EdgeBroker
-    from broker.settings import BrokerSettings
 
     with EdgeBroker.run_in_thread(BrokerSettings.ephemeral()) as broker:
         yield broker

@@ -1,5 +1,5 @@
 """The admin API's HTTP server: uvicorn's HTTP/1.1 protocol on a socket edgemq binds, in the
-caller's event loop, each connection within the limits of ``http_server`` (broker/http_protocol.py)."""
+caller's event loop, each connection within the limits of ``http_server`` (broker/admin_http/protocol.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.server import ServerState
 
-from broker.http_protocol import ConnectionGate, GuardedHttpProtocol
-from broker.settings import LiveSettings
+from broker.admin_http.protocol import ConnectionGate, GuardedHttpProtocol
+from broker.config.settings import LiveSettings
 
 __all__ = ["AdminHttpServer"]
 

@@ -22,8 +22,8 @@ from websockets.exceptions import NegotiationError
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from broker.settings import Listeners, SslListener
-from broker.stream_connection import StreamConnection
+from broker.config.settings import Listeners, SslListener
+from broker.mqtt.stream_connection import StreamConnection
 
 __all__ = ["ListenerSet", "StreamHandler", "WebSocketHandler"]
 

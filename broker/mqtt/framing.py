@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from broker.topics import is_valid_topic_name
+from broker.mqtt.topics import is_valid_topic_name
 
 __all__ = [
     "CONNECT",

@@ -8,8 +8,8 @@ from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
+from broker.mqtt.topics import topic_matches
 from broker.state import BrokerState, ClientSnapshot, RoutedMessage
-from broker.topics import topic_matches
 
 __all__ = ["Capture", "MessageHistory", "wait_for_client", "wait_for_message", "wait_for_subscription"]
 

@@ -23,7 +23,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from admin_api.codes import ResultCode
-from broker.settings import HttpServer
+from broker.config.settings import HttpServer
 
 __all__ = ["ConnectionGate", "GuardedHttpProtocol", "json_answer"]
 

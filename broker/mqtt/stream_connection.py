@@ -2,7 +2,7 @@
 
 asyncio's streams give every connection a StreamReaderProtocol, a StreamReader and a
 StreamWriter and read through several layers of buffering; edgemq reads whole chunks and
-splits packets itself (broker/mqtt_framing.py), so one small protocol object is enough:
+splits packets itself (broker/mqtt/framing.py), so one small protocol object is enough:
 chunks in (``read_some``, with back-pressure), the transport out (``drain`` for flow control).
 """
 

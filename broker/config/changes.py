@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from broker.config_file import ConfigError, ConfigSource, deep_merge, masked, override_text, without_masks
-from broker.settings import BrokerSettings
+from broker.config.settings import BrokerSettings
+from broker.config.source import ConfigError, ConfigSource, deep_merge, masked, override_text, without_masks
 
 __all__ = ["ConfigChange", "ConfigUnavailable", "changed_keys", "live_view", "plan_change", "plan_live_change"]
 

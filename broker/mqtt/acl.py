@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from broker.settings import Acl, AclCondition, AclRule
-from broker.topics import topic_matches
+from broker.config.settings import Acl, AclCondition, AclRule
+from broker.mqtt.topics import topic_matches
 
 __all__ = ["Action", "Client", "allowed"]
 

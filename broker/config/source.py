@@ -29,8 +29,8 @@ from pyhocon import ConfigFactory, ConfigTree
 from pyhocon.exceptions import ConfigException
 from pyparsing import ParseBaseException
 
-from broker.config_locations import Located, scan
-from broker.settings import BrokerSettings
+from broker.config.locations import Located, scan
+from broker.config.settings import BrokerSettings
 
 __all__ = ["MASK", "ConfigError", "ConfigSource", "deep_merge", "masked", "override_path", "override_text"]
 

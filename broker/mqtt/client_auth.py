@@ -16,7 +16,7 @@ from pathlib import Path
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from broker.settings import Auth
+from broker.config.settings import Auth
 
 __all__ = ["ClientAuthenticator", "PasswordFileError", "hash_password", "read_password_file"]
 

@@ -1,0 +1,1 @@
+"""Configuration: typed settings, the HOCON file and its includes, and live changes (req 12)."""
