@@ -8,6 +8,7 @@ published to ``$app/x`` reaches ``$app/#`` but never ``#`` or ``+/x``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -124,6 +125,24 @@ def topic_matches(topic_filter: str, topic: str, *, dollar_rule: bool = True) ->
     """Whether one filter matches one topic name (for helpers and the ACL; routing uses the
     tree). With ``dollar_rule=False`` a filter starting with a wildcard also matches ``$`` topics:
     an ACL rule on ``#`` covers every topic a client may use."""
-    tree = TopicTree()
-    tree.subscribe(topic_filter, "", 0)
-    return bool(tree.match(topic, dollar_rule=dollar_rule))
+    return levels_match(
+        topic_filter.split("/"), topic.split("/"), root_wildcards=not (dollar_rule and topic.startswith("$"))
+    )
+
+
+def levels_match(filter_levels: Sequence[str], topic_levels: Sequence[str], *, root_wildcards: bool = True) -> bool:
+    """Whether a filter split into levels matches a topic name split into levels, level by level,
+    exactly as ``TopicTree.match`` does for one filter: ``+`` is one level, ``#`` as the last
+    level matches the parent and any children, and elsewhere ``#`` (or a wildcard at the root
+    when ``root_wildcards`` is False) only matches itself as a literal level."""
+    last = len(filter_levels) - 1
+    depth_end = len(topic_levels)
+    for depth, level in enumerate(filter_levels):
+        wildcard = root_wildcards or depth > 0
+        if level == "#" and depth == last and wildcard:
+            return True
+        if depth == depth_end:
+            return False
+        if level != topic_levels[depth] and not (level == "+" and wildcard):
+            return False
+    return last + 1 == depth_end

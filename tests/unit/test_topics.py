@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from broker.mqtt.topics import TopicTree, TreeNode, is_valid_topic_name
+from broker.mqtt.topics import TopicTree, TreeNode, is_valid_topic_name, topic_matches
 
 
 def reference_match(topic_filter: str, topic: str) -> bool:
@@ -133,3 +135,37 @@ def test_matching_a_deep_topic_does_not_recurse() -> None:
     tree.subscribe(deep, "deep", 1)
     tree.subscribe("x/+/#", "wild", 0)
     assert sorted(tree.match(deep)) == [("deep", 1), ("wild", 0)]
+
+
+# Levels that exercise every rule: plain words, empty levels, $ at the root, and wildcards
+# (which, inside a topic, are literal levels: the ACL matches subscription filters as names).
+_LEVELS = st.sampled_from(["a", "b", "", "$", "$SYS", "+", "#"])
+_PATHS = st.lists(_LEVELS, min_size=1, max_size=4).map("/".join)
+
+
+@settings(max_examples=1000)
+@given(topic_filter=_PATHS, topic=_PATHS, dollar_rule=st.booleans())
+def test_topic_matches_agrees_with_the_tree(topic_filter: str, topic: str, dollar_rule: bool) -> None:
+    """topic_matches gives the same answer as a TopicTree holding only that filter."""
+    tree = TopicTree()
+    tree.subscribe(topic_filter, "c", 0)
+    expected = bool(tree.match(topic, dollar_rule=dollar_rule))
+    assert topic_matches(topic_filter, topic, dollar_rule=dollar_rule) is expected
+
+
+@pytest.mark.parametrize(
+    ("topic_filter", "topic", "dollar_rule", "matches"),
+    [
+        ("#", "$SYS/x", True, False),
+        ("#", "$SYS/x", False, True),  # ACL rules: a wildcard at the root covers $ topics
+        ("+/x", "$app/x", False, True),
+        ("a/#", "a", True, True),
+        ("a/#/b", "a/x/b", True, False),  # "#" that is not last is no wildcard
+        ("a/#/b", "a/#/b", True, True),
+        ("a/+", "a/#", True, True),  # a filter seen as a name: "#" is one level
+        ("a/+", "a/b/c", True, False),
+    ],
+)
+def test_topic_matches_table(topic_filter: str, topic: str, dollar_rule: bool, matches: bool) -> None:
+    """Each row of the one-filter matching table holds."""
+    assert topic_matches(topic_filter, topic, dollar_rule=dollar_rule) is matches
