@@ -19,7 +19,9 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from bench_flows import Running
-from bench_load import open_client, publish_packet, subscribe_packet
+from bench_load import open_client
+
+from broker.mqtt.encoding import DISCONNECT, encode_publish, encode_subscribe
 
 PING_TOPIC = "ping/batch"
 PING_INTERVAL = 0.001  # seconds between one round trip's end and the next one's start
@@ -28,7 +30,7 @@ PING_INTERVAL = 0.001  # seconds between one round trip's end and the next one's
 def ping_round_trips(address: tuple[str, int], ready: Any, stop: Any) -> list[tuple[float, float]]:
     """(start time, round trip in seconds) of every QoS 0 publish to itself until ``stop`` is set."""
     sock, reader = open_client(address, "pinger")
-    sock.sendall(subscribe_packet([(PING_TOPIC, 0)]))
+    sock.sendall(encode_subscribe(1, (PING_TOPIC, 0)))
     while not any(first == 0x90 for first, _ in reader.packets()):
         pass
     ready.set()
@@ -36,13 +38,13 @@ def ping_round_trips(address: tuple[str, int], ready: Any, stop: Any) -> list[tu
     sock.settimeout(30)
     while not stop.is_set():
         started = time.perf_counter()
-        sock.sendall(publish_packet(PING_TOPIC, struct.pack("!d", started)))
+        sock.sendall(encode_publish(PING_TOPIC, struct.pack("!d", started)))
         while not any(first & 0xF0 == 0x30 for first, _ in reader.packets()):
             if reader.closed:
                 raise ConnectionError("the broker closed the pinger")
         samples.append((started, time.perf_counter() - started))
         time.sleep(PING_INTERVAL)
-    sock.sendall(b"\xe0\x00")
+    sock.sendall(DISCONNECT)
     sock.close()
     return samples
 

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psutil
-from bench_load import hold_clients, open_client, publish_messages, subscribe_and_count, subscribe_packet
+from bench_load import hold_clients, open_client, publish_messages, subscribe_and_count
+
+from broker.mqtt.encoding import DISCONNECT, encode_subscribe
 
 AMQTT_RUNNER = """
 import asyncio, logging, sys
@@ -203,7 +205,7 @@ def _filler(running: Running, filters: int) -> socket.socket:
     shapes = ["other/{}", "other/+/{}", "other/{}/#"]
     wanted = [(shapes[i % 3].format(i), 0) for i in range(filters)]
     for start in range(0, len(wanted), 200):
-        sock.sendall(subscribe_packet(wanted[start : start + 200], packet_id=start % 60000 + 1))
+        sock.sendall(encode_subscribe(start % 60000 + 1, *wanted[start : start + 200]))
         while not any(first == 0x90 for first, _ in reader.packets()):
             pass
     return sock
@@ -225,10 +227,10 @@ def churn(running: Running, filters: int, sessions: int) -> dict[str, Any]:
         for n in range(sessions):
             sock, reader = open_client(running.address, f"churn-{n}")
             with sock:
-                sock.sendall(subscribe_packet([(f"churn/{n}", 0)]))
+                sock.sendall(encode_subscribe(1, (f"churn/{n}", 0)))
                 while not any(first == 0x90 for first, _ in reader.packets()):
                     pass
-                sock.sendall(b"\xe0\x00")  # DISCONNECT: the broker ends the session, then closes
+                sock.sendall(DISCONNECT)  # the broker ends the session, then closes
                 while not reader.closed:
                     reader.packets()
         elapsed = time.perf_counter() - started

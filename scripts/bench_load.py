@@ -3,7 +3,7 @@
 Runs in worker processes (multiprocessing), so the generator does not share a CPU-bound
 interpreter with the broker under test. Every payload carries (publisher, sequence, send time),
 so subscribers count lost, duplicated and out-of-order messages and measure latency.
-Standard library plus edgemq's packet encoder.
+Standard library plus edgemq's packet encoder (broker/mqtt/encoding.py).
 """
 
 from __future__ import annotations
@@ -14,30 +14,15 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from broker.mqtt.framing import remaining_length
+from broker.mqtt.encoding import DISCONNECT, encode_connect, encode_puback, encode_publish, encode_subscribe
 
 HEADER = struct.Struct("!IIq")  # publisher number, sequence, send time (ns)
 CONNECT_WINDOW = 8  # CONNECT handshakes in flight per connecting process
 
 
-def _string(value: str) -> bytes:
-    raw = value.encode()
-    return struct.pack("!H", len(raw)) + raw
-
-
 def connect_packet(client_id: str, clean: bool = True) -> bytes:
-    body = _string("MQTT") + bytes([4, 0x02 if clean else 0]) + struct.pack("!H", 0) + _string(client_id)
-    return b"\x10" + remaining_length(len(body)) + body
-
-
-def publish_packet(topic: str, payload: bytes, qos: int = 0, packet_id: int = 0) -> bytes:
-    body = _string(topic) + (struct.pack("!H", packet_id) if qos else b"") + payload
-    return bytes([0x30 | qos << 1]) + remaining_length(len(body)) + body
-
-
-def subscribe_packet(filters: list[tuple[str, int]], packet_id: int = 1) -> bytes:
-    body = struct.pack("!H", packet_id) + b"".join(_string(f) + bytes([q]) for f, q in filters)
-    return b"\x82" + remaining_length(len(body)) + body
+    """The generator's CONNECT: MQTT 3.1.1, no keep alive (an idle client is never timed out)."""
+    return encode_connect(client_id, clean_session=clean, keep_alive=0)
 
 
 class PacketReader:
@@ -107,7 +92,7 @@ def _count(got: Received, packets: list[tuple[int, bytes]], keep_latency: bool) 
         qos = (first >> 1) & 3
         topic_end = 2 + struct.unpack_from("!H", body)[0]
         if qos:
-            acks += b"\x40\x02" + body[topic_end : topic_end + 2]
+            acks += encode_puback(struct.unpack_from("!H", body, topic_end)[0])
         publisher, seq, sent = HEADER.unpack_from(body, topic_end + (2 if qos else 0))
         previous = got.last_seq.get(publisher, -1)
         if seq == previous:
@@ -141,7 +126,7 @@ def subscribe_and_count(
     results: dict[int, Received] = {}
     for client_id in client_ids:
         sock, reader = open_client(address, client_id)
-        sock.sendall(subscribe_packet(filters))
+        sock.sendall(encode_subscribe(1, *filters))
         while not any(first == 0x90 for first, _ in reader.packets()):
             pass
         selector.register(sock, selectors.EVENT_READ, reader)
@@ -201,7 +186,7 @@ def publish_messages(
         for _ in range(min(batch, count - seq)):
             packet_id = seq % 65535 + 1
             payload = HEADER.pack(publisher, seq, time.time_ns()) + padding
-            chunk += publish_packet(topic, payload, qos, packet_id)
+            chunk += encode_publish(topic, payload, qos=qos, packet_id=packet_id)
             seq += 1
         sock.sendall(chunk)
         if qos:  # keep at most ~1000 unacknowledged
@@ -217,7 +202,7 @@ def publish_messages(
     end = time.perf_counter()
     if done is not None:
         done.wait(600)  # type: ignore[attr-defined]
-    sock.sendall(b"\xe0\x00")
+    sock.sendall(DISCONNECT)
     sock.close()
     return start, end
 

@@ -1,73 +1,20 @@
-"""Hand-built MQTT 3.1.1 packets and a raw socket client, for tests below the client libraries."""
+"""A raw socket client for tests below the client libraries, and hand-built (malformed) packets.
+
+Well-formed packets come from broker/mqtt/encoding.py."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import struct
 from collections.abc import AsyncIterator
 
-
-def _remaining_length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _string(value: str | bytes) -> bytes:
-    raw = value.encode() if isinstance(value, str) else value
-    return struct.pack("!H", len(raw)) + raw
+from broker.mqtt.framing import remaining_length
 
 
 def packet(first_byte: int, body: bytes) -> bytes:
-    """A packet from its first byte and its variable header plus payload."""
-    return bytes([first_byte]) + _remaining_length(len(body)) + body
-
-
-def connect(
-    client_id: str,
-    *,
-    clean: bool = True,
-    keepalive: int = 60,
-    will: tuple[str, bytes, int, bool] | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    protocol: tuple[str, int] = ("MQTT", 4),
-) -> bytes:
-    """CONNECT; ``will`` is (topic, payload, qos, retain); ``protocol`` is (name, level), MQTT
-    3.1 is ("MQIsdp", 3)."""
-    flags = 0x02 if clean else 0
-    payload = _string(client_id)
-    if will is not None:
-        topic, message, qos, retain = will
-        flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
-        payload += _string(topic) + _string(message)
-    if username is not None:
-        flags |= 0x80
-        payload += _string(username)
-    if password is not None:
-        flags |= 0x40
-        payload += _string(password)
-    name, level = protocol
-    return packet(0x10, _string(name) + bytes([level, flags]) + struct.pack("!H", keepalive) + payload)
-
-
-def publish(topic: str, payload: bytes, *, qos: int = 0, packet_id: int = 1, retain: bool = False) -> bytes:
-    """PUBLISH."""
-    body = _string(topic) + (struct.pack("!H", packet_id) if qos else b"") + payload
-    return packet(0x30 | (qos << 1) | int(retain), body)
-
-
-def subscribe(packet_id: int, *filters: tuple[str, int]) -> bytes:
-    """SUBSCRIBE with (filter, qos) pairs."""
-    body = struct.pack("!H", packet_id) + b"".join(_string(f) + bytes([q]) for f, q in filters)
-    return packet(0x82, body)
-
-
-DISCONNECT = b"\xe0\x00"
+    """A packet from its first byte and its variable header plus payload, for the malformed packets
+    that broker/mqtt/encoding.py does not build."""
+    return bytes([first_byte]) + remaining_length(len(body)) + body
 
 
 class RawClient:

@@ -14,9 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broker import EdgeBroker
 from broker.amqtt_adapter.edge_broker import EdgeAmqttBroker
+from broker.mqtt.encoding import encode_connect
 from broker.mqtt.listeners import ListenerSet
 from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
-from tests.mqtt_packets import RawClient, connect
+from tests.mqtt_packets import RawClient
 
 pytestmark = pytest.mark.anyio
 
@@ -123,7 +124,7 @@ async def test_kick_publishes_the_will_and_frees_the_client_id(broker: EdgeBroke
     async with mqtt_client(broker, "watcher") as watcher:
         await watcher.subscribe("wills/#")
         async with RawClient.open(broker.mqtt_address) as victim:
-            assert await victim.connack(connect("victim", will=("wills/victim", b"kicked", 0, False))) == (0, 0)
+            assert await victim.connack(encode_connect("victim", will=("wills/victim", b"kicked", 0, False))) == (0, 0)
             assert (await api.delete("/v4/clients/victim")).json() == {"code": 0}
             assert await victim.closed_by_peer()
             assert (await next_message(watcher)).payload == b"kicked"

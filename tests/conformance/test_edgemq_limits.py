@@ -15,9 +15,10 @@ import httpx
 import pytest
 
 from broker import EdgeBroker
+from broker.mqtt.encoding import PINGREQ, encode_connect, encode_publish, encode_subscribe
 from tests.conformance.test_mqtt311 import MALFORMED
 from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
-from tests.mqtt_packets import RawClient, connect, publish, subscribe
+from tests.mqtt_packets import RawClient
 
 pytestmark = pytest.mark.anyio
 
@@ -26,8 +27,8 @@ pytestmark = pytest.mark.anyio
 async def blasting(broker: EdgeBroker, topic: str, count: int, size: int = 16) -> AsyncIterator[asyncio.Task[None]]:
     """A client publishing ``count`` QoS 0 messages as fast as the broker takes them, in the background."""
     async with RawClient.open(broker.mqtt_address) as blaster:
-        assert await blaster.connack(connect("blaster")) == (0, 0)
-        chunk = publish(topic, b"x" * size) * 500
+        assert await blaster.connack(encode_connect("blaster")) == (0, 0)
+        chunk = encode_publish(topic, b"x" * size) * 500
 
         async def blast() -> None:
             for _ in range(count // 500):
@@ -69,8 +70,8 @@ async def test_queue_of_a_client_that_does_not_read_is_bounded() -> None:
         running_broker(ephemeral_settings(mqtt={"max_mqueue_len": 10})) as broker,
         RawClient.open(broker.mqtt_address) as stuck,
     ):
-        assert await stuck.connack(connect("stuck")) == (0, 0)
-        await stuck.send(subscribe(1, ("flood", 0)))
+        assert await stuck.connack(encode_connect("stuck")) == (0, 0)
+        await stuck.send(encode_subscribe(1, ("flood", 0)))
         await stuck.read_packet()  # SUBACK; from now on it reads nothing
         async with blasting(broker, "flood", 5_000, size=2_000) as blast:
             await wait_state(broker, lambda s: s.stats().message_drop > 0)
@@ -101,7 +102,7 @@ async def test_client_faults_are_not_logged_as_errors(
     caplog.set_level(logging.INFO)
     async with RawClient.open(broker.mqtt_address) as bad:
         if case != "garbage":
-            await bad.connack(connect("bad"))
+            await bad.connack(encode_connect("bad"))
         await bad.send(MALFORMED[case])
         assert await bad.closed_by_peer()
     await wait_state(broker, lambda s: s.client("bad") is None)
@@ -114,8 +115,8 @@ async def test_full_queue_drops_qos0_before_qos1() -> None:
         running_broker(ephemeral_settings(mqtt={"max_mqueue_len": 10})) as broker,
         RawClient.open(broker.mqtt_address) as stuck,
     ):
-        assert await stuck.connack(connect("stuck")) == (0, 0)
-        await stuck.send(subscribe(1, ("flood", 0), ("important", 1)))
+        assert await stuck.connack(encode_connect("stuck")) == (0, 0)
+        await stuck.send(encode_subscribe(1, ("flood", 0), ("important", 1)))
         await stuck.read_packet()  # SUBACK; it reads nothing more for a while
         async with blasting(broker, "flood", 5_000, size=2_000) as blast:
             await wait_state(broker, lambda s: s.stats().message_drop > 0)
@@ -136,8 +137,8 @@ async def test_unacknowledged_qos1_copies_are_bounded() -> None:
         running_broker(ephemeral_settings(mqtt={"max_mqueue_len": 10})) as broker,
         RawClient.open(broker.mqtt_address) as lazy,
     ):
-        assert await lazy.connack(connect("lazy")) == (0, 0)
-        await lazy.send(subscribe(1, ("work", 1)))
+        assert await lazy.connack(encode_connect("lazy")) == (0, 0)
+        await lazy.send(encode_subscribe(1, ("work", 1)))
         await lazy.read_packet()  # SUBACK
         for n in range(15):
             await broker.publish("work", str(n).encode(), qos=1)
@@ -152,8 +153,8 @@ async def test_in_flight_window_holds_across_reconnects() -> None:
     """Copies resent to a resumed session count against max_mqueue_len: a client that never acknowledges is bounded."""
     async with running_broker(ephemeral_settings(mqtt={"max_mqueue_len": 10})) as broker:
         async with RawClient.open(broker.mqtt_address) as lazy:
-            assert await lazy.connack(connect("lazy", clean=False)) == (0, 0)
-            await lazy.send(subscribe(1, ("work", 1)))
+            assert await lazy.connack(encode_connect("lazy", clean_session=False)) == (0, 0)
+            await lazy.send(encode_subscribe(1, ("work", 1)))
             await lazy.read_packet()  # SUBACK
             for n in range(10):
                 await broker.publish("work", str(n).encode(), qos=1)
@@ -161,7 +162,7 @@ async def test_in_flight_window_holds_across_reconnects() -> None:
                 await lazy.read_packet()  # never acknowledged
         await wait_state(broker, lambda s: (c := s.client("lazy")) is not None and not c.connected)
         async with RawClient.open(broker.mqtt_address) as lazy:
-            assert await lazy.connack(connect("lazy", clean=False)) == (1, 0)
+            assert await lazy.connack(encode_connect("lazy", clean_session=False)) == (1, 0)
             resent = [(await lazy.read_packet())[0] for _ in range(10)]
             assert all(first & 0x08 for first in resent)  # DUP 1
             for n in range(5):
@@ -174,10 +175,10 @@ async def test_in_flight_window_holds_across_reconnects() -> None:
 async def test_packets_leave_in_the_order_they_were_made(broker: EdgeBroker) -> None:
     """Copies and acknowledgements buffered in a loop turn go out before a later reply (here PINGRESP)."""
     async with RawClient.open(broker.mqtt_address) as echo:
-        assert await echo.connack(connect("echo")) == (0, 0)
-        await echo.send(subscribe(1, ("echo/t", 1)))
+        assert await echo.connack(encode_connect("echo")) == (0, 0)
+        await echo.send(encode_subscribe(1, ("echo/t", 1)))
         await echo.read_packet()  # SUBACK
-        await echo.send(publish("echo/t", b"me", qos=1, packet_id=3) + b"\xc0\x00")  # PUBLISH, PINGREQ
+        await echo.send(encode_publish("echo/t", b"me", qos=1, packet_id=3) + PINGREQ)  # PUBLISH, PINGREQ
         kinds = [(await echo.read_packet())[0] & 0xF0 for _ in range(3)]
         assert kinds == [0x30, 0x40, 0xD0]  # the copy, the PUBACK, the PINGRESP
 
@@ -189,11 +190,11 @@ async def test_a_burst_to_a_reading_client_is_not_dropped() -> None:
         RawClient.open(broker.mqtt_address) as reader,
         RawClient.open(broker.mqtt_address) as burst,
     ):
-        assert await reader.connack(connect("reader")) == (0, 0)
-        await reader.send(subscribe(1, ("burst", 0)))
+        assert await reader.connack(encode_connect("reader")) == (0, 0)
+        await reader.send(encode_subscribe(1, ("burst", 0)))
         await reader.read_packet()  # SUBACK
-        assert await burst.connack(connect("burst")) == (0, 0)
-        await burst.send(publish("burst", b"x" * 2_000) * 500)
+        assert await burst.connack(encode_connect("burst")) == (0, 0)
+        await burst.send(encode_publish("burst", b"x" * 2_000) * 500)
         for _ in range(500):
             assert (await reader.read_packet())[0] & 0xF0 == 0x30
         assert broker.stats().message_drop == 0
@@ -226,7 +227,7 @@ async def _open_idle(address: tuple[str, int], idle: list[socket.socket], count:
         sock.setblocking(False)
         await loop.sock_connect(sock, address)
     async with RawClient.open(address) as last:
-        assert await last.connack(connect("last")) == (0, 0)
+        assert await last.connack(encode_connect("last")) == (0, 0)
 
 
 @pytest.mark.parametrize("action", ["stop", "restart"])
@@ -273,8 +274,8 @@ async def test_queue_of_a_client_that_does_not_read_is_bounded_in_bytes() -> Non
     QoS 1 messages of 1 MB, all beyond that (and what the sockets hold) count as dropped."""
     settings = ephemeral_settings(mqtt={"max_mqueue_bytes": 2 * 1024 * 1024, "max_packet_size": 2 * 1024 * 1024})
     async with running_broker(settings) as broker, RawClient.open(broker.mqtt_address) as stuck:
-        assert await stuck.connack(connect("stuck")) == (0, 0)
-        await stuck.send(subscribe(1, ("big", 1)))
+        assert await stuck.connack(encode_connect("stuck")) == (0, 0)
+        await stuck.send(encode_subscribe(1, ("big", 1)))
         await stuck.read_packet()  # SUBACK; from now on it reads nothing
         async with mqtt_client(broker, "pub") as pub:
             for _ in range(60):
@@ -304,8 +305,8 @@ async def test_written_qos0_copies_leave_no_phantom_room_in_the_byte_bound() -> 
     settings = ephemeral_settings(mqtt={"max_mqueue_bytes": 64 * 1024})
     async with running_broker(settings) as broker, RawClient.open(broker.mqtt_address) as lazy:
         await broker.publish("t/retained", b"r", qos=1, retain=True, client_id=None)
-        assert await lazy.connack(connect("lazy")) == (0, 0)
-        await lazy.send(subscribe(1, ("t/#", 1)))
+        assert await lazy.connack(encode_connect("lazy")) == (0, 0)
+        await lazy.send(encode_subscribe(1, ("t/#", 1)))
         received = 0
         arrived = asyncio.Event()
 

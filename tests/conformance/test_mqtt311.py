@@ -13,9 +13,10 @@ import aiomqtt
 import paho.mqtt.client as paho
 import pytest
 
+from broker.mqtt.encoding import DISCONNECT, encode_connect, encode_puback, encode_publish, encode_subscribe
 from tests.conformance.conftest import StartTarget, Target
 from tests.helpers import WAIT, next_message
-from tests.mqtt_packets import DISCONNECT, RawClient, connect, packet, publish, subscribe
+from tests.mqtt_packets import RawClient, packet
 from tests.mqtt_proxy import MqttProxy
 
 pytestmark = pytest.mark.anyio
@@ -39,7 +40,9 @@ async def test_keep_alive_is_enforced_and_publishes_the_will(target: Target) -> 
     """3.1.2.10: no packet within 1.5 x keep-alive closes the connection, and the will is published."""
     async with client(target, "watcher") as watcher, RawClient.open(target.address) as silent:
         await watcher.subscribe("wills/#")
-        assert await silent.connack(connect("silent", keepalive=1, will=("wills/silent", b"gone", 0, False))) == (0, 0)
+        assert await silent.connack(
+            encode_connect("silent", keep_alive=1, will=("wills/silent", b"gone", 0, False))
+        ) == (0, 0)
         assert await silent.closed_by_peer(timeout=2 * WAIT)  # mosquitto checks keep-alives every few seconds
         assert (await next_message(watcher)).payload == b"gone"
 
@@ -71,24 +74,24 @@ async def test_retained_messages_only_for_the_subscribers_own_filters(target: Ta
 async def test_client_id_takeover(target: Target) -> None:
     """3.1.4-2: a CONNECT with a connected client id closes the older connection."""
     async with RawClient.open(target.address) as first, RawClient.open(target.address) as second:
-        assert await first.connack(connect("twin")) == (0, 0)
-        assert await second.connack(connect("twin")) == (0, 0)
+        assert await first.connack(encode_connect("twin")) == (0, 0)
+        assert await second.connack(encode_connect("twin")) == (0, 0)
         assert await first.closed_by_peer()
 
 
 async def test_refused_connect_leaves_no_session(target: Target) -> None:
     """3.2.2.3: a refused CONNECT (bad protocol level) leaves no session: the next one is new."""
     async with RawClient.open(target.address) as refused:
-        bad = bytearray(connect("ghost", clean=False))
+        bad = bytearray(encode_connect("ghost", clean_session=False))
         bad[8] = 2  # protocol level
         await refused.send(bytes(bad))
         first, body = await refused.read_packet()
         assert (first, body[1]) == (0x20, 1)
     async with RawClient.open(target.address) as retry:
-        assert await retry.connack(connect("ghost", clean=False)) == (0, 0)
+        assert await retry.connack(encode_connect("ghost", clean_session=False)) == (0, 0)
         await retry.send(DISCONNECT)
     async with RawClient.open(target.address) as cleanup:
-        await cleanup.connack(connect("ghost", clean=True))
+        await cleanup.connack(encode_connect("ghost", clean_session=True))
 
 
 async def test_persistent_session_queues_messages(target: Target) -> None:
@@ -98,27 +101,27 @@ async def test_persistent_session_queues_messages(target: Target) -> None:
     async with client(target, "pub") as pub:
         await pub.publish("d/1", b"queued", qos=1)
     async with RawClient.open(target.address) as back:
-        assert await back.connack(connect("durable", clean=False)) == (1, 0)
+        assert await back.connack(encode_connect("durable", clean_session=False)) == (1, 0)
         first, body = await back.read_packet()
         assert first & 0xF0 == PUBLISH_TYPE
         assert (first >> 1) & 3 == 1  # QoS 1
         assert first & 1 == 0  # retain 0 (3.3.1.3)
         assert body.endswith(b"queued")
     async with RawClient.open(target.address) as clean:
-        assert await clean.connack(connect("durable", clean=True)) == (0, 0)
+        assert await clean.connack(encode_connect("durable", clean_session=True)) == (0, 0)
         await clean.send(DISCONNECT)
     async with RawClient.open(target.address) as again:
-        assert await again.connack(connect("durable", clean=False)) == (0, 0)
+        assert await again.connack(encode_connect("durable", clean_session=False)) == (0, 0)
         await again.send(DISCONNECT)
     async with RawClient.open(target.address) as cleanup:
-        await cleanup.connack(connect("durable", clean=True))
+        await cleanup.connack(encode_connect("durable", clean_session=True))
 
 
 async def test_unacknowledged_message_is_redelivered_with_dup(target: Target) -> None:
     """4.4: an unacknowledged QoS 1 message stays in flight (beyond amqtt's 5 s) and is resent with DUP=1."""
     async with RawClient.open(target.address) as sub:
-        assert await sub.connack(connect("slow", clean=False)) == (0, 0)
-        await sub.send(subscribe(1, ("slow/#", 1)))
+        assert await sub.connack(encode_connect("slow", clean_session=False)) == (0, 0)
+        await sub.send(encode_subscribe(1, ("slow/#", 1)))
         await sub.read_packet()  # SUBACK
         async with client(target, "pub") as pub:
             await pub.publish("slow/t", b"ack me", qos=1)
@@ -127,14 +130,14 @@ async def test_unacknowledged_message_is_redelivered_with_dup(target: Target) ->
         await asyncio.sleep(6)  # the behaviour under test: longer than amqtt's fixed 5 s timeout
         sub.abort()
     async with RawClient.open(target.address) as back:
-        assert await back.connack(connect("slow", clean=False)) == (1, 0)
+        assert await back.connack(encode_connect("slow", clean_session=False)) == (1, 0)
         first, again = await back.read_packet()
         assert first & 0x08  # DUP 1
         assert again == body
-        await back.send(b"\x40\x02" + again[len(again) - len(b"ack me") - 2 : len(again) - len(b"ack me")])
+        await back.send(encode_puback(int.from_bytes(again[-len(b"ack me") - 2 : -len(b"ack me")], "big")))
         await back.send(DISCONNECT)
     async with RawClient.open(target.address) as cleanup:
-        await cleanup.connack(connect("slow", clean=True))
+        await cleanup.connack(encode_connect("slow", clean_session=True))
 
 
 async def _puback_then_close(conn: RawClient, packet_id: int) -> None:
@@ -150,8 +153,8 @@ async def _puback_then_close(conn: RawClient, packet_id: int) -> None:
 async def test_puback_is_sent_before_closing_on_end_of_stream(target: Target) -> None:
     """4.3.2: a QoS 1 PUBLISH the broker took is acknowledged even when the client half-closes right after it."""
     async with RawClient.open(target.address) as pub:
-        assert await pub.connack(connect("half-close")) == (0, 0)
-        await pub.send(publish("hc/t", b"x") * 100 + publish("hc/t", b"last", qos=1, packet_id=7))
+        assert await pub.connack(encode_connect("half-close")) == (0, 0)
+        await pub.send(encode_publish("hc/t", b"x") * 100 + encode_publish("hc/t", b"last", qos=1, packet_id=7))
         pub.writer.write_eof()
         await _puback_then_close(pub, 7)
     await marker_roundtrip(target)
@@ -160,8 +163,8 @@ async def test_puback_is_sent_before_closing_on_end_of_stream(target: Target) ->
 async def test_puback_is_sent_before_closing_on_a_malformed_packet(target: Target) -> None:
     """4.3.2, 4.8: a QoS 1 PUBLISH before a malformed packet is acknowledged, then the connection closes."""
     async with RawClient.open(target.address) as pub:
-        assert await pub.connack(connect("then-garbage")) == (0, 0)
-        await pub.send(publish("mg/t", b"ok", qos=1, packet_id=9) + b"\x00\x00")
+        assert await pub.connack(encode_connect("then-garbage")) == (0, 0)
+        await pub.send(encode_publish("mg/t", b"ok", qos=1, packet_id=9) + b"\x00\x00")
         await _puback_then_close(pub, 9)
     await marker_roundtrip(target)
 
@@ -171,8 +174,8 @@ async def test_nothing_after_disconnect_is_routed(target: Target) -> None:
     async with client(target, "after-sub") as sub:
         await sub.subscribe("after/#")
         async with RawClient.open(target.address) as quitter:
-            assert await quitter.connack(connect("quitter")) == (0, 0)
-            await quitter.send(DISCONNECT + publish("after/ghost", b"ghost"))
+            assert await quitter.connack(encode_connect("quitter")) == (0, 0)
+            await quitter.send(DISCONNECT + encode_publish("after/ghost", b"ghost"))
             assert await quitter.closed_by_peer()
         await sub.publish("after/marker", b"marker")
         assert (await next_message(sub)).payload == b"marker"
@@ -183,11 +186,11 @@ async def test_will_on_protocol_error_but_not_after_disconnect(target: Target) -
     async with client(target, "watcher") as watcher:
         await watcher.subscribe("wills/#")
         async with RawClient.open(target.address) as polite:
-            await polite.connack(connect("polite", will=("wills/polite", b"polite", 0, False)))
+            await polite.connack(encode_connect("polite", will=("wills/polite", b"polite", 0, False)))
             await polite.send(DISCONNECT)
         async with RawClient.open(target.address) as faulty:
-            await faulty.connack(connect("faulty", will=("wills/faulty", b"faulty", 0, False)))
-            await faulty.send(publish("a/b", b"x", qos=0)[:1] + b"\x06" + b"\x00\x03a/+x")  # wildcard topic
+            await faulty.connack(encode_connect("faulty", will=("wills/faulty", b"faulty", 0, False)))
+            await faulty.send(encode_publish("a/b", b"x", qos=0)[:1] + b"\x06" + b"\x00\x03a/+x")  # wildcard topic
             assert await faulty.closed_by_peer()
         assert (await next_message(watcher)).payload == b"faulty"
 
@@ -207,7 +210,7 @@ MALFORMED = {
     "unsubscribe without filter": b"\xa2\x02\x00\x01",
     "subscribe with an empty filter": b"\x82\x05\x00\x01\x00\x00\x00",
     "unsubscribe with an empty filter": b"\xa2\x04\x00\x01\x00\x00",
-    "second connect": connect("again"),
+    "second connect": encode_connect("again"),
 }
 
 
@@ -216,7 +219,7 @@ async def test_malformed_packet_closes_only_that_connection(target: Target, case
     """1.5.3, 2.2, 3.1.0-2, 3.3.1.2, 3.3.2.1, 3.8.3, 3.10.3, 4.7.3-1: the connection is closed; others carry on."""
     async with RawClient.open(target.address) as bad:
         if case != "garbage":
-            assert await bad.connack(connect(f"bad-{case.replace(' ', '-')}")) == (0, 0)
+            assert await bad.connack(encode_connect(f"bad-{case.replace(' ', '-')}")) == (0, 0)
         await bad.send(MALFORMED[case])
         assert await bad.closed_by_peer()
     await marker_roundtrip(target)
@@ -225,7 +228,7 @@ async def test_malformed_packet_closes_only_that_connection(target: Target, case
 async def test_publish_before_connect_closes(target: Target) -> None:
     """3.1.0-1: a PUBLISH as the first packet closes the connection."""
     async with RawClient.open(target.address) as early:
-        await early.send(publish("a/b", b"too early"))
+        await early.send(encode_publish("a/b", b"too early"))
         assert await early.closed_by_peer()
     await marker_roundtrip(target)
 
@@ -233,8 +236,8 @@ async def test_publish_before_connect_closes(target: Target) -> None:
 async def test_truncated_packet_closes(target: Target) -> None:
     """A connection that ends in the middle of a packet is closed; others carry on."""
     async with RawClient.open(target.address) as cut:
-        await cut.connack(connect("cut"))
-        await cut.send(publish("a/b", b"x" * 100)[:20])
+        await cut.connack(encode_connect("cut"))
+        await cut.send(encode_publish("a/b", b"x" * 100)[:20])
         cut.abort()
     await marker_roundtrip(target)
 
@@ -246,16 +249,16 @@ async def test_max_connections_refuses_at_once(start_target: StartTarget) -> Non
         RawClient.open(target.address) as first,
         RawClient.open(target.address) as extra,
     ):
-        assert await first.connack(connect("first")) == (0, 0)
-        await extra.send(connect("extra"))
+        assert await first.connack(encode_connect("first")) == (0, 0)
+        await extra.send(encode_connect("extra"))
         assert await extra.closed_by_peer()
 
 
 async def test_oversized_packet_closes_only_that_connection(start_target: StartTarget) -> None:
     """A packet over max_packet_size closes that connection only."""
     async with start_target(max_packet_size=1024) as target, RawClient.open(target.address) as big:
-        assert await big.connack(connect("big")) == (0, 0)
-        await big.send(publish("big/t", b"x" * 2048))
+        assert await big.connack(encode_connect("big")) == (0, 0)
+        await big.send(encode_publish("big/t", b"x" * 2048))
         assert await big.closed_by_peer()
         await marker_roundtrip(target)
 
@@ -304,8 +307,8 @@ async def test_mqtt31_clients_are_admitted(target: Target) -> None:
     """MQTT 3.1 ("MQIsdp", level 3) clients connect, with client ids over 23 bytes, and get messages."""
     client_id = "an-mqtt-3.1-device-with-a-long-client-id"
     async with RawClient.open(target.address) as old, client(target, "modern") as modern:
-        assert await old.connack(connect(client_id, protocol=("MQIsdp", 3))) == (0, 0)
-        await old.send(subscribe(1, ("legacy/#", 1)))
+        assert await old.connack(encode_connect(client_id, protocol_name="MQIsdp", level=3)) == (0, 0)
+        await old.send(encode_subscribe(1, ("legacy/#", 1)))
         assert (await old.read_packet())[0] == 0x90  # SUBACK
         await modern.publish("legacy/x", b"to 3.1", qos=1)
         first, body = await old.read_packet()
@@ -316,4 +319,4 @@ async def test_mqtt31_clients_are_admitted(target: Target) -> None:
 async def test_mqtt31_needs_a_client_id(target: Target) -> None:
     """MQTT 3.1 has no server-assigned client ids: an empty one gets CONNACK 2 (identifier rejected)."""
     async with RawClient.open(target.address) as old:
-        assert await old.connack(connect("", protocol=("MQIsdp", 3))) == (0, 2)
+        assert await old.connack(encode_connect("", protocol_name="MQIsdp", level=3)) == (0, 2)

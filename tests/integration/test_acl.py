@@ -10,8 +10,9 @@ import pytest
 
 from broker.config.settings import Acl
 from broker.mqtt.acl import Action, Client, allowed
+from broker.mqtt.encoding import encode_connect, encode_publish, encode_subscribe
 from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
-from tests.mqtt_packets import RawClient, connect, publish, subscribe
+from tests.mqtt_packets import RawClient
 
 pytestmark = pytest.mark.anyio
 
@@ -128,8 +129,8 @@ def test_placeholder_deny_holds_for_an_id_that_cannot_be_placed() -> None:
 async def test_refused_filter_gets_0x80_in_suback() -> None:
     """A SUBSCRIBE with an allowed and a refused filter gets a granted QoS and 0x80 (3.9.3)."""
     async with running_broker(ephemeral_settings(auth=AUTH)) as broker, RawClient.open(broker.mqtt_address) as raw:
-        await raw.connack(connect("bob-client", username="bob"))
-        await raw.send(subscribe(7, ("public/#", 1), ("secret/#", 1)))
+        await raw.connack(encode_connect("bob-client", username="bob"))
+        await raw.send(encode_subscribe(7, ("public/#", 1), ("secret/#", 1)))
         first, body = await raw.read_packet()
         assert (first, body) == (0x90, b"\x00\x07\x01\x80")
         assert [s.subscriptions for s in broker.state.subscriptions()] == [(("public/#", 1),)]
@@ -170,7 +171,7 @@ async def test_will_obeys_the_publish_acl() -> None:
     ):
         await watcher.subscribe("cmd/#")
         async with RawClient.open(broker.mqtt_address) as sensor:
-            assert await sensor.connack(connect("sensor", will=("cmd/fire", b"FAKE", 0, True))) == (0, 0)
+            assert await sensor.connack(encode_connect("sensor", will=("cmd/fire", b"FAKE", 0, True))) == (0, 0)
             sensor.abort()
         await wait_state(broker, lambda s: s.client("sensor") is None)
         assert broker.retained_messages() == []
@@ -185,8 +186,8 @@ async def test_ipaddr_rule_applies_to_the_client_address() -> None:
     ]
     settings = ephemeral_settings(auth={"acl": {"rules": rules}})
     async with running_broker(settings) as broker, RawClient.open(broker.mqtt_address) as raw:
-        await raw.connack(connect("local"))
-        await raw.send(subscribe(3, ("lan/#", 0), ("wan/#", 0)))
+        await raw.connack(encode_connect("local"))
+        await raw.send(encode_subscribe(3, ("lan/#", 0), ("wan/#", 0)))
         assert await raw.read_packet() == (0x90, b"\x00\x03\x80\x00")
 
 
@@ -199,8 +200,8 @@ async def test_deny_action_disconnect_on_publish() -> None:
         RawClient.open(broker.mqtt_address) as sensor,
     ):
         await watcher.subscribe("cmd/#")
-        await sensor.connack(connect("sensor"))
-        await sensor.send(publish("cmd/reboot", b"refused", qos=1))
+        await sensor.connack(encode_connect("sensor"))
+        await sensor.send(encode_publish("cmd/reboot", b"refused", qos=1, packet_id=1))
         assert await read_until_closed(sensor) == b""  # no PUBACK: the connection just ends
         await wait_state(broker, lambda s: s.client("sensor") is None)
         assert broker.stats().message_in == 0
@@ -210,8 +211,8 @@ async def test_deny_action_disconnect_on_subscribe() -> None:
     """With deny_action = disconnect a SUBSCRIBE with a refused filter closes the connection without SUBACK."""
     settings = ephemeral_settings(auth={**AUTH, "deny_action": "disconnect"})
     async with running_broker(settings) as broker, RawClient.open(broker.mqtt_address) as raw:
-        await raw.connack(connect("bob-client", username="bob"))
-        await raw.send(subscribe(7, ("public/#", 1), ("secret/#", 1)))
+        await raw.connack(encode_connect("bob-client", username="bob"))
+        await raw.send(encode_subscribe(7, ("public/#", 1), ("secret/#", 1)))
         assert await read_until_closed(raw) == b""
         await wait_state(broker, lambda s: s.client("bob-client") is None)
         assert broker.state.subscriptions() == []

@@ -15,8 +15,9 @@ import pytest
 
 from broker import ConfigSource, EdgeBroker
 from broker.config.source import override_path
+from broker.mqtt.encoding import encode_connect, encode_subscribe
 from tests.helpers import WAIT, mqtt_client, next_message, taken_port, v1, wait_state
-from tests.mqtt_packets import RawClient, connect, subscribe
+from tests.mqtt_packets import RawClient
 
 pytestmark = pytest.mark.anyio
 
@@ -183,7 +184,7 @@ async def test_password_list_admits_the_right_user_only(tmp_path: Path) -> None:
                 pass
         for user, password in [("alice", "wrong"), ("bob", "plain-pw"), ("mallory", "x"), (None, None)]:
             async with RawClient.open(broker.mqtt_address) as raw:
-                assert await raw.connack(connect("c", username=user, password=password)) == (0, 5)
+                assert await raw.connack(encode_connect("c", username=user, password=password)) == (0, 5)
 
 
 async def test_acl_changed_by_req12_applies_at_once(tmp_path: Path) -> None:
@@ -192,8 +193,8 @@ async def test_acl_changed_by_req12_applies_at_once(tmp_path: Path) -> None:
         answer = await post(api, {"req": 12, "data": {"auth": {"no_match": "deny"}}})
         assert answer.json()["data"] == {"restart_required": []}
         async with RawClient.open(broker.mqtt_address) as raw:
-            await raw.connack(connect("c"))
-            await raw.send(subscribe(1, ("secret/#", 0)))
+            await raw.connack(encode_connect("c"))
+            await raw.send(encode_subscribe(1, ("secret/#", 0)))
             assert (await raw.read_packet())[1] == b"\x00\x01\x80"
 
 
@@ -417,7 +418,7 @@ async def test_restart_keeps_the_running_auth_once_an_include_is_missing(tmp_pat
         await broker.restart()
         assert broker.settings.auth.password == {"alice": "pw"}
         async with RawClient.open(broker.mqtt_address) as raw:
-            assert await raw.connack(connect("c", username="mallory", password="x")) == (0, 5)
+            assert await raw.connack(encode_connect("c", username="mallory", password="x")) == (0, 5)
 
 
 async def test_listener_moving_onto_another_listeners_port_is_refused(tmp_path: Path) -> None:

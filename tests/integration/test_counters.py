@@ -7,8 +7,17 @@ import httpx
 import pytest
 
 from broker import EdgeBroker
+from broker.mqtt.encoding import (
+    DISCONNECT,
+    encode_connect,
+    encode_pubcomp,
+    encode_publish,
+    encode_pubrec,
+    encode_pubrel,
+    encode_subscribe,
+)
 from tests.helpers import mqtt_client, next_message, v1, wait_state
-from tests.mqtt_packets import DISCONNECT, RawClient, connect, publish, subscribe
+from tests.mqtt_packets import RawClient
 
 pytestmark = pytest.mark.anyio
 
@@ -40,7 +49,7 @@ async def test_will_on_abnormal_disconnect_counts_in(broker: EdgeBroker, api: ht
     async with mqtt_client(broker, "watcher") as watcher:
         await watcher.subscribe("wills/#")
         async with RawClient.open(broker.mqtt_address) as raw:
-            assert await raw.connack(connect("dying", will=("wills/dying", b"gone", 0, False))) == (0, 0)
+            assert await raw.connack(encode_connect("dying", will=("wills/dying", b"gone", 0, False))) == (0, 0)
             raw.abort()
         will = await next_message(watcher)
         assert (str(will.topic), will.payload) == ("wills/dying", b"gone")
@@ -75,13 +84,13 @@ async def test_qos0_for_offline_session_is_routed_and_dropped(broker: EdgeBroker
 async def test_raw_publish_counts_once_per_message(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
     """QoS 0, 1 and 2 publishes each count once in message_in."""
     async with RawClient.open(broker.mqtt_address) as raw:
-        await raw.connack(connect("raw"))
-        await raw.send(publish("r/0", b"a", qos=0))
-        await raw.send(publish("r/1", b"b", qos=1, packet_id=1))
+        await raw.connack(encode_connect("raw"))
+        await raw.send(encode_publish("r/0", b"a", qos=0))
+        await raw.send(encode_publish("r/1", b"b", qos=1, packet_id=1))
         assert (await raw.read_packet())[0] == 0x40  # PUBACK
-        await raw.send(publish("r/2", b"c", qos=2, packet_id=2))
+        await raw.send(encode_publish("r/2", b"c", qos=2, packet_id=2))
         assert (await raw.read_packet())[0] == 0x50  # PUBREC
-        await raw.send(b"\x62\x02\x00\x02")  # PUBREL
+        await raw.send(encode_pubrel(2))
         assert (await raw.read_packet())[0] == 0x70  # PUBCOMP
         await wait_state(broker, lambda s: s.stats().message_in == 3)
     assert (await v1(api, 2))["message_in"] == 3
@@ -104,16 +113,16 @@ async def test_qos2_delivery_then_disconnect_is_not_dropped(broker: EdgeBroker, 
     async with mqtt_client(broker, "pub") as pub:
         for round_ in range(10):  # the race took 9 rounds in 10 before
             async with RawClient.open(broker.mqtt_address) as sub:
-                assert await sub.connack(connect("q2-sub")) == (0, 0)
-                await sub.send(subscribe(1, ("q2/t", 2)))
+                assert await sub.connack(encode_connect("q2-sub")) == (0, 0)
+                await sub.send(encode_subscribe(1, ("q2/t", 2)))
                 assert (await sub.read_packet())[0] == 0x90  # SUBACK
                 await pub.publish("q2/t", b"x", qos=2)
                 first, body = await sub.read_packet()
                 assert first >> 4 == 3
-                packet_id = body[2 + int.from_bytes(body[:2], "big") :][:2]
-                await sub.send(b"\x50\x02" + packet_id)  # PUBREC
-                assert await sub.read_packet() == (0x62, packet_id)  # PUBREL
-                await sub.send(b"\x70\x02" + packet_id + DISCONNECT)  # PUBCOMP and DISCONNECT together
+                packet_id = int.from_bytes(body[2 + int.from_bytes(body[:2], "big") :][:2], "big")
+                await sub.send(encode_pubrec(packet_id))
+                assert await sub.read_packet() == (0x62, packet_id.to_bytes(2, "big"))  # PUBREL
+                await sub.send(encode_pubcomp(packet_id) + DISCONNECT)  # together
                 assert await sub.closed_by_peer()
             await wait_state(broker, lambda s, n=round_: s.client("q2-sub") is None and s.stats().message_in == n + 1)
     assert (await v1(api, 2))["message_drop"] == 0

@@ -16,8 +16,8 @@ import websockets
 from websockets.typing import Subprotocol
 
 from broker.config.settings import BrokerSettings
+from broker.mqtt.encoding import encode_connect, encode_subscribe
 from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
-from tests.mqtt_packets import connect, subscribe
 
 pytestmark = pytest.mark.anyio
 
@@ -112,7 +112,7 @@ async def test_websocket_subprotocols_as_mosquitto(offered: list[str] | None) ->
         host, port = broker.mqtt_addresses["ws"]
         subprotocols = [Subprotocol(name) for name in offered] if offered else None
         async with websockets.connect(f"ws://{host}:{port}/mqtt", subprotocols=subprotocols) as ws:
-            await ws.send(connect("ws-subprotocol"))
+            await ws.send(encode_connect("ws-subprotocol"))
             assert await asyncio.wait_for(ws.recv(), WAIT) == b"\x20\x02\x00\x00"
 
 
@@ -132,7 +132,7 @@ async def test_websocket_client_faults_are_info_lines(caplog: pytest.LogCaptureF
         with pytest.raises(websockets.InvalidStatus):
             await websockets.connect(url, subprotocols=[Subprotocol("chat")])
         ws = await websockets.connect(url, subprotocols=[Subprotocol("mqtt")])
-        await ws.send(connect("ws-gone") + subscribe(1, ("gone/#", 1)))
+        await ws.send(encode_connect("ws-gone") + encode_subscribe(1, ("gone/#", 1)))
         await asyncio.wait_for(ws.recv(), WAIT)  # CONNACK
         await asyncio.wait_for(ws.recv(), WAIT)  # SUBACK
         async with mqtt_client(broker, "pub") as pub:
@@ -151,7 +151,7 @@ async def test_mqtt31_over_websocket_gets_no_session_present_flag() -> None:
     async with running_broker(_ws_listener()) as broker:
         host, port = broker.mqtt_addresses["ws"]
         url = f"ws://{host}:{port}/mqtt"
-        hello = connect("old-ws", clean=False, protocol=("MQIsdp", 3))
+        hello = encode_connect("old-ws", clean_session=False, protocol_name="MQIsdp", level=3)
         for _ in range(2):  # the second CONNECT resumes the session
             async with websockets.connect(url, subprotocols=[Subprotocol("mqttv3.1")]) as ws:
                 await ws.send(hello)

@@ -6,8 +6,9 @@ import httpx
 import pytest
 
 from broker import EdgeBroker
+from broker.mqtt.encoding import encode_connect
 from tests.helpers import ephemeral_settings, mqtt_client, next_message, running_broker, v1, wait_state
-from tests.mqtt_packets import RawClient, connect
+from tests.mqtt_packets import RawClient
 
 pytestmark = pytest.mark.anyio
 
@@ -85,7 +86,7 @@ async def test_refused_client_leaves_no_record() -> None:
     """A refused CONNECT gets return code 5 and appears in no listing."""
     async with running_broker(ephemeral_settings(auth={"allow_anonymous": False})) as broker:
         async with RawClient.open(broker.mqtt_address) as raw:
-            assert await raw.connack(connect("nobody")) == (0, 5)
+            assert await raw.connack(encode_connect("nobody")) == (0, 5)
             assert await raw.closed_by_peer()
         async with mqtt_client(broker, "named", username="alice"):
             assert [c.info.client_id for c in broker.state.clients()] == ["named"]
@@ -94,8 +95,8 @@ async def test_refused_client_leaves_no_record() -> None:
 async def test_client_id_takeover_closes_the_older_connection(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
     """A second CONNECT with a live client id closes the first connection (MQTT-3.1.4-2)."""
     async with RawClient.open(broker.mqtt_address) as first, RawClient.open(broker.mqtt_address) as second:
-        assert await first.connack(connect("twin")) == (0, 0)
-        assert await second.connack(connect("twin")) == (0, 0)
+        assert await first.connack(encode_connect("twin")) == (0, 0)
+        assert await second.connack(encode_connect("twin")) == (0, 0)
         assert await first.closed_by_peer()
         assert [c["client_id"] for c in await v1(api, 5)] == ["twin"]
 

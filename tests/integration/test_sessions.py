@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from broker import EdgeBroker
+from broker.mqtt.encoding import encode_connect, encode_puback, encode_subscribe
 from tests.helpers import ephemeral_settings, mqtt_client, next_message, running_broker, v1, wait_state
-from tests.mqtt_packets import RawClient, connect, subscribe
+from tests.mqtt_packets import RawClient
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +25,7 @@ async def test_refused_clean_connect_leaves_the_live_session_alone() -> None:
     ):
         await victim.subscribe("v/#")
         async with RawClient.open(broker.mqtt_address) as attacker:
-            assert await attacker.connack(connect("victim", clean=True)) == (0, 5)
+            assert await attacker.connack(encode_connect("victim", clean_session=True)) == (0, 5)
         assert broker.stats().client_size == 1
         async with mqtt_client(broker, "pub", username="helper", password="pw") as pub:
             await pub.publish("v/1", b"still here")
@@ -39,9 +40,11 @@ async def test_refused_connect_does_not_plant_a_will() -> None:
     ):
         await watcher.subscribe("wills/#")
         async with RawClient.open(broker.mqtt_address) as victim:
-            assert await victim.connack(connect("victim", clean=False, username="victim", password="pw")) == (0, 0)
+            assert await victim.connack(
+                encode_connect("victim", clean_session=False, username="victim", password="pw")
+            ) == (0, 0)
             async with RawClient.open(broker.mqtt_address) as attacker:
-                planted = connect("victim", clean=False, will=("wills/victim", b"forged", 0, False))
+                planted = encode_connect("victim", clean_session=False, will=("wills/victim", b"forged", 0, False))
                 assert await attacker.connack(planted) == (0, 5)
             victim.abort()
         await wait_state(broker, lambda s: (c := s.client("victim")) is not None and not c.connected)
@@ -53,8 +56,12 @@ async def test_takeover_publishes_the_old_connections_will(broker: EdgeBroker) -
     async with mqtt_client(broker, "watcher") as watcher:
         await watcher.subscribe("wills/#")
         async with RawClient.open(broker.mqtt_address) as first, RawClient.open(broker.mqtt_address) as second:
-            assert await first.connack(connect("twin", clean=False, will=("wills/twin", b"old", 0, False))) == (0, 0)
-            assert await second.connack(connect("twin", clean=False, will=("wills/twin", b"new", 0, False))) == (1, 0)
+            assert await first.connack(
+                encode_connect("twin", clean_session=False, will=("wills/twin", b"old", 0, False))
+            ) == (0, 0)
+            assert await second.connack(
+                encode_connect("twin", clean_session=False, will=("wills/twin", b"new", 0, False))
+            ) == (1, 0)
             assert await first.closed_by_peer()
             assert (await next_message(watcher)).payload == b"old"
 
@@ -65,8 +72,8 @@ async def test_takeover_interrupts_the_old_connections_reading(
     """A take-over ends the old connection at once (its reading stops), not by cancelling it, and says so."""
     caplog.set_level(logging.INFO, logger="edgemq.mqtt")
     async with RawClient.open(broker.mqtt_address) as first, RawClient.open(broker.mqtt_address) as second:
-        assert await first.connack(connect("twin")) == (0, 0)
-        assert await second.connack(connect("twin")) == (0, 0)
+        assert await first.connack(encode_connect("twin")) == (0, 0)
+        assert await second.connack(encode_connect("twin")) == (0, 0)
         assert await first.closed_by_peer()
     prefix = "client disconnected: client_id=twin "
     ends = [r.getMessage() for r in caplog.records if r.getMessage().startswith(prefix)]
@@ -77,10 +84,10 @@ async def test_log_lines_say_what_happened(broker: EdgeBroker, caplog: pytest.Lo
     """The connect line shows the keep-alive as sent; a kick and an expired keep-alive are logged as such."""
     caplog.set_level(logging.INFO, logger="edgemq.mqtt")
     async with RawClient.open(broker.mqtt_address) as kicked, RawClient.open(broker.mqtt_address) as silent:
-        assert await kicked.connack(connect("kicked", keepalive=60)) == (0, 0)
+        assert await kicked.connack(encode_connect("kicked", keep_alive=60)) == (0, 0)
         assert await broker.kick("kicked")
         assert await kicked.closed_by_peer()
-        assert await silent.connack(connect("silent", keepalive=1)) == (0, 0)
+        assert await silent.connack(encode_connect("silent", keep_alive=1)) == (0, 0)
         assert await silent.closed_by_peer()
     lines = [r.getMessage() for r in caplog.records]
     connected = [line for line in lines if line.startswith("client connected: client_id=kicked ")]
@@ -92,18 +99,18 @@ async def test_log_lines_say_what_happened(broker: EdgeBroker, caplog: pytest.Lo
 async def test_session_present_flag(broker: EdgeBroker) -> None:
     """Session present is 1 when a persistent session resumes and 0 after a clean session discarded it."""
     async with RawClient.open(broker.mqtt_address) as raw:
-        assert await raw.connack(connect("p", clean=False)) == (0, 0)
-        await raw.send(subscribe(1, ("p/#", 1)))
+        assert await raw.connack(encode_connect("p", clean_session=False)) == (0, 0)
+        await raw.send(encode_subscribe(1, ("p/#", 1)))
         await raw.read_packet()
     await wait_state(broker, lambda s: (c := s.client("p")) is not None and not c.connected)
     async with RawClient.open(broker.mqtt_address) as raw:
-        assert await raw.connack(connect("p", clean=False)) == (1, 0)
+        assert await raw.connack(encode_connect("p", clean_session=False)) == (1, 0)
     await wait_state(broker, lambda s: (c := s.client("p")) is not None and not c.connected)
     async with RawClient.open(broker.mqtt_address) as raw:
-        assert await raw.connack(connect("p", clean=True)) == (0, 0)
+        assert await raw.connack(encode_connect("p", clean_session=True)) == (0, 0)
     await wait_state(broker, lambda s: s.client("p") is None)
     async with RawClient.open(broker.mqtt_address) as raw:
-        assert await raw.connack(connect("p", clean=False)) == (0, 0)
+        assert await raw.connack(encode_connect("p", clean_session=False)) == (0, 0)
     assert broker.state.subscriptions() == []
 
 
@@ -111,7 +118,7 @@ async def test_session_present_flag(broker: EdgeBroker) -> None:
 async def test_invalid_will_topic_is_refused(broker: EdgeBroker, api: httpx.AsyncClient, will_topic: str) -> None:
     """A CONNECT whose will topic is not a valid topic name is closed without CONNACK (MQTT-3.1.3-10)."""
     async with RawClient.open(broker.mqtt_address) as raw:
-        await raw.send(connect("bad-will", will=(will_topic, b"x", 0, False)))
+        await raw.send(encode_connect("bad-will", will=(will_topic, b"x", 0, False)))
         assert await raw.closed_by_peer()
     assert await v1(api, 5) == []
 
@@ -143,19 +150,19 @@ async def test_discarded_queue_counts_as_dropped(broker: EdgeBroker) -> None:
 async def test_offline_queue_is_delivered_once(broker: EdgeBroker) -> None:
     """Messages queued while offline arrive once each, without DUP, when the session resumes."""
     async with RawClient.open(broker.mqtt_address) as raw:
-        assert await raw.connack(connect("q1", clean=False)) == (0, 0)
-        await raw.send(subscribe(1, ("o/#", 1)))
+        assert await raw.connack(encode_connect("q1", clean_session=False)) == (0, 0)
+        await raw.send(encode_subscribe(1, ("o/#", 1)))
         await raw.read_packet()
     await wait_state(broker, lambda s: (c := s.client("q1")) is not None and not c.connected)
     for n in range(3):
         await broker.publish(f"o/{n}", b"m", qos=1)
     async with RawClient.open(broker.mqtt_address) as raw:
-        assert await raw.connack(connect("q1", clean=False)) == (1, 0)
+        assert await raw.connack(encode_connect("q1", clean_session=False)) == (1, 0)
         firsts = []
         for _ in range(3):
             first, body = await raw.read_packet()
             firsts.append(first)
-            await raw.send(b"\x40\x02" + body[5:7])  # PUBACK (topic "o/N" is 3 bytes)
+            await raw.send(encode_puback(int.from_bytes(body[5:7], "big")))  # topic "o/N" is 3 bytes
         assert firsts == [0x32, 0x32, 0x32]
         with pytest.raises(TimeoutError):
             await raw.read_packet(timeout=0.3)  # nothing more: no second copy
@@ -164,8 +171,8 @@ async def test_offline_queue_is_delivered_once(broker: EdgeBroker) -> None:
 async def test_protocol_level_is_reported(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
     """req 5 and v4 clients report each client's protocol: 3 (MQIsdp) for MQTT 3.1, 4 for 3.1.1."""
     async with RawClient.open(broker.mqtt_address) as old, RawClient.open(broker.mqtt_address) as new:
-        assert await old.connack(connect("old", protocol=("MQIsdp", 3))) == (0, 0)
-        assert await new.connack(connect("new")) == (0, 0)
+        assert await old.connack(encode_connect("old", protocol_name="MQIsdp", level=3)) == (0, 0)
+        assert await new.connack(encode_connect("new")) == (0, 0)
         levels = {c["client_id"]: c["protocol"] for c in await v1(api, 5)}
         v4 = {c["client_id"]: (c["proto_name"], c["proto_ver"]) for c in (await api.get("/v4/clients")).json()["data"]}
     assert levels == {"old": 3, "new": 4}
