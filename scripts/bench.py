@@ -38,6 +38,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench_batch import batch_latency
@@ -55,6 +56,7 @@ from bench_flows import (
 from broker import BrokerSettings, EdgeBroker
 
 EPHEMERAL = BrokerSettings.ephemeral()
+PROGRAMS = Path(__file__).resolve().parent / "bench_programs"  # run in processes of their own
 
 
 @dataclass
@@ -127,51 +129,10 @@ async def bench_startstop(runs: int) -> list[Result]:
     return results
 
 
-_HOLD_CONNECTIONS = """
-import socket, struct, sys
-host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-def connect_packet(client_id):
-    cid = client_id.encode()
-    body = b"\\x00\\x04MQTT\\x04\\x02\\x00\\x3c" + struct.pack("!H", len(cid)) + cid
-    return b"\\x10" + bytes([len(body)]) + body
-held = []
-for n in range(count):
-    sock = socket.create_connection((host, port))
-    sock.sendall(connect_packet(f"bench-{n:05d}"))
-    assert sock.recv(4)[:2] == b"\\x20\\x02"
-    held.append(sock)
-print("connected", flush=True)
-sys.stdin.read()
-"""
-
-
-_TIME_REQUESTS = """
-import base64, http.client, json, sys, time
-port, user, password, runs = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
-auth = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-requests = {
-    "healthz": ("GET", "/healthz", None),
-    "v1 req 5": ("POST", "/api/v1", b'{"req":5,"seq":1}'),
-    "GET /api/v4/clients": ("GET", "/api/v4/clients", None),
-}
-samples = {name: [] for name in requests}
-connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-for _ in range(runs):
-    for name, (method, path, body) in requests.items():
-        started = time.perf_counter()
-        connection.request(method, path, body=body, headers=auth)
-        response = connection.getresponse()
-        data = response.read()
-        samples[name].append(time.perf_counter() - started)
-        assert response.status == 200, (name, response.status)
-samples["clients listed"] = len(json.loads(data)["data"])
-print(json.dumps(samples))
-"""
-
-
-def _python(script: str, *args: object, stdin: bool = False) -> subprocess.Popen[str]:
-    return subprocess.Popen(  # noqa: S603 - our own script and interpreter
-        [sys.executable, "-c", script, *map(str, args)],
+def _python(program: str, *args: object, stdin: bool = False) -> subprocess.Popen[str]:
+    """Run one of scripts/bench_programs/ in its own process."""
+    return subprocess.Popen(  # noqa: S603 - our own program and interpreter
+        [sys.executable, str(PROGRAMS / program), *map(str, args)],
         stdin=subprocess.PIPE if stdin else None,
         stdout=subprocess.PIPE,
         text=True,
@@ -185,12 +146,12 @@ def bench_listing(clients: int, runs: int) -> list[Result]:
     has this process to itself.
     """
     with EdgeBroker.run_in_thread(EPHEMERAL, history=0) as broker:
-        holder = _python(_HOLD_CONNECTIONS, broker.mqtt_host, broker.mqtt_port, clients, stdin=True)
+        holder = _python("hold_connections.py", broker.mqtt_host, broker.mqtt_port, clients, stdin=True)
         try:
             assert holder.stdout is not None
             assert holder.stdout.readline().strip() == "connected"
             broker.wait_for_client(f"bench-{clients - 1:05d}", timeout=60)
-            timer = _python(_TIME_REQUESTS, broker.http_address[1], *broker.admin_auth, runs)
+            timer = _python("time_requests.py", broker.http_address[1], *broker.admin_auth, runs)
             output, _ = timer.communicate(timeout=600)
             samples = json.loads(output)
             assert samples.pop("clients listed") == clients

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -24,36 +25,7 @@ from bench_load import hold_clients, open_client, publish_messages, subscribe_an
 
 from broker.mqtt.encoding import DISCONNECT, encode_subscribe
 
-AMQTT_RUNNER = """
-import asyncio, logging, sys
-logging.basicConfig(level=logging.ERROR)
-from amqtt.broker import Broker
-async def main():
-    broker = Broker({"listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:" + sys.argv[1]}},
-                     "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}})
-    await broker.start()
-    await asyncio.Event().wait()
-asyncio.run(main())
-"""
-
-SINK_RUNNER = """
-import asyncio, sys
-class Sink(asyncio.Protocol):  # the least a server can do: answer the CONNECT, drop the rest
-    def connection_made(self, transport):
-        self.transport, self.answered = transport, False
-    def data_received(self, data):
-        if not self.answered and data[:1] == b"\\x10":
-            self.answered = True
-            self.transport.write(b"\\x20\\x02\\x00\\x00")
-async def main():
-    server = await asyncio.get_running_loop().create_server(Sink, "127.0.0.1", int(sys.argv[1]))
-    await server.serve_forever()
-try:
-    import uvloop
-except ImportError:
-    uvloop = None
-(uvloop.run if uvloop else asyncio.run)(main())
-"""
+PROGRAMS = Path(__file__).resolve().parent / "bench_programs"  # the amqtt baseline and the sink
 
 
 @dataclass
@@ -81,9 +53,9 @@ def broker_process(name: str) -> Iterator[Running]:
             command = [sys.executable, "-m", "broker", "--mqtt-port", str(port), "--http-port", str(http_port),
                        "--log-level", "error"]  # fmt: skip
         elif name == "amqtt":
-            command = [sys.executable, "-c", AMQTT_RUNNER, str(port)]
+            command = [sys.executable, str(PROGRAMS / "amqtt_broker.py"), str(port)]
         elif name == "sink":
-            command = [sys.executable, "-c", SINK_RUNNER, str(port)]
+            command = [sys.executable, str(PROGRAMS / "sink.py"), str(port)]
         else:
             conf = os.path.join(tmp, "mosquitto.conf")
             with open(conf, "w") as handle:
