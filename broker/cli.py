@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from admin_api.v4_broker import edgemq_version
-from broker.config.settings import BrokerSettings, Log
+from broker.config.settings import BrokerSettings
 from broker.config.source import ConfigError, ConfigSource
-from broker.lifecycle import EdgeBroker, python_log_level
+from broker.lifecycle import EdgeBroker
+from broker.log_output import log_output
 from broker.mqtt.client_auth import ClientAuthenticator, PasswordFileError, hash_password
 
 __all__ = ["main"]
@@ -93,23 +94,6 @@ def cli_layer(args: argparse.Namespace) -> dict[str, Any]:
     return layer
 
 
-def configure_logging(settings: Log) -> None:
-    """Root logging from the ``log`` section: console (stderr) and/or a file."""
-    handlers: list[logging.Handler] = []
-    if "console" in settings.to:
-        handlers.append(logging.StreamHandler())
-    if "file" in settings.to:
-        handlers.append(logging.FileHandler(Path(settings.dir) / settings.file))
-    logging.basicConfig(
-        level=python_log_level(settings.level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=handlers,
-        force=True,
-    )
-    for name in ("uvicorn", "uvicorn.error"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, python_log_level(settings.level)))
-
-
 async def serve(broker: EdgeBroker) -> None:
     """Run until SIGINT, SIGTERM or an admin API stop request, then shut down cleanly."""
     loop = asyncio.get_running_loop()
@@ -131,15 +115,15 @@ def _start(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"edgemq: invalid configuration:\n{exc}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
-    configure_logging(settings.log)
-    gc.set_threshold(*SERVER_GC_THRESHOLDS)
-    log.debug("garbage collector thresholds %s", gc.get_threshold())
-    try:
-        with asyncio.Runner(loop_factory=None if args.no_uvloop else _uvloop_factory()) as runner:
-            runner.run(serve(EdgeBroker(settings, config=source if args.conf else None)))
-    except (OSError, PasswordFileError) as exc:
-        log.error("cannot start: %s", exc)
-        return 1
+    with log_output(settings.log):
+        gc.set_threshold(*SERVER_GC_THRESHOLDS)
+        log.debug("garbage collector thresholds %s", gc.get_threshold())
+        try:
+            with asyncio.Runner(loop_factory=None if args.no_uvloop else _uvloop_factory()) as runner:
+                runner.run(serve(EdgeBroker(settings, config=source if args.conf else None)))
+        except (OSError, PasswordFileError) as exc:
+            log.error("cannot start: %s", exc)
+            return 1
     return 0
 
 

@@ -201,3 +201,35 @@ async def test_cli_refuses_a_missing_include(tmp_path: Path) -> None:
     assert process.returncode == 2
     assert f'{conf}:5: include "paswd.conf": no such file' in err.decode()
     assert "edgemq ready" not in err.decode()
+
+
+async def test_cli_writes_the_log_file_up_to_its_last_line(tmp_path: Path) -> None:
+    """With log.to = [console, file], the file gets the connect line and, at exit, the last line logged."""
+    conf = tmp_path / "edgemq.conf"
+    conf.write_text(
+        'listeners.tcp.bind = "127.0.0.1:0"\nhttp_server.port = 0\n'
+        f'log {{ to = [console, file], dir = "{tmp_path}", file = "broker.log" }}\n'
+    )
+    async with edgemq_command("start", "--conf", str(conf)) as cli:
+        host, port = cli.mqtt
+        async with aiomqtt.Client(host, port, identifier="file-1"):
+            pass
+        await cli.wait_for_line("client disconnected: client_id=file-1")
+        assert await cli.finish(signal.SIGTERM) == 0
+    lines = (tmp_path / "broker.log").read_text().splitlines()
+    assert any(re.search(r"INFO edgemq.mqtt: client connected: client_id=file-1 ", line) for line in lines), lines
+    assert lines[-1].endswith("INFO edgemq: edgemq stopped"), lines[-3:]
+
+
+async def test_cli_applies_a_log_level_changed_by_req12(tmp_path: Path) -> None:
+    """A command started at info logs DEBUG lines once req 12 sets log.level = debug."""
+    conf = tmp_path / "edgemq.conf"
+    conf.write_text('listeners.tcp.bind = "127.0.0.1:0"\nhttp_server.port = 0\nlog.level = info\n')
+    async with edgemq_command("start", "--conf", str(conf)) as cli:
+        async with httpx.AsyncClient(auth=("admin", "public")) as api:
+            change = {"req": 12, "seq": 1, "data": {"log": {"level": "debug"}}}
+            assert (await api.post(f"{cli.api_url}/v1", json=change)).json()["code"] == 0
+            api.auth = httpx.BasicAuth("admin", "wrong")
+            assert (await api.post(f"{cli.api_url}/v1", json={"req": 2})).status_code == 401
+        await cli.wait_for_line(r"DEBUG edgemq.api: admin API: POST /api/v1 refused")
+        assert await cli.finish(signal.SIGTERM) == 0

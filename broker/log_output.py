@@ -1,0 +1,99 @@
+"""Where the ``edgemq`` command's log records go: a queue, drained by a thread that writes them.
+
+Formatting a line and writing it to the console or a file would otherwise happen on the event
+loop, inside whatever logged (a connect, a disconnect). The loop only enqueues the record; a
+``QueueListener`` thread owns the real handlers. Only the command does this: an embedded
+``EdgeBroker`` leaves its host program's logging alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import queue
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from logging.handlers import QueueHandler, QueueListener
+from pathlib import Path, PurePath
+
+from broker.config.settings import Log
+from broker.lifecycle import python_log_level
+
+__all__ = ["LINE_FORMAT", "DeferredQueueHandler", "direct_handlers", "log_output"]
+
+LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+_IMMUTABLE = (str, int, float, bytes, type(None), Enum, PurePath)
+"""Argument types whose text cannot change between the log call and the listener formatting it."""
+_exception_text = logging.Formatter().formatException
+
+
+class DeferredQueueHandler(QueueHandler):
+    """A queue handler that leaves formatting to the listener thread.
+
+    ``QueueHandler.prepare`` formats the whole line (time stamp included) on the thread that
+    logs; this one passes the record as it is when its arguments are immutable values, merges
+    the message now when they are not (an object may change or not be thread-safe to print
+    later), and turns a traceback into text now (its frames move on once the call returns).
+    """
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        """The record to enqueue: the same one unless it needs the changes above (then a copy)."""
+        args = record.args
+        immutable_args = not args or (isinstance(args, tuple) and all(isinstance(a, _IMMUTABLE) for a in args))
+        if immutable_args and not record.exc_info:
+            return record
+        record = copy.copy(record)  # other handlers of the same logger still see the original
+        if not immutable_args:
+            record.msg = record.getMessage()
+            record.args = None
+        if record.exc_info:
+            record.exc_text = record.exc_text or _exception_text(record.exc_info)
+            record.exc_info = None
+        return record
+
+
+def direct_handlers(settings: Log) -> list[logging.Handler]:
+    """The console (stderr) and/or file handlers of the ``log`` section, formatting lines."""
+    handlers: list[logging.Handler] = []
+    if "console" in settings.to:
+        handlers.append(logging.StreamHandler())
+    if "file" in settings.to:
+        handlers.append(logging.FileHandler(Path(settings.dir) / settings.file))
+    formatter = logging.Formatter(LINE_FORMAT)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    return handlers
+
+
+@contextmanager
+def log_output(settings: Log) -> Iterator[None]:
+    """Root logging from the ``log`` section, through a queue, for the life of the block.
+
+    On exit every queued record is written and the listener thread has ended; the handlers then
+    hang on the root logger directly, so a record logged after that (by a thread still winding
+    down, or at interpreter exit) is written rather than queued for nobody.
+    """
+    handlers = direct_handlers(settings)
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = QueueListener(records, *handlers, respect_handler_level=True)
+    root = logging.getLogger()
+    _replace_handlers(root, [DeferredQueueHandler(records)])
+    root.setLevel(python_log_level(settings.level))
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, python_log_level(settings.level)))
+    listener.start()
+    try:
+        yield
+    finally:
+        _replace_handlers(root, handlers)
+        listener.stop()
+
+
+def _replace_handlers(logger: logging.Logger, handlers: list[logging.Handler]) -> None:
+    """``logger``'s handlers become ``handlers`` (the old ones are removed, not closed)."""
+    for handler in logger.handlers[:]:
+        logger.removeHandler(handler)
+    for handler in handlers:
+        logger.addHandler(handler)
