@@ -6,20 +6,14 @@
 - ``framed_reader``: amqtt's reader interface over whole, checked packets.
 - ``outbox``: direct writes, one per connection and loop turn.
 - ``session``: amqtt's session with a light connection state, made from a CONNECT.
+- ``seam``: the amqtt seam, for whoever upgrades amqtt: every amqtt name this package imports,
+  overrides, calls or reads, with amqtt's signatures, in one list (its docstring) that
+  tests/unit/test_amqtt_seam.py checks against the installed amqtt and against this package's code.
 
-amqtt internals overridden or replaced (for whoever upgrades amqtt): ``Broker._client_connected``
-(edgemq enters through ``EdgeAmqttBroker.serve_connection``), ``_initialize_client_session``,
-``_handle_client_session`` (replaces ``_client_message_loop``), ``_handle_disconnect``,
-``_authenticate``, ``_broadcast_message``, ``add_subscription``, ``_del_subscription``,
-``_del_all_subscriptions``, ``_delete_session``, ``_cleanup_session``,
-``_publish_retained_messages_for_subscription``; ``BrokerProtocolHandler.__init__`` (same
-attributes, some made on first use), ``_init_session``, ``init_from_connect`` (replaced by
-``from_connect``), ``start``, ``stop``, ``_reader_loop`` (replaced by ``serve``, run by the
-connection's task), ``_send_packet``, ``handle_read_timeout``, ``handle_connect``,
-``handle_disconnect``, ``handle_publish``, ``handle_subscribe``, ``handle_unsubscribe``,
-``_handle_qos1_message_flow``, ``_handle_qos2_message_flow`` (outgoing
-direction); ``Session.__init__`` (``session``: ``EdgeSession``, same attributes, queues made
-on first use, a light connection state instead of ``transitions``).
+amqtt code replaced without being overridden, so in no list (nothing here calls it; an upgrade that
+changes it may need the same change here): ``Broker._client_message_loop`` (by
+``_handle_client_session``), ``BrokerProtocolHandler.init_from_connect`` (by
+``EdgeHandler.from_connect``), ``ProtocolHandler._reader_loop`` (by ``EdgeHandler.serve``).
 """
 
 from broker.amqtt_adapter.core import MqttCore
