@@ -4,11 +4,13 @@
   direct    the edgemq line format written by a FileHandler on the calling thread
   queue     the standard library's QueueHandler (formats the line on the calling thread) and a
             QueueListener thread that writes it
-  deferred  broker.log_output.DeferredQueueHandler (the edgemq command's): the record is queued
-            as it is, the listener thread formats and writes it
+  deferred  broker.log_output.DeferredQueueHandler: the record is queued as it is, the listener
+            thread formats and writes it
+  command   deferred, with the record fields the line does not print switched off
+            (broker.log_output.lean_records): what the edgemq command does
 
 The line is the broker's connect line with the same arguments. Two measures, each the median of
-rounds that alternate the three setups:
+rounds that alternate the setups:
   paced  one line every 200 us (a busy broker's connect rate), the time of the call alone: the
          listener thread has time to drain between lines, as it does when the loop waits on I/O
   burst  lines back to back, wall time per line: the listener competes with the caller for the GIL
@@ -26,13 +28,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 
-from broker.log_output import LINE_FORMAT, DeferredQueueHandler
+from broker.log_output import LINE_FORMAT, DeferredQueueHandler, lean_records
 
-SETUPS = ("direct", "queue", "deferred")
+SETUPS = ("direct", "queue", "deferred", "command")
 CONNECT_LINE = "client connected: client_id=%s username=%s address=%s:%s protocol=%d clean_session=%d keepalive=%d"
 CONNECT_ARGS = ("sensor-0042", "alice", "127.0.0.1", 50123, 4, 1, 60)
 
@@ -57,7 +59,10 @@ def logging_to(setup: str, path: Path) -> Iterator[None]:
         listener = QueueListener(records, handler)
         listener.start()
     try:
-        yield
+        with ExitStack() as stack:
+            if setup == "command":
+                stack.enter_context(lean_records())
+            yield
     finally:
         root.removeHandler(front)
         if listener is not None:

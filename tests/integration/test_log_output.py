@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +111,25 @@ async def test_an_embedded_broker_leaves_root_logging_alone() -> None:
     async with running_broker(ephemeral_settings()):
         assert (root.handlers, root.level) == (handlers, level)
     assert (root.handlers, root.level) == (handlers, level)
+
+
+@pytest.mark.usefixtures("root_logging")
+def test_records_skip_unprinted_fields_only_during_the_block(tmp_path: Path) -> None:
+    """Inside the block records carry no thread or process fields (the line prints neither); after it they do."""
+    made: list[logging.LogRecord] = []
+    factory = logging.getLogRecordFactory()
+
+    def keep(*args: object, **kwargs: object) -> logging.LogRecord:
+        made.append(factory(*args, **kwargs))
+        return made[-1]
+
+    logging.setLogRecordFactory(keep)
+    try:
+        with log_output(file_settings(tmp_path)):
+            log.info("inside")
+        log.info("after")
+    finally:
+        logging.setLogRecordFactory(factory)
+    inside, after = made
+    assert (inside.threadName, inside.processName, inside.process) == (None, None, None)
+    assert (after.threadName, after.process) == (threading.current_thread().name, os.getpid())
