@@ -50,8 +50,8 @@ def broker_process(name: str) -> Iterator[Running]:
     port, http_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         if name == "edgemq":
-            command = [sys.executable, "-m", "broker", "--mqtt-port", str(port), "--http-port", str(http_port),
-                       "--log-level", "error"]  # fmt: skip
+            # as users run it: the default log level (an INFO line per connect and disconnect)
+            command = [sys.executable, "-m", "broker", "--mqtt-port", str(port), "--http-port", str(http_port)]
         elif name == "amqtt":
             command = [sys.executable, str(PROGRAMS / "amqtt_broker.py"), str(port)]
         elif name == "sink":
