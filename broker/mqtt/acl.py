@@ -181,7 +181,7 @@ def _placeable(value: str | None) -> str | None:
 class CompiledAcl:
     """An ``Acl`` ready to check: built once per settings object by ``compile_acl``."""
 
-    __slots__ = ("_allow_by_default", "_by_action", "_placeholders")
+    __slots__ = ("__weakref__", "_allow_by_default", "_by_action", "_placeholders")
 
     def __init__(self, acl: Acl) -> None:
         rules = [_Rule.of(rule) for rule in acl.rules]
