@@ -13,6 +13,7 @@ from typing import Any
 from admin_api import create_app
 from broker.admin_http.server import AdminHttpServer
 from broker.amqtt_adapter import MqttCore
+from broker.clock import Clock
 from broker.config.changes import ConfigUnavailable, plan_change, plan_live_change
 from broker.config.settings import BrokerSettings, LiveSettings
 from broker.config.source import ConfigError, ConfigSource
@@ -47,7 +48,8 @@ class EdgeBroker:
     configuration file (req 12) and ``restart`` can read it again; without ``settings`` they
     are loaded from ``config`` by ``start``. ``history`` keeps the last
     N routed messages for ``wait_for_message`` (0 = off, the default for production use;
-    ``run_in_thread`` and the pytest fixtures turn it on).
+    ``run_in_thread`` and the pytest fixtures turn it on). ``clock`` decides keep-alive and the
+    CONNECT deadline (the event loop's by default; tests pass broker.testing.clock.ManualClock).
     """
 
     def __init__(
@@ -57,13 +59,14 @@ class EdgeBroker:
         state: BrokerState | None = None,
         history: int = 0,
         config: ConfigSource | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.live = LiveSettings(settings or BrokerSettings())
         self.state = state or BrokerState()
         self._config = config
         self._load_config_on_start = settings is None and config is not None
         self._history = MessageHistory(self.state, history) if history > 0 else None
-        self._mqtt = MqttCore(self.live, self.state)
+        self._mqtt = MqttCore(self.live, self.state, clock)
         self._app = create_app(self.state, self, self.live)
         self._http: AdminHttpServer | None = None
         self._restart_lock = asyncio.Lock()

@@ -7,13 +7,13 @@ This module imports neither amqtt nor Starlette.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from broker.mqtt.topics import TopicTree, TreeNode
+from broker.mqtt.subscriptions import SubscriptionIndex
+from broker.mqtt.topics import TreeNode
 
 __all__ = [
     "BrokerState",
@@ -120,25 +120,21 @@ class _ClientRecord:
     messages_sent: int = 0
 
 
-Predicate = Callable[["BrokerState"], bool]
 MessageObserver = Callable[[RoutedMessage], None]
 
 
 class BrokerState:
     """Live broker state; written by the MQTT side, read by everyone through snapshots."""
 
-    def __init__(self) -> None:
+    def __init__(self, subscriptions: SubscriptionIndex | None = None) -> None:
         self._message_in = 0
         self._message_out = 0
         self._message_drop = 0
         self._clients: dict[str, _ClientRecord] = {}
-        self._subscriptions: dict[str, dict[str, int]] = {}
-        self._tree = TopicTree()
-        self._waiters: list[tuple[Predicate, asyncio.Future[None]]] = []
+        self._index = subscriptions if subscriptions is not None else SubscriptionIndex()
+        self._listeners: list[Callable[[], None]] = []
         self._message_observers: list[MessageObserver] = []
         self._connected = 0
-        self._filter_refs: dict[str, int] = {}
-        self._subscription_count = 0
         self._peaks = [0, 0, 0, 0]  # Counts fields; kept as ints, updated on every connect
 
     # -- writers (MQTT side only) -------------------------------------------------------
@@ -157,7 +153,7 @@ class BrokerState:
         peaks = self._peaks  # only connections and sessions can grow here
         peaks[0] = max(peaks[0], self._connected)
         peaks[1] = max(peaks[1], len(clients))
-        if self._waiters:
+        if self._listeners:
             self._changed()
 
     def record_disconnected(self, client_id: str) -> None:
@@ -174,39 +170,12 @@ class BrokerState:
         record = self._clients.pop(client_id, None)
         if record is not None:
             self._connected -= record.connected
-        for topic_filter in self._subscriptions.pop(client_id, {}):
-            self._forget_filter(topic_filter, client_id)
         self._changed()
 
-    def record_subscribed(self, client_id: str, topic_filter: str, qos: int) -> None:
-        """A subscription was granted (a repeated filter replaces the earlier QoS)."""
-        filters = self._subscriptions.setdefault(client_id, {})
-        if topic_filter not in filters:
-            self._filter_refs[topic_filter] = self._filter_refs.get(topic_filter, 0) + 1
-            self._subscription_count += 1
-        filters[topic_filter] = qos
-        self._tree.subscribe(topic_filter, client_id, qos)
+    def subscriptions_changed(self) -> None:
+        """The router changed the subscription index (peaks and listeners follow)."""
         self._update_peaks()
         self._changed()
-
-    def record_unsubscribed(self, client_id: str, topic_filter: str) -> None:
-        """A subscription was removed."""
-        filters = self._subscriptions.get(client_id)
-        if filters is None or filters.pop(topic_filter, None) is None:
-            return
-        if not filters:
-            del self._subscriptions[client_id]
-        self._forget_filter(topic_filter, client_id)
-        self._changed()
-
-    def _forget_filter(self, topic_filter: str, client_id: str) -> None:
-        self._tree.unsubscribe(topic_filter, client_id)
-        self._subscription_count -= 1
-        refs = self._filter_refs[topic_filter] - 1
-        if refs:
-            self._filter_refs[topic_filter] = refs
-        else:
-            del self._filter_refs[topic_filter]
 
     def record_routed(self, sender: str | None, routed_to: list[str], discarded: int) -> None:
         """One accepted message was routed.
@@ -265,13 +234,16 @@ class BrokerState:
 
         return remove
 
-    def subscribers(self, topic: str) -> list[tuple[str, int]]:
-        """``(client_id, granted qos)`` for every subscription matching ``topic``."""
-        return self._tree.match(topic)
+    @property
+    def subscription_index(self) -> SubscriptionIndex:
+        """The subscription index: the router writes it (then calls ``subscriptions_changed``),
+        the snapshots below read it."""
+        return self._index
 
     def counts(self) -> Counts:
         """Population sizes now."""
-        return Counts(self._connected, len(self._clients), len(self._filter_refs), self._subscription_count)
+        index = self._index
+        return Counts(self._connected, len(self._clients), index.filter_count, index.subscription_count)
 
     def peaks(self) -> Counts:
         """The largest population sizes since start."""
@@ -279,7 +251,7 @@ class BrokerState:
 
     def stats(self) -> Stats:
         """The req 2 counters."""
-        return Stats(len(self._subscriptions), self._message_in, self._message_out, self._message_drop)
+        return Stats(self._index.session_count, self._message_in, self._message_out, self._message_drop)
 
     def clients(self) -> list[ClientSnapshot]:
         """Every connected client and every offline persistent session."""
@@ -290,46 +262,42 @@ class BrokerState:
         record = self._clients.get(client_id)
         return None if record is None else _snapshot(record)
 
-    def filters_of(self, client_id: str) -> list[str]:
-        """The topic filters one session subscribes to."""
-        return list(self._subscriptions.get(client_id, ()))
-
     def subscriptions(self) -> list[SubscriptionSnapshot]:
         """Every session holding at least one subscription."""
-        return [SubscriptionSnapshot(cid, tuple(f.items())) for cid, f in self._subscriptions.items()]
+        return [SubscriptionSnapshot(cid, tuple(f.items())) for cid, f in self._index.sessions()]
 
     def topic_tree(self) -> list[list[TreeNode]]:
         """The subscription tree, breadth first (req 13)."""
-        return self._tree.levels()
+        return self._index.levels()
 
-    # -- waiting -----------------------------------------------------------------------
+    # -- change notification -----------------------------------------------------------
 
-    async def wait_for(self, predicate: Predicate, timeout: float) -> None:
-        """Return once ``predicate(state)`` holds; raise TimeoutError after ``timeout`` seconds."""
-        if predicate(self):
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (predicate, future)
-        self._waiters.append(entry)
-        try:
-            await asyncio.wait_for(future, timeout)
-        finally:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` after every change until the returned function is called (the
+        testing support's waits are built on it)."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
 
     def _update_peaks(self) -> None:
         peaks = self._peaks
         peaks[0] = max(peaks[0], self._connected)
         peaks[1] = max(peaks[1], len(self._clients))
-        peaks[2] = max(peaks[2], len(self._filter_refs))
-        peaks[3] = max(peaks[3], self._subscription_count)
+        peaks[2] = max(peaks[2], self._index.filter_count)
+        peaks[3] = max(peaks[3], self._index.subscription_count)
 
     def _changed(self) -> None:
-        if not self._waiters:
+        if not self._listeners:
             return
-        for predicate, future in list(self._waiters):
-            if not future.done() and predicate(self):
-                future.set_result(None)
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("state listener %r failed", listener)
 
 
 def _snapshot(r: _ClientRecord) -> ClientSnapshot:

@@ -12,6 +12,7 @@ import aiomqtt
 import httpx
 
 from broker import BrokerSettings, BrokerState, EdgeBroker
+from broker.testing.helpers import wait_until
 
 WAIT = 5.0  # seconds any single wait in a test may take
 
@@ -69,7 +70,7 @@ async def next_message(client: aiomqtt.Client) -> aiomqtt.Message:
 
 async def wait_state(broker: EdgeBroker, predicate: Callable[[BrokerState], bool]) -> None:
     """Wait until the broker's shared state satisfies ``predicate``."""
-    await broker.state.wait_for(predicate, WAIT)
+    await wait_until(broker.state, predicate, WAIT)
 
 
 @contextlib.contextmanager

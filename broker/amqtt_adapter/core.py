@@ -10,8 +10,10 @@ from amqtt.adapters import WebSocketsWriter, WriterAdapter
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from broker.amqtt_adapter.edge_broker import LISTENER, EdgeAclPlugin, EdgeAmqttBroker, EdgeAuthPlugin
+from broker.amqtt_adapter.edge_broker import LISTENER, EdgeAmqttBroker
 from broker.amqtt_adapter.framed_reader import FramedReader
+from broker.amqtt_adapter.plugins import EdgeAclPlugin, EdgeAuthPlugin
+from broker.clock import Clock, LoopClock
 from broker.config.settings import LiveSettings
 from broker.control import MqttUnavailable
 from broker.mqtt.client_auth import ClientAuthenticator
@@ -129,9 +131,10 @@ class MqttCore:
     sessions, lives on.
     """
 
-    def __init__(self, settings: LiveSettings, state: BrokerState) -> None:
+    def __init__(self, settings: LiveSettings, state: BrokerState, clock: Clock | None = None) -> None:
         self._settings = settings
         self._state = state
+        self._clock = clock if clock is not None else LoopClock()
         self._authenticator = ClientAuthenticator(lambda: settings.current.auth)
         self._broker: EdgeAmqttBroker | None = None
         self._listeners: ListenerSet | None = None
@@ -150,7 +153,9 @@ class MqttCore:
         """Check the password list, start amqtt, then open the listeners."""
         self._authenticator.users()  # a broken password file stops the start, with its line
         _quiet_amqtt_loggers()
-        broker = EdgeAmqttBroker(_amqtt_config(self._authenticator, self._settings), self._state, self._settings)
+        broker = EdgeAmqttBroker(
+            _amqtt_config(self._authenticator, self._settings), self._state, self._settings, self._clock
+        )
         await broker.start()
         self._broker = broker
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from amqtt.adapters import BufferReader, ReaderAdapter, WriterAdapter
 from amqtt.errors import MQTTError
@@ -27,22 +27,19 @@ from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from amqtt.plugins.manager import PluginManager
 from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage, Session
 
-from broker.amqtt_adapter.framed_reader import FramedReader
-from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
+from broker.amqtt_adapter.outbox import Outbox
 from broker.amqtt_adapter.session import connect_refusal, queue_on_first_use, session_from_connect
 from broker.mqtt.framing import (
     ProtocolViolation,
-    encode_publish,
-    is_publish,
     parse_connect,
-    parse_publish,
-    pubrel_id,
 )
 
 if TYPE_CHECKING:
     from amqtt.broker import BrokerContext
 
-__all__ = ["ConnectionOwner", "EdgeHandler"]
+    from broker.amqtt_adapter.connection import Connection
+
+__all__ = ["DirectMessage", "EdgeHandler"]
 
 log = logging.getLogger("edgemq.mqtt")
 
@@ -62,18 +59,7 @@ def _listens(plugins_manager: PluginManager[Any], event: MQTTEvents) -> bool:
     return callbacks is None or event in callbacks
 
 
-class ConnectionOwner(Protocol):
-    """What the broker does with what a connection's reader reads (EdgeAmqttBroker)."""
-
-    async def accept_publish(self, session: Session, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
-        """Route a PUBLISH read whole, without amqtt's parsing, message objects, queue or QoS 2
-        flow task (its hooks still fire); a QoS 1 or 2 one is then acknowledged. False closes."""
-
-    async def change_subscriptions(self, session: Session, handler: EdgeHandler, *, subscribe: bool) -> None:
-        """Apply the SUBSCRIBE (or UNSUBSCRIBE) amqtt just queued, before the next packet."""
-
-
-class _DirectMessage(OutgoingApplicationMessage):
+class DirectMessage(OutgoingApplicationMessage):
     """An outgoing QoS 1 message written through the outbox; it waits for its PUBACK without a task."""
 
     __slots__ = ()
@@ -103,22 +89,11 @@ class EdgeHandler(BrokerProtocolHandler):
     # edgemq's
     _to_retry: Sequence[Any] = ()
     _stopping = False
-    _last_read = 0.0
-    _keep_alive_timer: asyncio.TimerHandle | None = None
     _handlers: dict[type, Callable[[Any], Coroutine[Any, Any, None]]] | None = None
-    _reading: asyncio.Task[Any] | None = None  # the task in serve()
-    owner: ConnectionOwner | None = None
-    """Set by the broker once the CONNECT is accepted: what the reader reads goes to it."""
     outbox: Outbox | None = None
-    """Set by the broker for TCP connections: direct writes (see Outbox)."""
-    connection_task: asyncio.Task[Any] | None = None
-    """Set by the broker: the task that serves the connection (and runs ``serve``)."""
-    direct_bytes = 0
-    """Payload bytes of the QoS 1 copies written through the outbox and waiting for their PUBACK."""
-    end_reason: str | None = None
-    """Why the connection is being ended from the server's side (kick, take-over, keep-alive), for the log."""
-    keep_alive_allowance = 0.0
-    """Set by the broker: seconds of silence after which ``serve`` closes the connection (0: never)."""
+    """Set by the Connection for TCP connections: direct writes (see Outbox)."""
+    connection: Connection | None = None
+    """Set by the Connection that serves this handler (until it stops)."""
 
     def __init__(
         self,
@@ -136,7 +111,6 @@ class EdgeHandler(BrokerProtocolHandler):
         if session is not None:
             self._init_session(session)
         self._background: set[asyncio.Future[Any]] = set()
-        self._direct: set[int] = set()  # packet ids of _DirectMessages waiting for their PUBACK
         self.ended: asyncio.Future[DisconnectPacket | None] = self._loop.create_future()
         """The DISCONNECT packet, or None when the connection ended without one. Unlike amqtt's
         ``wait_disconnect`` it holds the outcome even if that came before anyone waited."""
@@ -160,22 +134,9 @@ class EdgeHandler(BrokerProtocolHandler):
         await super().handle_disconnect(disconnect)
 
     def _interrupt_reading(self) -> None:
-        """Make ``serve`` end if another task is in it (a call from ``serve`` itself needs none)."""
-        reading = self._reading
-        if reading is not None and reading is not asyncio.current_task() and isinstance(self.reader, FramedReader):
-            self.reader.interrupt()
-
-    async def handle_subscribe(self, subscribe: SubscribePacket) -> None:
-        """amqtt's checks and queue, then the broker applies it before the next packet is read."""
-        await super().handle_subscribe(subscribe)
-        if self.owner is not None and self.session is not None:
-            await self.owner.change_subscriptions(self.session, self, subscribe=True)
-
-    async def handle_unsubscribe(self, unsubscribe: UnsubscribePacket) -> None:
-        """amqtt's checks and queue, then the broker applies it before the next packet is read."""
-        await super().handle_unsubscribe(unsubscribe)
-        if self.owner is not None and self.session is not None:
-            await self.owner.change_subscriptions(self.session, self, subscribe=False)
+        """Make the connection's reading end (an end decided by another task)."""
+        if self.connection is not None:
+            self.connection.interrupt_reading()
 
     async def handle_connect(self, connect: ConnectPacket) -> None:
         """A second CONNECT is a protocol violation (3.1.0-2): the connection ends as abnormal.
@@ -190,46 +151,6 @@ class EdgeHandler(BrokerProtocolHandler):
             await self._send_packet(ConnackPacket.build(session_present, CONNECTION_ACCEPTED))
             return
         self.outbox.write_now(bytes((_CONNACK, 2, session_present, 0)))
-
-    def send_now(self, message: RoutedCopy, qos: int, limit: int, byte_limit: int) -> bool:
-        """Write a copy through the outbox, without a task, if the client keeps up; False if not.
-
-        QoS 0 copies, and QoS 1 ones while fewer than ``limit`` of the session's copies (and fewer
-        than there are packet ids, and their payloads stay within ``byte_limit``) wait for their
-        PUBACK. A QoS 1 copy stays in
-        ``session.inflight_out`` until its PUBACK; if the connection ends first it is resent with
-        DUP=1 when the session resumes, like every other copy in flight.
-        """
-        session, outbox = self.session, self.outbox
-        if session is None or outbox is None or self._stopping or qos > QOS_1 or not outbox.has_room():
-            return False
-        if qos == 0:
-            outbox.put(message.qos0_packet())
-            return True
-        in_flight, size = len(session.inflight_out), len(message.data)
-        if in_flight >= limit or in_flight + len(session.inflight_in) >= _PACKET_IDS:
-            return False
-        if self.direct_bytes and self.direct_bytes + size > byte_limit:
-            return False
-        packet_id = session.next_packet_id
-        session.inflight_out[packet_id] = _DirectMessage(packet_id, message.topic, QOS_1, message.data, False)
-        self._direct.add(packet_id)
-        self.direct_bytes += size
-        outbox.put(encode_publish(message.topic, message.data, qos=QOS_1, packet_id=packet_id))
-        return True
-
-    def _acknowledged_directly(self, packet: bytes) -> bool:
-        """A PUBACK for a copy written through the outbox: forget the copy (True), or False."""
-        if len(packet) != 4 or packet[0] != _PUBACK or self.session is None:
-            return False
-        packet_id = int.from_bytes(packet[2:4], "big")
-        if packet_id not in self._direct:
-            return False
-        self._direct.discard(packet_id)
-        acknowledged = self.session.inflight_out.pop(packet_id, None)
-        if acknowledged is not None:
-            self.direct_bytes -= len(acknowledged.data)
-        return True
 
     @classmethod
     async def from_connect(
@@ -279,7 +200,7 @@ class EdgeHandler(BrokerProtocolHandler):
         deliveries started from now on fail at once instead of waiting forever.
 
         What the outbox holds (PUBACKs included) is written before the connection closes, and
-        the owner (the broker) is dropped so the ended handler does not wait for the cyclic
+        the connection is dropped so the ended handler does not wait for the cyclic
         garbage collector."""
         self._stopping = True
         if self.outbox is not None:
@@ -298,7 +219,7 @@ class EdgeHandler(BrokerProtocolHandler):
         self._disconnect_waiter = None
         for name in _LAZY_QUEUES:  # what was not applied is dropped, as amqtt does
             self.__dict__.pop(name, None)
-        self.owner = None
+        self.connection = None
         self._handlers = None
 
     async def _send_packet(self, packet: Any) -> None:
@@ -307,75 +228,18 @@ class EdgeHandler(BrokerProtocolHandler):
             self.outbox.flush()
         await super()._send_packet(packet)
 
-    def handle_read_timeout(self) -> None:
-        """No packet within the keep-alive allowance: close as an abnormal disconnect (3.1.2.10)."""
-        self.end_reason = "keep-alive expired"
-        self._spawn(self.handle_connection_closed())
+    @property
+    def stopping(self) -> bool:
+        """Whether ``stop`` has begun: nothing more is sent or handled."""
+        return self._stopping
 
-    async def serve(self) -> None:
-        """Read and dispatch packets until the connection ends; edgemq's version of amqtt's
-        reader loop, run by the connection's own task (amqtt runs it in a task of its own).
-
-        amqtt creates a task and a wait_for per packet. Here packets are dispatched inline (the
-        reader has already checked them, see FramedReader), every PUBLISH is routed before the next
-        packet is read (QoS 2 ones too: their id is kept until PUBREL, so a resent one is not routed
-        twice, and every PUBREL gets its PUBCOMP), and keep-alive is one timer that is re-armed
-        from the time of the last packet. An end decided elsewhere interrupts the reading
-        (``handle_disconnect``, ``stop``).
-        """
-        session = self.session
-        assert session is not None
-        self._reading = self.connection_task or asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        allowance = self.keep_alive_allowance or None
-        self._last_read = loop.time()
-        timer = loop.call_later(allowance, self._check_keep_alive, allowance) if allowance else None
-        try:
-            while isinstance(self.reader, FramedReader):
-                if self.ended.done():
-                    break  # DISCONNECT or a second CONNECT: nothing after it is processed
-                raw = await self.reader.next_raw()
-                if raw is None or self.ended.done():
-                    break  # end of stream, a packet the framing reader refused, or ended meanwhile
-                self._last_read = loop.time()
-                if is_publish(raw):  # straight to routing (no amqtt packet)
-                    owner = self.owner
-                    if owner is None:
-                        break  # stopped meanwhile
-                    topic, payload, qos, retain, packet_id = parse_publish(raw)
-                    if qos < 2 or packet_id not in session.inflight_in:  # a resent QoS 2 one is not routed again
-                        if not await owner.accept_publish(session, topic, payload, qos, retain):
-                            break
-                        if qos == 2:  # routed at once; its id is kept until PUBREL (4.3.3, method B)
-                            received = IncomingApplicationMessage(packet_id, topic, 2, b"", retain)
-                            session.inflight_in[packet_id] = received
-                    if qos and self.outbox is not None:  # acknowledged once routed: PUBACK or PUBREC
-                        self.outbox.put((b"\x40\x02", b"\x50\x02")[qos - 1] + packet_id.to_bytes(2, "big"))
-                    elif qos:
-                        await self._acknowledge(qos, packet_id)
-                    continue
-                released = pubrel_id(raw)
-                if released is not None:  # PUBCOMP even for an id not held: its PUBCOMP was lost (4.3.3)
-                    session.inflight_in.pop(released, None)
-                    await self._acknowledge(6, released)
-                    continue
-                if self._direct and self._acknowledged_directly(raw):
-                    continue
-                buffer = BufferReader(raw)
-                header = await MQTTFixedHeader.from_stream(buffer)
-                packet = await packet_class(header).from_stream(buffer, fixed_header=header)
-                await self.plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=packet, session=self.session)
-                await self._dispatch(packet)
-        except Exception as exc:  # a packet amqtt cannot decode or handle ends this connection only
-            log.debug("client %s: reading ended: %r", session.client_id, exc)
-        finally:
-            self._reading = None
-            if timer is not None:
-                timer.cancel()
-            if self._keep_alive_timer is not None:
-                self._keep_alive_timer.cancel()
-            await self.handle_connection_closed()
-        await self.stop()
+    async def dispatch_raw(self, raw: bytes) -> None:
+        """Handle a packet the connection does not handle itself, as amqtt's packet object."""
+        buffer = BufferReader(raw)
+        header = await MQTTFixedHeader.from_stream(buffer)
+        packet = await packet_class(header).from_stream(buffer, fixed_header=header)
+        await self.plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=packet, session=self.session)
+        await self._dispatch(packet)
 
     async def _dispatch(self, packet: Any) -> None:
         if self._handlers is None:
@@ -397,7 +261,7 @@ class EdgeHandler(BrokerProtocolHandler):
             ConnectPacket: self.handle_connect,
         }
 
-    async def _acknowledge(self, kind: int, packet_id: int) -> None:
+    async def acknowledge(self, kind: int, packet_id: int) -> None:
         """PUBACK or PUBREC for a received PUBLISH of QoS ``kind``, PUBCOMP for a PUBREL (``kind``
         6): through the outbox where there is one, else as amqtt's packet."""
         first, packet_class_ = _ACKS[kind]
@@ -424,15 +288,6 @@ class EdgeHandler(BrokerProtocolHandler):
         if self.session is not None:
             self.session.inflight_out.pop(packet_id, None)
         waiter.set_result(packet)
-
-    def _check_keep_alive(self, allowance: float) -> None:
-        silent = asyncio.get_running_loop().time() - self._last_read
-        if silent >= allowance:
-            self.handle_read_timeout()
-        else:
-            self._keep_alive_timer = asyncio.get_running_loop().call_later(
-                allowance - silent, self._check_keep_alive, allowance
-            )
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -464,7 +319,7 @@ class EdgeHandler(BrokerProtocolHandler):
     async def _send_publish(self, message: OutgoingApplicationMessage) -> None:
         assert self.session is not None
         self.session.inflight_out[message.packet_id] = message
-        resent = message.publish_packet is not None or isinstance(message, _DirectMessage)
+        resent = message.publish_packet is not None or isinstance(message, DirectMessage)
         packet = message.build_publish_packet(dup=resent)
         await self._send_packet(packet)
         message.publish_packet = packet

@@ -11,7 +11,7 @@ from types import TracebackType
 from broker.mqtt.topics import topic_matches
 from broker.state import BrokerState, ClientSnapshot, RoutedMessage
 
-__all__ = ["Capture", "MessageHistory", "wait_for_client", "wait_for_message", "wait_for_subscription"]
+__all__ = ["Capture", "MessageHistory", "wait_for_client", "wait_for_message", "wait_for_subscription", "wait_until"]
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -85,6 +85,24 @@ class MessageHistory:
         self._messages.clear()
 
 
+async def wait_until(state: BrokerState, predicate: Callable[[BrokerState], bool], timeout: float) -> None:
+    """Return once ``predicate(state)`` holds, checked after every change of the state; raise
+    TimeoutError after ``timeout`` seconds."""
+    if predicate(state):
+        return
+    held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def check() -> None:
+        if not held.done() and predicate(state):
+            held.set_result(None)
+
+    remove = state.on_change(check)
+    try:
+        await asyncio.wait_for(held, timeout)
+    finally:
+        remove()
+
+
 async def wait_for_message(
     state: BrokerState, history: MessageHistory, topic_filter: str, timeout: float
 ) -> RoutedMessage:
@@ -117,7 +135,7 @@ async def wait_for_client(state: BrokerState, client_id: str, timeout: float) ->
         return client is not None and client.connected
 
     try:
-        await state.wait_for(connected, timeout)
+        await wait_until(state, connected, timeout)
     except TimeoutError:
         seen = [c.info.client_id for c in state.clients() if c.connected]
         raise TimeoutError(f"client {client_id!r} did not connect within {timeout}s; connected: {seen}") from None
@@ -138,7 +156,7 @@ async def wait_for_subscription(state: BrokerState, topic_filter: str, client_id
         return None
 
     try:
-        await state.wait_for(lambda s: holder(s) is not None, timeout)
+        await wait_until(state, lambda s: holder(s) is not None, timeout)
     except TimeoutError:
         seen = {e.client_id: [t for t, _ in e.subscriptions] for e in state.subscriptions()}
         who = f" by {client_id!r}" if client_id is not None else ""

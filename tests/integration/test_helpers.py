@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from broker import EdgeBroker
+from broker.testing.helpers import wait_until
 from tests.helpers import ephemeral_settings, mqtt_client, next_message, running_broker
 
 pytestmark = pytest.mark.anyio
@@ -19,10 +20,10 @@ async def test_capture_records_matching_messages_until_stopped(broker: EdgeBroke
         async with mqtt_client(broker, "pub") as pub:
             for topic, payload in [("a/1", b"1"), ("b/1", b"x"), ("a/2/3", b"2")]:
                 await pub.publish(topic, payload)
-            await broker.state.wait_for(lambda s: s.stats().message_in == 3, 5)
+            await wait_until(broker.state, lambda s: s.stats().message_in == 3, 5)
     async with mqtt_client(broker, "pub") as pub:
         await pub.publish("a/late", b"late")
-        await broker.state.wait_for(lambda s: s.stats().message_in == 4, 5)
+        await wait_until(broker.state, lambda s: s.stats().message_in == 4, 5)
     assert capture.payloads == [b"1", b"2"]
     assert [m.sender for m in capture.messages] == ["pub", "pub"]
 
@@ -78,7 +79,7 @@ async def test_reset_forgets_everything(broker: EdgeBroker) -> None:
     async with mqtt_client(broker, "keeper", clean_session=False) as keeper:
         await keeper.subscribe("k", qos=1)
         await keeper.publish("r", b"retained", retain=True, qos=1)
-        await broker.state.wait_for(lambda s: s.stats().message_in == 1, 5)
+        await wait_until(broker.state, lambda s: s.stats().message_in == 1, 5)
         await broker.reset()
         assert broker.stats().message_in == 0
         assert broker.state.clients() == []

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from broker.state import BrokerState, ClientInfo, Stats
+from broker.state import BrokerState, ClientInfo, Stats, TreeNode
+from broker.testing.helpers import wait_until
 
 
 def info(client_id: str) -> ClientInfo:
@@ -45,10 +46,11 @@ def test_discarded_copies_count_as_drops() -> None:
 def test_client_size_counts_sessions_with_subscriptions() -> None:
     """client_size is the number of sessions holding at least one subscription."""
     state = BrokerState()
-    state.record_subscribed("a", "x", 0)
-    state.record_subscribed("a", "y", 1)
-    state.record_subscribed("b", "x", 0)
-    state.record_unsubscribed("b", "x")
+    index = state.subscription_index
+    index.subscribe("a", "x", 0)
+    index.subscribe("a", "y", 1)
+    index.subscribe("b", "x", 0)
+    index.unsubscribe("b", "x")
     assert state.stats().client_size == 1
     assert [s.client_id for s in state.subscriptions()] == ["a"]
 
@@ -57,11 +59,28 @@ def test_discarded_session_leaves_every_table() -> None:
     """A discarded session leaves the clients, the subscriptions and the topic tree."""
     state = BrokerState()
     state.record_connected(info("a"))
-    state.record_subscribed("a", "x/y", 0)
+    state.subscription_index.subscribe("a", "x/y", 0)
+    state.subscription_index.drop_client("a")
     state.record_session_discarded("a")
     assert state.clients() == []
     assert state.subscriptions() == []
-    assert state.subscribers("x/y") == []
+    assert state.subscription_index.match("x/y") == []
+    assert state.topic_tree() == [[TreeNode("", 0, ())]]
+
+
+def test_subscription_change_updates_peaks_and_wakes_listeners() -> None:
+    """subscriptions_changed records the peak population and calls every change listener."""
+    state = BrokerState()
+    calls: list[int] = []
+    remove = state.on_change(lambda: calls.append(state.counts().subscribers))
+    state.subscription_index.subscribe("a", "x", 0)
+    state.subscriptions_changed()
+    state.subscription_index.unsubscribe("a", "x")
+    state.subscriptions_changed()
+    remove()
+    state.subscriptions_changed()
+    assert calls == [1, 0]
+    assert state.peaks().subscribers == 1
 
 
 def test_reconnect_keeps_counters() -> None:
@@ -81,23 +100,23 @@ def test_reconnect_keeps_counters() -> None:
 
 
 @pytest.mark.anyio
-async def test_wait_for_returns_when_predicate_holds() -> None:
-    """wait_for wakes up on the state change that makes the predicate true."""
+async def test_wait_until_returns_when_predicate_holds() -> None:
+    """wait_until wakes up on the state change that makes the predicate true."""
     import asyncio
 
     state = BrokerState()
-    waiter = asyncio.create_task(state.wait_for(lambda s: s.stats().message_in == 1, 5))
+    waiter = asyncio.create_task(wait_until(state, lambda s: s.stats().message_in == 1, 5))
     await asyncio.sleep(0)  # let the waiter register
     state.record_routed(None, [], 0)
     await waiter
 
 
 @pytest.mark.anyio
-async def test_wait_for_times_out() -> None:
-    """wait_for raises TimeoutError when the predicate never holds."""
+async def test_wait_until_times_out() -> None:
+    """wait_until raises TimeoutError when the predicate never holds."""
     state = BrokerState()
     with pytest.raises(TimeoutError):
-        await state.wait_for(lambda s: False, 0.01)
+        await wait_until(state, lambda s: False, 0.01)
 
 
 def test_client_snapshots_are_hashable_and_format_their_connect_time_once() -> None:

@@ -1,0 +1,296 @@
+"""``Connection``: one client's network connection, from its accepted CONNECT to its end.
+
+It owns what lives as long as the connection: the reader and its task, the outbox, the copies
+routed to the client and not finished (count, bytes, the QoS 0 ones a full queue may drop),
+the QoS 1 copies written directly and waiting for their PUBACK, the keep-alive timer and the
+reason the server ended it. It reads every packet in the connection's own task (``serve``) and
+hands what it reads to the router in one direction; the router hands copies back through
+``deliver``. amqtt's protocol handler (``EdgeHandler``) stays for what amqtt does well: QoS 2
+flows, resending, SUBSCRIBE bookkeeping and the packets plugins want to see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Protocol
+
+from amqtt.adapters import WriterAdapter
+from amqtt.mqtt.constants import QOS_1
+from amqtt.session import IncomingApplicationMessage, Session
+
+from broker.amqtt_adapter.framed_reader import FramedReader
+from broker.amqtt_adapter.handler import DirectMessage, EdgeHandler
+from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
+from broker.clock import Clock, Timer
+from broker.config.settings import Mqtt
+from broker.mqtt.framing import encode_publish, is_publish, parse_publish, pubrel_id
+
+__all__ = ["Connection", "PacketSink"]
+
+log = logging.getLogger("edgemq.mqtt")
+
+_PUBACK = 0x40
+_PUBLISH_ACKS = {1: b"\x40\x02", 2: b"\x50\x02"}  # PUBACK, PUBREC: fixed header
+_SUBSCRIBE, _UNSUBSCRIBE = 0x82, 0xA2
+_PACKET_IDS = 65535
+
+
+class PacketSink(Protocol):
+    """Where a connection's reader sends what changes the broker (the router)."""
+
+    async def accept_publish(self, connection: Connection, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        """Route a PUBLISH read whole; a QoS 1 or 2 one is then acknowledged. False closes."""
+
+    async def change_subscriptions(self, connection: Connection, *, subscribe: bool) -> None:
+        """Apply the SUBSCRIBE (or UNSUBSCRIBE) the handler just queued, before the next packet."""
+
+
+class Connection:
+    """One client connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        handler: EdgeHandler,
+        session: Session,
+        reader: FramedReader,
+        writer: WriterAdapter,
+        clock: Clock,
+        on_dropped: Callable[[int], None],
+    ) -> None:
+        self.handler, self.session, self.reader, self.writer = handler, session, reader, writer
+        self.task: asyncio.Task[Any] | None = reader.task
+        self.outbox = Outbox(reader.transport) if reader.transport is not None else None
+        self._clock = clock
+        self._on_dropped = on_dropped
+        handler.outbox = self.outbox  # the handler's own writes go after what the outbox holds
+        handler.connection = self
+        self.count = 0
+        """Copies routed here and not finished (written and acknowledged, or failed)."""
+        self.size = 0
+        """Their payload bytes."""
+        self._qos0: dict[asyncio.Future[Any], int] = {}  # unfinished QoS 0 copies, oldest first: size
+        self._deliveries: set[asyncio.Future[Any]] = set()
+        self._evicted: set[asyncio.Future[Any]] = set()
+        self._direct: set[int] = set()  # packet ids of QoS 1 copies written directly, awaiting PUBACK
+        self.direct_bytes = 0
+        self.keep_alive_allowance = 0.0
+        """Seconds of silence after which ``serve`` closes the connection (0: never)."""
+        self._last_read = 0.0
+        self._keep_alive: Timer | None = None
+        self._reading: asyncio.Task[Any] | None = None
+        self.end_reason: str | None = None
+        """Why the server ends the connection (kick, take-over, keep-alive), for the log."""
+        self.ended = False
+        self.is_closed = False
+        self._closed: asyncio.Future[None] | None = None  # made only when someone waits
+
+    @property
+    def client_id(self) -> str:
+        return str(self.session.client_id)
+
+    # -- end -------------------------------------------------------------------------------
+
+    def mark_closed(self) -> None:
+        """The connection is over: wake whoever waits in ``wait_closed``."""
+        self.is_closed = True
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+
+    async def wait_closed(self) -> None:
+        """Wait until ``mark_closed``."""
+        if self.is_closed:
+            return
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._closed)  # one waiter's cancellation leaves it for the others
+
+    def interrupt_reading(self) -> None:
+        """Make ``serve`` end if another task is in it (a call from ``serve`` itself needs none)."""
+        reading = self._reading
+        if reading is not None and reading is not asyncio.current_task():
+            self.reader.interrupt()
+
+    def cancel_deliveries(self) -> None:
+        """Cancel the copies still being delivered in the background (the broker stops)."""
+        for task in list(self._deliveries):
+            task.cancel()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def serve(self, sink: PacketSink) -> None:
+        """Read and handle packets until the connection ends, in the connection's own task.
+
+        Every PUBLISH is routed before the next packet is read (QoS 2 ones too: their id is kept
+        until PUBREL, so a resent one is not routed twice, and every PUBREL gets its PUBCOMP);
+        SUBSCRIBE and UNSUBSCRIBE are applied in packet order; keep-alive is one timer re-armed
+        from the time of the last packet. An end decided elsewhere interrupts the reading.
+        """
+        handler, session, reader, clock = self.handler, self.session, self.reader, self._clock
+        self._reading = self.task or asyncio.current_task()
+        allowance = self.keep_alive_allowance
+        self._last_read = clock.time()
+        if allowance:
+            self._keep_alive = clock.call_later(allowance, self._check_keep_alive, allowance)
+        try:
+            while not handler.ended.done():  # DISCONNECT or a second CONNECT: nothing after it counts
+                raw = await reader.next_raw()
+                if raw is None or handler.ended.done():
+                    break  # end of stream, a packet the framing reader refused, or ended meanwhile
+                self._last_read = clock.time()
+                if is_publish(raw):  # straight to routing (no amqtt packet)
+                    if handler.stopping:
+                        break
+                    topic, payload, qos, retain, packet_id = parse_publish(raw)
+                    if qos < 2 or packet_id not in session.inflight_in:  # a resent QoS 2 one is not routed again
+                        if not await sink.accept_publish(self, topic, payload, qos, retain):
+                            break
+                        if qos == 2:  # routed at once; its id is kept until PUBREL (4.3.3, method B)
+                            session.inflight_in[packet_id] = IncomingApplicationMessage(
+                                packet_id, topic, 2, b"", retain
+                            )
+                    if qos and self.outbox is not None:  # acknowledged once routed: PUBACK or PUBREC
+                        self.outbox.put(_PUBLISH_ACKS[qos] + packet_id.to_bytes(2, "big"))
+                    elif qos:
+                        await handler.acknowledge(qos, packet_id)
+                    continue
+                released = pubrel_id(raw)
+                if released is not None:  # PUBCOMP even for an id not held: its PUBCOMP was lost (4.3.3)
+                    session.inflight_in.pop(released, None)
+                    await handler.acknowledge(6, released)
+                    continue
+                if self._direct and self._acknowledged_directly(raw):
+                    continue
+                await handler.dispatch_raw(raw)
+                if raw[0] in (_SUBSCRIBE, _UNSUBSCRIBE) and not handler.stopping:
+                    await sink.change_subscriptions(self, subscribe=raw[0] == _SUBSCRIBE)
+        except Exception as exc:  # a packet amqtt cannot decode or handle ends this connection only
+            log.debug("client %s: reading ended: %r", session.client_id, exc)
+        finally:
+            self._reading = None
+            if self._keep_alive is not None:
+                self._keep_alive.cancel()
+            await handler.handle_connection_closed()
+        await handler.stop()
+
+    def _check_keep_alive(self, allowance: float) -> None:
+        silent = self._clock.time() - self._last_read
+        if silent < allowance:
+            self._keep_alive = self._clock.call_later(allowance - silent, self._check_keep_alive, allowance)
+            return
+        # no packet within the allowance: close as an abnormal disconnect (3.1.2.10)
+        self.end_reason = "keep-alive expired"
+        self._spawn(self.handler.handle_connection_closed())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    # -- delivering ------------------------------------------------------------------------
+
+    def deliver(self, message: RoutedCopy, qos: int, limits: Mqtt) -> bool:
+        """Send one routed copy: written at once if the client keeps up, else in the background;
+        False if the client's queue is full (the copy is dropped: the caller counts it)."""
+        if not self.count and self._send_now(message, qos, limits):
+            return True
+        count, size = self.count + len(self.session.inflight_out), self.size + self.direct_bytes
+        if not self._make_room(count, size, len(message.data), qos, limits):
+            return False
+        self.send_in_background(message.topic, message.data, qos)
+        return True
+
+    def _send_now(self, message: RoutedCopy, qos: int, limits: Mqtt) -> bool:
+        """Write a copy through the outbox, without a task, if the client keeps up; False if not.
+
+        QoS 0 copies, and QoS 1 ones while fewer than ``max_mqueue_len`` of the session's copies
+        (and fewer than there are packet ids, and their payloads within ``max_mqueue_bytes``) wait
+        for their PUBACK. A QoS 1 copy stays in ``session.inflight_out`` until its PUBACK; if the
+        connection ends first it is resent with DUP=1 when the session resumes (MQTT 4.4).
+        """
+        session, outbox = self.session, self.outbox
+        if outbox is None or qos > QOS_1 or self.handler.stopping or not outbox.has_room():
+            return False
+        if qos == 0:
+            outbox.put(message.qos0_packet())
+            return True
+        in_flight, size = len(session.inflight_out), len(message.data)
+        if in_flight >= limits.max_mqueue_len or in_flight + len(session.inflight_in) >= _PACKET_IDS:
+            return False
+        if self.direct_bytes and self.direct_bytes + size > limits.max_mqueue_bytes:
+            return False
+        packet_id = session.next_packet_id
+        session.inflight_out[packet_id] = DirectMessage(packet_id, message.topic, QOS_1, message.data, False)
+        self._direct.add(packet_id)
+        self.direct_bytes += size
+        outbox.put(encode_publish(message.topic, message.data, qos=QOS_1, packet_id=packet_id))
+        return True
+
+    def _acknowledged_directly(self, packet: bytes) -> bool:
+        """A PUBACK for a copy written through the outbox: forget the copy (True), or False."""
+        if len(packet) != 4 or packet[0] != _PUBACK:
+            return False
+        packet_id = int.from_bytes(packet[2:4], "big")
+        if packet_id not in self._direct:
+            return False
+        self._direct.discard(packet_id)
+        acknowledged = self.session.inflight_out.pop(packet_id, None)
+        if acknowledged is not None:
+            self.direct_bytes -= len(acknowledged.data)
+        return True
+
+    def send_in_background(
+        self, topic: str, data: bytes | bytearray, qos: int, *, retain: bool = False, counted: bool = True
+    ) -> None:
+        """Send one copy through amqtt's flows in a task; a counted copy that fails counts as dropped."""
+        task = asyncio.ensure_future(self.handler.mqtt_publish(topic, data, qos, retain=retain))
+        self._deliveries.add(task)
+        self.count += 1
+        self.size += len(data)
+        if qos == 0:
+            self._qos0[task] = len(data)
+        task.add_done_callback(partial(self._delivery_done, counted, len(data)))
+
+    def _make_room(self, count: int, size: int, incoming: int, qos: int, limits: Mqtt) -> bool:
+        """Whether a copy of ``incoming`` bytes fits in a queue of ``count`` copies and ``size``
+        bytes (``mqtt.max_mqueue_len`` and ``max_mqueue_bytes``; the first copy always fits). A
+        QoS 1/2 copy makes room by dropping the oldest QoS 0 copies not yet written."""
+        while count >= limits.max_mqueue_len or (size and size + incoming > limits.max_mqueue_bytes):
+            freed = self._evict_qos0() if qos else None
+            if freed is None:
+                return False
+            count, size = count - 1, size - freed
+        return True
+
+    def _evict_qos0(self) -> int | None:
+        """Take the oldest QoS 0 copy out of the queue and return its size; None if there is none.
+        A copy already written (its task done, not yet counted off) leaves without a drop; one
+        not written yet is cancelled and counted as dropped."""
+        while self._qos0:
+            task = next(iter(self._qos0))
+            size = self._qos0.pop(task)
+            if task.done():
+                return size
+            if isinstance(task, asyncio.Task) and task.cancelling():
+                continue  # being cancelled already (evicted, or the broker stops)
+            task.cancel()  # safe: amqtt writes a packet whole, under its write lock
+            self._evicted.add(task)
+            self.size -= size
+            self._on_dropped(1)
+            return size
+        return None
+
+    def _delivery_done(self, counted: bool, size: int, task: asyncio.Future[Any]) -> None:
+        self._deliveries.discard(task)
+        if task in self._evicted:  # counted (and its size taken off) when it was evicted
+            self._evicted.discard(task)
+            counted, size = False, 0
+        self._qos0.pop(task, None)
+        self.count -= 1
+        self.size -= size
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("delivery failed: %r", task.exception())
+            if counted:
+                self._on_dropped(1)

@@ -1,0 +1,295 @@
+"""Routing: accepted messages, wills and internal messages to their subscribers; SUBSCRIBE and
+UNSUBSCRIBE; retained messages; the queues of offline sessions.
+
+Everything reads one subscription index (broker/mqtt/subscriptions.py) and one retained store
+(broker/mqtt/retained.py), both edgemq's: amqtt's ``_subscriptions`` and ``_retained_messages``
+stay empty, and its ``subscriptions`` and ``retained_messages`` properties (read by amqtt's
+``$SYS`` plugin and plugin contexts) are views made from them on request. Delivered QoS is
+min(published, granted) (MQTT-3.8.4); queues are bounded by ``mqtt.max_mqueue_len`` and
+``max_mqueue_bytes`` and overflow is counted as dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from amqtt.broker import RetainedApplicationMessage
+from amqtt.contexts import Action
+from amqtt.events import BrokerEvents
+from amqtt.plugins.manager import PluginManager
+from amqtt.session import IncomingApplicationMessage, Session
+
+from broker.amqtt_adapter.connection import Connection
+from broker.amqtt_adapter.outbox import RoutedCopy
+from broker.amqtt_adapter.session import queue_size
+from broker.config.settings import LiveSettings
+from broker.mqtt.retained import RetainedStore
+from broker.mqtt.subscriptions import SubscriptionIndex
+from broker.mqtt.topics import is_system_topic, is_valid_topic_name
+from broker.state import BrokerState, RoutedMessage
+
+__all__ = ["Router"]
+
+log = logging.getLogger("edgemq.mqtt")
+
+_REFUSED = 0x80  # a SUBACK return code (3.9.3)
+
+
+def _valid_filter(topic_filter: str) -> bool:
+    """``#`` only as the whole last level, ``+`` only as a whole level (MQTT-4.7.1-2/3)."""
+    levels = topic_filter.split("/")
+    last = len(levels) - 1
+    return all(
+        ("#" not in level or (level == "#" and index == last)) and ("+" not in level or level == "+")
+        for index, level in enumerate(levels)
+    )
+
+
+class Router:
+    """The routing half of ``EdgeAmqttBroker`` (a base class of it; amqtt's ``Broker`` is the other)."""
+
+    _settings: LiveSettings
+    _state: BrokerState
+    _connections: dict[str, Connection]
+    _sessions: dict[str, tuple[Session, Any]]  # amqtt's: every session, connected or offline
+    plugins_manager: PluginManager[Any]
+
+    def _init_routing(self, state: BrokerState) -> None:
+        self._index: SubscriptionIndex = state.subscription_index
+        self._retained = RetainedStore()
+        self._offline_bytes: dict[str, int] = {}  # payload bytes queued for each offline session
+
+    async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
+        """The topic plugins' verdict (edgemq's ACL and users' own)."""
+        raise NotImplementedError
+
+    @property
+    def _checks_topics(self) -> bool:
+        raise NotImplementedError
+
+    def _denied_ends_connection(self, connection: Connection) -> bool:
+        raise NotImplementedError
+
+    # -- publishing ----------------------------------------------------------------------
+
+    async def accept_publish(self, connection: Connection, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        """Check, count and route one received PUBLISH (see PacketSink); False closes the connection."""
+        session = connection.session
+        client_id = session.client_id
+        message = IncomingApplicationMessage(None, topic, qos, payload, retain)
+        await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_RECEIVED, client_id=client_id, message=message)
+        if not is_valid_topic_name(topic):
+            log.warning("client %s published to invalid topic %r: closing", client_id, topic)
+            return False
+        if is_system_topic(topic):  # acknowledged, never delivered: $SYS is the broker's
+            log.debug("client %s published to %s: discarded", client_id, topic)
+            self._state.record_routed(client_id, [], 0)
+            return True
+        if self._checks_topics and not await self._topic_allowed(session, topic, Action.PUBLISH):
+            log.info("client %s may not publish to %s", client_id, topic)
+            return not self._denied_ends_connection(connection)
+        await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=message)
+        await self._route(session, topic, payload, qos, retain=retain)
+        if retain:
+            await self.retain_message(session, topic, payload, qos)
+        return True
+
+    async def publish(self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None) -> None:
+        """Route a message as if ``client_id`` (or nobody) had published it."""
+        sender = self._sessions.get(client_id, (None, None))[0] if client_id else None
+        await self._route(sender, topic, payload, qos, retain=retain, sender_id=client_id)
+        if retain:
+            await self.retain_message(sender, topic, payload, qos)
+
+    async def _broadcast_message(
+        self, session: Session | None, topic: str | None, data: bytes | bytearray | None, force_qos: int | None = None
+    ) -> None:
+        """amqtt's entry for what it routes itself (plugins' internal messages): routed at once."""
+        if topic is not None and data is not None:
+            await self._route(session, topic, bytes(data), force_qos or 0, counted=session is not None)
+
+    async def _route(
+        self,
+        sender: Session | None,
+        topic: str,
+        data: bytes,
+        qos: int,
+        *,
+        retain: bool = False,
+        counted: bool = True,
+        sender_id: str | None = None,
+    ) -> None:
+        """Route one message to every matching subscription and count it."""
+        sender_id = sender.client_id if sender is not None else sender_id
+        if counted and self._state.observes_messages:
+            self._state.record_message(RoutedMessage(topic, data, qos, retain, sender_id))
+        routed: list[str] = []
+        discarded = 0
+        limits = self._settings.current.mqtt
+        message = RoutedCopy(topic, data)
+        connections, sessions, checks = self._connections, self._sessions, self._checks_topics
+        for client_id, granted_qos in self._index.match(topic):
+            connection = connections.get(client_id)
+            live = connection is not None and not connection.ended
+            target = connection.session if connection is not None and live else sessions.get(client_id, (None,))[0]
+            if target is None:
+                continue
+            if checks and not await self._topic_allowed(target, topic, Action.RECEIVE):
+                continue
+            routed.append(client_id)
+            delivered_qos = min(qos, granted_qos)
+            if connection is not None and live and target.transitions.state == "connected":
+                discarded += not connection.deliver(message, delivered_qos, limits)
+            elif delivered_qos > 0 and not target.clean_session and self._queue_offline(target, len(data)):
+                target.retained_messages.put_nowait(RetainedApplicationMessage(sender, topic, data, delivered_qos))
+            else:
+                discarded += 1
+        if counted:
+            self._state.record_routed(sender_id, routed, discarded)
+
+    # -- offline queues ------------------------------------------------------------------
+
+    def _queue_offline(self, session: Session, size: int) -> bool:
+        """Whether a copy of ``size`` bytes fits in an offline session's queue (counted in if so)."""
+        limits = self._settings.current.mqtt
+        queued = self._offline_bytes.get(session.client_id, 0)
+        if queue_size(session, "retained_messages") >= limits.max_mqueue_len or (
+            queued and queued + size > limits.max_mqueue_bytes
+        ):
+            return False
+        self._offline_bytes[session.client_id] = queued + size
+        return True
+
+    def _send_offline_queue(self, connection: Connection) -> None:
+        """Deliver what was queued while the session was offline (retain flag 0, MQTT-3.3.1-9)."""
+        session = connection.session
+        self._offline_bytes.pop(session.client_id, None)
+        if not queue_size(session, "retained_messages"):
+            return
+        queue = session.retained_messages
+        while not queue.empty():
+            message = queue.get_nowait()
+            connection.send_in_background(message.topic, bytes(message.data), message.qos or 0)
+
+    def _forget_queued(self, client_id: str) -> int:
+        """Forget what a session about to be discarded holds; the copies lost with it (its offline
+        queue and its unacknowledged messages)."""
+        self._offline_bytes.pop(client_id, None)
+        session = self._sessions.get(client_id, (None,))[0]
+        if session is None:
+            return 0
+        return queue_size(session, "retained_messages") + len(session.inflight_out)
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    async def change_subscriptions(self, connection: Connection, *, subscribe: bool) -> None:
+        """Apply the SUBSCRIBE (or UNSUBSCRIBE) the connection just read (see PacketSink)."""
+        if subscribe:
+            await self._subscribe(connection)
+        else:
+            await self._unsubscribe(connection)
+
+    async def _subscribe(self, connection: Connection) -> None:
+        handler, session = connection.handler, connection.session
+        packet = await handler.get_next_pending_subscription()
+        requested: list[tuple[str, int]] = list(packet.topics)
+        granted: list[int] = []
+        denied = False
+        for topic_filter, qos in requested:
+            code = await self._grant(session, topic_filter, qos)
+            granted.append(code)
+            denied = denied or (code == _REFUSED and _valid_filter(topic_filter))
+        if denied and self._denied_ends_connection(connection):
+            await handler.handle_disconnect(None)  # no SUBACK (auth.deny_action = disconnect)
+            return
+        for (topic_filter, _), qos in zip(requested, granted, strict=True):
+            if qos != _REFUSED:
+                self._index.subscribe(session.client_id, topic_filter, qos)
+        self._state.subscriptions_changed()
+        await handler.mqtt_acknowledge_subscription(packet.packet_id, granted)
+        for (topic_filter, qos), code in zip(requested, granted, strict=True):
+            if code == _REFUSED:
+                continue
+            await self.plugins_manager.fire_event(
+                BrokerEvents.CLIENT_SUBSCRIBED, client_id=session.client_id, topic=topic_filter, qos=qos
+            )
+            await self._send_retained(connection, topic_filter, code)
+
+    async def _grant(self, session: Session, topic_filter: str, qos: int) -> int:
+        """The QoS granted for one filter, or 0x80 (malformed, or refused by a topic plugin)."""
+        if not _valid_filter(topic_filter):
+            return _REFUSED
+        if self._checks_topics and not await self._topic_allowed(session, topic_filter, Action.SUBSCRIBE):
+            return _REFUSED
+        return qos
+
+    async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        """A subscription made outside a SUBSCRIBE (amqtt's plugin context): checked and added."""
+        topic_filter, qos = subscription
+        code = await self._grant(session, topic_filter, qos)
+        if code != _REFUSED:
+            self._index.subscribe(session.client_id, topic_filter, code)
+            self._state.subscriptions_changed()
+        return code
+
+    async def _unsubscribe(self, connection: Connection) -> None:
+        handler, client_id = connection.handler, connection.client_id
+        packet = await handler.get_next_pending_unsubscription()
+        for topic_filter in packet.topics:
+            self._index.unsubscribe(client_id, topic_filter)
+            await self.plugins_manager.fire_event(
+                BrokerEvents.CLIENT_UNSUBSCRIBED, client_id=client_id, topic=topic_filter
+            )
+        self._state.subscriptions_changed()
+        await handler.mqtt_acknowledge_unsubscription(packet.packet_id)
+
+    async def _send_retained(self, connection: Connection, topic_filter: str, granted_qos: int) -> None:
+        """The retained messages one new subscription matches, to that client only (MQTT-3.3.1-6),
+        in the background (the client's next packet is read meanwhile)."""
+        for retained in self._retained.matching(topic_filter):
+            if not self._checks_topics or await self._topic_allowed(connection.session, retained.topic, Action.RECEIVE):
+                qos = min(granted_qos, retained.qos)
+                connection.send_in_background(retained.topic, retained.payload, qos, retain=True, counted=False)
+
+    # -- retained messages ---------------------------------------------------------------
+
+    async def retain_message(
+        self,
+        source_session: Session | None,
+        topic_name: str | None,
+        data: bytes | bytearray | None,
+        qos: int | None = None,
+    ) -> None:
+        """Keep (or, with an empty payload, forget) a topic's retained message (amqtt's entry,
+        also used by plugins through their context)."""
+        if topic_name is None:
+            return
+        payload = bytes(data or b"")
+        if not payload and self._retained.get(topic_name) is None:
+            return
+        self._retained.put(topic_name, payload, qos or 0)
+        event = RetainedApplicationMessage(source_session, topic_name, payload, qos or 0)
+        await self.plugins_manager.fire_event(BrokerEvents.RETAINED_MESSAGE, client_id=None, retained_message=event)
+
+    def retained(self) -> list[tuple[str, int, int]]:
+        """(topic, qos, payload size) of every retained message."""
+        return [(r.topic, r.qos, len(r.payload)) for r in self._retained.all()]
+
+    def delete_retained(self, topic: str) -> bool:
+        """Forget the retained message of ``topic``; False if there is none."""
+        return self._retained.delete(topic)
+
+    @property
+    def retained_messages(self) -> dict[str, RetainedApplicationMessage]:
+        """amqtt's view of the retained messages (plugins read it), made on request."""
+        return {r.topic: RetainedApplicationMessage(None, r.topic, r.payload, r.qos) for r in self._retained.all()}
+
+    @property
+    def subscriptions(self) -> dict[str, list[tuple[Session, int]]]:
+        """amqtt's view of the subscriptions (its ``$SYS`` plugin counts them), made on request."""
+        sessions = self._sessions
+        return {
+            topic_filter: [(sessions[client_id][0], qos) for client_id, qos in holders if client_id in sessions]
+            for topic_filter, holders in self._index.by_filter().items()
+        }
