@@ -12,6 +12,7 @@ import aiomqtt
 import httpx
 
 from broker import BrokerSettings, BrokerState, EdgeBroker
+from broker.clock import Clock
 from broker.testing.helpers import wait_until
 
 WAIT = 5.0  # seconds any single wait in a test may take
@@ -32,11 +33,14 @@ def _is_test_runner(task: asyncio.Task[Any]) -> bool:
 
 @contextlib.asynccontextmanager
 async def running_broker(
-    settings: BrokerSettings | None = None, state: BrokerState | None = None, history: int = 0
+    settings: BrokerSettings | None = None,
+    state: BrokerState | None = None,
+    history: int = 0,
+    clock: Clock | None = None,
 ) -> AsyncIterator[EdgeBroker]:
     """A started broker, stopped afterwards; fails if it leaves tasks behind."""
     before = asyncio.all_tasks()
-    async with EdgeBroker(settings or ephemeral_settings(), state=state, history=history) as broker:
+    async with EdgeBroker(settings or ephemeral_settings(), state=state, history=history, clock=clock) as broker:
         yield broker
     leftover = [t for t in asyncio.all_tasks() - before if not t.done() and not _is_test_runner(t)]
     if leftover:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 from collections.abc import Callable
@@ -26,6 +27,7 @@ class ManualClock:
         self._now = start
         self._timers: list[tuple[float, int, _Timer]] = []
         self._order = itertools.count()
+        self._scheduled: asyncio.Event | None = None
 
     def time(self) -> float:
         return self._now
@@ -33,6 +35,8 @@ class ManualClock:
     def call_later(self, delay: float, callback: Callable[..., object], *args: object) -> _Timer:
         timer = _Timer(callback, args)
         heapq.heappush(self._timers, (self._now + max(delay, 0.0), next(self._order), timer))
+        if self._scheduled is not None:
+            self._scheduled.set()
         return timer
 
     def advance(self, seconds: float) -> None:
@@ -50,3 +54,11 @@ class ManualClock:
     def pending(self) -> int:
         """Timers not called and not called off."""
         return sum(not timer.cancelled for _, _, timer in self._timers)
+
+    async def wait_pending(self, count: int = 1, timeout: float = 5.0) -> None:
+        """Return once at least ``count`` timers are pending (the broker armed them); TimeoutError
+        after ``timeout`` seconds of real time."""
+        async with asyncio.timeout(timeout):
+            while self.pending < count:
+                self._scheduled = asyncio.Event()
+                await self._scheduled.wait()
