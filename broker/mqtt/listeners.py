@@ -23,7 +23,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from broker.config.settings import Listeners, SslListener
-from broker.mqtt.stream_connection import StreamConnection
+from broker.mqtt.stream_connection import TASK_NAME, StreamConnection
 
 __all__ = ["ListenerSet", "StreamHandler", "WebSocketHandler"]
 
@@ -175,7 +175,10 @@ class ListenerSet:
                 connection.transport.close()  # also when the connection is cancelled at shutdown
 
     async def _track_websocket(self, connection: ServerConnection) -> None:
-        with _Tracking(self._connections, asyncio.current_task(), connection.transport.abort):
+        task = asyncio.current_task()
+        if task is not None:
+            task.set_name(TASK_NAME)  # websockets' handler task
+        with _Tracking(self._connections, task, connection.transport.abort):
             await self._on_websocket(connection)
 
     def stop_accepting(self) -> None:

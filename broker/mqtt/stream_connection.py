@@ -12,8 +12,10 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
-__all__ = ["StreamConnection"]
+__all__ = ["TASK_NAME", "StreamConnection"]
 
+TASK_NAME = "edgemq-mqtt-connection"
+"""The name of every task that serves an MQTT connection (TCP, TLS and WebSocket)."""
 _READ_LIMIT = 256 * 1024  # bytes received and not yet read before the socket is paused
 
 
@@ -45,7 +47,7 @@ class StreamConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.WriteTransport, transport)  # uvloop's are not subclasses
         self._over_tls = transport.get_extra_info("sslcontext") is not None
-        self.task = asyncio.get_running_loop().create_task(self._serve(self))
+        self.task = asyncio.get_running_loop().create_task(self._serve(self), name=TASK_NAME)
 
     def data_received(self, data: bytes) -> None:
         self._chunks.append(data)

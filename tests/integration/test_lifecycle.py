@@ -1,10 +1,14 @@
-"""EdgeBroker's lifecycle: start is not re-entrant, a stopped broker starts again."""
+"""EdgeBroker's lifecycle: start is not re-entrant, a stopped broker starts again, its tasks."""
 
 from __future__ import annotations
 
+import asyncio
+
+import aiomqtt
 import pytest
 
-from tests.helpers import ephemeral_settings, mqtt_client, next_message, running_broker
+from broker.mqtt.stream_connection import TASK_NAME
+from tests.helpers import ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
 
 pytestmark = pytest.mark.anyio
 
@@ -31,3 +35,31 @@ async def test_stopped_broker_starts_again() -> None:
             await client.subscribe("t")
             await client.publish("t", b"back")
             assert (await next_message(client)).payload == b"back"
+
+
+def _running_coroutines() -> set[str]:
+    return {getattr(t.get_coro(), "__qualname__", "") for t in asyncio.all_tasks() if not t.done()}
+
+
+async def test_amqtt_broadcast_loop_and_session_monitor_do_not_run() -> None:
+    """amqtt's broadcast loop and 1 s session monitor are not left running: edgemq does their work."""
+    async with running_broker() as broker, mqtt_client(broker, "c") as client:
+        await client.subscribe("t")
+        await client.publish("t", b"routed without amqtt's loop")
+        assert (await next_message(client)).payload == b"routed without amqtt's loop"
+        running = _running_coroutines()
+    assert not {name for name in running if name.endswith(("._broadcast_loop", "._session_monitor"))}
+
+
+@pytest.mark.parametrize("transport", ["tcp", "websockets"])
+async def test_connection_tasks_are_named(transport: str) -> None:
+    """Every task serving an MQTT connection carries the name edgemq-mqtt-connection."""
+    settings = ephemeral_settings(listeners={"ws": {"bind": "127.0.0.1:0"}})
+    async with running_broker(settings) as broker:
+        before = {t for t in asyncio.all_tasks() if t.get_name() == TASK_NAME}
+        host, port = broker.mqtt_addresses["ws" if transport == "websockets" else "tcp"]
+        client = aiomqtt.Client(host, port, identifier="named", transport=transport, websocket_path="/mqtt")
+        async with client:
+            await wait_state(broker, lambda s: s.counts().connections == 1)
+            named = {t for t in asyncio.all_tasks() if t.get_name() == TASK_NAME} - before
+        assert len(named) == 1
