@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from broker.mqtt.encoding import PINGREQ, encode_connect
 from broker.testing.clock import ManualClock
 from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker
-from tests.mqtt_packets import RawClient, connect
+from tests.mqtt_packets import RawClient
 
 pytestmark = pytest.mark.anyio
 
-PINGREQ, PINGRESP = b"\xc0\x00", 0xD0
+PINGRESP = 0xD0
 
 
 async def ping(client: RawClient) -> None:
@@ -27,7 +28,7 @@ async def test_silence_past_the_keep_alive_allowance_closes_and_publishes_the_wi
         await watcher.subscribe("wills/#")
         async with RawClient.open(broker.mqtt_address) as silent:
             will = ("wills/silent", b"gone", 0, False)
-            assert await silent.connack(connect("silent", keepalive=10, will=will)) == (0, 0)
+            assert await silent.connack(encode_connect("silent", keep_alive=10, will=will)) == (0, 0)
             await ping(silent)
             clock.advance(14.9)
             await ping(silent)  # within the allowance: still open
@@ -40,7 +41,7 @@ async def test_every_packet_restarts_the_keep_alive_allowance() -> None:
     """A client that sends a packet within each allowance stays connected however long it lives."""
     clock = ManualClock()
     async with running_broker(clock=clock) as broker, RawClient.open(broker.mqtt_address) as client:
-        assert await client.connack(connect("talker", keepalive=10)) == (0, 0)
+        assert await client.connack(encode_connect("talker", keep_alive=10)) == (0, 0)
         for _ in range(5):
             await ping(client)
             clock.advance(14.0)  # 70 s in all, each gap under the 15 s allowance
@@ -53,7 +54,7 @@ async def test_keep_alive_zero_never_expires() -> None:
     """A client with keep-alive 0 is never closed for silence (3.1.2.10)."""
     clock = ManualClock()
     async with running_broker(clock=clock) as broker, RawClient.open(broker.mqtt_address) as client:
-        assert await client.connack(connect("forever", keepalive=0)) == (0, 0)
+        assert await client.connack(encode_connect("forever", keep_alive=0)) == (0, 0)
         await ping(client)
         clock.advance(86_400.0)
         await ping(client)
