@@ -38,6 +38,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +214,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "connections": lambda a: ab("connections", a, lambda r: connections(r, scale(a, 2_000))),
     "subscriptions": lambda a: [row for n in ((10, 100) if a.smoke else (10, 1_000, 10_000))
                                 for row in ab(f"subscriptions {n}", a,
-                                              lambda r, n=n: subscription_scaling(r, n, scale(a, 5_000)))],
+                                              partial(subscription_scaling, filters=n, messages=scale(a, 5_000)))],
     "churn": lambda a: ab(f"churn {scale(a, 10_000)}", a, lambda r: churn(r, scale(a, 10_000), scale(a, 300))),
     "admin": lambda a: edgemq_only("admin", lambda r: admin_latency(r, scale(a, 50_000))),
     "startstop": lambda a: [r.row() for r in asyncio.run(bench_startstop(2 if a.smoke else a.runs))],

@@ -22,6 +22,7 @@ import httpx
 import jsonschema
 import paho.mqtt.client as paho
 from hypothesis import strategies as st
+from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.testing.threaded import ThreadedBroker
 
@@ -254,13 +255,13 @@ def mqtt_round_trip(broker: ThreadedBroker, timeout: float = 5.0) -> list[bytes]
     payloads: list[bytes] = []
 
     def on_message(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        payloads.append(message.payload)
+        payloads.append(bytes(message.payload))
         delivered.set()
 
-    subscriber = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="fuzz-sub")
+    subscriber = paho.Client(CallbackAPIVersion.VERSION2, client_id="fuzz-sub")
     subscriber.on_subscribe = lambda *_: subscribed.set()
     subscriber.on_message = on_message
-    publisher = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="fuzz-pub")
+    publisher = paho.Client(CallbackAPIVersion.VERSION2, client_id="fuzz-pub")
     for client in (subscriber, publisher):
         client.connect(broker.mqtt_host, broker.mqtt_port)
         client.loop_start()

@@ -69,8 +69,7 @@ class RawClient:
 
     def abort(self) -> None:
         """Drop the connection without DISCONNECT (an abrupt disconnect)."""
-        transport = self.writer.transport
-        transport.abort()  # type: ignore[attr-defined]
+        self.writer.transport.abort()
 
     async def close(self) -> None:
         self.writer.close()

@@ -35,7 +35,7 @@ async def test_malformed_authorization_is_401(
     caplog.set_level(logging.DEBUG)
     async with httpx.AsyncClient(base_url=broker.api_url) as client:
         for path in PATHS:
-            response = await client.post(path, headers={"Authorization": header}, content=b"{}")
+            response = await client.post(path, headers={b"Authorization": header}, content=b"{}")
             assert response.status_code == 401, (path, response.text)
             assert response.headers["content-type"] == "application/json"
             body = response.json()

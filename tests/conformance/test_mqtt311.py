@@ -12,6 +12,7 @@ import struct
 import aiomqtt
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.mqtt.encoding import DISCONNECT, encode_connect, encode_puback, encode_publish, encode_subscribe
 from tests.conformance.conftest import StartTarget, Target
@@ -286,7 +287,7 @@ async def test_qos2_publish_completes_after_its_pubcomp_is_lost(target: Target) 
         MqttProxy(target.address, cut_before=lambda p: p[0] == 0x70).running() as proxy,
     ):
         await sub.subscribe("q2/#", qos=2)
-        publisher = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="qos2-pub", clean_session=False)
+        publisher = paho.Client(CallbackAPIVersion.VERSION2, client_id="qos2-pub", clean_session=False)
         publisher.reconnect_delay_set(min_delay=1, max_delay=1)
         publisher.connect(*proxy.address)
         publisher.loop_start()

@@ -182,9 +182,9 @@ async def test_password_list_admits_the_right_user_only(tmp_path: Path) -> None:
         for user, password in [("alice", "plain-pw"), ("bob", "hashed-pw")]:
             async with mqtt_client(broker, user, username=user, password=password):
                 pass
-        for user, password in [("alice", "wrong"), ("bob", "plain-pw"), ("mallory", "x"), (None, None)]:
+        for name, secret in [("alice", "wrong"), ("bob", "plain-pw"), ("mallory", "x"), (None, None)]:
             async with RawClient.open(broker.mqtt_address) as raw:
-                assert await raw.connack(encode_connect("c", username=user, password=password)) == (0, 5)
+                assert await raw.connack(encode_connect("c", username=name, password=secret)) == (0, 5)
 
 
 async def test_acl_changed_by_req12_applies_at_once(tmp_path: Path) -> None:

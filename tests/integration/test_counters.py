@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import aiomqtt
 import httpx
 import pytest
 
-from broker import EdgeBroker
+from broker import BrokerState, EdgeBroker
 from broker.mqtt.encoding import (
     DISCONNECT,
     encode_connect,
@@ -108,6 +110,11 @@ async def test_publish_to_sys_is_acknowledged_and_dropped(broker: EdgeBroker, ap
     assert broker.retained_messages() == []
 
 
+def _gone_after(client_id: str, messages_in: int, state: BrokerState) -> bool:
+    """Whether ``client_id`` has gone and the broker has received ``messages_in`` messages."""
+    return state.client(client_id) is None and state.stats().message_in == messages_in
+
+
 async def test_qos2_delivery_then_disconnect_is_not_dropped(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
     """A QoS 2 copy completed by PUBCOMP just before DISCONNECT counts as delivered, never as dropped."""
     async with mqtt_client(broker, "pub") as pub:
@@ -124,5 +131,5 @@ async def test_qos2_delivery_then_disconnect_is_not_dropped(broker: EdgeBroker, 
                 assert await sub.read_packet() == (0x62, packet_id.to_bytes(2, "big"))  # PUBREL
                 await sub.send(encode_pubcomp(packet_id) + DISCONNECT)  # together
                 assert await sub.closed_by_peer()
-            await wait_state(broker, lambda s, n=round_: s.client("q2-sub") is None and s.stats().message_in == n + 1)
+            await wait_state(broker, functools.partial(_gone_after, "q2-sub", round_ + 1))
     assert (await v1(api, 2))["message_drop"] == 0

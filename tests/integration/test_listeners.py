@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 from pathlib import Path
@@ -65,10 +66,12 @@ async def test_websocket_takeover_closes_the_old_connection(caplog: pytest.LogCa
     listeners = {"ws": {"bind": "127.0.0.1:0/mqtt"}}
     async with running_broker(ephemeral_settings(listeners=listeners)) as broker:
         host, port = broker.mqtt_addresses["ws"]
-        options = {"identifier": "ws-twin", "transport": "websockets", "websocket_path": "/mqtt"}
-        async with aiomqtt.Client(host, port, **options) as first:
+        twin = functools.partial(
+            aiomqtt.Client, host, port, identifier="ws-twin", transport="websockets", websocket_path="/mqtt"
+        )
+        async with twin() as first:
             await first.subscribe("web/#")
-            async with aiomqtt.Client(host, port, **options) as second:
+            async with twin() as second:
                 await second.subscribe("web/#")
                 await second.publish("web/t", b"taken over")
                 assert (await next_message(second)).payload == b"taken over"

@@ -53,7 +53,7 @@ def test_random_filters_agree_with_reference() -> None:
     """For random filters and topics the trie finds exactly the reference's matches."""
     rng = random.Random(1883)
     words = ["a", "b", "", "$S"]
-    filters = set()
+    filters: set[str] = set()
     while len(filters) < 200:
         levels = [rng.choice([*words, "+"]) for _ in range(rng.randint(1, 4))]
         if rng.random() < 0.3:
