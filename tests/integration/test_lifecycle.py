@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 import aiomqtt
 import pytest
@@ -52,7 +53,7 @@ async def test_amqtt_broadcast_loop_and_session_monitor_do_not_run() -> None:
 
 
 @pytest.mark.parametrize("transport", ["tcp", "websockets"])
-async def test_connection_tasks_are_named(transport: str) -> None:
+async def test_connection_tasks_are_named(transport: Literal["tcp", "websockets"]) -> None:
     """Every task serving an MQTT connection carries the name edgemq-mqtt-connection."""
     settings = ephemeral_settings(listeners={"ws": {"bind": "127.0.0.1:0"}})
     async with running_broker(settings) as broker:
