@@ -1,16 +1,19 @@
 """Where the ``edgemq`` command's log records go: a queue, drained by a thread that writes them.
 
 Formatting a line and writing it to the console or a file would otherwise happen on the event
-loop, inside whatever logged (a connect, a disconnect). The loop only enqueues the record; a
-``QueueListener`` thread owns the real handlers. Only the command does this: an embedded
+loop, inside whatever logged (a connect, a disconnect). The loop only appends the record to a
+queue that never wakes anyone; a ``QueueListener`` thread that owns the real handlers looks at
+it every ``POLL_INTERVAL`` seconds and writes what it finds. Only the command does this: an embedded
 ``EdgeBroker`` leaves its host program's logging alone.
 """
 
 from __future__ import annotations
 
+import collections
 import copy
 import logging
 import queue
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -20,7 +23,18 @@ from pathlib import Path, PurePath
 from broker.config.settings import Log
 from broker.lifecycle import python_log_level
 
-__all__ = ["LINE_FORMAT", "DeferredQueueHandler", "direct_handlers", "lean_records", "log_output"]
+__all__ = [
+    "LINE_FORMAT",
+    "POLL_INTERVAL",
+    "DeferredQueueHandler",
+    "RecordQueue",
+    "direct_handlers",
+    "lean_records",
+    "log_output",
+]
+
+POLL_INTERVAL = 0.05
+"""Seconds between the listener thread's looks at the queue (how late a line may be written)."""
 
 LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -29,6 +43,35 @@ _IMMUTABLE = (str, int, float, bytes, type(None), Enum, PurePath)
 _exception_text = logging.Formatter().formatException
 _UNPRINTED_FIELDS = ("logThreads", "logProcesses", "logMultiprocessing", "logAsyncioTasks")
 """logging's switches for record fields ``LINE_FORMAT`` does not print (the last one from 3.12)."""
+
+
+class RecordQueue:
+    """Records on their way to the listener thread.
+
+    ``put_nowait`` is a ``deque.append``: it never wakes the listener (waking a thread is a
+    system call, and the woken thread then competes with the loop for the interpreter). The
+    listener polls every ``POLL_INTERVAL`` seconds instead; the stop sentinel (None) wakes it
+    at once, so stopping writes everything without waiting for the next poll.
+    """
+
+    def __init__(self) -> None:
+        self._records: collections.deque[logging.LogRecord | None] = collections.deque()
+        self._stop = threading.Event()
+
+    def put_nowait(self, record: logging.LogRecord | None) -> None:
+        self._records.append(record)
+        if record is None:
+            self._stop.set()
+
+    def get(self, block: bool = True) -> logging.LogRecord | None:
+        """The oldest record, waiting for one (polling) if ``block``; queue.Empty if not."""
+        while True:
+            try:
+                return self._records.popleft()
+            except IndexError:
+                if not block:
+                    raise queue.Empty from None
+                self._stop.wait(POLL_INTERVAL)
 
 
 class DeferredQueueHandler(QueueHandler):
@@ -96,7 +139,7 @@ def log_output(settings: Log) -> Iterator[None]:
     down, or at interpreter exit) is written rather than queued for nobody.
     """
     handlers = direct_handlers(settings)
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    records = RecordQueue()
     listener = QueueListener(records, *handlers, respect_handler_level=True)
     root = logging.getLogger()
     _replace_handlers(root, [DeferredQueueHandler(records)])

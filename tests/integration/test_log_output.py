@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from broker.config.settings import Log
-from broker.log_output import log_output
+from broker.log_output import POLL_INTERVAL, RecordQueue, log_output
 from tests.helpers import ephemeral_settings, running_broker
 
 log = logging.getLogger("edgemq.test")
@@ -133,3 +135,31 @@ def test_records_skip_unprinted_fields_only_during_the_block(tmp_path: Path) -> 
     inside, after = made
     assert (inside.threadName, inside.processName, inside.process) == (None, None, None)
     assert (after.threadName, after.process) == (threading.current_thread().name, os.getpid())
+
+
+@pytest.mark.usefixtures("root_logging")
+def test_a_line_is_written_while_the_command_runs(tmp_path: Path) -> None:
+    """The listener finds a queued line on its next look, without the block ending."""
+    written = tmp_path / "edgemq.log"
+    with log_output(file_settings(tmp_path)):
+        log.info("while running")
+        deadline = time.monotonic() + 5.0
+        while "while running" not in (written.read_text() if written.exists() else ""):
+            assert time.monotonic() < deadline, "the line was not written within 5 s"
+            time.sleep(POLL_INTERVAL / 5)  # polling a file: no event to wait on
+
+
+def test_record_queue_hands_out_records_in_order_and_stops_at_the_sentinel() -> None:
+    """Records come out in the order they went in; the sentinel wakes a blocked reader at once."""
+    records = RecordQueue()
+    with pytest.raises(queue.Empty):
+        records.get(block=False)
+    first, second = (logging.makeLogRecord({"msg": m}) for m in ("a", "b"))
+    records.put_nowait(first)
+    records.put_nowait(second)
+    assert [records.get(), records.get()] == [first, second]
+    reader = threading.Thread(target=records.get)
+    reader.start()
+    records.put_nowait(None)
+    reader.join(5.0)
+    assert not reader.is_alive()
