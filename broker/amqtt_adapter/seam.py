@@ -27,11 +27,10 @@ I/O interfaces the adapter implements over edgemq's own sockets, and BufferReade
     import    amqtt.adapters.WebSocketsWriter
     import    amqtt.adapters.WriterAdapter
 
-The broker, its context (plugin typing), Server (an override's parameter), the offline-queue message; ACL actions.
+The broker, its context (plugin typing), the retained and offline-queue message; ACL actions.
     import    amqtt.broker.Broker
     import    amqtt.broker.BrokerContext
     import    amqtt.broker.RetainedApplicationMessage
-    import    amqtt.broker.Server
     import    amqtt.contexts.Action
 
 Errors that end one connection (caught per connection).
@@ -93,31 +92,37 @@ listeners (edgemq binds and reads the sockets; amqtt's handler writes through th
     override  amqtt.adapters.WriterAdapter.get_ssl_info(self) -> SSLObject | None
     override  amqtt.adapters.WriterAdapter.write(self, data: bytes) -> None
 
-EdgeAmqttBroker: connection lifecycle (authenticate before touching a session, take-over, keep-alive,
-wills), routing through the state's topic trie, and the subscription table mirrored into the state
-(edge_broker.py's docstring says why each one).
+EdgeAmqttBroker (edge_broker.py): connection lifecycle (authenticate before touching a session, take-over,
+keep-alive, wills), its own connection entry, session removal counted into the state, an empty index and
+retained store at every start; amqtt's broadcast loop and session monitor replaced by no-ops (edgemq
+routes at once and ends clean sessions with their connection; no session expires).
     override  amqtt.broker.Broker.__init__(self, config: BrokerConfig | dict[str, Any] | None = None,
                   loop: AbstractEventLoop | None = None, plugin_namespace: str | None = None) -> None
     override  amqtt.broker.Broker._authenticate(self, session: Session, _: ListenerConfig) -> bool
-    override  amqtt.broker.Broker._broadcast_message(self, session: Session | None, topic: str | None,
-                  data: bytes | bytearray | None, force_qos: int | None = None) -> None
+    override  amqtt.broker.Broker._broadcast_loop(self) -> None
     override  amqtt.broker.Broker._cleanup_session(self, client_id: str) -> None
     override  amqtt.broker.Broker._client_connected(self, listener_name: str, reader: ReaderAdapter,
                   writer: WriterAdapter) -> None
     override  amqtt.broker.Broker._del_all_subscriptions(self, session: Session) -> None
     override  amqtt.broker.Broker._del_subscription(self, a_filter: str, session: Session) -> int
     override  amqtt.broker.Broker._delete_session(self, client_id: str) -> None
-    override  amqtt.broker.Broker._handle_client_session(self, reader: ReaderAdapter, writer: WriterAdapter,
-                  client_session: Session, handler: BrokerProtocolHandler, server: Server, listener_name: str) -> None
-    override  amqtt.broker.Broker._handle_disconnect(self, client_session: Session, handler: BrokerProtocolHandler,
-                  disconnect_waiter: Future[Any]) -> None
-    override  amqtt.broker.Broker._initialize_client_session(self, reader: ReaderAdapter, writer: WriterAdapter,
-                  remote_address: str, remote_port: int) -> tuple[BrokerProtocolHandler, Session]
-    override  amqtt.broker.Broker._publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
-                  session: Session) -> None
-    override  amqtt.broker.Broker.add_subscription(self, subscription: tuple[str, int], session: Session) -> int
+    override  amqtt.broker.Broker._session_monitor(self) -> None
+    override  amqtt.broker.Broker.start(self) -> None
 
-EdgeHandler: reading in the connection's task, keep-alive, outgoing QoS 1/2 kept until acknowledged.
+Router (router.py, a base class of EdgeAmqttBroker): amqtt's entries for plugins' messages, retained
+messages and subscriptions made outside a SUBSCRIBE, served by edgemq's index and retained store; the
+subscriptions and retained_messages properties are views of those, made on request for amqtt's $SYS
+plugin and plugin contexts.
+    override  amqtt.broker.Broker._broadcast_message(self, session: Session | None, topic: str | None,
+                  data: bytes | bytearray | None, force_qos: int | None = None) -> None
+    override  amqtt.broker.Broker.add_subscription(self, subscription: tuple[str, int], session: Session) -> int
+    override  amqtt.broker.Broker.retain_message(self, source_session: Session | None, topic_name: str | None,
+                  data: bytes | bytearray | None, qos: int | None = None) -> None
+    override  amqtt.broker.Broker.retained_messages
+    override  amqtt.broker.Broker.subscriptions
+
+EdgeHandler: the CONNECT and CONNACK, the packets its Connection hands it (as amqtt's objects), outgoing
+QoS 1/2 kept until acknowledged.
 Its __init__ replaces amqtt's without calling it: the class attributes below stand in for the
 instance attributes amqtt's __init__ would set.
     override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.__init__(self,
@@ -143,11 +148,6 @@ instance attributes amqtt's __init__ would set.
     override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_puback(self, puback: PubackPacket) -> None
     override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_pubcomp(self,
                   pubcomp: PubcompPacket) -> None
-    override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_read_timeout(self) -> None
-    override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_subscribe(self,
-                  subscribe: SubscribePacket) -> None
-    override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_unsubscribe(self,
-                  unsubscribe: UnsubscribePacket) -> None
     override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.keepalive_timeout
     override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.logger
     override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.reader
@@ -179,25 +179,15 @@ The writer interface (super() in WebSocketWriter; session_from_connect reads pee
     call      amqtt.adapters.WriterAdapter.get_peer_info(self) -> tuple[str, int] | None
     call      amqtt.adapters.WriterAdapter.get_ssl_info(self) -> SSLObject | None
 
-amqtt's broker code edgemq reuses: super() in the overrides above, subscription handling, retained
-messages, handler teardown, topic matching and the topic-plugin verdict; start/shutdown by MqttCore.
+amqtt's broker code edgemq reuses: super() in the overrides above, handler teardown and the
+topic-plugin verdict; start/shutdown by MqttCore.
     call      amqtt.broker.Broker.__init__(self, config: BrokerConfig | dict[str, Any] | None = None,
                   loop: AbstractEventLoop | None = None, plugin_namespace: str | None = None) -> None
     call      amqtt.broker.Broker._authenticate(self, session: Session, _: ListenerConfig) -> bool
     call      amqtt.broker.Broker._cleanup_session(self, client_id: str) -> None
-    call      amqtt.broker.Broker._del_subscription(self, a_filter: str, session: Session) -> int
     call      amqtt.broker.Broker._delete_session(self, client_id: str) -> None
-    call      amqtt.broker.Broker._get_handler(self, session: Session) -> BrokerProtocolHandler | None
-    call      amqtt.broker.Broker._handle_subscription(self, client_session: Session, handler: BrokerProtocolHandler,
-                  subscribe_waiter: Future[Any]) -> None
-    call      amqtt.broker.Broker._handle_unsubscription(self, client_session: Session, handler: BrokerProtocolHandler,
-                  unsubscribe_waiter: Future[Any]) -> None
-    call      amqtt.broker.Broker._matches(self, topic: str, a_filter: str) -> bool
     call      amqtt.broker.Broker._stop_handler(self, handler: BrokerProtocolHandler) -> None
     call      amqtt.broker.Broker._topic_filtering(self, session: Session, topic: str, action: Action) -> bool
-    call      amqtt.broker.Broker.add_subscription(self, subscription: tuple[str, int], session: Session) -> int
-    call      amqtt.broker.Broker.retain_message(self, source_session: Session | None, topic_name: str | None,
-                  data: bytes | bytearray | None, qos: int | None = None) -> None
     call      amqtt.broker.Broker.shutdown(self) -> None
     call      amqtt.broker.Broker.start(self) -> None
 
@@ -213,8 +203,9 @@ Packet objects built or decoded where amqtt's are needed (plugins listening, web
                   fixed_header: Optional[_FH] = None, variable_header: Optional[_VH] = None) -> Self
     call      amqtt.mqtt.packet.MQTTFixedHeader.from_stream(cls: type[Self], reader: ReaderAdapter) -> Self | None
 
-amqtt's handler code EdgeHandler and the broker reuse: packet handlers, the QoS flows for the
-directions edgemq leaves to amqtt, delivery (mqtt_publish), queued (un)subscriptions, teardown.
+amqtt's handler code EdgeHandler, Connection and Router reuse: packet handlers, the QoS flows for the
+directions edgemq leaves to amqtt, delivery (mqtt_publish), queued (un)subscriptions and their
+acknowledgements, teardown.
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._handle_message_flow(self,
                   app_message: IncomingApplicationMessage | OutgoingApplicationMessage) -> None
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._handle_qos1_message_flow(self,
@@ -242,6 +233,10 @@ directions edgemq leaves to amqtt, delivery (mqtt_publish), queued (un)subscript
                   subscribe: SubscribePacket) -> None
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_unsubscribe(self,
                   unsubscribe: UnsubscribePacket) -> None
+    call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.mqtt_acknowledge_subscription(self,
+                  packet_id: int, return_codes: list[int]) -> None
+    call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.mqtt_acknowledge_unsubscription(self,
+                  packet_id: int) -> None
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.mqtt_publish(self, topic: str,
                   data: bytes | bytearray, qos: int | None, retain: bool,
                   ack_timeout: int | None = None) -> OutgoingApplicationMessage
@@ -263,11 +258,9 @@ connection state in place of the transitions machine.
 
 -- read: amqtt attributes the adapter reads or sets --
 
-Broker state edgemq reads and changes directly (amqtt has no public API for sessions by client id,
-the subscription table or retained messages as edgemq needs them).
-    read      amqtt.broker.Broker._retained_messages
+Broker state edgemq reads and changes directly: amqtt's sessions by client id (connected and offline;
+amqtt has no public API for them), the listeners' settings and the plugin manager.
     read      amqtt.broker.Broker._sessions
-    read      amqtt.broker.Broker._subscriptions
     read      amqtt.broker.Broker.listeners_config
     read      amqtt.broker.Broker.plugins_manager
 
@@ -277,8 +270,11 @@ ACL actions and the names of amqtt's events.
     read      amqtt.contexts.Action.SUBSCRIBE
     read      amqtt.events.BrokerEvents.CLIENT_CONNECTED
     read      amqtt.events.BrokerEvents.CLIENT_DISCONNECTED
+    read      amqtt.events.BrokerEvents.CLIENT_SUBSCRIBED
+    read      amqtt.events.BrokerEvents.CLIENT_UNSUBSCRIBED
     read      amqtt.events.BrokerEvents.MESSAGE_BROADCAST
     read      amqtt.events.BrokerEvents.MESSAGE_RECEIVED
+    read      amqtt.events.BrokerEvents.RETAINED_MESSAGE
     read      amqtt.events.MQTTEvents.PACKET_RECEIVED
     read      amqtt.events.MQTTEvents.PACKET_SENT
 

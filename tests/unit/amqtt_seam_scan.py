@@ -1,98 +1,14 @@
-"""The amqtt names edgemq's adapter uses, found by reading its code, and which names amqtt defines
-on a class (for tests/unit/test_amqtt_seam.py)."""
+"""The amqtt names edgemq's adapter uses, found by reading its code (for tests/unit/test_amqtt_seam.py)."""
 
 from __future__ import annotations
 
 import ast
-import importlib
 import inspect
-import textwrap
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any, NamedTuple
 
-
-def import_object(path: str) -> Any:
-    """The object a dotted path names: the longest importable module, then its attributes."""
-    parts = path.split(".")
-    for split in range(len(parts), 0, -1):
-        try:
-            found: Any = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
-        for attribute in parts[split:]:
-            found = getattr(found, attribute)
-        return found
-    raise ImportError(f"no module in {path!r}")
-
-
-def amqtt_classes(cls: type) -> list[type]:
-    """The classes of ``cls``'s MRO that amqtt defines (edgemq's, typing's and object's left out)."""
-    return [c for c in cls.__mro__ if c.__module__.split(".")[0] == "amqtt"]
-
-
-@cache
-def _assigned_to_self(function: Callable[..., Any]) -> dict[str, str | None]:
-    """Attributes a function sets on ``self`` (read from its source), each with the name of the
-    class it gets where the code says (``self.x: T = ...`` or ``self.x = T(...)``)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-    except (OSError, TypeError, SyntaxError):
-        return {}
-    names: dict[str, str | None] = {}
-    for node in ast.walk(tree):
-        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-        for target in targets:
-            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
-                value = node.annotation if isinstance(node, ast.AnnAssign) else getattr(node, "value", None)
-                names[target.attr] = names.get(target.attr) or _head(value)
-    return names
-
-
-def _head(node: ast.expr | None) -> str | None:
-    """The class name an annotation or constructor call starts with: T in T | None, T[...], T(...)."""
-    while isinstance(node, ast.BinOp | ast.Subscript | ast.Call):
-        node = (
-            node.left if isinstance(node, ast.BinOp) else node.value if isinstance(node, ast.Subscript) else node.func
-        )
-    return node.id if isinstance(node, ast.Name) else None
-
-
-def instance_attributes(cls: type) -> frozenset[str]:
-    """Attributes amqtt's classes in ``cls``'s MRO declare (annotations) or set on ``self`` in a method."""
-    names: set[str] = set()
-    for amqtt_class in amqtt_classes(cls):
-        names.update(vars(amqtt_class).get("__annotations__", {}))
-        for value in vars(amqtt_class).values():
-            function = getattr(value, "__func__", getattr(value, "fget", value))
-            if inspect.isfunction(function):
-                names.update(_assigned_to_self(function))
-    return frozenset(names)
-
-
-def members(cls: type) -> frozenset[str]:
-    """Every name amqtt defines on ``cls``: class attributes and methods, and instance attributes."""
-    names = {
-        name
-        for c in amqtt_classes(cls)
-        for name, value in vars(c).items()
-        if not (name.startswith("__") and name.endswith("__")) or inspect.isfunction(value)
-    }  # dunders only as methods: __dict__, __slots__, __module__ are Python's
-    return frozenset(names | instance_attributes(cls))
-
-
-def static_member(cls: type, name: str) -> Any:
-    """amqtt's own definition of ``name`` on ``cls`` (classmethods unwrapped), or None."""
-    for amqtt_class in amqtt_classes(cls):
-        if name in vars(amqtt_class):
-            value = vars(amqtt_class)[name]
-            return value.__func__ if isinstance(value, (classmethod, staticmethod)) else value
-    return None
-
-
-def _order(c: type) -> tuple[int, str, str]:
-    return (len(c.__mro__), c.__module__, c.__qualname__)  # the most basic class first, then by name
+from tests.unit.amqtt_members import attribute_class, import_object, members, mro_order, static_member
 
 
 class _Class(NamedTuple):
@@ -108,26 +24,71 @@ class _Scan:
 
     classes: dict[str, _Class]
     found: set[tuple[str, str]] = field(default_factory=set)
+    attributes: dict[tuple[str, str], type | str | None] = field(default_factory=dict)
 
-    def amqtt_base(self, name: str) -> type | None:
+    def inherited_base(self, name: str) -> type | None:
         """The amqtt class an adapter class derives from, directly or through adapter classes."""
         cls = self.classes[name]
         for base in cls.node.bases:
             resolved = self.resolve(base, cls.amqtt_names)
             if isinstance(resolved, str):
-                resolved = self.amqtt_base(resolved)
+                resolved = self.inherited_base(resolved)
             if resolved is not None:
                 return resolved
         return None
 
+    def mixed_into(self, name: str) -> list[str]:
+        """The adapter classes that have ``name`` as a base, if it derives from no amqtt class (a
+        mixin: its ``self`` is one of theirs, so it overrides, calls and reads their amqtt base's names)."""
+        if self.inherited_base(name) is not None:
+            return []
+        return [
+            n for n, c in self.classes.items() if any(isinstance(b, ast.Name) and b.id == name for b in c.node.bases)
+        ]
+
+    def amqtt_base(self, name: str) -> type | None:
+        """The amqtt class an adapter class derives from, or (a mixin) the first its users derive from."""
+        found = self.inherited_base(name)
+        for user in self.mixed_into(name) if found is None else []:
+            found = found or self.amqtt_base(user)
+        return found
+
     def own_names(self, name: str) -> set[str]:
-        """Names the adapter's class (and its adapter base classes) defines in its class body."""
+        """Names the adapter defines in the class bodies of a class, its adapter bases and (a mixin) its users."""
+        return self._defined_names(name).union(*(self._defined_names(user) for user in self.mixed_into(name)))
+
+    def _defined_names(self, name: str) -> set[str]:
         cls = self.classes[name]
         names = {n for item in cls.node.body if (n := _defined(item)) is not None}
         for base in cls.node.bases:
             if isinstance(base, ast.Name) and base.id in self.classes:
-                names |= self.own_names(base.id)
+                names |= self._defined_names(base.id)
         return names
+
+    def attribute_type(self, name: str, attribute: str) -> type | str | None:
+        """The class of an adapter class's attribute: annotated in its class body (or an adapter
+        base's), or assigned in its ``__init__`` from something of known class."""
+        if (name, attribute) not in self.attributes:
+            self.attributes[(name, attribute)] = None  # while looking: an assignment may refer to it
+            self.attributes[(name, attribute)] = self._attribute_type(name, attribute)
+        return self.attributes[(name, attribute)]
+
+    def _attribute_type(self, name: str, attribute: str) -> type | str | None:
+        cls = self.classes[name]
+        for item in cls.node.body:
+            if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.target.id == attribute:
+                return self.resolve(item.annotation, cls.amqtt_names)
+        for item in cls.node.body:
+            if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name == "__init__":
+                known = _annotated_names(self, item, name, cls.amqtt_names)
+                for node in ast.walk(item):
+                    if isinstance(node, ast.AnnAssign) and _is_self_attribute(node.target, attribute):
+                        return self.resolve(node.annotation, cls.amqtt_names)
+                for target, value in _pairs(item):
+                    if _is_self_attribute(target, attribute):
+                        return _type_of(self, value, known, cls.amqtt_names)
+        bases = [b.id for b in cls.node.bases if isinstance(b, ast.Name) and b.id in self.classes]
+        return next((t for b in bases if (t := self.attribute_type(b, attribute)) is not None), None)
 
     def resolve(self, node: ast.expr | None, amqtt_names: Mapping[str, str]) -> type | str | None:
         """What an annotation or base names: an amqtt class, an adapter class (its name) or None."""
@@ -154,10 +115,11 @@ class _Scan:
 
 
 def _defined(item: ast.stmt) -> str | None:
-    """The name a class-body statement defines (method, nested class, attribute)."""
+    """The name a class-body statement defines (method, nested class, attribute given a value; an
+    annotation alone declares the type of an attribute set elsewhere, maybe by amqtt)."""
     if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return item.name
-    target: ast.expr | None = item.target if isinstance(item, ast.AnnAssign) else None
+    target: ast.expr | None = item.target if isinstance(item, ast.AnnAssign) and item.value is not None else None
     if isinstance(item, ast.Assign) and len(item.targets) == 1:
         target = item.targets[0]
     return target.id if isinstance(target, ast.Name) else None
@@ -179,11 +141,12 @@ def scan(sources: Mapping[str, str]) -> set[tuple[str, str]]:
     """Every amqtt name the given modules (name -> source) import, override, call or read.
 
     Found: imports from amqtt; methods and class attributes an adapter class defines that its
-    amqtt base defines too (overrides); ``super().x``; ``x.name`` where ``x`` is ``self``, or a
-    parameter, local or adapter-class attribute annotated with an amqtt or adapter class, and
-    ``name`` is amqtt's and not defined by the adapter class; attributes of imported amqtt classes
-    and modules; constructor calls; private attributes of amqtt classes read on any object
-    (also through ``getattr(x, "_name")``).
+    amqtt base defines too (overrides; a mixin's amqtt base is its users'); ``super().x``;
+    ``x.name`` where ``x`` is ``self``, or a parameter, local or adapter-class attribute (annotated
+    in the class body, or assigned in ``__init__``) of an amqtt or adapter class, and ``name`` is
+    amqtt's and not defined by the adapter class; attributes of imported amqtt classes and modules;
+    constructor calls; private attributes of amqtt classes read on any object (also through
+    ``getattr(x, "_name")``).
     """
     trees = {module: ast.parse(source) for module, source in sources.items()}
     imports = {module: dict(_amqtt_imports(tree)) for module, tree in trees.items()}
@@ -206,7 +169,7 @@ def scan(sources: Mapping[str, str]) -> set[tuple[str, str]]:
             if defined is not None and defined in members(base):
                 result.add("override", base, defined)
     adapter_names = set().union(*(result.own_names(n) for n in classes))
-    private_owners = _owners(sorted(known, key=_order), adapter_names, private=True)
+    private_owners = _owners(sorted(known, key=mro_order), adapter_names, private=True)
     for module, tree in trees.items():
         for node in ast.walk(tree):
             for child in ast.iter_child_nodes(node):
@@ -215,7 +178,7 @@ def scan(sources: Mapping[str, str]) -> set[tuple[str, str]]:
         # names in strings belong to the module's amqtt base classes, else to the classes it imports
         bases = [b for n in classes if classes[n].amqtt_names is imports[module] and (b := result.amqtt_base(n))]
         imported = [c for p in imports[module].values() if isinstance(c := import_object(p), type)]
-        named_owners = _owners(sorted(set(bases), key=_order) + sorted(set(imported), key=_order), adapter_names)
+        named_owners = _owners(sorted(set(bases), key=mro_order) + sorted(set(imported), key=mro_order), adapter_names)
         for name in _named_in_strings(tree):
             if name in named_owners:
                 result.add("read", named_owners[name], name)
@@ -276,24 +239,29 @@ def _assignments(scope: ast.AST) -> Iterator[tuple[str, ast.expr]]:
     for node in ast.walk(scope):
         if isinstance(node, ast.NamedExpr):
             yield node.target.id, node.value
+    yield from ((t.id, v) for t, v in _pairs(scope) if isinstance(t, ast.Name))
+
+
+def _pairs(scope: ast.AST) -> Iterator[tuple[ast.expr, ast.expr]]:
+    """(target, value) of ``t = v`` and ``a, b = v, w`` in a function."""
+    for node in ast.walk(scope):
         if not isinstance(node, ast.Assign) or len(node.targets) != 1:
             continue
         target, value = node.targets[0], node.value
-        if isinstance(target, ast.Name):
-            yield target.id, value
-        elif isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
-            yield from ((t.id, v) for t, v in zip(target.elts, value.elts, strict=True) if isinstance(t, ast.Name))
+        if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+            yield from zip(target.elts, value.elts, strict=True)
+        else:
+            yield target, value
 
 
-def _amqtt_attribute_type(owner: type, name: str) -> type | None:
-    """The class amqtt gives ``owner``'s attribute ``name`` where its code says (see ``_assigned_to_self``)."""
-    for amqtt_class in amqtt_classes(owner):
-        for value in vars(amqtt_class).values():
-            if inspect.isfunction(value):
-                typed = value.__globals__.get(_assigned_to_self(value).get(name) or "")
-                if isinstance(typed, type):
-                    return typed
-    return None
+def _is_self_attribute(node: ast.expr, attribute: str) -> bool:
+    """Whether ``node`` is ``self.<attribute>``."""
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == attribute
+        and isinstance(node.value, ast.Name)
+        and (node.value.id == "self")
+    )
 
 
 def _type_of(
@@ -313,13 +281,11 @@ def _type_of(
     if not isinstance(node, ast.Attribute):
         return None
     owner = _type_of(result, node.value, known, amqtt_names)
-    if isinstance(owner, str):  # an adapter class: its annotated attributes, else its amqtt base's
-        cls = result.classes[owner]
-        for item in cls.node.body:
-            if isinstance(item, ast.AnnAssign) and _defined(item) == node.attr:
-                return result.resolve(item.annotation, cls.amqtt_names)
+    if isinstance(owner, str):  # an adapter class: its annotated or assigned attributes, else its amqtt base's
+        if (typed := result.attribute_type(owner, node.attr)) is not None:
+            return typed
         owner = result.amqtt_base(owner)
-    return _amqtt_attribute_type(owner, node.attr) if owner is not None else None
+    return attribute_class(owner, node.attr) if owner is not None else None
 
 
 def _scan_node(

@@ -19,7 +19,8 @@ from amqtt.session import ApplicationMessage, OutgoingApplicationMessage
 
 import broker.amqtt_adapter
 from broker.amqtt_adapter import seam
-from tests.unit.amqtt_seam_scan import import_object, instance_attributes, scan, static_member
+from tests.unit.amqtt_members import import_object, instance_attributes, static_member
+from tests.unit.amqtt_seam_scan import scan
 
 ADAPTER = Path(broker.amqtt_adapter.__file__).parent
 
@@ -180,3 +181,36 @@ def test_new_and_no_longer_used_names_are_reported() -> None:
         "    read      amqtt.broker.Broker._broadcast_queue",
     ]
     assert stale == ["    read      amqtt.broker.Broker._sessions"]
+
+
+def test_names_used_through_a_mixin_or_an_attribute_of_known_class_are_found() -> None:
+    """A mixin of an amqtt subclass overrides its amqtt base's names (a bare annotation does not), and
+    ``x.attr.name`` resolves through an attribute annotated in a class body or assigned in ``__init__``."""
+    source = (
+        "from amqtt.broker import Broker\n"
+        "from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler\n"
+        "from amqtt.session import Session\n"
+        "class Holder:\n"
+        "    handler: BrokerProtocolHandler\n"
+        "    def __init__(self, session: Session) -> None:\n"
+        "        self.other, self.session = None, session\n"
+        "class Mixin:\n"
+        "    _sessions: dict\n"
+        "    async def _broadcast_loop(self):\n"
+        "        return self._sessions\n"
+        "    def use(self, holder: Holder):\n"
+        "        session = holder.session\n"
+        "        return holder.handler.keepalive_timeout, session.client_id\n"
+        "class B(Mixin, Broker):\n"
+        "    pass\n"
+    )
+    missing, _ = completeness([], {"fake": source})
+    assert [line.split("(")[0] for line in missing] == [
+        "    import    amqtt.broker.Broker",
+        "    import    amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler",
+        "    import    amqtt.session.Session",
+        "    override  amqtt.broker.Broker._broadcast_loop",
+        "    read      amqtt.broker.Broker._sessions",
+        "    read      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.keepalive_timeout",
+        "    read      amqtt.session.Session.client_id",
+    ]
