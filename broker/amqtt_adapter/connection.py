@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from amqtt.adapters import WriterAdapter
+from amqtt.events import MQTTEvents
 from amqtt.mqtt.constants import QOS_1
 from amqtt.session import IncomingApplicationMessage, Session
 
@@ -26,7 +27,14 @@ from broker.amqtt_adapter.handler import DirectMessage, EdgeHandler
 from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
 from broker.clock import Clock, Timer
 from broker.config.settings import Mqtt
-from broker.mqtt.framing import encode_publish, is_publish, parse_publish, pubrel_id
+from broker.mqtt.framing import (
+    encode_publish,
+    is_publish,
+    parse_publish,
+    parse_subscribe,
+    parse_unsubscribe,
+    pubrel_id,
+)
 
 __all__ = ["Connection", "PacketSink"]
 
@@ -44,8 +52,11 @@ class PacketSink(Protocol):
     async def accept_publish(self, connection: Connection, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         """Route a PUBLISH read whole; a QoS 1 or 2 one is then acknowledged. False closes."""
 
-    async def change_subscriptions(self, connection: Connection, *, subscribe: bool) -> None:
-        """Apply the SUBSCRIBE (or UNSUBSCRIBE) the handler just queued, before the next packet."""
+    async def subscribe(self, connection: Connection, packet_id: int, filters: list[tuple[str, int]]) -> None:
+        """Apply a SUBSCRIBE and acknowledge it, before the next packet is read."""
+
+    async def unsubscribe(self, connection: Connection, packet_id: int, filters: list[str]) -> None:
+        """Apply an UNSUBSCRIBE and acknowledge it, before the next packet is read."""
 
 
 class Connection:
@@ -125,7 +136,8 @@ class Connection:
 
         Every PUBLISH is routed before the next packet is read (QoS 2 ones too: their id is kept
         until PUBREL, so a resent one is not routed twice, and every PUBREL gets its PUBCOMP);
-        SUBSCRIBE and UNSUBSCRIBE are applied in packet order; keep-alive is one timer re-armed
+        SUBSCRIBE and UNSUBSCRIBE are read here (amqtt's packet objects only if a plugin wants
+        them) and applied in packet order; keep-alive is one timer re-armed
         from the time of the last packet. An end decided elsewhere interrupts the reading.
         """
         handler, session, reader, clock = self.handler, self.session, self.reader, self._clock
@@ -163,9 +175,17 @@ class Connection:
                     continue
                 if self._direct and self._acknowledged_directly(raw):
                     continue
+                if raw[0] in (_SUBSCRIBE, _UNSUBSCRIBE):
+                    if handler.stopping:
+                        break  # ending: a subscription now would outlive its session
+                    if handler.plugins_see(MQTTEvents.PACKET_RECEIVED):
+                        await handler.show_received(raw)
+                    if raw[0] == _SUBSCRIBE:
+                        await sink.subscribe(self, *parse_subscribe(raw))
+                    else:
+                        await sink.unsubscribe(self, *parse_unsubscribe(raw))
+                    continue
                 await handler.dispatch_raw(raw)
-                if raw[0] in (_SUBSCRIBE, _UNSUBSCRIBE) and not handler.stopping:
-                    await sink.change_subscriptions(self, subscribe=raw[0] == _SUBSCRIBE)
         except Exception as exc:  # a packet amqtt cannot decode or handle ends this connection only
             log.debug("client %s: reading ended: %r", session.client_id, exc)
         finally:

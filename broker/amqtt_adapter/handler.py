@@ -22,17 +22,14 @@ from amqtt.mqtt.puback import PubackPacket
 from amqtt.mqtt.pubcomp import PubcompPacket
 from amqtt.mqtt.pubrec import PubrecPacket
 from amqtt.mqtt.pubrel import PubrelPacket
-from amqtt.mqtt.subscribe import SubscribePacket
-from amqtt.mqtt.unsubscribe import UnsubscribePacket
+from amqtt.mqtt.suback import SubackPacket
+from amqtt.mqtt.unsuback import UnsubackPacket
 from amqtt.plugins.manager import PluginManager
 from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage, Session
 
 from broker.amqtt_adapter.outbox import Outbox
-from broker.amqtt_adapter.session import connect_refusal, queue_on_first_use, session_from_connect
-from broker.mqtt.framing import (
-    ProtocolViolation,
-    parse_connect,
-)
+from broker.amqtt_adapter.session import connect_refusal, session_from_connect
+from broker.mqtt.framing import ProtocolViolation, encode_suback, encode_unsuback, parse_connect
 
 if TYPE_CHECKING:
     from amqtt.broker import BrokerContext
@@ -42,8 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["DirectMessage", "EdgeHandler"]
 
 log = logging.getLogger("edgemq.mqtt")
-
-_LAZY_QUEUES = frozenset({"_pending_subscriptions", "_pending_unsubscriptions"})
 
 _CONNACK = 0x20
 _PUBACK = 0x40
@@ -75,8 +70,8 @@ class EdgeHandler(BrokerProtocolHandler):
     """
 
     # amqtt's handler attributes that start empty, as class defaults (an instance sets only what
-    # it changes); the SUBSCRIBE/UNSUBSCRIBE queues (about 2.5 KB each) are made on first use
-    # (__getattr__) and amqtt's reader events are not needed (this handler reads in serve()).
+    # it changes); amqtt's SUBSCRIBE/UNSUBSCRIBE queues and reader events are not made (the
+    # Connection reads and applies those packets itself).
     logger: Any = logging.getLogger("amqtt.mqtt.protocol.handler")
     session: Session | None = None
     reader: ReaderAdapter | None = None
@@ -119,10 +114,6 @@ class EdgeHandler(BrokerProtocolHandler):
         """amqtt's, without a LoggerAdapter per connection (amqtt's debug lines keep its logger)."""
         self.session = session
         self.keepalive_timeout = session.keep_alive if session.keep_alive > 0 else None
-
-    def __getattr__(self, name: str) -> Any:
-        """Make a SUBSCRIBE or UNSUBSCRIBE queue on first use (called only while it is not set)."""
-        return queue_on_first_use(self, name, _LAZY_QUEUES)
 
     async def handle_disconnect(self, disconnect: DisconnectPacket | None) -> None:
         """Record how the connection ended (first outcome wins), then let amqtt do its part.
@@ -217,8 +208,6 @@ class EdgeHandler(BrokerProtocolHandler):
         if self._disconnect_waiter is not None and not self._disconnect_waiter.done():
             self._disconnect_waiter.set_result(None)
         self._disconnect_waiter = None
-        for name in _LAZY_QUEUES:  # what was not applied is dropped, as amqtt does
-            self.__dict__.pop(name, None)
         self.connection = None
         self._handlers = None
 
@@ -235,11 +224,33 @@ class EdgeHandler(BrokerProtocolHandler):
 
     async def dispatch_raw(self, raw: bytes) -> None:
         """Handle a packet the connection does not handle itself, as amqtt's packet object."""
+        await self._dispatch(await self.show_received(raw))
+
+    async def show_received(self, raw: bytes) -> Any:
+        """amqtt's packet object for ``raw``, shown to the plugins (amqtt's packet-received event)."""
         buffer = BufferReader(raw)
         header = await MQTTFixedHeader.from_stream(buffer)
         packet = await packet_class(header).from_stream(buffer, fixed_header=header)
         await self.plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=packet, session=self.session)
-        await self._dispatch(packet)
+        return packet
+
+    def plugins_see(self, event: MQTTEvents) -> bool:
+        """Whether a loaded plugin handles ``event`` (then packets are made as amqtt's objects)."""
+        return _listens(self.plugins_manager, event)
+
+    async def acknowledge_subscription(self, packet_id: int, return_codes: list[int]) -> None:
+        """SUBACK: into the outbox as bytes, or as amqtt's packet for a websocket or a plugin."""
+        if self.outbox is None or _listens(self.plugins_manager, MQTTEvents.PACKET_SENT):
+            await self._send_packet(SubackPacket.build(packet_id, return_codes))
+        else:
+            self.outbox.put(encode_suback(packet_id, return_codes))
+
+    async def acknowledge_unsubscription(self, packet_id: int) -> None:
+        """UNSUBACK, like ``acknowledge_subscription``."""
+        if self.outbox is None or _listens(self.plugins_manager, MQTTEvents.PACKET_SENT):
+            await self._send_packet(UnsubackPacket.build(packet_id))
+        else:
+            self.outbox.put(encode_unsuback(packet_id))
 
     async def _dispatch(self, packet: Any) -> None:
         if self._handlers is None:
@@ -254,8 +265,6 @@ class EdgeHandler(BrokerProtocolHandler):
             PubrecPacket: self.handle_pubrec,
             PubrelPacket: self.handle_pubrel,
             PubcompPacket: self.handle_pubcomp,
-            SubscribePacket: self.handle_subscribe,
-            UnsubscribePacket: self.handle_unsubscribe,
             PingReqPacket: self.handle_pingreq,
             DisconnectPacket: self.handle_disconnect,
             ConnectPacket: self.handle_connect,

@@ -183,32 +183,24 @@ class Router:
 
     # -- subscriptions -------------------------------------------------------------------
 
-    async def change_subscriptions(self, connection: Connection, *, subscribe: bool) -> None:
-        """Apply the SUBSCRIBE (or UNSUBSCRIBE) the connection just read (see PacketSink)."""
-        if subscribe:
-            await self._subscribe(connection)
-        else:
-            await self._unsubscribe(connection)
-
-    async def _subscribe(self, connection: Connection) -> None:
-        handler, session = connection.handler, connection.session
-        packet = await handler.get_next_pending_subscription()
-        requested: list[tuple[str, int]] = list(packet.topics)
+    async def subscribe(self, connection: Connection, packet_id: int, filters: list[tuple[str, int]]) -> None:
+        """Apply a SUBSCRIBE the connection read (see PacketSink): SUBACK, then the retained messages."""
+        session = connection.session
         granted: list[int] = []
         denied = False
-        for topic_filter, qos in requested:
+        for topic_filter, qos in filters:
             code = await self._grant(session, topic_filter, qos)
             granted.append(code)
             denied = denied or (code == _REFUSED and _valid_filter(topic_filter))
         if denied and self._denied_ends_connection(connection):
-            await handler.handle_disconnect(None)  # no SUBACK (auth.deny_action = disconnect)
+            await connection.handler.handle_disconnect(None)  # no SUBACK (auth.deny_action = disconnect)
             return
-        for (topic_filter, _), qos in zip(requested, granted, strict=True):
+        for (topic_filter, _), qos in zip(filters, granted, strict=True):
             if qos != _REFUSED:
                 self._index.subscribe(session.client_id, topic_filter, qos)
         self._state.subscriptions_changed()
-        await handler.mqtt_acknowledge_subscription(packet.packet_id, granted)
-        for (topic_filter, qos), code in zip(requested, granted, strict=True):
+        await connection.handler.acknowledge_subscription(packet_id, granted)
+        for (topic_filter, qos), code in zip(filters, granted, strict=True):
             if code == _REFUSED:
                 continue
             await self.plugins_manager.fire_event(
@@ -233,16 +225,16 @@ class Router:
             self._state.subscriptions_changed()
         return code
 
-    async def _unsubscribe(self, connection: Connection) -> None:
-        handler, client_id = connection.handler, connection.client_id
-        packet = await handler.get_next_pending_unsubscription()
-        for topic_filter in packet.topics:
+    async def unsubscribe(self, connection: Connection, packet_id: int, filters: list[str]) -> None:
+        """Apply an UNSUBSCRIBE the connection read (see PacketSink), then UNSUBACK."""
+        client_id = connection.client_id
+        for topic_filter in filters:
             self._index.unsubscribe(client_id, topic_filter)
             await self.plugins_manager.fire_event(
                 BrokerEvents.CLIENT_UNSUBSCRIBED, client_id=client_id, topic=topic_filter
             )
         self._state.subscriptions_changed()
-        await handler.mqtt_acknowledge_unsubscription(packet.packet_id)
+        await connection.handler.acknowledge_unsubscription(packet_id)
 
     async def _send_retained(self, connection: Connection, topic_filter: str, granted_qos: int) -> None:
         """The retained messages one new subscription matches, to that client only (MQTT-3.3.1-6),

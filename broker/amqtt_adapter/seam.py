@@ -64,8 +64,8 @@ and builds amqtt's packet objects only where amqtt or a plugin wants them (packe
     import    amqtt.mqtt.pubcomp.PubcompPacket
     import    amqtt.mqtt.pubrec.PubrecPacket
     import    amqtt.mqtt.pubrel.PubrelPacket
-    import    amqtt.mqtt.subscribe.SubscribePacket
-    import    amqtt.mqtt.unsubscribe.UnsubscribePacket
+    import    amqtt.mqtt.suback.SubackPacket
+    import    amqtt.mqtt.unsuback.UnsubackPacket
 
 Plugin base classes (EdgeAuthPlugin, EdgeAclPlugin) and the manager that loads plugins and fires events.
     import    amqtt.plugins.base.BaseAuthPlugin
@@ -202,10 +202,11 @@ Packet objects built or decoded where amqtt's are needed (plugins listening, web
     call      amqtt.mqtt.connect.ConnectPacket.from_stream(cls: type[Self], reader: ReaderAdapter,
                   fixed_header: Optional[_FH] = None, variable_header: Optional[_VH] = None) -> Self
     call      amqtt.mqtt.packet.MQTTFixedHeader.from_stream(cls: type[Self], reader: ReaderAdapter) -> Self | None
+    call      amqtt.mqtt.suback.SubackPacket.build(cls, packet_id: int, return_codes: list[int]) -> Self
+    call      amqtt.mqtt.unsuback.UnsubackPacket.build(cls, packet_id: int) -> Self
 
 amqtt's handler code EdgeHandler, Connection and Router reuse: packet handlers, the QoS flows for the
-directions edgemq leaves to amqtt, delivery (mqtt_publish), queued (un)subscriptions and their
-acknowledgements, teardown.
+directions edgemq leaves to amqtt, delivery (mqtt_publish), teardown.
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._handle_message_flow(self,
                   app_message: IncomingApplicationMessage | OutgoingApplicationMessage) -> None
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._handle_qos1_message_flow(self,
@@ -218,10 +219,6 @@ acknowledgements, teardown.
                   UnsubackPacket) -> None
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.attach(self, session: Session,
                   reader: ReaderAdapter, writer: WriterAdapter) -> None
-    call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.get_next_pending_subscription(self) ->
-                  Subscription
-    call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.get_next_pending_unsubscription(self) ->
-                  UnSubscription
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_connection_closed(self) -> None
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_disconnect(self,
                   disconnect: DisconnectPacket | None) -> None
@@ -229,14 +226,6 @@ acknowledgements, teardown.
                   pingreq: PingReqPacket) -> None
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_pubrec(self, pubrec: PubrecPacket) -> None
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_pubrel(self, pubrel: PubrelPacket) -> None
-    call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_subscribe(self,
-                  subscribe: SubscribePacket) -> None
-    call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_unsubscribe(self,
-                  unsubscribe: UnsubscribePacket) -> None
-    call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.mqtt_acknowledge_subscription(self,
-                  packet_id: int, return_codes: list[int]) -> None
-    call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.mqtt_acknowledge_unsubscription(self,
-                  packet_id: int) -> None
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.mqtt_publish(self, topic: str,
                   data: bytes | bytearray, qos: int | None, retain: bool,
                   ack_timeout: int | None = None) -> OutgoingApplicationMessage
@@ -279,10 +268,8 @@ ACL actions and the names of amqtt's events.
     read      amqtt.events.MQTTEvents.PACKET_SENT
 
 Handler attributes amqtt's methods use: EdgeHandler.__init__ sets the waiters, loop and write lock
-in place of amqtt's __init__; the (un)subscription queues are made on first use (handler.py).
+in place of amqtt's __init__ (SUBSCRIBE and UNSUBSCRIBE never reach amqtt's queues: the Connection applies them).
     read      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._loop
-    read      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._pending_subscriptions
-    read      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._pending_unsubscriptions
     read      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._puback_waiters
     read      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._pubcomp_waiters
     read      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._pubrec_waiters

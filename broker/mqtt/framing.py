@@ -8,7 +8,9 @@ edgemq reads each packet completely before amqtt parses it, so that it can
 - read in chunks and split them into packets without an await per field (see FramedReader);
 - read a CONNECT from its whole packet (``parse_connect``), so a short one never reads into the
   next packet, and the will flags are checked (3.1.2-13 to 15);
-- encode the PUBLISH packets written directly (``encode_publish``) and read the fast path's.
+- encode the PUBLISH packets written directly (``encode_publish``) and read the fast path's;
+  read SUBSCRIBE and UNSUBSCRIBE (``parse_subscribe``, ``parse_unsubscribe``) and encode their
+  acknowledgements (``encode_suback``, ``encode_unsuback``).
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ __all__ = [
     "Connect",
     "ProtocolViolation",
     "encode_publish",
+    "encode_suback",
+    "encode_unsuback",
     "is_publish",
     "parse_connect",
     "parse_publish",
+    "parse_subscribe",
+    "parse_unsubscribe",
     "pubrel_id",
     "remaining_length",
     "split_packet",
@@ -169,6 +175,56 @@ def parse_publish(packet: bytes) -> tuple[str, bytes, int, bool, int]:
     qos = (packet[0] >> 1) & 0x03
     packet_id = struct.unpack_from("!H", packet, start + length)[0] if qos else 0
     return topic, packet[start + length + (2 if qos else 0) :], qos, bool(packet[0] & 1), packet_id
+
+
+def _body_start(packet: bytes) -> int:
+    """Where a packet's variable header starts (after the remaining length's bytes)."""
+    index = 1
+    while packet[index] & 0x80:
+        index += 1
+    return index + 1
+
+
+def _filters(packet: bytes, *, with_qos: bool) -> tuple[int, list[tuple[str, int]]]:
+    start = _body_start(packet)
+    (packet_id,) = struct.unpack_from("!H", packet, start)
+    offset, end = start + 2, len(packet)
+    found: list[tuple[str, int]] = []
+    while offset < end:
+        (length,) = struct.unpack_from("!H", packet, offset)
+        offset += 2
+        try:
+            topic_filter = packet[offset : offset + length].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolViolation("topic filter is not UTF-8 (1.5.3)") from None
+        offset += length
+        qos = packet[offset] if with_qos else 0
+        offset += with_qos
+        found.append((topic_filter, qos))
+    return packet_id, found
+
+
+def parse_subscribe(packet: bytes) -> tuple[int, list[tuple[str, int]]]:
+    """(packet id, [(filter, requested QoS)]) of a SUBSCRIBE checked by ``split_packet``;
+    ProtocolViolation for a filter that is not UTF-8."""
+    return _filters(packet, with_qos=True)
+
+
+def parse_unsubscribe(packet: bytes) -> tuple[int, list[str]]:
+    """(packet id, [filter]) of an UNSUBSCRIBE checked by ``split_packet``; ProtocolViolation
+    for a filter that is not UTF-8."""
+    packet_id, found = _filters(packet, with_qos=False)
+    return packet_id, [topic_filter for topic_filter, _ in found]
+
+
+def encode_suback(packet_id: int, return_codes: list[int]) -> bytes:
+    """A SUBACK: one return code per filter, in SUBSCRIBE order (3.9)."""
+    return b"\x90" + remaining_length(2 + len(return_codes)) + struct.pack("!H", packet_id) + bytes(return_codes)
+
+
+def encode_unsuback(packet_id: int) -> bytes:
+    """An UNSUBACK (3.11)."""
+    return b"\xb0\x02" + struct.pack("!H", packet_id)
 
 
 class Connect(NamedTuple):

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from broker.mqtt.encoding import encode_subscribe, encode_unsubscribe
 from broker.mqtt.framing import (
     Connect,
     ProtocolViolation,
     encode_publish,
+    encode_suback,
+    encode_unsuback,
     parse_connect,
+    parse_subscribe,
+    parse_unsubscribe,
     remaining_length,
     split_packet,
 )
@@ -102,3 +107,25 @@ def test_malformed_connect_is_refused(name: bytes, flags: int, payload: bytes, r
     """3.1.2-1, 3.1.2-3, 3.1.2-13 to 15, 3.1.3: a malformed CONNECT is a protocol violation."""
     with pytest.raises(ProtocolViolation, match=reason):
         parse_connect(_connect_body(name, 4, flags, payload))
+
+
+def test_subscribe_and_unsubscribe_read_back_what_the_encoder_wrote() -> None:
+    """parse_subscribe and parse_unsubscribe return the packet id and every filter, in order."""
+    subscribe = encode_subscribe(7, ("a/+", 0), ("b/#", 2), ("température", 1))
+    unsubscribe = encode_unsubscribe(9, "a/+", "température")
+    assert split_packet(subscribe, 0, 1024, first_packet=False) == (subscribe, len(subscribe))
+    assert parse_subscribe(subscribe) == (7, [("a/+", 0), ("b/#", 2), ("température", 1)])
+    assert parse_unsubscribe(unsubscribe) == (9, ["a/+", "température"])
+
+
+def test_filter_that_is_not_utf8_is_a_protocol_violation() -> None:
+    """1.5.3: a SUBSCRIBE filter that is not UTF-8 is refused, not decoded into something else."""
+    body = b"\x00\x01" + b"\x00\x02\xff\xfe" + b"\x00"
+    with pytest.raises(ProtocolViolation, match="UTF-8"):
+        parse_subscribe(b"\x82" + remaining_length(len(body)) + body)
+
+
+def test_suback_and_unsuback_bytes() -> None:
+    """3.9 and 3.11: SUBACK carries one return code per filter, UNSUBACK only the packet id."""
+    assert encode_suback(0x0102, [0, 2, 0x80]) == b"\x90\x05\x01\x02\x00\x02\x80"
+    assert encode_unsuback(0x0304) == b"\xb0\x02\x03\x04"
