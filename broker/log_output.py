@@ -41,8 +41,14 @@ LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _IMMUTABLE = (str, int, float, bytes, type(None), Enum, PurePath)
 """Argument types whose text cannot change between the log call and the listener formatting it."""
 _exception_text = logging.Formatter().formatException
-_UNPRINTED_FIELDS = ("logThreads", "logProcesses", "logMultiprocessing", "logAsyncioTasks")
-"""logging's switches for record fields ``LINE_FORMAT`` does not print (the last one from 3.12)."""
+_UNPRINTED_FIELDS = {
+    "logThreads": False,
+    "logProcesses": False,
+    "logMultiprocessing": False,
+    "logAsyncioTasks": False,  # from 3.12
+    "_srcfile": None,  # the caller's file and line: the logging HOWTO's "Optimization" switch
+}
+"""logging's switches for record fields ``LINE_FORMAT`` does not print, with their off value."""
 
 
 class RecordQueue:
@@ -114,7 +120,7 @@ def direct_handlers(settings: Log) -> list[logging.Handler]:
 
 @contextmanager
 def lean_records() -> Iterator[None]:
-    """Records made during the block skip the thread, process and task fields.
+    """Records made during the block skip the thread, process, task and caller fields.
 
     Looking them up is a large share of what a log call still costs its caller once the line
     is formatted elsewhere, and ``LINE_FORMAT`` prints none of them. The switches are restored
@@ -122,7 +128,7 @@ def lean_records() -> Iterator[None]:
     """
     switches = {name: getattr(logging, name) for name in _UNPRINTED_FIELDS if hasattr(logging, name)}
     for name in switches:
-        setattr(logging, name, False)
+        setattr(logging, name, _UNPRINTED_FIELDS[name])
     try:
         yield
     finally:

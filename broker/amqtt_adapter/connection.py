@@ -43,6 +43,8 @@ log = logging.getLogger("edgemq.mqtt")
 _PUBACK = 0x40
 _PUBLISH_ACKS = {1: b"\x40\x02", 2: b"\x50\x02"}  # PUBACK, PUBREC: fixed header
 _SUBSCRIBE, _UNSUBSCRIBE = 0x82, 0xA2
+_DISCONNECT, _PINGREQ = b"\xe0\x00", b"\xc0\x00"
+_BARE = (_DISCONNECT, _PINGREQ)  # packets without a body, handled without amqtt's packet objects
 _PACKET_IDS = 65535
 
 
@@ -184,6 +186,9 @@ class Connection:
                         await sink.subscribe(self, *parse_subscribe(raw))
                     else:
                         await sink.unsubscribe(self, *parse_unsubscribe(raw))
+                    continue
+                if raw in _BARE and not handler.plugins_see(MQTTEvents.PACKET_RECEIVED):
+                    await (handler.disconnect_received() if raw == _DISCONNECT else handler.ping_received())
                     continue
                 await handler.dispatch_raw(raw)
         except Exception as exc:  # a packet amqtt cannot decode or handle ends this connection only

@@ -41,6 +41,7 @@ __all__ = ["DirectMessage", "EdgeHandler"]
 log = logging.getLogger("edgemq.mqtt")
 
 _CONNACK = 0x20
+_PINGRESP = b"\xd0\x00"
 _PUBACK = 0x40
 # the acknowledgement a received PUBLISH (QoS 1, 2) or PUBREL gets, as packet type and amqtt's class
 _ACKS: dict[int, tuple[int, Any]] = {1: (0x40, PubackPacket), 2: (0x50, PubrecPacket), 6: (0x70, PubcompPacket)}
@@ -237,6 +238,17 @@ class EdgeHandler(BrokerProtocolHandler):
     def plugins_see(self, event: MQTTEvents) -> bool:
         """Whether a loaded plugin handles ``event`` (then packets are made as amqtt's objects)."""
         return _listens(self.plugins_manager, event)
+
+    async def disconnect_received(self) -> None:
+        """The client sent DISCONNECT (read by the Connection): a graceful end."""
+        await self.handle_disconnect(DisconnectPacket())
+
+    async def ping_received(self) -> None:
+        """The client sent PINGREQ (read by the Connection): PINGRESP, through the outbox if there is one."""
+        if self.outbox is None or _listens(self.plugins_manager, MQTTEvents.PACKET_SENT):
+            await self.handle_pingreq(PingReqPacket())
+        else:
+            self.outbox.put(_PINGRESP)
 
     async def acknowledge_subscription(self, packet_id: int, return_codes: list[int]) -> None:
         """SUBACK: into the outbox as bytes, or as amqtt's packet for a websocket or a plugin."""

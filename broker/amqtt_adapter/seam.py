@@ -201,6 +201,8 @@ Packet objects built or decoded where amqtt's are needed (plugins listening, web
     call      amqtt.mqtt.connack.ConnackPacket.to_stream(self, writer: WriterAdapter) -> None
     call      amqtt.mqtt.connect.ConnectPacket.from_stream(cls: type[Self], reader: ReaderAdapter,
                   fixed_header: Optional[_FH] = None, variable_header: Optional[_VH] = None) -> Self
+    call      amqtt.mqtt.disconnect.DisconnectPacket.__init__(self, fixed: MQTTFixedHeader | None = None) -> None
+    call      amqtt.mqtt.pingreq.PingReqPacket.__init__(self, fixed: MQTTFixedHeader | None = None) -> None
     call      amqtt.mqtt.packet.MQTTFixedHeader.from_stream(cls: type[Self], reader: ReaderAdapter) -> Self | None
     call      amqtt.mqtt.suback.SubackPacket.build(cls, packet_id: int, return_codes: list[int]) -> Self
     call      amqtt.mqtt.unsuback.UnsubackPacket.build(cls, packet_id: int) -> Self

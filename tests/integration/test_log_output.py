@@ -117,7 +117,7 @@ async def test_an_embedded_broker_leaves_root_logging_alone() -> None:
 
 @pytest.mark.usefixtures("root_logging")
 def test_records_skip_unprinted_fields_only_during_the_block(tmp_path: Path) -> None:
-    """Inside the block records carry no thread or process fields (the line prints neither); after it they do."""
+    """Inside the block records carry no thread, process or caller fields (the line prints none); after it they do."""
     made: list[logging.LogRecord] = []
     factory = logging.getLogRecordFactory()
 
@@ -134,7 +134,9 @@ def test_records_skip_unprinted_fields_only_during_the_block(tmp_path: Path) -> 
         logging.setLogRecordFactory(factory)
     inside, after = made
     assert (inside.threadName, inside.processName, inside.process) == (None, None, None)
+    assert (inside.funcName, inside.lineno) == ("(unknown function)", 0)
     assert (after.threadName, after.process) == (threading.current_thread().name, os.getpid())
+    assert after.funcName == "test_records_skip_unprinted_fields_only_during_the_block"
 
 
 @pytest.mark.usefixtures("root_logging")
