@@ -106,8 +106,8 @@ class RetainedStore:
             level = levels[depth]
             if level == "#":
                 found.extend(_below(node, depth == 0))
-            elif level == "+":
-                for word, child in node.children.items():
+            elif level == "+":  # pushed last first: popped in the order the topics were retained
+                for word, child in reversed(node.children.items()):
                     if not (depth == 0 and word.startswith("$")):
                         stack.append((child, depth + 1))
             elif (exact := node.children.get(level)) is not None:
@@ -116,12 +116,13 @@ class RetainedStore:
 
 
 def _below(node: _Node, at_root: bool) -> list[Retained]:
-    """``node``'s message and every one below it (``#``); at the root, not under ``$`` topics."""
+    """``node``'s message and every one below it (``#``), depth first in the order each level's
+    topics were retained; at the root, not under ``$`` topics."""
     found: list[Retained] = [node.message] if node.message is not None else []
-    stack = [child for word, child in node.children.items() if not (at_root and word.startswith("$"))]
+    stack = [child for word, child in reversed(node.children.items()) if not (at_root and word.startswith("$"))]
     while stack:
         current = stack.pop()
         if current.message is not None:
             found.append(current.message)
-        stack.extend(current.children.values())
+        stack.extend(reversed(current.children.values()))
     return found
