@@ -321,7 +321,8 @@ class EdgeAmqttBroker(Router, Broker):
         """Close every connection without wills, then forget sessions and retained messages."""
         await self.close_connections()
         for client_id in list(self._sessions):
-            await self._delete_session(client_id)
+            if client_id not in self._connections:  # one that connected meanwhile keeps its live session
+                await self._delete_session(client_id)
         self._retained.clear()
 
     async def close_connections(self) -> None:

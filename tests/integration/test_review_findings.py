@@ -6,9 +6,13 @@ from __future__ import annotations
 import pytest
 
 from broker import EdgeBroker
-from tests.helpers import mqtt_client, next_message
+from broker.mqtt.encoding import DISCONNECT, encode_connect, encode_subscribe
+from tests.helpers import mqtt_client, next_message, wait_state
+from tests.mqtt_packets import RawClient
 
 pytestmark = pytest.mark.anyio
+
+SUBACK = 0x90
 
 
 async def test_retained_messages_arrive_in_the_order_their_topics_were_retained(broker: EdgeBroker) -> None:
@@ -21,3 +25,24 @@ async def test_retained_messages_arrive_in_the_order_their_topics_were_retained(
         await subscriber.subscribe("r/+")
         received = [str((await next_message(subscriber)).topic) for _ in topics]
     assert received == topics
+
+
+async def test_client_connecting_during_reset_leaves_no_subscription_behind(broker: EdgeBroker) -> None:
+    """A clean client that connects while a reset closes the others takes its subscriptions with it when it leaves."""
+    async with (
+        RawClient.open(broker.mqtt_address) as early,
+        RawClient.open(broker.mqtt_address) as late,
+        RawClient.open(broker.mqtt_address) as barrier,
+    ):
+        assert await early.connack(encode_connect("early")) == (0, 0)  # a connection the reset waits for
+        # accepted after "late", so once it is connected "late" waits for its CONNECT
+        assert await barrier.connack(encode_connect("barrier")) == (0, 0)
+        late.writer.write(encode_connect("late"))  # read by the broker while the reset waits
+        await broker.reset()
+        first, body = await late.read_packet()
+        assert (first, body[1]) == (0x20, 0)
+        await late.send(encode_subscribe(1, ("late/#", 0)))
+        assert (await late.read_packet())[0] == SUBACK
+        await late.send(DISCONNECT)
+        assert await late.closed_by_peer()
+    await wait_state(broker, lambda s: s.counts().subscribers == 0)
