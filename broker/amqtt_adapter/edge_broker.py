@@ -338,7 +338,7 @@ class EdgeAmqttBroker(Router, Broker):
         connection = self._connections.get(client_id)
         if connection is not None:
             await self._close(connection, publish_will=True, reason="kicked")
-        if clean and client_id in self._sessions:
+        if clean and client_id in self._sessions and client_id not in self._connections:  # not one connected meanwhile
             await self._delete_session(client_id)
             return True
         return connection is not None

@@ -77,3 +77,24 @@ async def test_offline_queue_survives_a_connection_that_ends_at_once(broker: Edg
         first, body = await resumed.read_packet()
     assert first & 0xF0 == PUBLISH
     assert (body[2:5], body[7:]) == (b"q/1", b"queued")  # topic; payload after the packet id
+
+
+async def test_client_reconnecting_during_a_clean_kick_leaves_no_subscription_behind(broker: EdgeBroker) -> None:
+    """A clean client that reconnects while a clean kick closes it takes its subscriptions with it when it leaves."""
+    async with (
+        RawClient.open(broker.mqtt_address) as kicked,
+        RawClient.open(broker.mqtt_address) as again,
+        RawClient.open(broker.mqtt_address) as barrier,
+    ):
+        assert await kicked.connack(encode_connect("device")) == (0, 0)
+        # accepted after the second connection, so once it is connected that one waits for its CONNECT
+        assert await barrier.connack(encode_connect("barrier")) == (0, 0)
+        again.writer.write(encode_connect("device"))  # read by the broker while the kick waits
+        assert await broker.kick("device", clean=True)
+        first, body = await again.read_packet()
+        assert (first, body[1]) == (0x20, 0)
+        await again.send(encode_subscribe(1, ("device/#", 0)))
+        assert (await again.read_packet())[0] == SUBACK
+        await again.send(DISCONNECT)
+        assert await again.closed_by_peer()
+    await wait_state(broker, lambda s: s.counts().subscribers == 0)
