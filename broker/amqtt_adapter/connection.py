@@ -23,7 +23,7 @@ from amqtt.mqtt.constants import QOS_1
 from amqtt.session import IncomingApplicationMessage, Session
 
 from broker.amqtt_adapter.framed_reader import FramedReader
-from broker.amqtt_adapter.handler import DirectMessage, EdgeHandler
+from broker.amqtt_adapter.handler import ConnectionClosing, DirectMessage, EdgeHandler
 from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
 from broker.clock import Clock, Timer
 from broker.config.settings import Mqtt
@@ -125,11 +125,6 @@ class Connection:
         reading = self._reading
         if reading is not None and reading is not asyncio.current_task():
             self.reader.interrupt()
-
-    def cancel_deliveries(self) -> None:
-        """Cancel the copies still being delivered in the background (the broker stops)."""
-        for task in list(self._deliveries):
-            task.cancel()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -276,7 +271,8 @@ class Connection:
         self.size += len(data)
         if qos == 0:
             self._qos0[task] = len(data)
-        task.add_done_callback(partial(self._delivery_done, counted, len(data)))
+        kept_if_closing = qos > 0 and not self.session.clean_session  # see ConnectionClosing
+        task.add_done_callback(partial(self._delivery_done, kept_if_closing, counted, len(data)))
 
     def _make_room(self, count: int, size: int, incoming: int, qos: int, limits: Mqtt) -> bool:
         """Whether a copy of ``incoming`` bytes fits in a queue of ``count`` copies and ``size``
@@ -307,7 +303,7 @@ class Connection:
             return size
         return None
 
-    def _delivery_done(self, counted: bool, size: int, task: asyncio.Future[Any]) -> None:
+    def _delivery_done(self, kept_if_closing: bool, counted: bool, size: int, task: asyncio.Future[Any]) -> None:
         self._deliveries.discard(task)
         if task in self._evicted:  # counted (and its size taken off) when it was evicted
             self._evicted.discard(task)
@@ -315,7 +311,10 @@ class Connection:
         self._qos0.pop(task, None)
         self.count -= 1
         self.size -= size
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("delivery failed: %r", task.exception())
-            if counted:
-                self._on_dropped(1)
+        if task.cancelled() or (error := task.exception()) is None:
+            return
+        log.debug("delivery failed: %r", error)
+        if isinstance(error, ConnectionClosing) and kept_if_closing:
+            return  # a QoS 1/2 copy stays in the session's inflight_out (see ConnectionClosing)
+        if counted:
+            self._on_dropped(1)

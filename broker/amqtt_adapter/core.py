@@ -237,5 +237,4 @@ class MqttCore:
             try:
                 await asyncio.wait_for(broker.shutdown(), timeout)
             except TimeoutError:
-                log.warning("amqtt did not shut down within %ss; cancelling what is left", timeout)
-            broker.cancel_deliveries()
+                log.warning("amqtt did not shut down within %ss", timeout)

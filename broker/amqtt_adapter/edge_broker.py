@@ -290,11 +290,11 @@ class EdgeAmqttBroker(Router, Broker):
         ):
             return
         will_qos = session.will_qos or 0
+        if session.will_retain:
+            await self.retain_message(session, session.will_topic, session.will_message, will_qos)
         await self._route(
             session, session.will_topic, bytes(session.will_message), will_qos, retain=bool(session.will_retain)
         )
-        if session.will_retain:
-            await self.retain_message(session, session.will_topic, session.will_message, will_qos)
 
     # -- topic plugins -------------------------------------------------------------------
 
@@ -342,11 +342,6 @@ class EdgeAmqttBroker(Router, Broker):
             await self._delete_session(client_id)
             return True
         return connection is not None
-
-    def cancel_deliveries(self) -> None:
-        """Cancel deliveries still in flight (at shutdown)."""
-        for connection in self._connections.values():
-            connection.cancel_deliveries()
 
     # -- sessions ------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from broker.amqtt_adapter.connection import Connection
 
-__all__ = ["DirectMessage", "EdgeHandler"]
+__all__ = ["ConnectionClosing", "DirectMessage", "EdgeHandler"]
 
 log = logging.getLogger("edgemq.mqtt")
 
@@ -53,6 +53,12 @@ def _listens(plugins_manager: PluginManager[Any], event: MQTTEvents) -> bool:
     if it is not there)."""
     callbacks = getattr(plugins_manager, "_event_plugin_callbacks", None)
     return callbacks is None or event in callbacks
+
+
+class ConnectionClosing(ConnectionError):
+    """A delivery that starts once the connection is closing. A QoS 1/2 copy for a persistent
+    session stays in its ``inflight_out`` (resent when the session resumes, counted as dropped if
+    the session is discarded); any other copy is lost."""
 
 
 class DirectMessage(OutgoingApplicationMessage):
@@ -327,7 +333,7 @@ class EdgeHandler(BrokerProtocolHandler):
         packet is written, so an acknowledgement read while the write drains is not lost."""
         if self._stopping:
             send.close()
-            raise ConnectionError("the connection is closing")
+            raise ConnectionClosing("the connection is closing")
         waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         waiters[packet_id] = waiter
         try:
@@ -336,6 +342,13 @@ class EdgeHandler(BrokerProtocolHandler):
         finally:
             if waiters.get(packet_id) is waiter:
                 del waiters[packet_id]
+
+    def _keep_in_flight(self, message: OutgoingApplicationMessage) -> None:
+        """A persistent session's copy enters ``inflight_out`` before the closing check, so a copy
+        whose delivery starts after the connection began to close is resent, not lost."""
+        assert self.session is not None
+        if not self.session.clean_session:
+            self.session.inflight_out[message.packet_id] = message
 
     async def _send_publish(self, message: OutgoingApplicationMessage) -> None:
         assert self.session is not None
@@ -354,6 +367,7 @@ class EdgeHandler(BrokerProtocolHandler):
         assert self.session is not None
         assert isinstance(app_message, OutgoingApplicationMessage)
         packet_id = app_message.packet_id
+        self._keep_in_flight(app_message)
         send = self._send_publish(app_message)
         app_message.puback_packet = await self._send_and_wait(send, self._puback_waiters, packet_id)
         self.session.inflight_out.pop(packet_id, None)
@@ -368,6 +382,7 @@ class EdgeHandler(BrokerProtocolHandler):
         assert isinstance(app_message, OutgoingApplicationMessage)
         packet_id = app_message.packet_id
         if app_message.pubrel_packet is None:
+            self._keep_in_flight(app_message)
             send = self._send_publish(app_message)
             app_message.pubrec_packet = await self._send_and_wait(send, self._pubrec_waiters, packet_id)
             app_message.pubrel_packet = PubrelPacket.build(packet_id)

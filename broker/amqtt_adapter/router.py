@@ -90,17 +90,17 @@ class Router:
             log.info("client %s may not publish to %s", client_id, topic)
             return not self._denied_ends_connection(connection)
         await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=message)
-        await self._route(session, topic, payload, qos, retain=retain)
-        if retain:
+        if retain:  # kept before routing: a subscription made meanwhile gets it one way or the other
             await self.retain_message(session, topic, payload, qos)
+        await self._route(session, topic, payload, qos, retain=retain)
         return True
 
     async def publish(self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None) -> None:
         """Route a message as if ``client_id`` (or nobody) had published it."""
         sender = self._sessions.get(client_id, (None, None))[0] if client_id else None
-        await self._route(sender, topic, payload, qos, retain=retain, sender_id=client_id)
         if retain:
             await self.retain_message(sender, topic, payload, qos)
+        await self._route(sender, topic, payload, qos, retain=retain, sender_id=client_id)
 
     async def _broadcast_message(
         self, session: Session | None, topic: str | None, data: bytes | bytearray | None, force_qos: int | None = None
@@ -130,12 +130,15 @@ class Router:
         message = RoutedCopy(topic, data)
         connections, sessions, checks = self._connections, self._sessions, self._checks_topics
         for client_id, granted_qos in self._index.match(topic):
+            if checks:  # awaited: a take-over may happen meanwhile, so the connection is read after
+                asked = connections.get(client_id)
+                session = asked.session if asked is not None else sessions.get(client_id, (None,))[0]
+                if session is None or not await self._topic_allowed(session, topic, Action.RECEIVE):
+                    continue
             connection = connections.get(client_id)
             live = connection is not None and not connection.ended
             target = connection.session if connection is not None and live else sessions.get(client_id, (None,))[0]
             if target is None:
-                continue
-            if checks and not await self._topic_allowed(target, topic, Action.RECEIVE):
                 continue
             routed.append(client_id)
             delivered_qos = min(qos, granted_qos)

@@ -60,11 +60,6 @@ async def _offline_message_for(broker: EdgeBroker, client_id: str) -> None:
         await publisher.publish("q/1", b"queued", qos=1)  # PUBACK: routed (queued offline) by then
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the offline queue moves into delivery tasks before CONNACK; a connection that ends before "
-    "they run fails them (ConnectionError, counted as dropped) and the session loses its QoS 1 messages",
-)
 async def test_offline_queue_survives_a_connection_that_ends_at_once(broker: EdgeBroker) -> None:
     """QoS 1 messages queued for an offline session survive a resumed connection that ends before they are sent."""
     await _offline_message_for(broker, "sleeper")
