@@ -17,7 +17,9 @@ from broker.clock import Clock
 from broker.config.changes import ConfigUnavailable, plan_change, plan_live_change
 from broker.config.settings import BrokerSettings, LiveSettings
 from broker.config.source import ConfigError, ConfigSource
+from broker.log_output import python_log_level
 from broker.state import BrokerState, ClientSnapshot, RoutedMessage, Stats
+from broker.task_group import TaskGroup
 from broker.testing import helpers
 from broker.testing.helpers import Capture, MessageHistory
 from broker.testing.threaded import ThreadedBroker, run_in_thread
@@ -25,6 +27,9 @@ from broker.testing.threaded import ThreadedBroker, run_in_thread
 __all__ = ["EdgeBroker"]
 
 log = logging.getLogger("edgemq")
+
+_RESTART = "edgemq-restart"  # the task of a restart requested through the admin API
+_STRAGGLER_GRACE = 1.0  # seconds for tasks cancelled at the end of a stop to end
 
 
 def is_loopback(host: str) -> bool:
@@ -66,12 +71,13 @@ class EdgeBroker:
         self._config = config
         self._load_config_on_start = settings is None and config is not None
         self._history = MessageHistory(self.state, history) if history > 0 else None
-        self._mqtt = MqttCore(self.live, self.state, clock)
+        self.tasks = TaskGroup()
+        """The broker's tasks (connections, restarts), named; see broker/task_group.py."""
+        self._mqtt = MqttCore(self.live, self.state, self.tasks, clock)
         self._app = create_app(self.state, self, self.live)
         self._http: AdminHttpServer | None = None
         self._restart_lock = asyncio.Lock()
         self._stop_requested = asyncio.Event()
-        self._background: set[asyncio.Task[Any]] = set()
         self._started_at: datetime | None = None
         self._running = False  # from start() until stop(): start() is not re-entrant
 
@@ -118,15 +124,19 @@ class EdgeBroker:
         return http
 
     async def stop(self) -> None:
-        """Stop the MQTT side, then the admin API, within the configured time limit."""
-        background = list(self._background)
-        for task in background:
+        """Stop the MQTT side (listeners, then every connection, drained within the configured
+        time limit), then the admin API; then cancel whatever is left in ``tasks``."""
+        restarts = self.tasks.running(_RESTART)
+        for task in restarts:
             task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        await asyncio.gather(*restarts, return_exceptions=True)
         await self._mqtt.stop(self.settings.shutdown_timeout)
         if self._http is not None:
             await self._http.stop()
             self._http = None
+        left = await self.tasks.cancel(_STRAGGLER_GRACE)
+        if left:
+            log.warning("tasks still running after the stop were cancelled: %s", ", ".join(left))
         self._running = False
         log.info("edgemq stopped")
 
@@ -147,18 +157,16 @@ class EdgeBroker:
 
     def request_restart(self) -> None:
         """Restart in the background (the admin API answers first)."""
-        task = asyncio.create_task(self.restart(), name="edgemq-restart")
-        self._background.add(task)
+        task = self.tasks.spawn(self.restart(), _RESTART)
         task.add_done_callback(self._restart_done)
 
     def _restart_done(self, task: asyncio.Task[None]) -> None:
-        self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("restart failed", exc_info=task.exception())
 
     async def wait_for_restarts(self) -> None:
         """Return once every requested restart has finished."""
-        await asyncio.gather(*[t for t in self._background if t.get_name() == "edgemq-restart"])
+        await asyncio.gather(*self.tasks.running(_RESTART))
 
     async def restart(self) -> None:
         """Re-read the configuration, close every listener and connection, listen again.
@@ -380,13 +388,6 @@ def _apply_log_level(old: BrokerSettings, new: BrokerSettings) -> None:
 def _with_section(settings: BrokerSettings, section: str, values: dict[str, Any]) -> BrokerSettings:
     """``settings`` with one section replaced."""
     return BrokerSettings.model_validate(settings.model_dump() | {section: values})
-
-
-def python_log_level(level: str) -> int:
-    """The logging level of a NanoMQ log level name (trace, debug, info, warn, error, fatal)."""
-    names = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-             "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL}  # fmt: skip
-    return names[level]
 
 
 def _url_host_port(address: tuple[str, int]) -> tuple[str, int]:

@@ -21,7 +21,6 @@ from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path, PurePath
 
 from broker.config.settings import Log
-from broker.lifecycle import python_log_level
 
 __all__ = [
     "LINE_FORMAT",
@@ -31,6 +30,7 @@ __all__ = [
     "direct_handlers",
     "lean_records",
     "log_output",
+    "python_log_level",
 ]
 
 POLL_INTERVAL = 0.05
@@ -49,6 +49,13 @@ _UNPRINTED_FIELDS = {
     "_srcfile": None,  # the caller's file and line: the logging HOWTO's "Optimization" switch
 }
 """logging's switches for record fields ``LINE_FORMAT`` does not print, with their off value."""
+
+
+def python_log_level(level: str) -> int:
+    """The logging level of a NanoMQ log level name (trace, debug, info, warn, error, fatal)."""
+    names = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+             "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL}  # fmt: skip
+    return names[level]
 
 
 class RecordQueue:

@@ -20,6 +20,7 @@ from broker.mqtt.client_auth import ClientAuthenticator
 from broker.mqtt.listeners import ListenerSet
 from broker.mqtt.stream_connection import StreamConnection
 from broker.state import BrokerState
+from broker.task_group import TaskGroup
 
 __all__ = ["MqttCore"]
 
@@ -131,8 +132,11 @@ class MqttCore:
     sessions, lives on.
     """
 
-    def __init__(self, settings: LiveSettings, state: BrokerState, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: LiveSettings, state: BrokerState, tasks: TaskGroup, clock: Clock | None = None
+    ) -> None:
         self._settings = settings
+        self._tasks = tasks
         self._state = state
         self._clock = clock if clock is not None else LoopClock()
         self._authenticator = ClientAuthenticator(lambda: settings.current.auth)
@@ -166,7 +170,7 @@ class MqttCore:
             raise
 
     async def _open_listeners(self) -> None:
-        listeners = ListenerSet(self._settings.current.listeners, self._on_stream, self._on_websocket)
+        listeners = ListenerSet(self._settings.current.listeners, self._on_stream, self._on_websocket, self._tasks)
         await listeners.start()
         self._listeners = listeners
 

@@ -24,6 +24,7 @@ from websockets.typing import Subprotocol
 
 from broker.config.settings import Listeners, SslListener
 from broker.mqtt.stream_connection import TASK_NAME, StreamConnection
+from broker.task_group import TaskGroup
 
 __all__ = ["ListenerSet", "StreamHandler", "WebSocketHandler"]
 
@@ -108,8 +109,11 @@ class _Tracking:
 class ListenerSet:
     """The configured listeners; ``start`` binds all or none, ``close`` ends every connection."""
 
-    def __init__(self, config: Listeners, on_stream: StreamHandler, on_websocket: WebSocketHandler) -> None:
+    def __init__(
+        self, config: Listeners, on_stream: StreamHandler, on_websocket: WebSocketHandler, tasks: TaskGroup
+    ) -> None:
         self._config = config
+        self._tasks = tasks
         self._on_stream = on_stream
         self._on_websocket = on_websocket
         self._servers: dict[str, asyncio.Server | WsServer] = {}
@@ -142,7 +146,7 @@ class ListenerSet:
     ) -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: StreamConnection(self._track_stream), host, port, ssl=context, backlog=backlog
+            lambda: StreamConnection(self._track_stream, self._tasks.spawn), host, port, ssl=context, backlog=backlog
         )
         self._servers[name] = server
         self.addresses[name] = server.sockets[0].getsockname()[:2]
@@ -177,7 +181,7 @@ class ListenerSet:
     async def _track_websocket(self, connection: ServerConnection) -> None:
         task = asyncio.current_task()
         if task is not None:
-            task.set_name(TASK_NAME)  # websockets' handler task
+            self._tasks.adopt(task, TASK_NAME)  # websockets' handler task
         with _Tracking(self._connections, task, connection.transport.abort):
             await self._on_websocket(connection)
 

@@ -24,11 +24,16 @@ class StreamConnection(asyncio.Protocol):
 
     __slots__ = (
         "_buffered", "_chunks", "_drainers", "_ended", "_over_tls", "_reader", "_reading_paused",
-        "_serve", "_stopped", "_writing_paused", "task", "transport",
+        "_serve", "_spawn", "_stopped", "_writing_paused", "task", "transport",
     )  # fmt: skip
 
-    def __init__(self, serve: Callable[[StreamConnection], Coroutine[Any, Any, None]]) -> None:
+    def __init__(
+        self,
+        serve: Callable[[StreamConnection], Coroutine[Any, Any, None]],
+        spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]],
+    ) -> None:
         self._serve = serve
+        self._spawn = spawn
         self.transport: asyncio.WriteTransport | None = None
         self._chunks: list[bytes] = []
         self._buffered = 0
@@ -47,7 +52,7 @@ class StreamConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.WriteTransport, transport)  # uvloop's are not subclasses
         self._over_tls = transport.get_extra_info("sslcontext") is not None
-        self.task = asyncio.get_running_loop().create_task(self._serve(self), name=TASK_NAME)
+        self.task = self._spawn(self._serve(self), TASK_NAME)
 
     def data_received(self, data: bytes) -> None:
         self._chunks.append(data)

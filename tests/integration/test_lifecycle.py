@@ -8,8 +8,10 @@ from typing import Literal
 import aiomqtt
 import pytest
 
+from broker.mqtt.encoding import encode_connect
 from broker.mqtt.stream_connection import TASK_NAME
-from tests.helpers import ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
+from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
+from tests.mqtt_packets import RawClient
 
 pytestmark = pytest.mark.anyio
 
@@ -53,14 +55,27 @@ async def test_amqtt_broadcast_loop_and_session_monitor_do_not_run() -> None:
 
 
 @pytest.mark.parametrize("transport", ["tcp", "websockets"])
-async def test_connection_tasks_are_named(transport: Literal["tcp", "websockets"]) -> None:
-    """Every task serving an MQTT connection carries the name edgemq-mqtt-connection."""
+async def test_connection_tasks_are_named_members_of_the_broker_task_group(
+    transport: Literal["tcp", "websockets"],
+) -> None:
+    """Each task serving an MQTT connection is in the broker's task group as edgemq-mqtt-connection, until it ends."""
     settings = ephemeral_settings(listeners={"ws": {"bind": "127.0.0.1:0"}})
     async with running_broker(settings) as broker:
-        before = {t for t in asyncio.all_tasks() if t.get_name() == TASK_NAME}
         host, port = broker.mqtt_addresses["ws" if transport == "websockets" else "tcp"]
         client = aiomqtt.Client(host, port, identifier="named", transport=transport, websocket_path="/mqtt")
         async with client:
             await wait_state(broker, lambda s: s.counts().connections == 1)
-            named = {t for t in asyncio.all_tasks() if t.get_name() == TASK_NAME} - before
-        assert len(named) == 1
+            assert broker.tasks.names()[TASK_NAME] == 1
+            named = broker.tasks.running(TASK_NAME)
+        await asyncio.wait(named, timeout=WAIT)
+        assert broker.tasks.names()[TASK_NAME] == 0
+
+
+async def test_stop_leaves_the_task_group_empty() -> None:
+    """After stop, nothing the broker started is still running: connections and restarts included."""
+    async with running_broker() as broker, RawClient.open(broker.mqtt_address) as left_open:
+        assert await left_open.connack(encode_connect("left-open")) == (0, 0)
+        broker.request_restart()
+        assert broker.tasks.names()["edgemq-restart"] == 1
+        await broker.stop()
+        assert len(broker.tasks) == 0

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from broker.mqtt.stream_connection import StreamConnection
+from broker.task_group import TaskGroup
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +32,7 @@ async def _unused(connection: StreamConnection) -> None:
 
 
 async def _connection() -> StreamConnection:
-    connection = StreamConnection(_unused)
+    connection = StreamConnection(_unused, TaskGroup().spawn)
     connection.connection_made(_Transport())
     assert connection.task is not None
     await connection.task
