@@ -1,0 +1,1 @@
+"""Durable state (issue 14): the embedded SQLite store. Not wired into the broker yet."""

@@ -1,0 +1,215 @@
+"""The embedded store: one SQLite file, written by one thread in grouped transactions.
+
+stdlib ``sqlite3`` (no dependency) in WAL mode, owned by a writer thread: the event loop hands
+it lists of statements (``write``) and gets back a future that resolves once they are
+committed, so an acknowledgement can wait for durability without blocking the loop. Every
+batch that is waiting when the thread takes the next one goes into the same transaction: the
+cost of a commit (and of its fsync) is shared by all of them. aiosqlite runs each call through
+a thread too but leaves transactions to its callers; grouping the commits of many callers needs
+one writer that sees them all, which is this thread.
+
+The file is edgemq's (``PRAGMA application_id``) with a schema version (``meta``), is used by
+one process at a time (an exclusive lock on ``<file>.lock``), and a file that is not a
+database, or is someone else's, is refused with its name: never overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["SCHEMA_VERSION", "Statement", "Store", "StoreError", "StoreLocked", "Sync"]
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x6564676D  # "edgm"
+Sync = Literal["always", "batched", "off"]
+"""``always``: every commit is fsynced (synchronous=FULL); ``batched``: WAL with
+synchronous=NORMAL (a commit survives a crash of the process, the last ones may not survive a
+power loss); ``off``: no fsync."""
+_SYNCHRONOUS = {"always": "FULL", "batched": "NORMAL", "off": "OFF"}
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL);
+CREATE TABLE sessions (client_id TEXT PRIMARY KEY, username TEXT, protocol INTEGER NOT NULL);
+CREATE TABLE subscriptions (
+    client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, PRIMARY KEY (client_id, filter)
+);
+CREATE TABLE messages (
+    client_id TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    qos INTEGER NOT NULL, packet_id INTEGER, PRIMARY KEY (client_id, seq)
+);
+CREATE TABLE incoming_qos2 (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
+"""
+
+
+class StoreError(Exception):
+    """The store cannot be used; the message names the file."""
+
+
+class StoreLocked(StoreError):
+    """Another process uses the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One SQL statement and its parameters."""
+
+    sql: str
+    params: Sequence[Any] = ()
+
+
+_STOP = object()
+
+
+class Store:
+    """An open store; ``close`` commits what was written and ends the writer thread."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection, lock_file: int) -> None:
+        self.path = path
+        self._connection = connection
+        self._lock_file = lock_file
+        self._pending: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write_loop, name="edgemq-store", daemon=True)
+        self._thread.start()
+        self.commits = 0
+        """Transactions committed (each may hold many ``write`` batches)."""
+
+    @classmethod
+    def open(cls, path: Path | str, sync: Sync = "batched") -> Store:
+        """Open (or create) the store at ``path``; StoreError if the file cannot be used."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            lock_file = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot open the store {path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(lock_file)
+            raise StoreLocked(f"the store {path} is in use by another process") from None
+        try:
+            connection = _connect(path, sync)
+        except BaseException:
+            os.close(lock_file)  # closing the descriptor releases the lock
+            raise
+        return cls(path, connection, lock_file)
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a query (start-up only: the writer thread must not be writing meanwhile)."""
+        return self._connection.execute(sql, params).fetchall()
+
+    def write(self, statements: Sequence[Statement]) -> asyncio.Future[None]:
+        """Apply ``statements`` in one transaction with whatever else is waiting; the future
+        resolves once they are committed (or fails with StoreError)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._pending.put((statements, loop, done))
+        return done
+
+    def close(self) -> None:
+        """Commit what was written, stop the writer thread, close the file and its lock."""
+        self._pending.put(_STOP)
+        self._thread.join()
+        self._connection.close()
+        os.close(self._lock_file)
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._pending.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            stopping = False
+            with contextlib.suppress(queue.Empty):
+                while True:  # everything waiting now shares this transaction
+                    item = self._pending.get_nowait()
+                    if item is _STOP:
+                        stopping = True
+                        break
+                    batch.append(item)
+            error = self._commit([statements for statements, _, _ in batch])
+            for _, loop, done in batch:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(_settle, done, error)
+            if stopping:
+                return
+
+    def _commit(self, batches: list[Sequence[Statement]]) -> StoreError | None:
+        connection = self._connection
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for statements in batches:
+                for statement in statements:
+                    connection.execute(statement.sql, statement.params)
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            return StoreError(f"cannot write the store {self.path}: {exc}")
+        self.commits += 1
+        return None
+
+
+def _settle(done: asyncio.Future[None], error: StoreError | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+
+
+def _connect(path: Path, sync: Sync) -> sqlite3.Connection:
+    """The connection to an edgemq store at ``path``, created with the schema if new."""
+    new = not path.exists() or path.stat().st_size == 0
+    try:
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the store {path}: {exc}") from None
+    try:
+        if new:
+            _create(connection)
+        else:
+            _check(connection, path)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={_SYNCHRONOUS[sync]}")
+    except sqlite3.DatabaseError as exc:
+        connection.close()
+        raise StoreError(f"the store {path} is not a readable edgemq store: {exc}") from None
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _create(connection: sqlite3.Connection) -> None:
+    connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    connection.execute("BEGIN")
+    for statement in filter(None, (part.strip() for part in _SCHEMA.split(";"))):
+        connection.execute(statement)
+    connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    connection.execute("COMMIT")
+
+
+def _check(connection: sqlite3.Connection, path: Path) -> None:
+    """StoreError unless ``path`` holds an edgemq store of a schema this version reads."""
+    (application_id,) = connection.execute("PRAGMA application_id").fetchone()
+    if application_id != APPLICATION_ID:
+        raise StoreError(f"the store {path} is not an edgemq store (application id {application_id:#x})")
+    row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None or row[0] != str(SCHEMA_VERSION):
+        found = row[0] if row is not None else "none"
+        raise StoreError(f"the store {path} has schema version {found}; this edgemq reads {SCHEMA_VERSION}")
+    (verdict,) = connection.execute("PRAGMA quick_check").fetchone()
+    if verdict != "ok":
+        raise StoreError(f"the store {path} is damaged: {verdict}")

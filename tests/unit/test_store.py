@@ -1,0 +1,165 @@
+"""The embedded store on real files: durability of what a commit acknowledged, grouping, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from broker.persistence.store import Statement, Store, StoreError, StoreLocked
+
+pytestmark = pytest.mark.anyio
+
+RETAIN = "INSERT OR REPLACE INTO retained VALUES (?, ?, ?)"
+
+
+def retain(topic: str, payload: bytes = b"p", qos: int = 1) -> list[Statement]:
+    return [Statement(RETAIN, (topic, payload, qos))]
+
+
+async def test_committed_rows_are_there_after_reopening(tmp_path: Path) -> None:
+    """What a write's future confirmed is read back by the next process to open the file."""
+    path = tmp_path / "data" / "edgemq.db"
+    store = Store.open(path)
+    await store.write(retain("a/b", b"one"))
+    await store.write(retain("a/b", b"two") + retain("c", b"three", 0))
+    store.close()
+    again = Store.open(path)
+    try:
+        assert sorted(again.read("SELECT topic, payload, qos FROM retained")) == [
+            ("a/b", b"two", 1),
+            ("c", b"three", 0),
+        ]
+    finally:
+        again.close()
+    assert (path.parent.stat().st_mode & 0o777) == 0o700
+
+
+async def test_writes_waiting_together_share_one_transaction(tmp_path: Path) -> None:
+    """Writes queued while a commit cannot proceed are committed together, in one transaction."""
+    path = tmp_path / "edgemq.db"
+    store = Store.open(path)
+    try:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the writer's next transaction waits for this one
+        first = store.write(retain("t/0"))
+        rest = [store.write(retain(f"t/{n}")) for n in range(1, 50)]
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await asyncio.wait_for(asyncio.gather(first, *rest), 10)
+        assert store.commits <= 2  # the first alone (it may have started waiting), then the 49 together
+        assert len(store.read("SELECT topic FROM retained")) == 50
+    finally:
+        store.close()
+
+
+async def test_a_failed_write_fails_its_future_and_the_store_goes_on(tmp_path: Path) -> None:
+    """A statement the database refuses fails that write with StoreError; later writes succeed."""
+    store = Store.open(tmp_path / "edgemq.db")
+    try:
+        with pytest.raises(StoreError, match=r"edgemq\.db"):
+            await store.write([Statement("INSERT INTO retained VALUES (?, ?, ?)", ("t", None, 0))])
+        await store.write(retain("after"))
+        assert store.read("SELECT topic FROM retained") == [("after",)]
+    finally:
+        store.close()
+
+
+def test_a_second_process_on_the_same_file_is_refused(tmp_path: Path) -> None:
+    """Only one process uses a store: another one gets StoreLocked naming the file."""
+    path = tmp_path / "edgemq.db"
+    store = Store.open(path)
+    try:
+        probe = textwrap.dedent(f"""
+            from broker.persistence.store import Store, StoreLocked
+            try:
+                Store.open({str(path)!r})
+            except StoreLocked as exc:
+                print(exc)
+        """)
+        answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+        assert f"the store {path} is in use by another process" in answer.stdout, answer.stderr
+    finally:
+        store.close()
+
+
+def test_the_lock_is_released_on_close(tmp_path: Path) -> None:
+    """A closed store can be opened again at once (by this process or another)."""
+    path = tmp_path / "edgemq.db"
+    Store.open(path).close()
+    held = Store.open(path)
+    try:
+        with pytest.raises(StoreLocked):
+            Store.open(path)
+    finally:
+        held.close()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"not a database at all, just text" * 100, "not a readable edgemq store"),
+        (None, "not an edgemq store"),  # someone else's SQLite database
+    ],
+)
+def test_a_file_that_is_not_an_edgemq_store_is_refused_and_left_alone(
+    tmp_path: Path, content: bytes | None, reason: str
+) -> None:
+    """A corrupt or foreign file is refused with its name and never written."""
+    path = tmp_path / "edgemq.db"
+    if content is None:
+        foreign = sqlite3.connect(path)
+        foreign.execute("CREATE TABLE theirs (x)")
+        foreign.commit()
+        foreign.close()
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=reason) as refused:
+        Store.open(path)
+    assert str(path) in str(refused.value)
+    assert path.read_bytes() == before
+    Store.open(tmp_path / "other.db").close()  # the refusal left no lock behind on other files
+
+
+WRITER = """
+import asyncio, sys
+from broker.persistence.store import Statement, Store
+
+async def main() -> None:
+    store = Store.open(sys.argv[1], sync="always")
+    for n in range(100_000):
+        await store.write([Statement("INSERT INTO retained VALUES (?, ?, 1)", (f"t/{n}", b"x"))])
+        print(n, flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_every_confirmed_write_survives_kill_9(tmp_path: Path) -> None:
+    """A process killed with SIGKILL mid-stream loses none of the writes whose commit it had seen."""
+    path = tmp_path / "edgemq.db"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None
+    confirmed = -1
+    try:
+        for line in writer.stdout:
+            confirmed = int(line)
+            if confirmed >= 200:
+                break
+    finally:
+        writer.kill()
+        writer.wait(30)
+        writer.stdout.close()
+    assert confirmed >= 200
+    store = Store.open(path)
+    try:
+        topics = {topic for (topic,) in store.read("SELECT topic FROM retained")}
+    finally:
+        store.close()
+    assert {f"t/{n}" for n in range(confirmed + 1)} <= topics
