@@ -26,7 +26,7 @@ from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.connack import NOT_AUTHORIZED, SERVER_UNAVAILABLE, ConnackPacket
 from amqtt.mqtt.disconnect import DisconnectPacket
-from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
@@ -34,7 +34,7 @@ from broker.amqtt_adapter.connection import Connection
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.handler import EdgeHandler
 from broker.amqtt_adapter.keyed_locks import KeyedLocks
-from broker.amqtt_adapter.plugins import EdgeAclPlugin, EdgeAuthPlugin
+from broker.amqtt_adapter.plugins import EdgeAuthPlugin
 from broker.amqtt_adapter.router import Router
 from broker.clock import Clock
 from broker.config.settings import LiveSettings
@@ -72,14 +72,8 @@ class EdgeAmqttBroker(Router, Broker):
         self._connections: dict[str, Connection] = {}
         self._client_locks = KeyedLocks()
         self._init_routing(state)
-        plugins = self.plugins_manager.plugins
-        # amqtt awaits every topic plugin per publish and per delivery; skip that without one
-        self._topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in plugins)
-        auth_plugins = [p for p in plugins if isinstance(p, BaseAuthPlugin)]
+        auth_plugins = [p for p in self.plugins_manager.plugins if isinstance(p, BaseAuthPlugin)]
         self._only_auth_plugin = auth_plugins[0] if len(auth_plugins) == 1 else None
-        self._foreign_topic_plugins = any(
-            isinstance(p, BaseTopicPlugin) and not isinstance(p, EdgeAclPlugin) for p in plugins
-        )
 
     async def start(self) -> None:
         """amqtt's start, with an empty subscription index (a broker started again starts empty)."""
@@ -295,25 +289,6 @@ class EdgeAmqttBroker(Router, Broker):
         await self._route(
             session, session.will_topic, bytes(session.will_message), will_qos, retain=bool(session.will_retain)
         )
-
-    # -- topic plugins -------------------------------------------------------------------
-
-    @property
-    def _checks_topics(self) -> bool:
-        """Whether topic plugins must be asked: edgemq's ACL only while it has rules (read live)."""
-        acl = self._settings.current.acl
-        return self._topic_plugins and (bool(acl.rules) or acl.no_match == "deny" or self._foreign_topic_plugins)
-
-    async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
-        """The topic plugins' verdict (callers skip the await when there is no topic plugin)."""
-        return bool(await self._topic_filtering(session, topic=topic, action=action))
-
-    def _denied_ends_connection(self, connection: Connection) -> bool:
-        """Whether a refused PUBLISH or SUBSCRIBE ends the connection (``auth.deny_action``)."""
-        if self._settings.current.auth.deny_action != "disconnect":
-            return False
-        connection.end_reason = "ACL denied (auth.deny_action = disconnect)"
-        return True
 
     # -- admin actions -------------------------------------------------------------------
 

@@ -12,16 +12,19 @@ min(published, granted) (MQTT-3.8.4); queues are bounded by ``mqtt.max_mqueue_le
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from amqtt.broker import RetainedApplicationMessage
 from amqtt.contexts import Action
 from amqtt.events import BrokerEvents
+from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.plugins.manager import PluginManager
 from amqtt.session import IncomingApplicationMessage, Session
 
 from broker.amqtt_adapter.connection import Connection
 from broker.amqtt_adapter.outbox import RoutedCopy
+from broker.amqtt_adapter.plugins import EdgeAclPlugin
 from broker.amqtt_adapter.session import queue_size
 from broker.config.settings import LiveSettings
 from broker.mqtt.retained import RetainedStore
@@ -54,22 +57,37 @@ class Router:
     _connections: dict[str, Connection]
     _sessions: dict[str, tuple[Session, Any]]  # amqtt's: every session, connected or offline
     plugins_manager: PluginManager[Any]
+    _topic_filtering: Callable[..., Awaitable[bool]]  # amqtt's: the topic plugins' verdicts
 
     def _init_routing(self, state: BrokerState) -> None:
         self._index: SubscriptionIndex = state.subscription_index
         self._retained = RetainedStore()
         self._offline_bytes: dict[str, int] = {}  # payload bytes queued for each offline session
+        plugins = self.plugins_manager.plugins
+        # amqtt awaits every topic plugin per publish and per delivery; skip that without one
+        self._topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in plugins)
+        self._foreign_topic_plugins = any(
+            isinstance(p, BaseTopicPlugin) and not isinstance(p, EdgeAclPlugin) for p in plugins
+        )
 
-    async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
-        """The topic plugins' verdict (edgemq's ACL and users' own)."""
-        raise NotImplementedError
+    # -- topic plugins -------------------------------------------------------------------
 
     @property
     def _checks_topics(self) -> bool:
-        raise NotImplementedError
+        """Whether topic plugins must be asked: edgemq's ACL only while it has rules (read live)."""
+        acl = self._settings.current.acl
+        return self._topic_plugins and (bool(acl.rules) or acl.no_match == "deny" or self._foreign_topic_plugins)
+
+    async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
+        """The topic plugins' verdict (callers skip the await when there is no topic plugin)."""
+        return bool(await self._topic_filtering(session, topic=topic, action=action))
 
     def _denied_ends_connection(self, connection: Connection) -> bool:
-        raise NotImplementedError
+        """Whether a refused PUBLISH or SUBSCRIBE ends the connection (``auth.deny_action``)."""
+        if self._settings.current.auth.deny_action != "disconnect":
+            return False
+        connection.end_reason = "ACL denied (auth.deny_action = disconnect)"
+        return True
 
     # -- publishing ----------------------------------------------------------------------
 
