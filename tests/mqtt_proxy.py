@@ -6,25 +6,19 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
+from broker.mqtt.framing import split_packet
+
 PacketCheck = Callable[[bytes], bool]
+_ANY_SIZE = 268_435_455  # the largest remaining length MQTT can express (2.2.3)
 
 
 def _split(buffer: bytearray) -> bytes | None:
-    """Take the next whole MQTT packet off the front of ``buffer``, or None if it is not all there."""
-    length, multiplier, index = 0, 1, 1
-    while True:
-        if index >= len(buffer):
-            return None
-        byte = buffer[index]
-        index += 1
-        length += (byte & 0x7F) * multiplier
-        if not byte & 0x80:
-            break
-        multiplier *= 128
-    end = index + length
-    if end > len(buffer):
+    """Take the next whole MQTT packet off the front of ``buffer``, or None if it is not all there
+    (broker/mqtt/framing.py splits; both directions carry only well-formed packets here)."""
+    found = split_packet(buffer, 0, _ANY_SIZE, first_packet=False)
+    if found is None:
         return None
-    packet = bytes(buffer[:end])
+    packet, end = found
     del buffer[:end]
     return packet
 
