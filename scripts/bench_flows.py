@@ -64,13 +64,15 @@ def broker_process(name: str) -> Iterator[Running]:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
         try:
             deadline = time.monotonic() + 20
-            while True:  # a benchmark script may poll: wait until the broker accepts connections
-                with contextlib.suppress(ConnectionRefusedError):
-                    socket.create_connection(("127.0.0.1", port)).close()
-                    break
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"{name} did not start")
-                time.sleep(0.05)
+            # edgemq opens the admin API after MQTT: ready once both accept
+            for ready_port in (port, http_port) if name == "edgemq" else (port,):
+                while True:  # a benchmark script may poll: wait until the broker accepts connections
+                    with contextlib.suppress(ConnectionRefusedError):
+                        socket.create_connection(("127.0.0.1", ready_port)).close()
+                        break
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError(f"{name} did not start")
+                    time.sleep(0.05)
             yield Running(name, ("127.0.0.1", port), http_port, psutil.Process(process.pid))
         finally:
             process.terminate()
