@@ -18,16 +18,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["SCHEMA_VERSION", "Statement", "Store", "StoreError", "StoreLocked", "Sync"]
+__all__ = ["SCHEMA_VERSION", "Statement", "Store", "StoreError", "StoreLocked", "StoreStats", "Sync"]
+
+log = logging.getLogger("edgemq.store")
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x6564676D  # "edgm"
@@ -67,6 +71,25 @@ class Statement:
     params: Sequence[Any] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """What the store reports (req 2, v4 metrics, Prometheus)."""
+
+    path: str
+    file_bytes: int
+    """The database file and its write-ahead log."""
+    pending_writes: int
+    """Batches handed to the writer and not committed yet."""
+    commits: int
+    commit_seconds_total: float
+    """Time spent committing, summed (with ``commits``: the mean commit latency)."""
+    last_commit_seconds: float
+    write_errors: int
+    """Batches that could not be committed."""
+    last_error: str | None
+    """The last write error, until a later commit succeeds."""
+
+
 _STOP = object()
 
 
@@ -80,8 +103,15 @@ class Store:
         self._pending: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write_loop, name="edgemq-store", daemon=True)
         self._thread.start()
+        self._turn: tuple[list[Statement], asyncio.Future[None]] | None = None  # this loop turn's batch
+        self._submitted = 0  # batches handed to the thread (loop side) ...
+        self._settled = 0  # ... and committed or failed (thread side)
         self.commits = 0
         """Transactions committed (each may hold many ``write`` batches)."""
+        self._commit_seconds = 0.0
+        self._last_commit_seconds = 0.0
+        self._errors = 0
+        self._last_error: str | None = None
 
     @classmethod
     def open(cls, path: Path | str, sync: Sync = "batched") -> Store:
@@ -110,14 +140,51 @@ class Store:
 
     def write(self, statements: Sequence[Statement]) -> asyncio.Future[None]:
         """Apply ``statements`` in one transaction with whatever else is waiting; the future
-        resolves once they are committed (or fails with StoreError)."""
+        resolves once they are committed (or fails with StoreError).
+
+        Writes made in the same event-loop turn are one batch with one future; batches reach
+        the writer thread in the order they were made, so a later write never lands first.
+        """
+        if self._turn is not None:
+            batch, done = self._turn
+            batch.extend(statements)
+            return done
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        self._pending.put((statements, loop, done))
+        done = loop.create_future()
+        self._turn = (list(statements), done)
+        loop.call_soon(self._submit)
         return done
+
+    def _submit(self) -> None:
+        """Hand this turn's batch to the writer thread."""
+        if self._turn is None:
+            return
+        batch, done = self._turn
+        self._turn = None
+        self._submitted += 1
+        self._pending.put((batch, asyncio.get_running_loop(), done))
+
+    def stats(self) -> StoreStats:
+        """A snapshot of the store's figures."""
+        size = 0
+        for name in (str(self.path), f"{self.path}-wal"):
+            with contextlib.suppress(OSError):
+                size += os.stat(name).st_size
+        return StoreStats(
+            str(self.path),
+            size,
+            self._submitted - self._settled + (self._turn is not None),
+            self.commits,
+            self._commit_seconds,
+            self._last_commit_seconds,
+            self._errors,
+            self._last_error,
+        )
 
     def close(self) -> None:
         """Commit what was written, stop the writer thread, close the file and its lock."""
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing of a turn is open
+            self._submit()
         self._pending.put(_STOP)
         self._thread.join()
         self._connection.close()
@@ -138,14 +205,19 @@ class Store:
                         break
                     batch.append(item)
             error = self._commit([statements for statements, _, _ in batch])
+            self._settled += len(batch)
+            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
             for _, loop, done in batch:
+                by_loop.setdefault(loop, []).append(done)
+            for loop, futures in by_loop.items():  # one wake-up per loop, not per future
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(_settle, done, error)
+                    loop.call_soon_threadsafe(_settle, futures, error)
             if stopping:
                 return
 
     def _commit(self, batches: list[Sequence[Statement]]) -> StoreError | None:
         connection = self._connection
+        started = time.perf_counter()
         try:
             connection.execute("BEGIN IMMEDIATE")
             for statements in batches:
@@ -155,18 +227,34 @@ class Store:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
-            return StoreError(f"cannot write the store {self.path}: {exc}")
+            return self._failed(exc, len(batches))
+        elapsed = time.perf_counter() - started
         self.commits += 1
+        self._commit_seconds += elapsed
+        self._last_commit_seconds = elapsed
+        if self._last_error is not None:
+            log.warning("the store %s is written again", self.path)
+            self._last_error = None
         return None
 
+    def _failed(self, exc: sqlite3.Error, batches: int) -> StoreError:
+        """Count a failed commit; the first of a run of failures is logged as an ERROR."""
+        error = StoreError(f"cannot write the store {self.path}: {exc}")
+        self._errors += batches
+        if self._last_error is None:
+            log.error("%s (what needs it is not acknowledged until writes succeed)", error)
+        self._last_error = str(error)
+        return error
 
-def _settle(done: asyncio.Future[None], error: StoreError | None) -> None:
-    if done.done():
-        return
-    if error is None:
-        done.set_result(None)
-    else:
-        done.set_exception(error)
+
+def _settle(futures: list[asyncio.Future[None]], error: StoreError | None) -> None:
+    for done in futures:
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
 
 
 def _connect(path: Path, sync: Sync) -> sqlite3.Connection:

@@ -48,12 +48,52 @@ async def test_writes_waiting_together_share_one_transaction(tmp_path: Path) -> 
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # the writer's next transaction waits for this one
         first = store.write(retain("t/0"))
-        rest = [store.write(retain(f"t/{n}")) for n in range(1, 50)]
+        rest = []
+        for n in range(1, 50):  # each in a loop turn of its own: 49 batches for the writer thread
+            await asyncio.sleep(0)
+            rest.append(store.write(retain(f"t/{n}")))
         blocker.execute("ROLLBACK")
         blocker.close()
         await asyncio.wait_for(asyncio.gather(first, *rest), 10)
         assert store.commits <= 2  # the first alone (it may have started waiting), then the 49 together
+        assert len(set(rest)) == 49
         assert len(store.read("SELECT topic FROM retained")) == 50
+    finally:
+        store.close()
+
+
+async def test_writes_of_one_loop_turn_are_one_batch(tmp_path: Path) -> None:
+    """Writes made in one event-loop turn share one future and one transaction."""
+    store = Store.open(tmp_path / "edgemq.db")
+    try:
+        futures = {store.write(retain(f"t/{n}")) for n in range(20)}
+        assert len(futures) == 1
+        assert store.stats().pending_writes == 1
+        await futures.pop()
+        assert store.commits == 1
+        stats = store.stats()
+        assert (stats.pending_writes, stats.commits, stats.write_errors) == (0, 1, 0)
+        assert stats.file_bytes > 0
+        assert stats.commit_seconds_total > 0
+    finally:
+        store.close()
+
+
+async def test_a_failed_write_is_counted_and_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Failed commits are counted and the first of a run logged as one ERROR naming the file."""
+    store = Store.open(tmp_path / "edgemq.db")
+    bad = [Statement("INSERT INTO retained VALUES (?, ?, ?)", ("t", None, 0))]
+    try:
+        for _ in range(3):
+            with pytest.raises(StoreError):
+                await store.write(bad)
+        errors = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1
+        assert "edgemq.db" in errors[0].getMessage()
+        assert store.stats().write_errors == 3
+        assert store.stats().last_error is not None
+        await store.write(retain("after"))
+        assert store.stats().last_error is None
     finally:
         store.close()
 
