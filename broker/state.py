@@ -14,6 +14,7 @@ from datetime import datetime
 
 from broker.mqtt.subscriptions import SubscriptionIndex
 from broker.mqtt.topics import TreeNode
+from broker.persistence.store import StoreStats
 
 __all__ = [
     "BrokerState",
@@ -136,6 +137,7 @@ class BrokerState:
         self._message_observers: list[MessageObserver] = []
         self._connected = 0
         self._peaks = [0, 0, 0, 0]  # Counts fields; kept as ints, updated on every connect
+        self._store_stats: Callable[[], StoreStats] | None = None
 
     # -- writers (MQTT side only) -------------------------------------------------------
 
@@ -233,6 +235,14 @@ class BrokerState:
                 self._message_observers.remove(observer)
 
         return remove
+
+    def attach_store(self, stats: Callable[[], StoreStats] | None) -> None:
+        """Where ``store_stats`` reads the embedded store's figures (None: persistence is off)."""
+        self._store_stats = stats
+
+    def store_stats(self) -> StoreStats | None:
+        """The embedded store's figures now, or None when nothing is persisted."""
+        return self._store_stats() if self._store_stats is not None else None
 
     @property
     def subscription_index(self) -> SubscriptionIndex:
