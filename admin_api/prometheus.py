@@ -1,4 +1,5 @@
-"""``/api/v4/prometheus``: NanoMQ's metric names, exposed by prometheus-client from the live state."""
+"""``/api/v4/prometheus``: NanoMQ's metric names and edgemq's store metrics, exposed by prometheus-client
+from the live state."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.responses import Response
 
 from admin_api.context import ApiContext
 from admin_api.process_stats import ProcessStats
+from admin_api.store_figures import StoreCollector
 from admin_api.v4_common import V4Route
 
 __all__ = ["PROMETHEUS_PATH", "prometheus_endpoint"]
@@ -56,9 +58,10 @@ def prometheus_endpoint(ctx: ApiContext, process: ProcessStats) -> V4Route:
     """The route table row of the Prometheus text exposition."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NanoMQCollector(ctx, process))
+    registry.register(StoreCollector(ctx.state))
 
     async def prometheus(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    return V4Route("/prometheus", "prometheus", "GET", "metrics in Prometheus text format (NanoMQ names)", prometheus,
-                   media_type="text/plain", answer={"type": "string"})  # fmt: skip
+    return V4Route("/prometheus", "prometheus", "GET", "Prometheus text: NanoMQ names and edgemq_store_*",
+                   prometheus, media_type="text/plain", answer={"type": "string"})  # fmt: skip

@@ -18,6 +18,7 @@ from admin_api.config_api import change_config, control_action, run_in_loop, run
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
 from admin_api.shapes import topic_tree
+from admin_api.store_figures import with_store
 
 __all__ = ["v1_routes"]
 
@@ -26,14 +27,15 @@ log = logging.getLogger("edgemq.api")
 Handler = Callable[[ApiContext, dict[str, Any]], Any]
 
 
-def _stats(ctx: ApiContext, body: dict[str, Any]) -> dict[str, int]:
+def _stats(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     s = ctx.state.stats()
-    return {
+    counters = {
         "client_size": s.client_size,
         "message_in": s.message_in,
         "message_out": s.message_out,
         "message_drop": s.message_drop,
     }
+    return with_store(counters, ctx.state)
 
 
 def _subscriptions(ctx: ApiContext, body: dict[str, Any]) -> list[dict[str, Any]]:

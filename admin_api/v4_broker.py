@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from admin_api.context import ApiContext
 from admin_api.process_stats import ProcessStats
+from admin_api.store_figures import with_store
 from admin_api.v4_common import V4Route
 
 __all__ = ["broker_routes", "edgemq_version"]
@@ -53,7 +54,7 @@ def broker_routes(ctx: ApiContext, process: ProcessStats) -> list[V4Route]:
     async def metrics(request: Request) -> JSONResponse:
         cpu, memory = process.read()
         stats = ctx.state.stats()
-        return JSONResponse({
+        return JSONResponse(with_store({
             "code": 0,
             "metrics": [],
             "cpuinfo": f"{cpu:.2f}%",
@@ -62,10 +63,10 @@ def broker_routes(ctx: ApiContext, process: ProcessStats) -> list[V4Route]:
             "messages_received": stats.message_in,
             "messages_sent": stats.message_out,
             "messages_dropped": stats.message_drop,
-        })  # fmt: skip
+        }, ctx.state))  # fmt: skip
 
     return [
         V4Route("/brokers", "list_brokers", "GET", "this broker: version, uptime, time", brokers),
         V4Route("/nodes", "list_nodes", "GET", "this node: sessions, version, uptime", nodes),
-        V4Route("/metrics", "list_metrics", "GET", "message counters, connections, CPU and memory", metrics),
+        V4Route("/metrics", "list_metrics", "GET", "message counters, connections, CPU, memory and the store", metrics),
     ]
