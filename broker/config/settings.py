@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from broker.config.store_settings import Persistence, Sqlite, sqlite_rules
 from broker.config.values import (
     MQTT_MAX_PACKET,
     Backlog,
@@ -41,6 +42,8 @@ __all__ = [
     "LiveSettings",
     "Log",
     "Mqtt",
+    "Persistence",
+    "Sqlite",
     "SslListener",
     "TcpListener",
     "WsListener",
@@ -316,10 +319,23 @@ class BrokerSettings(_Section):
     auth: Auth = Auth()
     log: Log = Log()
     bridges: Bridges = Bridges()
+    persistence: Persistence = Persistence()
+    """edgemq: the embedded store (off unless configured); ``persistence.store_path`` is its file."""
+    sqlite: Sqlite = Sqlite()
+    """NanoMQ's section, folded into ``persistence`` when the settings are validated."""
     shutdown_timeout: Duration = 10.0
     """edgemq: seconds the whole shutdown may take before remaining work is cancelled."""
     former_acl: Annotated[None, BeforeValidator(_acl_moved)] = Field(default=None, alias="acl", exclude=True)
     """The top-level ``acl`` section of earlier edgemq versions: refused with where it went."""
+
+    @model_validator(mode="after")
+    def _fold_sqlite(self) -> BrokerSettings:
+        """NanoMQ's ``sqlite`` keys fill the ``persistence`` keys no layer set, so the rest of
+        edgemq reads ``persistence`` only."""
+        persistence = sqlite_rules(self.persistence, self.sqlite)
+        if persistence is not self.persistence:
+            object.__setattr__(self, "persistence", persistence)  # the model is frozen once validated
+        return self
 
     @cached_property
     def acl(self) -> Acl:

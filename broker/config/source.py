@@ -9,6 +9,11 @@
 - ``EDGEMQ_<SECTION>__<KEY>=value`` (nested with ``__``) overrides both; values are HOCON
   (``EDGEMQ_MQTT__MAX_PACKET_SIZE=2MB``).
 - Command-line flags come last.
+
+A relative path in ``FILE_PATH_KEYS`` (``persistence.path``) is made absolute against the
+directory of the file that holds it (an included file's own; a change requested through the
+admin API: the override file's), and against the current directory when the environment or a
+flag sets it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pyparsing import ParseBaseException
 
 from broker.config.locations import Located, scan
 from broker.config.settings import BrokerSettings
+from broker.config.store_settings import FILE_PATH_KEYS
 
 __all__ = ["MASK", "ConfigError", "ConfigSource", "deep_merge", "masked", "override_path", "override_text"]
 
@@ -236,11 +242,20 @@ _MISSING = object()
 
 @dataclass(frozen=True)
 class _Layer:
-    """One source of settings: its name, its data, and where its keys are (files only)."""
+    """One source of settings: its name, its data, where its keys are (files only), and the
+    directory its relative paths are relative to (None: the current directory)."""
 
     name: str
     data: dict[str, Any]
     located: Located | None = None
+    directory: Path | None = None
+
+    def base_of(self, key: tuple[str, ...]) -> Path:
+        """The absolute directory a relative path at ``key`` of this layer is relative to."""
+        found = self.located.lines.get(key) if self.located is not None else None
+        if found is not None:
+            return found[0].parent.absolute()
+        return (self.directory or Path.cwd()).absolute()
 
 
 @dataclass
@@ -260,12 +275,13 @@ class ConfigSource:
         """Every layer, lowest precedence first; ``override`` replaces the override file's data."""
         layers: list[_Layer] = []
         if self.path is not None:
-            layers.append(_Layer(str(self.path), *_read_located(self.path)))
+            directory = self.path.parent
+            layers.append(_Layer(str(self.path), *_read_located(self.path), directory=directory))
             assert self.override is not None
             if override is not None:
-                layers.append(_Layer("requested change", override))
+                layers.append(_Layer("requested change", override, directory=directory))
             elif self.override.exists():
-                layers.append(_Layer(str(self.override), *_read_located(self.override)))
+                layers.append(_Layer(str(self.override), *_read_located(self.override), directory=directory))
         layers.append(_Layer("environment", env_layer(self.env)))
         layers.append(_Layer("command line", self.cli))
         return layers
@@ -276,11 +292,13 @@ class ConfigSource:
         merged: dict[str, Any] = {}
         for layer in layers:
             merged = deep_merge(merged, layer.data)
+        merged = deep_merge(merged, _absolute_paths(merged, layers))
         try:
-            return BrokerSettings.model_validate(merged)
+            settings = BrokerSettings.model_validate(merged)
         except ValidationError as exc:
             described = sorted(_describe(error, layers) for error in exc.errors())
             raise ConfigError([text for _, text in described]) from None
+        return _defaults_beside(settings, self.path.parent.absolute()) if self.path is not None else settings
 
     def shadowing_layers(self, path: list[str]) -> list[str]:
         """The layers above the override file (environment, command line) that set ``path``."""
@@ -307,6 +325,38 @@ class ConfigSource:
         if target.exists():
             shutil.copy2(target, target.with_name(target.name + ".bak"))
         os.replace(temporary, target)
+
+
+def _absolute_paths(merged: dict[str, Any], layers: list[_Layer]) -> dict[str, Any]:
+    """The relative paths of ``FILE_PATH_KEYS`` in ``merged``, made absolute against the directory
+    of the layer (file) each came from, to merge over it (the layers' data stays as written)."""
+    patch: dict[str, Any] = {}
+    for key in FILE_PATH_KEYS:
+        *parents, leaf = key
+        node: Any = merged
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        value = node.get(leaf) if isinstance(node, dict) else None
+        if not isinstance(value, str) or not value or os.path.isabs(value):
+            continue
+        source = next(layer for layer in reversed(layers) if _has_path(layer.data, list(key)))
+        target = patch
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = os.path.join(source.base_of(key), value)  # keeps a trailing "/" for the check
+    return patch
+
+
+def _defaults_beside(settings: BrokerSettings, directory: Path) -> BrokerSettings:
+    """``settings`` with the relative defaults of ``FILE_PATH_KEYS`` (no layer set them) made
+    absolute against the configuration file's directory."""
+    for section, leaf in FILE_PATH_KEYS:
+        values = getattr(settings, section)
+        value = getattr(values, leaf)
+        if not os.path.isabs(value):
+            values = values.model_copy(update={leaf: os.path.join(directory, value)})
+            settings = settings.model_copy(update={section: values})
+    return settings
 
 
 def _describe(error: Any, layers: list[_Layer]) -> tuple[tuple[int, int, int], str]:
