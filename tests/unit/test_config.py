@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from broker.cli import main
-from broker.config.settings import BrokerSettings
+from broker.config.settings import BrokerSettings, Persistence
 from broker.config.source import MASK, ConfigError, ConfigSource, masked, override_path
 from tests.unit.config_files import CONFIG_DIR, write
 
@@ -68,8 +68,11 @@ def test_nanomq_style_file(tmp_path: Path) -> None:
 
 
 def test_default_file_lists_every_default() -> None:
-    """config/edgemq.conf holds exactly the built-in defaults."""
-    assert ConfigSource(CONFIG_DIR / "edgemq.conf").load() == BrokerSettings()
+    """config/edgemq.conf holds the built-in defaults, persistence on (beside the file) apart."""
+    settings = ConfigSource(CONFIG_DIR / "edgemq.conf").load()
+    on_disk = Persistence(enable=True, path=str(CONFIG_DIR / "data" / "edgemq.db"), sync="always")
+    assert settings.model_copy(update={"persistence": Persistence()}) == BrokerSettings()
+    assert settings.persistence == on_disk
 
 
 def test_gateway_example_loads() -> None:
