@@ -7,7 +7,9 @@
 - ``@pytest.mark.edgemq(...)`` sets the broker's options for ``mqtt_broker``:
   ``allow_anonymous``, ``admin_username``, ``admin_password``, ``history``, a whole
   ``settings=BrokerSettings(...)``, or ``conf="path/edgemq.conf"`` (its listeners and admin API
-  moved to free loopback ports).
+  moved to free loopback ports, its persistence off).
+- Every fixture's broker keeps its state in memory, so each test starts fresh; a test that wants
+  the store passes ``settings=`` with ``persistence=Persistence(enable=True, path=...)``.
 
 pytest loads this module in every run where edgemq is installed, so at import time it needs only
 pytest and the standard library; the broker is imported inside the fixtures that start one.
@@ -56,9 +58,13 @@ def settings_for_test(options: dict[str, Any]) -> tuple[BrokerSettings, int]:
     if unknown:
         raise pytest.UsageError(f"unknown @pytest.mark.{_MARKER} options: {sorted(unknown)}")
     settings = options.get("settings") or BrokerSettings.ephemeral()
-    if "conf" in options:  # the user's file, on free loopback ports
-        free_ports = {"listeners": {"tcp": {"bind": "127.0.0.1:0"}}, "http_server": {"ip_addr": "127.0.0.1", "port": 0}}
-        settings = ConfigSource(Path(options["conf"]), cli=free_ports).load()
+    if "conf" in options:  # the user's file, on free loopback ports, in memory (its store may be in use)
+        isolated = {
+            "listeners": {"tcp": {"bind": "127.0.0.1:0"}},
+            "http_server": {"ip_addr": "127.0.0.1", "port": 0},
+            "persistence": {"enable": False},
+        }
+        settings = ConfigSource(Path(options["conf"]), cli=isolated).load()
     http = settings.http_server.model_copy(
         update={
             key: options[option]
