@@ -26,6 +26,7 @@ from broker.config.source import ConfigError, ConfigSource
 from broker.lifecycle import EdgeBroker
 from broker.log_output import log_output
 from broker.mqtt.client_auth import ClientAuthenticator, PasswordFileError, hash_password
+from broker.persistence.store import StoreError
 
 __all__ = ["main"]
 
@@ -121,6 +122,9 @@ def _start(args: argparse.Namespace) -> int:
         try:
             with asyncio.Runner(loop_factory=None if args.no_uvloop else _uvloop_factory()) as runner:
                 runner.run(serve(EdgeBroker(settings, config=source if args.conf else None)))
+        except StoreError as exc:  # a damaged, foreign or locked store: refused like a bad configuration
+            log.error("cannot start: %s", exc)
+            return EXIT_INVALID_CONFIG
         except (OSError, PasswordFileError) as exc:
             log.error("cannot start: %s", exc)
             return 1

@@ -158,6 +158,12 @@ class BrokerState:
         if self._listeners:
             self._changed()
 
+    def record_restored(self, info: ClientInfo) -> None:
+        """A persistent session read back from the store at start-up: listed as disconnected."""
+        self._clients[info.client_id] = _ClientRecord(info, connected=False)
+        self._peaks[1] = max(self._peaks[1], len(self._clients))
+        self._changed()
+
     def record_disconnected(self, client_id: str) -> None:
         """A client's connection ended; its session, if persistent, stays as offline."""
         record = self._clients.get(client_id)

@@ -35,13 +35,15 @@ from broker.mqtt.framing import (
     parse_unsubscribe,
     pubrel_id,
 )
+from broker.persistence.journal import Journal
+from broker.persistence.store import StoreError
 
 __all__ = ["Connection", "PacketSink"]
 
 log = logging.getLogger("edgemq.mqtt")
 
 _PUBACK = 0x40
-_PUBLISH_ACKS = {1: b"\x40\x02", 2: b"\x50\x02"}  # PUBACK, PUBREC: fixed header
+_ACK_TYPES = {1: 0x40, 2: 0x50, 6: 0x70}  # the acknowledgement of a PUBLISH of QoS 1, 2, and of a PUBREL
 _SUBSCRIBE, _UNSUBSCRIBE = 0x82, 0xA2
 _DISCONNECT, _PINGREQ = b"\xe0\x00", b"\xc0\x00"
 _BARE = (_DISCONNECT, _PINGREQ)  # packets without a body, handled without amqtt's packet objects
@@ -52,7 +54,8 @@ class PacketSink(Protocol):
     """Where a connection's reader sends what changes the broker (the router)."""
 
     async def accept_publish(self, connection: Connection, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
-        """Route a PUBLISH read whole; a QoS 1 or 2 one is then acknowledged. False closes."""
+        """Route a PUBLISH read whole; a QoS 1 or 2 one is then acknowledged (once what routing
+        wrote to the journal is committed). False closes."""
 
     async def subscribe(self, connection: Connection, packet_id: int, filters: list[tuple[str, int]]) -> None:
         """Apply a SUBSCRIBE and acknowledge it, before the next packet is read."""
@@ -72,8 +75,14 @@ class Connection:
         writer: WriterAdapter,
         clock: Clock,
         on_dropped: Callable[[int], None],
+        journal: Journal | None = None,
     ) -> None:
         self.handler, self.session, self.reader, self.writer = handler, session, reader, writer
+        self.journal = journal
+        """The broker's journal (None: nothing persists); acknowledgements wait for its commits."""
+        self._saved = journal if journal is not None and not session.clean_session else None
+        handler.journal = self._saved  # this session's copies have rows in the store
+        self._acks_after: asyncio.Future[None] | None = None  # the commit the last held-back ack waits for
         self.task: asyncio.Task[Any] | None = reader.task
         self.outbox = Outbox(reader.transport) if reader.transport is not None else None
         self._clock = clock
@@ -138,6 +147,7 @@ class Connection:
         from the time of the last packet. An end decided elsewhere interrupts the reading.
         """
         handler, session, reader, clock = self.handler, self.session, self.reader, self._clock
+        journal, saved = self.journal, self._saved
         self._reading = self.task or asyncio.current_task()
         allowance = self.keep_alive_allowance
         self._last_read = clock.time()
@@ -153,6 +163,7 @@ class Connection:
                     if handler.stopping:
                         break
                     topic, payload, qos, retain, packet_id = parse_publish(raw)
+                    written = journal.written if journal is not None else 0
                     if qos < 2 or packet_id not in session.inflight_in:  # a resent QoS 2 one is not routed again
                         if not await sink.accept_publish(self, topic, payload, qos, retain):
                             break
@@ -160,15 +171,17 @@ class Connection:
                             session.inflight_in[packet_id] = IncomingApplicationMessage(
                                 packet_id, topic, 2, b"", retain
                             )
-                    if qos and self.outbox is not None:  # acknowledged once routed: PUBACK or PUBREC
-                        self.outbox.put(_PUBLISH_ACKS[qos] + packet_id.to_bytes(2, "big"))
-                    elif qos:
-                        await handler.acknowledge(qos, packet_id)
+                            if saved is not None:
+                                saved.incoming(session.client_id, packet_id)
+                    if qos:  # acknowledged once routed and what routing wrote is committed: PUBACK or PUBREC
+                        durable = journal.durable_since(written) if journal is not None else None
+                        await self._acknowledge(qos, packet_id, durable)
                     continue
                 released = pubrel_id(raw)
                 if released is not None:  # PUBCOMP even for an id not held: its PUBCOMP was lost (4.3.3)
                     session.inflight_in.pop(released, None)
-                    await handler.acknowledge(6, released)
+                    durable = saved.incoming_released(session.client_id, released) if saved is not None else None
+                    await self._acknowledge(6, released, durable)
                     continue
                 if self._direct and self._acknowledged_directly(raw):
                     continue
@@ -195,6 +208,44 @@ class Connection:
             await handler.handle_connection_closed()
         await handler.stop()
 
+    async def _acknowledge(self, kind: int, packet_id: int, durable: asyncio.Future[None] | None) -> None:
+        """PUBACK, PUBREC (``kind`` 1, 2) or PUBCOMP (6), once ``durable`` is committed, in the
+        order the packets came (MQTT-4.6.0-2): an acknowledgement behind one held back waits too.
+        The reading goes on meanwhile, so the cost of a commit is shared by what arrives."""
+        waiting = durable if durable is not None else self._acks_after
+        if waiting is not None and waiting.done() and not waiting.cancelled() and waiting.exception() is None:
+            waiting = None
+        if waiting is None:
+            if self.outbox is not None:
+                self.outbox.put(bytes((_ACK_TYPES[kind], 2)) + packet_id.to_bytes(2, "big"))
+            else:
+                await self.handler.acknowledge(kind, packet_id)
+            return
+        if self.outbox is None:  # a websocket: amqtt writes the acknowledgement, so wait here
+            try:
+                await waiting
+            except StoreError:
+                self._not_durable()
+                return
+            await self.handler.acknowledge(kind, packet_id)
+            return
+        # a later commit settles after every earlier one: waiting for the latest is enough
+        self._acks_after = waiting
+        waiting.add_done_callback(partial(self._acknowledge_when_durable, kind, packet_id))
+
+    def _acknowledge_when_durable(self, kind: int, packet_id: int, commit: asyncio.Future[None]) -> None:
+        if commit.cancelled() or commit.exception() is not None:
+            self._not_durable()
+        elif self.outbox is not None:
+            self.outbox.put(bytes((_ACK_TYPES[kind], 2)) + packet_id.to_bytes(2, "big"))
+
+    def _not_durable(self) -> None:
+        """What was received cannot be made durable: it is not acknowledged, and the connection
+        ends so that the client sends it again when it reconnects (MQTT 4.4)."""
+        if self.end_reason is None or not self.end_reason.startswith("the store"):
+            self.end_reason = "the store cannot be written: unacknowledged messages will be resent"
+            self._spawn(self.handler.handle_connection_closed())
+
     def _check_keep_alive(self, allowance: float) -> None:
         silent = self._clock.time() - self._last_read
         if silent < allowance:
@@ -211,18 +262,21 @@ class Connection:
 
     # -- delivering ------------------------------------------------------------------------
 
-    def deliver(self, message: RoutedCopy, qos: int, limits: Mqtt) -> bool:
+    def deliver(self, message: RoutedCopy, qos: int, limits: Mqtt, seq: int | None = None) -> bool:
         """Send one routed copy: written at once if the client keeps up, else in the background;
-        False if the client's queue is full (the copy is dropped: the caller counts it)."""
-        if not self.count and self._send_now(message, qos, limits):
+        False if the client's queue is full (the copy is dropped: the caller counts it). A copy
+        with a ``seq`` is written to the journal (a persistent session's QoS 1/2 copy)."""
+        if not self.count and self._send_now(message, qos, limits, seq):
             return True
         count, size = self.count + len(self.session.inflight_out), self.size + self.direct_bytes
         if not self._make_room(count, size, len(message.data), qos, limits):
             return False
-        self.send_in_background(message.topic, message.data, qos)
+        if seq is not None and self._saved is not None:
+            self._saved.queued(self.client_id, seq, message.topic, message.data, qos)
+        self.send_in_background(message.topic, message.data, qos, seq=seq)
         return True
 
-    def _send_now(self, message: RoutedCopy, qos: int, limits: Mqtt) -> bool:
+    def _send_now(self, message: RoutedCopy, qos: int, limits: Mqtt, seq: int | None) -> bool:
         """Write a copy through the outbox, without a task, if the client keeps up; False if not.
 
         QoS 0 copies, and QoS 1 ones while fewer than ``max_mqueue_len`` of the session's copies
@@ -242,7 +296,9 @@ class Connection:
         if self.direct_bytes and self.direct_bytes + size > limits.max_mqueue_bytes:
             return False
         packet_id = session.next_packet_id
-        session.inflight_out[packet_id] = DirectMessage(packet_id, message.topic, QOS_1, message.data, False)
+        session.inflight_out[packet_id] = DirectMessage(packet_id, message.topic, QOS_1, message.data, False, seq)
+        if seq is not None and self._saved is not None:
+            self._saved.queued(self.client_id, seq, message.topic, message.data, QOS_1, packet_id)
         self._direct.add(packet_id)
         self.direct_bytes += size
         outbox.put(encode_publish(message.topic, message.data, qos=QOS_1, packet_id=packet_id))
@@ -259,13 +315,22 @@ class Connection:
         acknowledged = self.session.inflight_out.pop(packet_id, None)
         if acknowledged is not None:
             self.direct_bytes -= len(acknowledged.data)
+            self.handler.forget_copy(acknowledged)
         return True
 
     def send_in_background(
-        self, topic: str, data: bytes | bytearray, qos: int, *, retain: bool = False, counted: bool = True
+        self,
+        topic: str,
+        data: bytes | bytearray,
+        qos: int,
+        *,
+        retain: bool = False,
+        counted: bool = True,
+        seq: int | None = None,
     ) -> None:
-        """Send one copy through amqtt's flows in a task; a counted copy that fails counts as dropped."""
-        task = asyncio.ensure_future(self.handler.mqtt_publish(topic, data, qos, retain=retain))
+        """Send one copy through amqtt's flows in a task; a counted copy that fails counts as
+        dropped. ``seq``: the copy's row in the store (written already)."""
+        task = asyncio.ensure_future(self.handler.mqtt_publish(topic, data, qos, retain=retain, seq=seq))
         self._deliveries.add(task)
         self.count += 1
         self.size += len(data)

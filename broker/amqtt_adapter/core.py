@@ -19,6 +19,8 @@ from broker.control import MqttUnavailable
 from broker.mqtt.client_auth import ClientAuthenticator
 from broker.mqtt.listeners import ListenerSet
 from broker.mqtt.stream_connection import StreamConnection
+from broker.persistence.journal import Journal
+from broker.persistence.store import Store
 from broker.state import BrokerState
 from broker.task_group import TaskGroup
 
@@ -129,7 +131,8 @@ class MqttCore:
 
     ``restart`` closes the listeners and every connection and opens them again with the
     current settings; the amqtt broker, and with it retained messages and persistent
-    sessions, lives on.
+    sessions, lives on. With ``persistence.enable`` the store is opened (and read back)
+    before the listeners open, and closed after the broker stopped.
     """
 
     def __init__(
@@ -142,6 +145,7 @@ class MqttCore:
         self._authenticator = ClientAuthenticator(lambda: settings.current.auth)
         self._broker: EdgeAmqttBroker | None = None
         self._listeners: ListenerSet | None = None
+        self._store: Store | None = None
 
     @property
     def addresses(self) -> dict[str, tuple[str, int]]:
@@ -154,20 +158,41 @@ class MqttCore:
         return self._listeners is not None and self._listeners.is_serving
 
     async def start(self) -> None:
-        """Check the password list, start amqtt, then open the listeners."""
+        """Check the password list, open the store, start amqtt, then open the listeners
+        (StoreError: the store cannot be used; nothing was started)."""
         self._authenticator.users()  # a broken password file stops the start, with its line
         _quiet_amqtt_loggers()
-        broker = EdgeAmqttBroker(
-            _amqtt_config(self._authenticator, self._settings), self._state, self._settings, self._clock
-        )
-        await broker.start()
+        persistence = self._settings.current.persistence
+        if persistence.enable:
+            self._store = Store.open(persistence.store_path, persistence.sync)
+            self._state.attach_store(self._store.stats)
+        try:
+            broker = EdgeAmqttBroker(
+                _amqtt_config(self._authenticator, self._settings),
+                self._state,
+                self._settings,
+                self._clock,
+                Journal(self._store) if self._store is not None else None,
+            )
+            await broker.start()
+        except BaseException:
+            self._close_store()
+            raise
         self._broker = broker
         try:
             await self._open_listeners()
         except BaseException:
             await broker.shutdown()
             self._broker = None
+            self._close_store()
             raise
+
+    def _close_store(self) -> None:
+        """Commit what was written and close the store (after the broker stopped)."""
+        store, self._store = self._store, None
+        if store is not None:
+            self._state.attach_store(None)
+            store.close()
 
     async def _open_listeners(self) -> None:
         listeners = ListenerSet(self._settings.current.listeners, self._on_stream, self._on_websocket, self._tasks)
@@ -242,3 +267,4 @@ class MqttCore:
                 await asyncio.wait_for(broker.shutdown(), timeout)
             except TimeoutError:
                 log.warning("amqtt did not shut down within %ss", timeout)
+        self._close_store()

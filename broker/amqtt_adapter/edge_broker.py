@@ -39,6 +39,8 @@ from broker.amqtt_adapter.router import Router
 from broker.clock import Clock
 from broker.config.settings import LiveSettings
 from broker.mqtt.topics import is_system_topic, is_valid_topic_name
+from broker.persistence.journal import Journal
+from broker.persistence.store import StoreError
 from broker.state import BrokerState, ClientInfo
 
 __all__ = ["LISTENER", "EdgeAmqttBroker"]
@@ -64,9 +66,17 @@ class _EndedBeforeConnect(MQTTError):
 class EdgeAmqttBroker(Router, Broker):
     """amqtt's broker with edgemq's connection lifecycle (here) and routing (``Router``)."""
 
-    def __init__(self, config: dict[str, Any], state: BrokerState, settings: LiveSettings, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        state: BrokerState,
+        settings: LiveSettings,
+        clock: Clock,
+        journal: Journal | None = None,
+    ) -> None:
         super().__init__(config)
         self._state = state
+        self._journal = journal
         self._settings = settings
         self._clock = clock
         self._connections: dict[str, Connection] = {}
@@ -76,10 +86,12 @@ class EdgeAmqttBroker(Router, Broker):
         self._only_auth_plugin = auth_plugins[0] if len(auth_plugins) == 1 else None
 
     async def start(self) -> None:
-        """amqtt's start, with an empty subscription index (a broker started again starts empty)."""
+        """amqtt's start, with what the store holds (a broker started again without one starts empty)."""
         self._index.clear()
         self._retained.clear()
-        await super().start()
+        await super().start()  # it empties amqtt's session table
+        if self._journal is not None:
+            self._restore(self._journal.load())
 
     async def _broadcast_loop(self) -> None:
         """Not run: edgemq routes every message at once (router.py), nothing is ever queued."""
@@ -172,7 +184,9 @@ class EdgeAmqttBroker(Router, Broker):
             session.transitions.connect()
             handler.attach(session, reader, writer)
             self._sessions[client_id] = (session, handler)
-            connection = Connection(handler, session, reader, writer, self._clock, self._state.record_dropped)
+            connection = Connection(
+                handler, session, reader, writer, self._clock, self._state.record_dropped, self._journal
+            )
             self._connections[client_id] = connection
             handler.remember_in_flight()  # resend only what was in flight before this connection
             self._send_offline_queue(connection)  # before anything routed from now on
@@ -226,11 +240,15 @@ class EdgeAmqttBroker(Router, Broker):
             existing = None
         if existing is None:
             incoming.parent = 0
-            return incoming
-        for name in _CONNECTION_FIELDS:
-            setattr(existing, name, getattr(incoming, name))
-        existing.parent = 1
-        return existing
+            session = incoming
+        else:
+            for name in _CONNECTION_FIELDS:
+                setattr(existing, name, getattr(incoming, name))
+            existing.parent = 1
+            session = existing
+        if self._journal is not None and not session.clean_session:  # durable before its CONNACK
+            await self._journal.session_saved(client_id, session.username, session.protocol_level)
+        return session
 
     async def _take_over(self, client_id: str) -> None:
         """End a live connection that holds ``client_id`` (MQTT-3.1.4-2) and wait until it has."""
@@ -299,6 +317,8 @@ class EdgeAmqttBroker(Router, Broker):
             if client_id not in self._connections:  # one that connected meanwhile keeps its live session
                 await self._delete_session(client_id)
         self._retained.clear()
+        if self._journal is not None:
+            await self._journal.clear()
 
     async def close_connections(self) -> None:
         """Close every client connection without publishing wills (a server-side shutdown)."""
@@ -332,13 +352,26 @@ class EdgeAmqttBroker(Router, Broker):
 
     async def _delete_session(self, client_id: str) -> None:
         queued = self._forget_queued(client_id)
+        persisted = self._persisted(client_id)
         await super()._delete_session(client_id)
         self._state.record_session_discarded(client_id, dropped=queued)
+        await self._discard_persisted(client_id, persisted)
 
     async def _cleanup_session(self, client_id: str) -> None:
+        """amqtt's, at shutdown: the session ends in memory; what the store holds of it stays."""
         queued = self._forget_queued(client_id)
         await super()._cleanup_session(client_id)
         self._state.record_session_discarded(client_id, dropped=queued)
+
+    def _persisted(self, client_id: str) -> bool:
+        session = self._sessions.get(client_id, (None,))[0]
+        return self._journal is not None and session is not None and not session.clean_session
+
+    async def _discard_persisted(self, client_id: str, persisted: bool) -> None:
+        """Remove a discarded persistent session from the store (a failure is the store's ERROR)."""
+        if persisted and self._journal is not None:
+            with contextlib.suppress(StoreError):
+                await self._journal.session_discarded(client_id)
 
 
 def _end_reason(connection: Connection, graceful: bool) -> str:

@@ -30,13 +30,15 @@ from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicat
 from broker.amqtt_adapter.outbox import Outbox
 from broker.amqtt_adapter.session import connect_refusal, session_from_connect
 from broker.mqtt.framing import ProtocolViolation, encode_suback, encode_unsuback, parse_connect
+from broker.persistence.journal import Journal
+from broker.persistence.store import StoreError
 
 if TYPE_CHECKING:
     from amqtt.broker import BrokerContext
 
     from broker.amqtt_adapter.connection import Connection
 
-__all__ = ["ConnectionClosing", "DirectMessage", "EdgeHandler"]
+__all__ = ["ConnectionClosing", "DirectMessage", "EdgeHandler", "OutgoingCopy"]
 
 log = logging.getLogger("edgemq.mqtt")
 
@@ -61,7 +63,19 @@ class ConnectionClosing(ConnectionError):
     the session is discarded); any other copy is lost."""
 
 
-class DirectMessage(OutgoingApplicationMessage):
+class OutgoingCopy(OutgoingApplicationMessage):
+    """An outgoing message; ``seq`` names its row in the store (None: not persisted)."""
+
+    __slots__ = ("seq",)
+
+    def __init__(
+        self, packet_id: int | None, topic: str, qos: int | None, data: bytes | bytearray, retain: bool, seq: int | None
+    ) -> None:
+        super().__init__(packet_id, topic, qos, data, retain)
+        self.seq = seq
+
+
+class DirectMessage(OutgoingCopy):
     """An outgoing QoS 1 message written through the outbox; it waits for its PUBACK without a task."""
 
     __slots__ = ()
@@ -96,6 +110,9 @@ class EdgeHandler(BrokerProtocolHandler):
     """Set by the Connection for TCP connections: direct writes (see Outbox)."""
     connection: Connection | None = None
     """Set by the Connection that serves this handler (until it stops)."""
+    journal: Journal | None = None
+    """Set by the Connection of a persistent session when the broker persists: its copies' rows."""
+    _publish_after: asyncio.Future[None] | None = None  # the commit a held-back copy waits for
 
     def __init__(
         self,
@@ -313,8 +330,31 @@ class EdgeHandler(BrokerProtocolHandler):
             log.debug("%s for a message not in flight: %d", type(packet).__name__, packet_id)
             return
         if self.session is not None:
-            self.session.inflight_out.pop(packet_id, None)
+            message = self.session.inflight_out.pop(packet_id, None)
+            self.forget_copy(message)
         waiter.set_result(packet)
+
+    def forget_copy(self, message: Any) -> None:
+        """A copy's final acknowledgement came: its row in the store goes too."""
+        seq = getattr(message, "seq", None)
+        if seq is not None and self.journal is not None and self.session is not None:
+            self.journal.acknowledged(self.session.client_id, seq)
+
+    async def mqtt_publish(
+        self,
+        topic: str,
+        data: bytes | bytearray,
+        qos: int | None,
+        retain: bool,
+        ack_timeout: int | None = None,
+        seq: int | None = None,
+    ) -> OutgoingApplicationMessage:
+        """amqtt's, with the copy's row in the store (``seq``) and no time limit (see the class)."""
+        assert self.session is not None
+        packet_id = self.session.next_packet_id if qos else None
+        message = OutgoingCopy(packet_id, topic, qos, data, retain, seq)
+        await self._handle_message_flow(message)
+        return message
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -352,8 +392,25 @@ class EdgeHandler(BrokerProtocolHandler):
 
     async def _send_publish(self, message: OutgoingApplicationMessage) -> None:
         assert self.session is not None
-        self.session.inflight_out[message.packet_id] = message
         resent = message.publish_packet is not None or isinstance(message, DirectMessage)
+        seq = getattr(message, "seq", None)
+        waiting = self._publish_after
+        if not resent and seq is not None and self.journal is not None and message.packet_id is not None:
+            # its packet id is kept, so that it is resent as the same message after a restart;
+            # a QoS 2 one is sent only then (a new id would make the receiver take it twice)
+            sent = self.journal.sent(self.session.client_id, seq, message.packet_id)
+            if message.qos == QOS_2:
+                waiting = sent
+        if waiting is not None and not waiting.done():
+            # copies leave in the order they were routed: one behind a held-back QoS 2 copy waits
+            # too (a later commit settles after every earlier one, so the latest is enough)
+            self._publish_after = waiting
+            try:
+                await asyncio.shield(waiting)
+            except StoreError:
+                if waiting is not self._publish_after or message.qos == QOS_2:
+                    raise
+        self.session.inflight_out[message.packet_id] = message
         packet = message.build_publish_packet(dup=resent)
         await self._send_packet(packet)
         message.publish_packet = packet
@@ -385,6 +442,9 @@ class EdgeHandler(BrokerProtocolHandler):
             self._keep_in_flight(app_message)
             send = self._send_publish(app_message)
             app_message.pubrec_packet = await self._send_and_wait(send, self._pubrec_waiters, packet_id)
+            seq = getattr(app_message, "seq", None)
+            if seq is not None and self.journal is not None:  # after a restart, PUBREL is what is resent
+                await self.journal.released(self.session.client_id, seq)
             app_message.pubrel_packet = PubrelPacket.build(packet_id)
         self.session.inflight_out[packet_id] = app_message
         send = self._send_packet(app_message.pubrel_packet)

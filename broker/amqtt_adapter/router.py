@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from amqtt.broker import RetainedApplicationMessage
@@ -25,12 +26,14 @@ from amqtt.session import IncomingApplicationMessage, Session
 from broker.amqtt_adapter.connection import Connection
 from broker.amqtt_adapter.outbox import RoutedCopy
 from broker.amqtt_adapter.plugins import EdgeAclPlugin
-from broker.amqtt_adapter.session import queue_size
+from broker.amqtt_adapter.restore import restored_session
+from broker.amqtt_adapter.session import QueuedMessage, queue_size
 from broker.config.settings import LiveSettings
 from broker.mqtt.retained import RetainedStore
 from broker.mqtt.subscriptions import SubscriptionIndex
 from broker.mqtt.topics import is_system_topic, is_valid_topic_name
-from broker.state import BrokerState, RoutedMessage
+from broker.persistence.journal import Journal, Snapshot
+from broker.state import BrokerState, ClientInfo, RoutedMessage
 
 __all__ = ["Router"]
 
@@ -56,6 +59,7 @@ class Router:
     _state: BrokerState
     _connections: dict[str, Connection]
     _sessions: dict[str, tuple[Session, Any]]  # amqtt's: every session, connected or offline
+    _journal: Journal | None  # what persists (None: nothing)
     plugins_manager: PluginManager[Any]
     _topic_filtering: Callable[..., Awaitable[bool]]  # amqtt's: the topic plugins' verdicts
 
@@ -114,11 +118,17 @@ class Router:
         return True
 
     async def publish(self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None) -> None:
-        """Route a message as if ``client_id`` (or nobody) had published it."""
+        """Route a message as if ``client_id`` (or nobody) had published it; return once what
+        it changed in the store is committed (StoreError if it cannot be)."""
         sender = self._sessions.get(client_id, (None, None))[0] if client_id else None
+        journal = self._journal
+        written = journal.written if journal is not None else 0
         if retain:
             await self.retain_message(sender, topic, payload, qos)
         await self._route(sender, topic, payload, qos, retain=retain, sender_id=client_id)
+        durable = journal.durable_since(written) if journal is not None else None
+        if durable is not None:
+            await durable
 
     async def _broadcast_message(
         self, session: Session | None, topic: str | None, data: bytes | bytearray | None, force_qos: int | None = None
@@ -146,7 +156,8 @@ class Router:
         discarded = 0
         limits = self._settings.current.mqtt
         message = RoutedCopy(topic, data)
-        connections, sessions, checks = self._connections, self._sessions, self._checks_topics
+        connections, sessions, checks, journal = self._connections, self._sessions, self._checks_topics, self._journal
+        seq = None  # the message's number in the store, made for its first persisted copy
         for client_id, granted_qos in self._index.match(topic):
             if checks:  # awaited: a take-over may happen meanwhile, so the connection is read after
                 asked = connections.get(client_id)
@@ -160,10 +171,15 @@ class Router:
                 continue
             routed.append(client_id)
             delivered_qos = min(qos, granted_qos)
+            if journal is not None and delivered_qos and not target.clean_session and seq is None:
+                seq = journal.next_seq()
             if connection is not None and live and target.transitions.state == "connected":
-                discarded += not connection.deliver(message, delivered_qos, limits)
+                persisted = seq if delivered_qos and not target.clean_session else None
+                discarded += not connection.deliver(message, delivered_qos, limits, persisted)
             elif delivered_qos > 0 and not target.clean_session and self._queue_offline(target, len(data)):
-                target.retained_messages.put_nowait(RetainedApplicationMessage(sender, topic, data, delivered_qos))
+                target.retained_messages.put_nowait(QueuedMessage(sender, topic, data, delivered_qos, seq))
+                if journal is not None and seq is not None:
+                    journal.queued(client_id, seq, topic, data, delivered_qos)
             else:
                 discarded += 1
         if counted:
@@ -191,7 +207,8 @@ class Router:
         queue = session.retained_messages
         while not queue.empty():
             message = queue.get_nowait()
-            connection.send_in_background(message.topic, bytes(message.data), message.qos or 0)
+            seq = getattr(message, "seq", None)
+            connection.send_in_background(message.topic, bytes(message.data), message.qos or 0, seq=seq)
 
     def _forget_queued(self, client_id: str) -> int:
         """Forget what a session about to be discarded holds; the copies lost with it (its offline
@@ -201,6 +218,31 @@ class Router:
         if session is None:
             return 0
         return queue_size(session, "retained_messages") + len(session.inflight_out)
+
+    def _restore(self, snapshot: Snapshot) -> None:
+        """Take back the retained messages and persistent sessions the store holds (offline)."""
+        for topic, payload, qos in snapshot.retained:
+            self._retained.put(topic, payload, qos)
+        for stored in snapshot.sessions:
+            session, queued_bytes = restored_session(stored)
+            client_id = stored.client_id
+            self._sessions[client_id] = (session, None)
+            if queued_bytes:
+                self._offline_bytes[client_id] = queued_bytes
+            for topic_filter, qos in stored.subscriptions:
+                self._index.subscribe(client_id, topic_filter, qos)
+            self._state.record_restored(
+                ClientInfo(client_id, stored.username or "", 0, stored.protocol, False, "", 0, datetime.now(UTC))
+            )
+        self._state.subscriptions_changed()
+        if snapshot.sessions or snapshot.retained:
+            log.info(
+                "restored from %s: %d sessions, %d queued messages, %d retained messages",
+                self._journal.store.path if self._journal is not None else "?",
+                len(snapshot.sessions),
+                snapshot.message_count,
+                len(snapshot.retained),
+            )
 
     # -- subscriptions -------------------------------------------------------------------
 
@@ -216,10 +258,12 @@ class Router:
         if denied and self._denied_ends_connection(connection):
             await connection.handler.handle_disconnect(None)  # no SUBACK (auth.deny_action = disconnect)
             return
-        for (topic_filter, _), qos in zip(filters, granted, strict=True):
-            if qos != _REFUSED:
-                self._index.subscribe(session.client_id, topic_filter, qos)
+        added = [(f, qos) for (f, _), qos in zip(filters, granted, strict=True) if qos != _REFUSED]
+        for topic_filter, qos in added:
+            self._index.subscribe(session.client_id, topic_filter, qos)
         self._state.subscriptions_changed()
+        if self._journal is not None and not session.clean_session and added:
+            await self._journal.subscribed(session.client_id, added)  # durable before its SUBACK
         await connection.handler.acknowledge_subscription(packet_id, granted)
         for (topic_filter, qos), code in zip(filters, granted, strict=True):
             if code == _REFUSED:
@@ -244,6 +288,8 @@ class Router:
         if code != _REFUSED:
             self._index.subscribe(session.client_id, topic_filter, code)
             self._state.subscriptions_changed()
+            if self._journal is not None and not session.clean_session:
+                self._journal.subscribed(session.client_id, [(topic_filter, code)])
         return code
 
     async def unsubscribe(self, connection: Connection, packet_id: int, filters: list[str]) -> None:
@@ -255,6 +301,8 @@ class Router:
                 BrokerEvents.CLIENT_UNSUBSCRIBED, client_id=client_id, topic=topic_filter
             )
         self._state.subscriptions_changed()
+        if self._journal is not None and not connection.session.clean_session:
+            await self._journal.unsubscribed(client_id, filters)  # durable before its UNSUBACK
         await connection.handler.acknowledge_unsubscription(packet_id)
 
     async def _send_retained(self, connection: Connection, topic_filter: str, granted_qos: int) -> None:
@@ -282,6 +330,8 @@ class Router:
         if not payload and self._retained.get(topic_name) is None:
             return
         self._retained.put(topic_name, payload, qos or 0)
+        if self._journal is not None:
+            self._journal.retain(topic_name, payload, qos or 0)
         event = RetainedApplicationMessage(source_session, topic_name, payload, qos or 0)
         await self.plugins_manager.fire_event(BrokerEvents.RETAINED_MESSAGE, client_id=None, retained_message=event)
 
@@ -290,8 +340,11 @@ class Router:
         return [(r.topic, r.qos, len(r.payload)) for r in self._retained.all()]
 
     def delete_retained(self, topic: str) -> bool:
-        """Forget the retained message of ``topic``; False if there is none."""
-        return self._retained.delete(topic)
+        """Forget the retained message of ``topic`` (in the store too); False if there is none."""
+        deleted = self._retained.delete(topic)
+        if deleted and self._journal is not None:
+            self._journal.retain(topic, b"", 0)
+        return deleted
 
     @property
     def retained_messages(self) -> dict[str, RetainedApplicationMessage]:

@@ -134,6 +134,9 @@ instance attributes amqtt's __init__ would set.
     override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._handle_qos2_message_flow(self,
                   app_message: OutgoingApplicationMessage | IncomingApplicationMessage) -> None
     override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._init_session(self, session: Session) -> None
+    override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.mqtt_publish(self, topic: str,
+                  data: bytes | bytearray, qos: int | None, retain: bool,
+                  ack_timeout: int | None = None) -> OutgoingApplicationMessage
     override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._keepalive_task
     override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._reader_ready
     override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._reader_task
@@ -208,7 +211,7 @@ Packet objects built or decoded where amqtt's are needed (plugins listening, web
     call      amqtt.mqtt.unsuback.UnsubackPacket.build(cls, packet_id: int) -> Self
 
 amqtt's handler code EdgeHandler, Connection and Router reuse: packet handlers, the QoS flows for the
-directions edgemq leaves to amqtt, delivery (mqtt_publish), teardown.
+directions edgemq leaves to amqtt, teardown.
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._handle_message_flow(self,
                   app_message: IncomingApplicationMessage | OutgoingApplicationMessage) -> None
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._handle_qos1_message_flow(self,
@@ -228,15 +231,17 @@ directions edgemq leaves to amqtt, delivery (mqtt_publish), teardown.
                   pingreq: PingReqPacket) -> None
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_pubrec(self, pubrec: PubrecPacket) -> None
     call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_pubrel(self, pubrel: PubrelPacket) -> None
-    call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.mqtt_publish(self, topic: str,
-                  data: bytes | bytearray, qos: int | None, retain: bool,
-                  ack_timeout: int | None = None) -> OutgoingApplicationMessage
     call      amqtt.mqtt.pubrel.PubrelPacket.build(cls, packet_id: int) -> Self
     call      amqtt.plugins.manager.PluginManager.fire_event(self, event_name: Events, *, wait: bool = False,
                   **method_kwargs: Any) -> None
 
-Application messages built by the adapter; Session's own state callbacks, called by EdgeSession's light
-connection state in place of the transitions machine.
+Application messages built by the adapter (OutgoingCopy and QueuedMessage add the copy's row in the
+store); Session's own state callbacks, called by EdgeSession's light connection state in place of the
+transitions machine.
+    override  amqtt.broker.RetainedApplicationMessage.__init__(self, source_session: Session | None, topic: str,
+                  data: bytes | bytearray, qos: int | None = None) -> None
+    override  amqtt.session.OutgoingApplicationMessage.__init__(self, packet_id: int | None, topic: str,
+                  qos: int | None, data: bytes | bytearray, retain: bool) -> None
     call      amqtt.session.IncomingApplicationMessage.__init__(self, packet_id: int | None, topic: str,
                   qos: int | None, data: bytes, retain: bool) -> None
     call      amqtt.session.OutgoingApplicationMessage.__init__(self, packet_id: int | None, topic: str,

@@ -16,13 +16,21 @@ import weakref
 from typing import Any
 
 from amqtt.adapters import WriterAdapter
+from amqtt.broker import RetainedApplicationMessage
 from amqtt.mqtt import connack
 from amqtt.session import Session
 from transitions import MachineError
 
 from broker.mqtt.framing import Connect
 
-__all__ = ["EdgeSession", "connect_refusal", "queue_on_first_use", "queue_size", "session_from_connect"]
+__all__ = [
+    "EdgeSession",
+    "QueuedMessage",
+    "connect_refusal",
+    "queue_on_first_use",
+    "queue_size",
+    "session_from_connect",
+]
 
 _MQTT_31, _MQTT_311 = 3, 4  # protocol levels admitted: MQTT 3.1 (older devices) and 3.1.1
 
@@ -109,6 +117,19 @@ class EdgeSession(Session):
         for name in _LAZY_QUEUES:
             getattr(self, name)  # amqtt's __getstate__ removes both
         return dict(super().__getstate__())
+
+
+class QueuedMessage(RetainedApplicationMessage):
+    """A copy in an offline session's queue (amqtt's type for it); ``seq`` names its row in the
+    store (None: not persisted)."""
+
+    __slots__ = ("seq",)
+
+    def __init__(
+        self, source_session: Session | None, topic: str, data: bytes | bytearray, qos: int, seq: int | None
+    ) -> None:
+        super().__init__(source_session, topic, data, qos)
+        self.seq = seq
 
 
 def queue_on_first_use(owner: object, name: str, lazy: frozenset[str]) -> asyncio.Queue[Any]:

@@ -49,7 +49,7 @@ CREATE TABLE subscriptions (
 );
 CREATE TABLE messages (
     client_id TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
-    qos INTEGER NOT NULL, packet_id INTEGER, PRIMARY KEY (client_id, seq)
+    qos INTEGER NOT NULL, packet_id INTEGER, released INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (client_id, seq)
 );
 CREATE TABLE incoming_qos2 (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
 """

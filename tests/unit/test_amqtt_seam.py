@@ -159,6 +159,7 @@ def test_a_changed_amqtt_is_reported_in_full(monkeypatch: pytest.MonkeyPatch) ->
         "call amqtt.broker.Broker._delete_session: changed",
         "call amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.handle_pubrec: "
         "amqtt's BrokerProtocolHandler no longer defines or sets handle_pubrec",
+        "override amqtt.session.OutgoingApplicationMessage.__init__: changed",
         "call amqtt.session.OutgoingApplicationMessage.__init__: changed",
         "read amqtt.session.OutgoingApplicationMessage.direction: "
         "amqtt's OutgoingApplicationMessage no longer defines or sets direction",

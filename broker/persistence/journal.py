@@ -1,0 +1,193 @@
+"""``Journal``: what the broker persists, as statements for the store, and what it restores.
+
+The MQTT side calls it at the moment state changes: a retained message kept or cleared, a
+persistent session made, resumed or discarded, a subscription added or removed, a QoS 1/2
+copy queued for a persistent session (and its packet id once it has one, its PUBREC, its final
+acknowledgement), a received QoS 2 id kept until PUBREL. Writes of one event-loop turn share one
+commit (see ``Store.write``); ``written`` and ``commit`` let a caller wait for the commit that
+holds what it wrote (the acknowledgement of a PUBLISH waits for it).
+
+Every routed message has a ``seq`` (one per message, shared by its copies); a copy's row is
+(client_id, seq). Nothing here imports amqtt: the adapter turns a ``Snapshot`` into sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from broker.persistence.store import Statement, Store
+
+__all__ = ["Journal", "Snapshot", "StoredMessage", "StoredSession"]
+
+_PUT_RETAINED = "INSERT OR REPLACE INTO retained VALUES (?, ?, ?)"
+_QUEUE = "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, 0)"
+_SENT = "UPDATE messages SET packet_id = ? WHERE client_id = ? AND seq = ?"
+_RELEASED = "UPDATE messages SET released = 1 WHERE client_id = ? AND seq = ?"
+_ACKNOWLEDGED = "DELETE FROM messages WHERE client_id = ? AND seq = ?"
+_SESSION_TABLES = ("sessions", "subscriptions", "messages", "incoming_qos2")
+# statements over fixed table names (never from input)
+_CLEAR = [Statement(f"DELETE FROM {table}") for table in ("retained", *_SESSION_TABLES)]  # noqa: S608
+_DISCARD = [f"DELETE FROM {table} WHERE client_id = ?" for table in _SESSION_TABLES]  # noqa: S608
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A QoS 1/2 copy not yet acknowledged by its subscriber."""
+
+    seq: int
+    topic: str
+    payload: bytes
+    qos: int
+    packet_id: int | None
+    """Its packet id once it was sent (then resent with DUP=1), None while only queued."""
+    released: bool
+    """QoS 2: its PUBREC came (the PUBREL is resent, not the PUBLISH)."""
+
+
+@dataclass(slots=True)
+class StoredSession:
+    """A persistent session (clean session 0) as it was last committed."""
+
+    client_id: str
+    username: str | None
+    protocol: int
+    subscriptions: list[tuple[str, int]] = field(default_factory=list)
+    messages: list[StoredMessage] = field(default_factory=list)
+    """In seq order."""
+    incoming_qos2: list[int] = field(default_factory=list)
+    """Ids of received QoS 2 messages whose PUBREL has not come."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the store holds, read at start-up."""
+
+    retained: list[tuple[str, bytes, int]]
+    sessions: list[StoredSession]
+
+    @property
+    def message_count(self) -> int:
+        return sum(len(session.messages) for session in self.sessions)
+
+
+class Journal:
+    """Writes the broker's durable state to ``store`` (see the module docstring)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.written = 0
+        """Writes made so far: a caller that sees it change may wait for ``commit``."""
+        self._commit: asyncio.Future[None] | None = None
+        self._next_seq = 1
+
+    # -- waiting for durability ---------------------------------------------------------
+
+    def commit(self) -> asyncio.Future[None]:
+        """The commit that holds the latest write (resolved, or failed with StoreError)."""
+        assert self._commit is not None, "commit() before any write"
+        return self._commit
+
+    def durable_since(self, written: int) -> asyncio.Future[None] | None:
+        """The commit to wait for if anything was written since ``written`` was read, else None."""
+        return self._commit if self.written != written else None
+
+    def _write(self, statements: list[Statement]) -> asyncio.Future[None]:
+        self.written += 1
+        self._commit = self.store.write(statements)
+        return self._commit
+
+    # -- retained messages --------------------------------------------------------------
+
+    def retain(self, topic: str, payload: bytes, qos: int) -> asyncio.Future[None]:
+        """Keep ``topic``'s retained message (an empty payload clears it)."""
+        if not payload:
+            return self._write([Statement("DELETE FROM retained WHERE topic = ?", (topic,))])
+        return self._write([Statement(_PUT_RETAINED, (topic, payload, qos))])
+
+    def clear(self) -> asyncio.Future[None]:
+        """Forget everything: retained messages and every session."""
+        return self._write(list(_CLEAR))
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def session_saved(self, client_id: str, username: str | None, protocol: int) -> asyncio.Future[None]:
+        """A persistent session was made or resumed (its username and protocol may change)."""
+        return self._write(
+            [Statement("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)", (client_id, username, protocol))]
+        )
+
+    def session_discarded(self, client_id: str) -> asyncio.Future[None]:
+        """A persistent session ended for good: its subscriptions and queue with it."""
+        return self._write([Statement(sql, (client_id,)) for sql in _DISCARD])
+
+    def subscribed(self, client_id: str, filters: Iterable[tuple[str, int]]) -> asyncio.Future[None]:
+        """Subscriptions of a persistent session were added (or their QoS changed)."""
+        sql = "INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?)"
+        return self._write([Statement(sql, (client_id, topic_filter, qos)) for topic_filter, qos in filters])
+
+    def unsubscribed(self, client_id: str, filters: Iterable[str]) -> asyncio.Future[None]:
+        """Subscriptions of a persistent session were removed."""
+        sql = "DELETE FROM subscriptions WHERE client_id = ? AND filter = ?"
+        return self._write([Statement(sql, (client_id, topic_filter)) for topic_filter in filters])
+
+    # -- messages -----------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        """A new message's number (one per routed message, shared by its copies)."""
+        seq = self._next_seq
+        self._next_seq = seq + 1
+        return seq
+
+    def queued(
+        self, client_id: str, seq: int, topic: str, payload: bytes, qos: int, packet_id: int | None = None
+    ) -> None:
+        """A QoS 1/2 copy for a persistent session was queued (or sent as ``packet_id``)."""
+        self._write([Statement(_QUEUE, (client_id, seq, topic, payload, qos, packet_id))])
+
+    def sent(self, client_id: str, seq: int, packet_id: int) -> asyncio.Future[None]:
+        """A queued copy was given ``packet_id`` (a QoS 2 one is sent only once this is durable)."""
+        return self._write([Statement(_SENT, (packet_id, client_id, seq))])
+
+    def released(self, client_id: str, seq: int) -> asyncio.Future[None]:
+        """A QoS 2 copy's PUBREC came: its PUBREL, not its PUBLISH, is what is resent."""
+        return self._write([Statement(_RELEASED, (client_id, seq))])
+
+    def acknowledged(self, client_id: str, seq: int) -> None:
+        """A copy's PUBACK or PUBCOMP came: it is done."""
+        self._write([Statement(_ACKNOWLEDGED, (client_id, seq))])
+
+    def incoming(self, client_id: str, packet_id: int) -> None:
+        """A QoS 2 PUBLISH from a persistent session was routed; its id is kept until PUBREL."""
+        self._write([Statement("INSERT OR REPLACE INTO incoming_qos2 VALUES (?, ?)", (client_id, packet_id))])
+
+    def incoming_released(self, client_id: str, packet_id: int) -> asyncio.Future[None]:
+        """The PUBREL came: the id may be used again (so PUBCOMP waits for this)."""
+        sql = "DELETE FROM incoming_qos2 WHERE client_id = ? AND packet_id = ?"
+        return self._write([Statement(sql, (client_id, packet_id))])
+
+    # -- start-up -----------------------------------------------------------------------
+
+    def load(self) -> Snapshot:
+        """Everything committed, read before any write (start-up)."""
+        read = self.store.read
+        sessions = {
+            client_id: StoredSession(client_id, username, protocol)
+            for client_id, username, protocol in read("SELECT client_id, username, protocol FROM sessions")
+        }
+        for client_id, topic_filter, qos in read("SELECT client_id, filter, qos FROM subscriptions"):
+            if (session := sessions.get(client_id)) is not None:
+                session.subscriptions.append((topic_filter, qos))
+        last_seq = 0
+        rows = read("SELECT client_id, seq, topic, payload, qos, packet_id, released FROM messages ORDER BY seq")
+        for client_id, seq, topic, payload, qos, packet_id, released in rows:
+            last_seq = max(last_seq, seq)
+            if (session := sessions.get(client_id)) is not None:
+                session.messages.append(StoredMessage(seq, topic, bytes(payload), qos, packet_id, bool(released)))
+        for client_id, packet_id in read("SELECT client_id, packet_id FROM incoming_qos2"):
+            if (session := sessions.get(client_id)) is not None:
+                session.incoming_qos2.append(packet_id)
+        self._next_seq = last_seq + 1
+        retained = [(topic, bytes(payload), qos) for topic, payload, qos in read("SELECT * FROM retained")]
+        return Snapshot(retained, list(sessions.values()))
