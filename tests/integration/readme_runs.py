@@ -10,8 +10,10 @@ import re
 import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -138,19 +140,22 @@ class Edgemq:
 
 @contextlib.asynccontextmanager
 async def edgemq(*args: str) -> AsyncIterator[Edgemq]:
-    """``python -m broker ARGS`` (the ``edgemq`` command) in the repository, once it logged its ready line."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "broker", *args, cwd=ROOT, env=edgemq_env(),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert process.stderr is not None
-    log = Output(process.stderr)
-    try:
-        running = Edgemq(process, log)
-        running.moved_to(await log.wait_for(READY.pattern))
-        yield running
-    finally:
-        await stop(process, log)
+    """``python -m broker ARGS`` (the ``edgemq`` command) in the repository, once it logged its ready line.
+    Its store (the shipped config persists) is in a temporary directory, not in the checkout."""
+    with tempfile.TemporaryDirectory() as data:
+        env = {**edgemq_env(), "EDGEMQ_PERSISTENCE__PATH": str(Path(data) / "edgemq.db")}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "broker", *args, cwd=ROOT, env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert process.stderr is not None
+        log = Output(process.stderr)
+        try:
+            running = Edgemq(process, log)
+            running.moved_to(await log.wait_for(READY.pattern))
+            yield running
+        finally:
+            await stop(process, log)
 
 
 @dataclass
