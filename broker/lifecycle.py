@@ -185,6 +185,12 @@ class EdgeBroker:
             # where the log goes is set when the process starts: keep reporting what is in effect
             log_section = new.log.model_dump() | old.log.model_dump(include={"to", "dir", "file"})
             new = _with_section(new, "log", log_section)
+            # so is the store: it stays open across a restart (a new one takes a new start)
+            if (new.persistence, new.sqlite) != (old.persistence, old.sqlite):
+                log.warning("restart: persistence settings apply when edgemq starts again; the store stays as it was")
+                new = _with_section(
+                    _with_section(new, "persistence", old.persistence.model_dump()), "sqlite", old.sqlite.model_dump()
+                )
             log.info("restarting the MQTT side")
             self.live.current = new
             try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
@@ -82,7 +83,7 @@ class Connection:
         """The broker's journal (None: nothing persists); acknowledgements wait for its commits."""
         self._saved = journal if journal is not None and not session.clean_session else None
         handler.journal = self._saved  # this session's copies have rows in the store
-        self._acks_after: asyncio.Future[None] | None = None  # the commit the last held-back ack waits for
+        self._held: deque[tuple[asyncio.Future[None] | None, bytes]] | None = None  # acks waiting for commits
         self.task: asyncio.Task[Any] | None = reader.task
         self.outbox = Outbox(reader.transport) if reader.transport is not None else None
         self._clock = clock
@@ -175,7 +176,10 @@ class Connection:
                                 saved.incoming(session.client_id, packet_id)
                     if qos:  # acknowledged once routed and what routing wrote is committed: PUBACK or PUBREC
                         durable = journal.durable_since(written) if journal is not None else None
-                        await self._acknowledge(qos, packet_id, durable)
+                        if durable is None and not self._held and self.outbox is not None:
+                            self.outbox.put(bytes((_ACK_TYPES[qos], 2)) + packet_id.to_bytes(2, "big"))
+                        else:
+                            await self._acknowledge(qos, packet_id, durable)
                     continue
                 released = pubrel_id(raw)
                 if released is not None:  # PUBCOMP even for an id not held: its PUBCOMP was lost (4.3.3)
@@ -210,34 +214,44 @@ class Connection:
 
     async def _acknowledge(self, kind: int, packet_id: int, durable: asyncio.Future[None] | None) -> None:
         """PUBACK, PUBREC (``kind`` 1, 2) or PUBCOMP (6), once ``durable`` is committed, in the
-        order the packets came (MQTT-4.6.0-2): an acknowledgement behind one held back waits too.
+        order the packets came (MQTT-4.6.0-2): one behind an acknowledgement held back waits too.
         The reading goes on meanwhile, so the cost of a commit is shared by what arrives."""
-        waiting = durable if durable is not None else self._acks_after
-        if waiting is not None and waiting.done() and not waiting.cancelled() and waiting.exception() is None:
-            waiting = None
-        if waiting is None:
-            if self.outbox is not None:
-                self.outbox.put(bytes((_ACK_TYPES[kind], 2)) + packet_id.to_bytes(2, "big"))
-            else:
-                await self.handler.acknowledge(kind, packet_id)
-            return
-        if self.outbox is None:  # a websocket: amqtt writes the acknowledgement, so wait here
-            try:
-                await waiting
-            except StoreError:
-                self._not_durable()
-                return
+        if self.outbox is None:  # a websocket: amqtt writes the acknowledgement, one at a time
+            if durable is not None:
+                try:
+                    await durable
+                except StoreError:
+                    self._not_durable()
+                    return
             await self.handler.acknowledge(kind, packet_id)
             return
-        # a later commit settles after every earlier one: waiting for the latest is enough
-        self._acks_after = waiting
-        waiting.add_done_callback(partial(self._acknowledge_when_durable, kind, packet_id))
+        ack = bytes((_ACK_TYPES[kind], 2)) + packet_id.to_bytes(2, "big")
+        if durable is None and not self._held:
+            self.outbox.put(ack)
+            return
+        if self._held is None:
+            self._held = deque()
+        self._held.append((durable, ack))
+        if durable is not None and not durable.done():
+            durable.add_done_callback(self._release_held)
+        else:
+            self._release_held()
 
-    def _acknowledge_when_durable(self, kind: int, packet_id: int, commit: asyncio.Future[None]) -> None:
-        if commit.cancelled() or commit.exception() is not None:
-            self._not_durable()
-        elif self.outbox is not None:
-            self.outbox.put(bytes((_ACK_TYPES[kind], 2)) + packet_id.to_bytes(2, "big"))
+    def _release_held(self, _: object = None) -> None:
+        """Send the held acknowledgements whose commits settled, oldest first."""
+        held, outbox = self._held, self.outbox
+        while held:  # None: nothing was ever held
+            commit, ack = held[0]
+            if commit is not None:
+                if not commit.done():
+                    return
+                if commit.cancelled() or commit.exception() is not None:
+                    held.clear()
+                    self._not_durable()
+                    return
+            held.popleft()
+            if outbox is not None:
+                outbox.put(ack)
 
     def _not_durable(self) -> None:
         """What was received cannot be made durable: it is not acknowledged, and the connection

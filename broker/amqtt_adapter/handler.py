@@ -31,7 +31,6 @@ from broker.amqtt_adapter.outbox import Outbox
 from broker.amqtt_adapter.session import connect_refusal, session_from_connect
 from broker.mqtt.framing import ProtocolViolation, encode_suback, encode_unsuback, parse_connect
 from broker.persistence.journal import Journal
-from broker.persistence.store import StoreError
 
 if TYPE_CHECKING:
     from amqtt.broker import BrokerContext
@@ -112,7 +111,7 @@ class EdgeHandler(BrokerProtocolHandler):
     """Set by the Connection that serves this handler (until it stops)."""
     journal: Journal | None = None
     """Set by the Connection of a persistent session when the broker persists: its copies' rows."""
-    _publish_after: asyncio.Future[None] | None = None  # the commit a held-back copy waits for
+    _publish_tail: asyncio.Future[None] | None = None  # settles once the last held-back copy is written
 
     def __init__(
         self,
@@ -394,22 +393,30 @@ class EdgeHandler(BrokerProtocolHandler):
         assert self.session is not None
         resent = message.publish_packet is not None or isinstance(message, DirectMessage)
         seq = getattr(message, "seq", None)
-        waiting = self._publish_after
+        durable: asyncio.Future[None] | None = None
         if not resent and seq is not None and self.journal is not None and message.packet_id is not None:
             # its packet id is kept, so that it is resent as the same message after a restart;
             # a QoS 2 one is sent only then (a new id would make the receiver take it twice)
             sent = self.journal.sent(self.session.client_id, seq, message.packet_id)
-            if message.qos == QOS_2:
-                waiting = sent
-        if waiting is not None and not waiting.done():
-            # copies leave in the order they were routed: one behind a held-back QoS 2 copy waits
-            # too (a later commit settles after every earlier one, so the latest is enough)
-            self._publish_after = waiting
-            try:
-                await asyncio.shield(waiting)
-            except StoreError:
-                if waiting is not self._publish_after or message.qos == QOS_2:
-                    raise
+            durable = sent if message.qos == QOS_2 else None
+        before = self._publish_tail
+        if durable is None and (before is None or before.done()):
+            await self._write_publish(message, resent)
+            return
+        # copies leave in the order they were routed: one behind a held-back copy waits for it
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._publish_tail = mine
+        try:
+            if before is not None:
+                await asyncio.shield(before)
+            if durable is not None:
+                await durable
+            await self._write_publish(message, resent)
+        finally:
+            mine.set_result(None)
+
+    async def _write_publish(self, message: OutgoingApplicationMessage, resent: bool) -> None:
+        assert self.session is not None
         self.session.inflight_out[message.packet_id] = message
         packet = message.build_publish_packet(dup=resent)
         await self._send_packet(packet)

@@ -13,6 +13,7 @@ from broker.config.settings import BrokerSettings
 from broker.mqtt.encoding import encode_connect, encode_puback, encode_pubrec, encode_pubrel, encode_subscribe
 from broker.mqtt.framing import encode_publish
 from tests.helpers import ephemeral_settings, running_broker, wait_state
+from tests.integration.config_broker import CONF, broker_from_file
 from tests.mqtt_packets import RawClient
 
 pytestmark = pytest.mark.anyio
@@ -229,3 +230,39 @@ async def test_state_survives_an_admin_restart(tmp_path: Path) -> None:
             assert await pub.connack(encode_connect("pub")) == (0, 0)
             await publish_acknowledged(pub, "t/1", b"after restart", 1, 1)
         assert [row[0] for row in _rows(tmp_path, "messages")] == ["sub"]
+
+
+async def test_a_restart_keeps_the_store_it_started_with(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """req 10 after the file names another store: the running one stays, and the settings say so."""
+    first, second = tmp_path / "first.db", tmp_path / "second.db"
+    text = CONF + f'persistence {{ enable = true, path = "{first}" }}\n'
+    async with broker_from_file(tmp_path, text) as (broker, _api, conf):
+        conf.write_text(CONF + f'persistence {{ enable = true, path = "{second}" }}\n')
+        await broker.restart()
+        assert broker.settings.persistence.store_path == first
+        assert broker.state.store_stats() is not None
+        assert broker.state.store_stats().path == str(first)  # type: ignore[union-attr]
+    assert not second.exists()
+    assert any("persistence settings apply when edgemq starts again" in r.getMessage() for r in caplog.records)
+
+
+async def test_acknowledgements_keep_their_order_behind_a_held_one(tmp_path: Path) -> None:
+    """A PUBACK that needs no commit waits behind an earlier one that does (MQTT-4.6.0-2)."""
+    path = tmp_path / "edgemq.db"
+    async with running_broker(on_file(path)) as broker, RawClient.open(broker.mqtt_address) as sub:
+        await subscribe(sub, "sub", ("d/#", 1))
+        async with RawClient.open(broker.mqtt_address) as pub:
+            assert await pub.connack(encode_connect("pub")) == (0, 0)
+            blocker = sqlite3.connect(path, isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")
+            try:
+                await pub.send(encode_publish("d/1", b"stored", qos=1, packet_id=1))
+                await pub.send(encode_publish("nobody/1", b"not stored", qos=1, packet_id=2))
+                await sub.read_packet()  # the first was routed; the second is read after it
+                with pytest.raises(TimeoutError):
+                    await pub.read_packet(timeout=0.5)
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+            acks = [await pub.read_packet(), await pub.read_packet()]
+            assert acks == [(PUBACK << 4, struct.pack("!H", n)) for n in (1, 2)]
