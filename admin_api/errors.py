@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from admin_api.codes import ResultCode
 from broker.control import MqttUnavailable
+from broker.persistence.store import StoreError
 
 __all__ = ["ApiError", "error_response", "exception_handlers"]
 
@@ -78,6 +79,12 @@ async def _mqtt_unavailable(request: Request, exc: Exception) -> Response:
     return error_response(error)
 
 
+async def _store_failed(request: Request, exc: Exception) -> Response:
+    # the store logged its ERROR already; what the request changed in memory stands, not on disk
+    message = f"could not be made durable (send it again once the store is written again): {exc}"
+    return error_response(ApiError(503, ResultCode.UNKNOWN_ERROR, message=message))
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("internal error serving %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(ApiError(500, ResultCode.UNKNOWN_ERROR, message="internal error"))
@@ -88,5 +95,6 @@ exception_handlers = {
     HTTPException: _http_error,
     ClientDisconnect: _client_gone,
     MqttUnavailable: _mqtt_unavailable,
+    StoreError: _store_failed,
     Exception: _unexpected_error,
 }

@@ -266,3 +266,43 @@ async def test_acknowledgements_keep_their_order_behind_a_held_one(tmp_path: Pat
                 blocker.close()
             acks = [await pub.read_packet(), await pub.read_packet()]
             assert acks == [(PUBACK << 4, struct.pack("!H", n)) for n in (1, 2)]
+
+
+async def test_a_publish_the_store_cannot_take_is_not_acknowledged(tmp_path: Path) -> None:
+    """When the commit fails, the PUBLISH gets no PUBACK and its connection is closed (the client resends)."""
+    path = tmp_path / "edgemq.db"
+    async with running_broker(on_file(path)) as broker, RawClient.open(broker.mqtt_address) as sub:
+        await subscribe(sub, "sub", ("d/#", 1))
+        async with RawClient.open(broker.mqtt_address) as pub, RawClient.open(broker.mqtt_address) as bystander:
+            assert await pub.connack(encode_connect("pub")) == (0, 0)
+            assert await bystander.connack(encode_connect("bystander")) == (0, 0)
+            blocker = sqlite3.connect(path, isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")  # held past SQLite's busy timeout: the commit fails
+            try:
+                await pub.send(encode_publish("d/1", b"lost?", qos=1, packet_id=3))
+                assert await pub.closed_by_peer(timeout=10)
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+            stats = broker.state.store_stats()
+            assert stats is not None
+            assert stats.write_errors >= 1
+            await round_trip(bystander)  # everyone else is still served
+
+
+async def test_an_http_publish_the_store_cannot_take_is_refused(tmp_path: Path) -> None:
+    """An HTTP publish whose commit fails answers 503 with the store's reason, not 200."""
+    path = tmp_path / "edgemq.db"
+    async with running_broker(on_file(path)) as broker, RawClient.open(broker.mqtt_address) as sub:
+        await subscribe(sub, "sub", ("h/#", 1))
+        async with httpx.AsyncClient(base_url=broker.api_url, auth=("admin", "public"), timeout=15) as api:
+            blocker = sqlite3.connect(path, isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")
+            try:
+                body = {"topic": "h/1", "payload": "x", "qos": 1}
+                answer = await api.post("/v4/mqtt/publish", json=body)
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+        assert answer.status_code == 503
+        assert "durable" in answer.json()["message"]
