@@ -20,6 +20,14 @@ sequence number, so lost, duplicated and out-of-order messages are counted.
   listing       v1 req 5 and GET /api/v4/clients with 10 000 connected clients vs GET /healthz
   batch         MQTT round trips while the admin API serves a 1 MB publish_batch (27 000 items)
 
+Persistence (scripts/bench_persistence.py): edgemq with its store against edgemq without, in
+the same run, each process with a fresh store file; the figures of the first variant are the baseline.
+  qos1_persistent    qos1 to a subscriber with clean session 0: memory vs sync always, batched, off
+  fanin_persistent   fanin to a clean session 0 subscriber: memory vs always
+  fanout_persistent  fanout to 50 clean session 0 subscribers: memory vs always
+  startup_store      seconds to ready with 100 000 retained messages and 10 000 persistent sessions
+                     (100 of them with 10 queued messages) in the store vs no store
+
 Output: a table, or JSON lines with --json. --smoke runs everything with tiny counts.
 """
 
@@ -52,6 +60,14 @@ from bench_flows import (
     flow,
     generator_ceiling,
     subscription_scaling,
+)
+from bench_persistence import (
+    FULL_STORE,
+    SMOKE_STORE,
+    fanin_persistent,
+    fanout_persistent,
+    qos1_persistent,
+    startup_store,
 )
 
 from broker import BrokerSettings, EdgeBroker
@@ -220,6 +236,10 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "startstop": lambda a: [r.row() for r in asyncio.run(bench_startstop(2 if a.smoke else a.runs))],
     "batch": lambda a: edgemq_only("batch", lambda r: batch_latency(r, scale(a, 27_000), 1 if a.smoke else 5)),
     "listing": lambda a: [r.row() for r in bench_listing(20 if a.smoke else a.clients, 2 if a.smoke else 10)],
+    "qos1_persistent": lambda a: qos1_persistent(a.repeat, scale(a, 10_000)),
+    "fanin_persistent": lambda a: fanin_persistent(a.repeat, scale(a, 25_000)),
+    "fanout_persistent": lambda a: fanout_persistent(a.repeat, scale(a, 2_000)),
+    "startup_store": lambda a: startup_store(SMOKE_STORE if a.smoke else FULL_STORE, a.repeat),
 }  # fmt: skip
 
 

@@ -36,6 +36,8 @@ class Running:
     address: tuple[str, int]
     http_port: int
     process: psutil.Process
+    ready_s: float = 0.0
+    """Seconds from starting the process until it accepted connections (both ports for edgemq)."""
 
 
 def free_port() -> int:
@@ -45,8 +47,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def broker_process(name: str) -> Iterator[Running]:
-    """Start ``edgemq``, ``amqtt`` (plain 0.12.1, anonymous auth only), ``mosquitto`` or ``sink``."""
+def broker_process(
+    name: str, env: dict[str, str] | None = None, log: Path | None = None, timeout: float = 20.0
+) -> Iterator[Running]:
+    """Start ``edgemq``, ``amqtt`` (plain 0.12.1, anonymous auth only), ``mosquitto`` or ``sink``.
+
+    ``env`` is added to this process's environment (edgemq's ``EDGEMQ_*`` settings); ``log``
+    receives the process's standard error (edgemq's log lines), else it is discarded.
+    """
     port, http_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         if name == "edgemq":
@@ -61,9 +69,13 @@ def broker_process(name: str) -> Iterator[Running]:
             with open(conf, "w") as handle:
                 handle.write(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n")
             command = [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", conf]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+        errors = open(log, "wb") if log is not None else None  # noqa: SIM115 - closed below, after the process
+        started = time.perf_counter()
+        process = subprocess.Popen(  # noqa: S603
+            command, stdout=subprocess.DEVNULL, stderr=errors or subprocess.DEVNULL, env={**os.environ, **(env or {})}
+        )
         try:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + timeout
             # edgemq opens the admin API after MQTT: ready once both accept
             for ready_port in (port, http_port) if name == "edgemq" else (port,):
                 while True:  # a benchmark script may poll: wait until the broker accepts connections
@@ -72,8 +84,9 @@ def broker_process(name: str) -> Iterator[Running]:
                         break
                     if time.monotonic() > deadline or process.poll() is not None:
                         raise RuntimeError(f"{name} did not start")
-                    time.sleep(0.05)
-            yield Running(name, ("127.0.0.1", port), http_port, psutil.Process(process.pid))
+                    time.sleep(0.01)
+            ready = time.perf_counter() - started
+            yield Running(name, ("127.0.0.1", port), http_port, psutil.Process(process.pid), ready)
         finally:
             process.terminate()
             try:
@@ -81,6 +94,8 @@ def broker_process(name: str) -> Iterator[Running]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            if errors is not None:
+                errors.close()
 
 
 @contextlib.contextmanager
@@ -104,8 +119,10 @@ def flow(
     rate: float = 0.0,
     latency: bool = False,
     idle: float = 3.0,
+    clean: bool = True,
 ) -> dict[str, Any]:
-    """Publishers on ``bench/<n>`` to subscribers of ``bench/#``; delivered rate, losses, CPU share."""
+    """Publishers on ``bench/<n>`` to subscribers of ``bench/#`` (clean session ``clean``);
+    delivered rate, losses, CPU share."""
     context = multiprocessing.get_context("fork")
     manager = context.Manager()
     ready, go, done = manager.Event(), manager.Event(), manager.Event()
@@ -116,7 +133,7 @@ def flow(
         for group in groups:
             ids = [f"sub-{i}" for i in group]
             counting.append(pool.submit(subscribe_and_count, running.address, ids, [("bench/#", qos)], expected, idle,
-                                        ready, latency))  # fmt: skip
+                                        ready, latency, clean))  # fmt: skip
             ready.wait(60)
             ready.clear()
         sending = [pool.submit(publish_messages, running.address, f"pub-{n}", n, f"bench/{n}", per_publisher, size, qos,

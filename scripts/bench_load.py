@@ -117,15 +117,17 @@ def subscribe_and_count(
     idle: float,
     ready: object,
     keep_latency: bool = False,
+    clean: bool = True,
 ) -> list[Received]:
-    """Subscribe one socket per client id, signal ``ready`` (a multiprocessing Event), then count
-    on every socket until each saw ``expected`` messages or all were idle for ``idle`` seconds."""
+    """Subscribe one socket per client id (clean session ``clean``), signal ``ready`` (a
+    multiprocessing Event), then count on every socket until each saw ``expected`` messages or
+    all were idle for ``idle`` seconds."""
     import selectors
 
     selector = selectors.DefaultSelector()
     results: dict[int, Received] = {}
     for client_id in client_ids:
-        sock, reader = open_client(address, client_id)
+        sock, reader = open_client(address, client_id, clean)
         sock.sendall(encode_subscribe(1, *filters))
         while not any(first == 0x90 for first, _ in reader.packets()):
             pass
