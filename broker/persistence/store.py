@@ -151,6 +151,7 @@ class Store:
             return done
         loop = asyncio.get_running_loop()
         done = loop.create_future()
+        done.add_done_callback(_retrieve)  # many writes are not awaited: their failure is logged once, here
         self._turn = (list(statements), done)
         loop.call_soon(self._submit)
         return done
@@ -204,18 +205,32 @@ class Store:
                         stopping = True
                         break
                     batch.append(item)
-            error = self._commit([statements for statements, _, _ in batch])
+            errors = self._commit_all([statements for statements, _, _ in batch])
             self._settled += len(batch)
-            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-            for _, loop, done in batch:
-                by_loop.setdefault(loop, []).append(done)
-            for loop, futures in by_loop.items():  # one wake-up per loop, not per future
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], StoreError | None]]] = {}
+            for (_, loop, done), error in zip(batch, errors, strict=True):
+                by_loop.setdefault(loop, []).append((done, error))
+            for loop, outcomes in by_loop.items():  # one wake-up per loop, not per future
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(_settle, futures, error)
+                    loop.call_soon_threadsafe(_settle, outcomes)
             if stopping:
                 return
 
-    def _commit(self, batches: list[Sequence[Statement]]) -> StoreError | None:
+    def _commit_all(self, batches: list[Sequence[Statement]]) -> list[StoreError | None]:
+        """Commit ``batches`` in one transaction; if that fails, each in its own (in order), so
+        that one batch's failure is not every batch's."""
+        error = self._commit(batches)
+        if error is None:
+            return [None] * len(batches)
+        if len(batches) == 1:
+            return [self._failed(error)]
+        outcomes: list[StoreError | None] = []
+        for statements in batches:
+            alone = self._commit([statements])
+            outcomes.append(self._failed(alone) if alone is not None else None)
+        return outcomes
+
+    def _commit(self, batches: list[Sequence[Statement]]) -> sqlite3.Error | None:
         connection = self._connection
         started = time.perf_counter()
         try:
@@ -227,7 +242,7 @@ class Store:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
-            return self._failed(exc, len(batches))
+            return exc
         elapsed = time.perf_counter() - started
         self.commits += 1
         self._commit_seconds += elapsed
@@ -237,18 +252,25 @@ class Store:
             self._last_error = None
         return None
 
-    def _failed(self, exc: sqlite3.Error, batches: int) -> StoreError:
-        """Count a failed commit; the first of a run of failures is logged as an ERROR."""
+    def _failed(self, exc: sqlite3.Error) -> StoreError:
+        """Count a batch that could not be committed; the first of a run of failures is logged
+        as an ERROR."""
         error = StoreError(f"cannot write the store {self.path}: {exc}")
-        self._errors += batches
+        self._errors += 1
         if self._last_error is None:
             log.error("%s (what needs it is not acknowledged until writes succeed)", error)
         self._last_error = str(error)
         return error
 
 
-def _settle(futures: list[asyncio.Future[None]], error: StoreError | None) -> None:
-    for done in futures:
+def _retrieve(done: asyncio.Future[None]) -> None:
+    """Mark a failure as seen (the store logs it): asyncio would log every unawaited one again."""
+    if not done.cancelled():
+        done.exception()
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[None], StoreError | None]]) -> None:
+    for done, error in outcomes:
         if done.done():
             continue
         if error is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 import subprocess
 import sys
@@ -203,3 +204,42 @@ def test_every_confirmed_write_survives_kill_9(tmp_path: Path) -> None:
     finally:
         store.close()
     assert {f"t/{n}" for n in range(confirmed + 1)} <= topics
+
+
+async def test_a_failed_write_nobody_awaits_is_not_reported_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed write whose future nobody awaits leaves no "exception was never retrieved" report."""
+    store = Store.open(tmp_path / "edgemq.db")
+    try:
+        store.write([Statement("INSERT INTO retained VALUES (?, ?, ?)", ("t", None, 0))])
+        await asyncio.sleep(0)  # the failing batch is handed over: the next write is a batch of its own
+        await store.write(retain("after"))  # committed after the failed one
+        gc.collect()  # an unretrieved exception is reported when its future is collected
+    finally:
+        store.close()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+async def test_one_failing_batch_does_not_fail_those_committed_with_it(tmp_path: Path) -> None:
+    """Batches grouped into one transaction are retried one by one when it fails: only the bad one fails."""
+    path = tmp_path / "edgemq.db"
+    store = Store.open(path)
+    try:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the writer waits with the first batch: the next two group
+        first = store.write(retain("first"))
+        await asyncio.sleep(0)
+        bad = store.write([Statement("INSERT INTO retained VALUES (?, ?, ?)", ("t", None, 0))])
+        await asyncio.sleep(0)
+        good = store.write(retain("good"))
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await first
+        with pytest.raises(StoreError):
+            await bad
+        await good
+        assert sorted(store.read("SELECT topic FROM retained")) == [("first",), ("good",)]
+        assert store.stats().write_errors == 1
+    finally:
+        store.close()
