@@ -120,6 +120,8 @@ class Store:
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             lock_file = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except (FileExistsError, NotADirectoryError):
+            raise StoreError(f"cannot open the store {path}: {path.parent} is not a directory") from None
         except OSError as exc:
             raise StoreError(f"cannot open the store {path}: {exc.strerror or exc}") from None
         try:
