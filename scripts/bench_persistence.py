@@ -150,6 +150,7 @@ def prepare_store(path: Path, contents: StoreContents) -> None:
 
     async def fill(journal: Journal) -> None:
         payload = b"x" * 64
+        scope = journal.begin()  # everything in one batch
         for n in range(contents.retained):
             journal.retain(f"retained/{n // 1000}/{n}", payload, 1)
         for n in range(contents.sessions):
@@ -159,7 +160,9 @@ def prepare_store(path: Path, contents: StoreContents) -> None:
             if n < contents.queued_sessions:
                 for m in range(contents.queued_each):
                     journal.queued(client_id, journal.next_seq(), f"devices/{n}/{m}", payload, 1)
-        await journal.commit()
+        committed = journal.end(scope)
+        if committed is not None:
+            await committed
 
     store = Store.open(path, sync="off")
     try:

@@ -83,7 +83,7 @@ class Connection:
         """The broker's journal (None: nothing persists); acknowledgements wait for its commits."""
         self._saved = journal if journal is not None and not session.clean_session else None
         handler.journal = self._saved  # this session's copies have rows in the store
-        self._held: deque[tuple[asyncio.Future[None] | None, bytes]] | None = None  # acks waiting for commits
+        self._held: deque[tuple[asyncio.Future[None] | None, bytes, int, int]] | None = None  # acks held back
         self.task: asyncio.Task[Any] | None = reader.task
         self.outbox = Outbox(reader.transport) if reader.transport is not None else None
         self._clock = clock
@@ -164,18 +164,22 @@ class Connection:
                     if handler.stopping:
                         break
                     topic, payload, qos, retain, packet_id = parse_publish(raw)
-                    written = journal.written if journal is not None else 0
+                    durable = None
                     if qos < 2 or packet_id not in session.inflight_in:  # a resent QoS 2 one is not routed again
-                        if not await sink.accept_publish(self, topic, payload, qos, retain):
-                            break
-                        if qos == 2:  # routed at once; its id is kept until PUBREL (4.3.3, method B)
-                            session.inflight_in[packet_id] = IncomingApplicationMessage(
-                                packet_id, topic, 2, b"", retain
-                            )
-                            if saved is not None:
-                                saved.incoming(session.client_id, packet_id)
+                        scope = journal.begin() if journal is not None else None
+                        try:
+                            if not await sink.accept_publish(self, topic, payload, qos, retain):
+                                break
+                            if qos == 2:  # routed at once; its id is kept until PUBREL (4.3.3, method B)
+                                session.inflight_in[packet_id] = IncomingApplicationMessage(
+                                    packet_id, topic, 2, b"", retain
+                                )
+                                if saved is not None:
+                                    saved.incoming(session.client_id, packet_id)
+                        finally:  # what the PUBLISH changed is one batch: durable all together or not at all
+                            if journal is not None and scope is not None:
+                                durable = journal.end(scope)
                     if qos:  # acknowledged once routed and what routing wrote is committed: PUBACK or PUBREC
-                        durable = journal.durable_since(written) if journal is not None else None
                         if durable is None and not self._held and self.outbox is not None:
                             self.outbox.put(bytes((_ACK_TYPES[qos], 2)) + packet_id.to_bytes(2, "big"))
                         else:
@@ -221,6 +225,8 @@ class Connection:
                 try:
                     await durable
                 except StoreError:
+                    if kind == 2:
+                        self.session.inflight_in.pop(packet_id, None)  # see _forget_unacknowledged
                     self._not_durable()
                     return
             await self.handler.acknowledge(kind, packet_id)
@@ -231,7 +237,7 @@ class Connection:
             return
         if self._held is None:
             self._held = deque()
-        self._held.append((durable, ack))
+        self._held.append((durable, ack, kind, packet_id))
         if durable is not None and not durable.done():
             durable.add_done_callback(self._release_held)
         else:
@@ -241,17 +247,25 @@ class Connection:
         """Send the held acknowledgements whose commits settled, oldest first."""
         held, outbox = self._held, self.outbox
         while held:  # None: nothing was ever held
-            commit, ack = held[0]
+            commit, ack, _, _ = held[0]
             if commit is not None:
                 if not commit.done():
                     return
                 if commit.cancelled() or commit.exception() is not None:
-                    held.clear()
+                    self._forget_unacknowledged(held)
                     self._not_durable()
                     return
             held.popleft()
             if outbox is not None:
                 outbox.put(ack)
+
+    def _forget_unacknowledged(self, held: deque[tuple[asyncio.Future[None] | None, bytes, int, int]]) -> None:
+        """Drop acknowledgements that will not be sent; a QoS 2 PUBLISH among them is routed
+        again when the client resends it (its copies may not be durable: once more beats lost)."""
+        for _, _, kind, packet_id in held:
+            if kind == 2:
+                self.session.inflight_in.pop(packet_id, None)
+        held.clear()
 
     def _not_durable(self) -> None:
         """What was received cannot be made durable: it is not acknowledged, and the connection
@@ -395,5 +409,8 @@ class Connection:
         log.debug("delivery failed: %r", error)
         if isinstance(error, ConnectionClosing) and kept_if_closing:
             return  # a QoS 1/2 copy stays in the session's inflight_out (see ConnectionClosing)
+        if isinstance(error, StoreError) and kept_if_closing:
+            self._not_durable()  # its packet id or PUBREC could not be stored: resent on resume
+            return
         if counted:
             self._on_dropped(1)

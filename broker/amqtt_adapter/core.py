@@ -264,6 +264,7 @@ class MqttCore:
         broker, self._broker = self._broker, None
         if broker is not None:
             try:
+                await asyncio.wait_for(broker.flush_discards(), timeout)
                 await asyncio.wait_for(broker.shutdown(), timeout)
             except TimeoutError:
                 log.warning("amqtt did not shut down within %ss", timeout)

@@ -36,6 +36,7 @@ from broker.amqtt_adapter.handler import EdgeHandler
 from broker.amqtt_adapter.keyed_locks import KeyedLocks
 from broker.amqtt_adapter.plugins import EdgeAuthPlugin
 from broker.amqtt_adapter.router import Router
+from broker.amqtt_adapter.stored_state import StoredState
 from broker.clock import Clock
 from broker.config.settings import LiveSettings
 from broker.mqtt.topics import is_system_topic, is_valid_topic_name
@@ -63,7 +64,7 @@ class _EndedBeforeConnect(MQTTError):
     """The connection ended before it sent its CONNECT: nothing to report."""
 
 
-class EdgeAmqttBroker(Router, Broker):
+class EdgeAmqttBroker(StoredState, Router, Broker):
     """amqtt's broker with edgemq's connection lifecycle (here) and routing (``Router``)."""
 
     def __init__(
@@ -77,6 +78,7 @@ class EdgeAmqttBroker(Router, Broker):
         super().__init__(config)
         self._state = state
         self._journal = journal
+        self._undiscarded: set[str] = set()  # discarded sessions the store still holds (a write failed)
         self._settings = settings
         self._clock = clock
         self._connections: dict[str, Connection] = {}
@@ -180,7 +182,13 @@ class EdgeAmqttBroker(Router, Broker):
         await self._client_locks.acquire(client_id)
         try:
             await self._take_over(client_id)
-            session = await self._resume_or_create(incoming)
+            try:
+                session = await self._resume_or_create(incoming)
+            except StoreError:  # its session could not be written (or discarded): refused, as unavailable
+                log.warning("client refused: client_id=%s, the store cannot be written", client_id)
+                await ConnackPacket.build(0, SERVER_UNAVAILABLE).to_stream(writer)
+                await writer.close()
+                return
             session.transitions.connect()
             handler.attach(session, reader, writer)
             self._sessions[client_id] = (session, handler)
@@ -189,7 +197,10 @@ class EdgeAmqttBroker(Router, Broker):
             )
             self._connections[client_id] = connection
             handler.remember_in_flight()  # resend only what was in flight before this connection
-            self._send_offline_queue(connection)  # before anything routed from now on
+            # in the order they were routed: what was in flight, then the offline queue, then
+            # anything routed from now on (each is a task; none runs before the CONNACK is sent)
+            handler.resend_in_flight()
+            self._send_offline_queue(connection)
             # MQTT 3.1's CONNACK has no session-present flag: that byte is reserved (0)
             await handler.send_connack(session.parent if session.protocol_level == _MQTT_311 else 0)
             self._state.record_connected(_client_info(session))
@@ -211,7 +222,6 @@ class EdgeAmqttBroker(Router, Broker):
             await self.plugins_manager.fire_event(
                 BrokerEvents.CLIENT_CONNECTED, client_id=client_id, client_session=session
             )
-            handler.resend_in_flight()
             await connection.serve(self)
             graceful = isinstance(handler.ended.result() if handler.ended.done() else None, DisconnectPacket)
             await self._end_connection(connection, graceful=graceful, reason=_end_reason(connection, graceful))
@@ -238,6 +248,8 @@ class EdgeAmqttBroker(Router, Broker):
         if existing is not None and (incoming.clean_session or existing.clean_session):
             await self._delete_session(client_id)
             existing = None
+        elif existing is None and client_id in self._undiscarded:
+            await self._discard_persisted(client_id)  # its earlier discard did not reach the store
         if existing is None:
             incoming.parent = 0
             session = incoming
@@ -317,8 +329,8 @@ class EdgeAmqttBroker(Router, Broker):
             if client_id not in self._connections:  # one that connected meanwhile keeps its live session
                 await self._delete_session(client_id)
         self._retained.clear()
-        if self._journal is not None:
-            await self._journal.clear()
+        if self._journal is not None:  # sessions left the store one by one, live ones stay
+            await self._journal.clear_retained()
 
     async def close_connections(self) -> None:
         """Close every client connection without publishing wills (a server-side shutdown)."""
@@ -336,6 +348,9 @@ class EdgeAmqttBroker(Router, Broker):
         if clean and client_id in self._sessions and client_id not in self._connections:  # not one connected meanwhile
             await self._delete_session(client_id)
             return True
+        if clean and client_id in self._undiscarded:
+            await self._discard_persisted(client_id)
+            return True
         return connection is not None
 
     # -- sessions ------------------------------------------------------------------------
@@ -351,27 +366,20 @@ class EdgeAmqttBroker(Router, Broker):
         return int(deleted)
 
     async def _delete_session(self, client_id: str) -> None:
+        """The session ends for good, in the store too (StoreError if that cannot be written: the
+        store is asked again at the client id's next CONNECT or kick)."""
         queued = self._forget_queued(client_id)
         persisted = self._persisted(client_id)
         await super()._delete_session(client_id)
         self._state.record_session_discarded(client_id, dropped=queued)
-        await self._discard_persisted(client_id, persisted)
+        if persisted or client_id in self._undiscarded:
+            await self._discard_persisted(client_id)
 
     async def _cleanup_session(self, client_id: str) -> None:
         """amqtt's, at shutdown: the session ends in memory; what the store holds of it stays."""
-        queued = self._forget_queued(client_id)
+        queued = 0 if self._persisted(client_id) else self._forget_queued(client_id)
         await super()._cleanup_session(client_id)
         self._state.record_session_discarded(client_id, dropped=queued)
-
-    def _persisted(self, client_id: str) -> bool:
-        session = self._sessions.get(client_id, (None,))[0]
-        return self._journal is not None and session is not None and not session.clean_session
-
-    async def _discard_persisted(self, client_id: str, persisted: bool) -> None:
-        """Remove a discarded persistent session from the store (a failure is the store's ERROR)."""
-        if persisted and self._journal is not None:
-            with contextlib.suppress(StoreError):
-                await self._journal.session_discarded(client_id)
 
 
 def _end_reason(connection: Connection, graceful: bool) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from amqtt.broker import RetainedApplicationMessage
@@ -26,14 +25,13 @@ from amqtt.session import IncomingApplicationMessage, Session
 from broker.amqtt_adapter.connection import Connection
 from broker.amqtt_adapter.outbox import RoutedCopy
 from broker.amqtt_adapter.plugins import EdgeAclPlugin
-from broker.amqtt_adapter.restore import restored_session
 from broker.amqtt_adapter.session import QueuedMessage, queue_size
 from broker.config.settings import LiveSettings
 from broker.mqtt.retained import RetainedStore
 from broker.mqtt.subscriptions import SubscriptionIndex
 from broker.mqtt.topics import is_system_topic, is_valid_topic_name
-from broker.persistence.journal import Journal, Snapshot
-from broker.state import BrokerState, ClientInfo, RoutedMessage
+from broker.persistence.journal import Journal
+from broker.state import BrokerState, RoutedMessage
 
 __all__ = ["Router"]
 
@@ -122,11 +120,13 @@ class Router:
         it changed in the store is committed (StoreError if it cannot be)."""
         sender = self._sessions.get(client_id, (None, None))[0] if client_id else None
         journal = self._journal
-        written = journal.written if journal is not None else 0
-        if retain:
-            await self.retain_message(sender, topic, payload, qos)
-        await self._route(sender, topic, payload, qos, retain=retain, sender_id=client_id)
-        durable = journal.durable_since(written) if journal is not None else None
+        scope = journal.begin() if journal is not None else None
+        try:
+            if retain:
+                await self.retain_message(sender, topic, payload, qos)
+            await self._route(sender, topic, payload, qos, retain=retain, sender_id=client_id)
+        finally:
+            durable = journal.end(scope) if journal is not None and scope is not None else None
         if durable is not None:
             await durable
 
@@ -218,31 +218,6 @@ class Router:
         if session is None:
             return 0
         return queue_size(session, "retained_messages") + len(session.inflight_out)
-
-    def _restore(self, snapshot: Snapshot) -> None:
-        """Take back the retained messages and persistent sessions the store holds (offline)."""
-        for topic, payload, qos in snapshot.retained:
-            self._retained.put(topic, payload, qos)
-        for stored in snapshot.sessions:
-            session, queued_bytes = restored_session(stored)
-            client_id = stored.client_id
-            self._sessions[client_id] = (session, None)
-            if queued_bytes:
-                self._offline_bytes[client_id] = queued_bytes
-            for topic_filter, qos in stored.subscriptions:
-                self._index.subscribe(client_id, topic_filter, qos)
-            self._state.record_restored(
-                ClientInfo(client_id, stored.username or "", 0, stored.protocol, False, "", 0, datetime.now(UTC))
-            )
-        self._state.subscriptions_changed()
-        if snapshot.sessions or snapshot.retained:
-            log.info(
-                "restored from %s: %d sessions, %d queued messages, %d retained messages",
-                self._journal.store.path if self._journal is not None else "?",
-                len(snapshot.sessions),
-                snapshot.message_count,
-                len(snapshot.retained),
-            )
 
     # -- subscriptions -------------------------------------------------------------------
 

@@ -4,8 +4,9 @@ The MQTT side calls it at the moment state changes: a retained message kept or c
 persistent session made, resumed or discarded, a subscription added or removed, a QoS 1/2
 copy queued for a persistent session (and its packet id once it has one, its PUBREC, its final
 acknowledgement), a received QoS 2 id kept until PUBREL. Writes of one event-loop turn share one
-commit (see ``Store.write``); ``written`` and ``commit`` let a caller wait for the commit that
-holds what it wrote (the acknowledgement of a PUBLISH waits for it).
+commit (see ``Store.write``). What one PUBLISH changes is written together (``begin``/``end``,
+even across the awaits of routing), so a crash keeps all of it or none: its received QoS 2 id is
+never durable without its copies, nor its copies without the id.
 
 Every routed message has a ``seq`` (one per message, shared by its copies); a copy's row is
 (client_id, seq). Nothing here imports amqtt: the adapter turns a ``Snapshot`` into sessions.
@@ -14,12 +15,13 @@ Every routed message has a ``seq`` (one per message, shared by its copies); a co
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 
 from broker.persistence.store import Statement, Store
 
-__all__ = ["Journal", "Snapshot", "StoredMessage", "StoredSession"]
+__all__ = ["Journal", "Scope", "Snapshot", "StoredMessage", "StoredSession"]
 
 _PUT_RETAINED = "INSERT OR REPLACE INTO retained VALUES (?, ?, ?)"
 _QUEUE = "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, 0)"
@@ -28,8 +30,22 @@ _RELEASED = "UPDATE messages SET released = 1 WHERE client_id = ? AND seq = ?"
 _ACKNOWLEDGED = "DELETE FROM messages WHERE client_id = ? AND seq = ?"
 _SESSION_TABLES = ("sessions", "subscriptions", "messages", "incoming_qos2")
 # statements over fixed table names (never from input)
-_CLEAR = [Statement(f"DELETE FROM {table}") for table in ("retained", *_SESSION_TABLES)]  # noqa: S608
 _DISCARD = [f"DELETE FROM {table} WHERE client_id = ?" for table in _SESSION_TABLES]  # noqa: S608
+
+
+class Scope:
+    """The writes of one PUBLISH (see ``Journal.begin``), committed together by ``Journal.end``."""
+
+    __slots__ = ("closed", "future", "statements", "token")
+
+    def __init__(self) -> None:
+        self.statements: list[Statement] = []
+        self.future: asyncio.Future[None] | None = None  # for writes that want to wait for it
+        self.closed = False
+        self.token: Token[Scope | None] | None = None
+
+
+_scope: ContextVar[Scope | None] = ContextVar("edgemq_journal_scope", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,26 +93,37 @@ class Journal:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.written = 0
-        """Writes made so far: a caller that sees it change may wait for ``commit``."""
-        self._commit: asyncio.Future[None] | None = None
         self._next_seq = 1
 
-    # -- waiting for durability ---------------------------------------------------------
+    # -- writing together -----------------------------------------------------------------
 
-    def commit(self) -> asyncio.Future[None]:
-        """The commit that holds the latest write (resolved, or failed with StoreError)."""
-        assert self._commit is not None, "commit() before any write"
-        return self._commit
+    def begin(self) -> Scope:
+        """Collect what this task (and tasks it starts meanwhile) writes until ``end``."""
+        scope = Scope()
+        scope.token = _scope.set(scope)
+        return scope
 
-    def durable_since(self, written: int) -> asyncio.Future[None] | None:
-        """The commit to wait for if anything was written since ``written`` was read, else None."""
-        return self._commit if self.written != written else None
+    def end(self, scope: Scope) -> asyncio.Future[None] | None:
+        """Write what ``scope`` collected as one batch; the commit to wait for, or None if nothing."""
+        scope.closed = True
+        if scope.token is not None:
+            _scope.reset(scope.token)
+        if not scope.statements:
+            return None
+        committed = self.store.write(scope.statements)
+        if scope.future is not None:
+            committed.add_done_callback(_pass_on(scope.future))
+        return committed
 
     def _write(self, statements: list[Statement]) -> asyncio.Future[None]:
-        self.written += 1
-        self._commit = self.store.write(statements)
-        return self._commit
+        scope = _scope.get()
+        if scope is None or scope.closed:  # a task started in a scope may write after it ended
+            return self.store.write(statements)
+        scope.statements.extend(statements)
+        if scope.future is None:
+            scope.future = asyncio.get_running_loop().create_future()
+            scope.future.add_done_callback(_seen)
+        return scope.future
 
     # -- retained messages --------------------------------------------------------------
 
@@ -106,9 +133,9 @@ class Journal:
             return self._write([Statement("DELETE FROM retained WHERE topic = ?", (topic,))])
         return self._write([Statement(_PUT_RETAINED, (topic, payload, qos))])
 
-    def clear(self) -> asyncio.Future[None]:
-        """Forget everything: retained messages and every session."""
-        return self._write(list(_CLEAR))
+    def clear_retained(self) -> asyncio.Future[None]:
+        """Forget every retained message."""
+        return self._write([Statement("DELETE FROM retained")])
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -191,3 +218,25 @@ class Journal:
         self._next_seq = last_seq + 1
         retained = [(topic, bytes(payload), qos) for topic, payload, qos in read("SELECT * FROM retained")]
         return Snapshot(retained, list(sessions.values()))
+
+
+def _seen(done: asyncio.Future[None]) -> None:
+    """Mark a failure as seen (the store logged it) when nobody awaits the future."""
+    if not done.cancelled():
+        done.exception()
+
+
+def _pass_on(target: asyncio.Future[None]) -> Callable[[asyncio.Future[None]], None]:
+    """A done callback settling ``target`` as the future it is added to settled."""
+
+    def settle(done: asyncio.Future[None]) -> None:
+        if target.done():
+            return
+        if done.cancelled():
+            target.cancel()
+        elif (error := done.exception()) is not None:
+            target.set_exception(error)
+        else:
+            target.set_result(None)
+
+    return settle

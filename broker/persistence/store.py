@@ -104,6 +104,7 @@ class Store:
         self._thread = threading.Thread(target=self._write_loop, name="edgemq-store", daemon=True)
         self._thread.start()
         self._turn: tuple[list[Statement], asyncio.Future[None]] | None = None  # this loop turn's batch
+        self._closed = False
         self._submitted = 0  # batches handed to the thread (loop side) ...
         self._settled = 0  # ... and committed or failed (thread side)
         self.commits = 0
@@ -154,6 +155,9 @@ class Store:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         done.add_done_callback(_retrieve)  # many writes are not awaited: their failure is logged once, here
+        if self._closed:  # a task that outlived the broker's stop
+            done.set_exception(StoreError(f"the store {self.path} is closed"))
+            return done
         self._turn = (list(statements), done)
         loop.call_soon(self._submit)
         return done
@@ -165,7 +169,7 @@ class Store:
         batch, done = self._turn
         self._turn = None
         self._submitted += 1
-        self._pending.put((batch, asyncio.get_running_loop(), done))
+        self._pending.put((batch, done.get_loop(), done))
 
     def stats(self) -> StoreStats:
         """A snapshot of the store's figures."""
@@ -186,8 +190,8 @@ class Store:
 
     def close(self) -> None:
         """Commit what was written, stop the writer thread, close the file and its lock."""
-        with contextlib.suppress(RuntimeError):  # no running loop: nothing of a turn is open
-            self._submit()
+        self._submit()
+        self._closed = True
         self._pending.put(_STOP)
         self._thread.join()
         self._connection.close()

@@ -268,41 +268,42 @@ async def test_acknowledgements_keep_their_order_behind_a_held_one(tmp_path: Pat
             assert acks == [(PUBACK << 4, struct.pack("!H", n)) for n in (1, 2)]
 
 
-async def test_a_publish_the_store_cannot_take_is_not_acknowledged(tmp_path: Path) -> None:
-    """When the commit fails, the PUBLISH gets no PUBACK and its connection is closed (the client resends)."""
-    path = tmp_path / "edgemq.db"
-    async with running_broker(on_file(path)) as broker, RawClient.open(broker.mqtt_address) as sub:
-        await subscribe(sub, "sub", ("d/#", 1))
-        async with RawClient.open(broker.mqtt_address) as pub, RawClient.open(broker.mqtt_address) as bystander:
+async def test_a_copy_in_flight_is_resent_before_the_queued_ones_after_a_restart(tmp_path: Path) -> None:
+    """Copies come back in the order they were routed: the one in flight (DUP=1) before those queued later."""
+    settings = on_file(tmp_path / "edgemq.db")
+    async with (
+        running_broker(settings) as broker,
+        RawClient.open(broker.mqtt_address) as sub,
+        RawClient.open(broker.mqtt_address) as pub,
+    ):
+        await subscribe(sub, "sub", ("o/#", 1))
+        assert await pub.connack(encode_connect("pub")) == (0, 0)
+        await pub.send(encode_publish("o/1", b"first", qos=1, packet_id=1))
+        await pub.read_packet()
+        first, _ = await sub.read_packet()  # never acknowledged
+        assert first >> 4 == PUBLISH
+        sub.abort()
+        await wait_state(broker, lambda s: s.counts().connections == 1)
+        await pub.send(encode_publish("o/1", b"second", qos=1, packet_id=2))
+        await pub.read_packet()
+    async with running_broker(settings) as broker, RawClient.open(broker.mqtt_address) as sub:
+        assert await sub.connack(encode_connect("sub", clean_session=False)) == (1, 0)
+        got = []
+        for _ in range(2):
+            first, body = await sub.read_packet()
+            got.append(publish_fields(body, first)[1])
+        assert got == [b"first", b"second"]
+
+
+async def test_reset_empties_the_store(tmp_path: Path) -> None:
+    """``EdgeBroker.reset`` forgets stored sessions and retained messages; the next start has none."""
+    settings = on_file(tmp_path / "edgemq.db")
+    async with running_broker(settings) as broker:
+        async with RawClient.open(broker.mqtt_address) as sub:
+            await subscribe(sub, "sub", ("z/#", 1))
+        async with RawClient.open(broker.mqtt_address) as pub:
             assert await pub.connack(encode_connect("pub")) == (0, 0)
-            assert await bystander.connack(encode_connect("bystander")) == (0, 0)
-            blocker = sqlite3.connect(path, isolation_level=None)
-            blocker.execute("BEGIN IMMEDIATE")  # held past SQLite's busy timeout: the commit fails
-            try:
-                await pub.send(encode_publish("d/1", b"lost?", qos=1, packet_id=3))
-                assert await pub.closed_by_peer(timeout=10)
-            finally:
-                blocker.execute("ROLLBACK")
-                blocker.close()
-            stats = broker.state.store_stats()
-            assert stats is not None
-            assert stats.write_errors >= 1
-            await round_trip(bystander)  # everyone else is still served
-
-
-async def test_an_http_publish_the_store_cannot_take_is_refused(tmp_path: Path) -> None:
-    """An HTTP publish whose commit fails answers 503 with the store's reason, not 200."""
-    path = tmp_path / "edgemq.db"
-    async with running_broker(on_file(path)) as broker, RawClient.open(broker.mqtt_address) as sub:
-        await subscribe(sub, "sub", ("h/#", 1))
-        async with httpx.AsyncClient(base_url=broker.api_url, auth=("admin", "public"), timeout=15) as api:
-            blocker = sqlite3.connect(path, isolation_level=None)
-            blocker.execute("BEGIN IMMEDIATE")
-            try:
-                body = {"topic": "h/1", "payload": "x", "qos": 1}
-                answer = await api.post("/v4/mqtt/publish", json=body)
-            finally:
-                blocker.execute("ROLLBACK")
-                blocker.close()
-        assert answer.status_code == 503
-        assert "durable" in answer.json()["message"]
+            await publish_acknowledged(pub, "z/1", b"r", 1, 1, retain=True)
+        await broker.reset()
+    async with running_broker(settings) as broker:
+        assert (broker.state.clients(), broker._mqtt.retained()) == ([], [])
