@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
@@ -24,8 +23,10 @@ from amqtt.mqtt.constants import QOS_1
 from amqtt.session import IncomingApplicationMessage, Session
 
 from broker.amqtt_adapter.framed_reader import FramedReader
-from broker.amqtt_adapter.handler import ConnectionClosing, DirectMessage, EdgeHandler
+from broker.amqtt_adapter.handler import EdgeHandler
+from broker.amqtt_adapter.held_acks import ACK_TYPES, HeldAcknowledgements
 from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
+from broker.amqtt_adapter.outgoing import ConnectionClosing, DirectMessage
 from broker.clock import Clock, Timer
 from broker.config.settings import Mqtt
 from broker.mqtt.framing import (
@@ -44,7 +45,6 @@ __all__ = ["Connection", "PacketSink"]
 log = logging.getLogger("edgemq.mqtt")
 
 _PUBACK = 0x40
-_ACK_TYPES = {1: 0x40, 2: 0x50, 6: 0x70}  # the acknowledgement of a PUBLISH of QoS 1, 2, and of a PUBREL
 _SUBSCRIBE, _UNSUBSCRIBE = 0x82, 0xA2
 _DISCONNECT, _PINGREQ = b"\xe0\x00", b"\xc0\x00"
 _BARE = (_DISCONNECT, _PINGREQ)  # packets without a body, handled without amqtt's packet objects
@@ -65,7 +65,7 @@ class PacketSink(Protocol):
         """Apply an UNSUBSCRIBE and acknowledge it, before the next packet is read."""
 
 
-class Connection:
+class Connection(HeldAcknowledgements):
     """One client connection (see the module docstring)."""
 
     def __init__(
@@ -83,7 +83,6 @@ class Connection:
         """The broker's journal (None: nothing persists); acknowledgements wait for its commits."""
         self._saved = journal if journal is not None and not session.clean_session else None
         handler.journal = self._saved  # this session's copies have rows in the store
-        self._held: deque[tuple[asyncio.Future[None] | None, bytes, int, int]] | None = None  # acks held back
         self.task: asyncio.Task[Any] | None = reader.task
         self.outbox = Outbox(reader.transport) if reader.transport is not None else None
         self._clock = clock
@@ -181,7 +180,7 @@ class Connection:
                                 durable = journal.end(scope)
                     if qos:  # acknowledged once routed and what routing wrote is committed: PUBACK or PUBREC
                         if durable is None and not self._held and self.outbox is not None:
-                            self.outbox.put(bytes((_ACK_TYPES[qos], 2)) + packet_id.to_bytes(2, "big"))
+                            self.outbox.put(bytes((ACK_TYPES[qos], 2)) + packet_id.to_bytes(2, "big"))
                         else:
                             await self._acknowledge(qos, packet_id, durable)
                     continue
@@ -215,64 +214,6 @@ class Connection:
                 self._keep_alive.cancel()
             await handler.handle_connection_closed()
         await handler.stop()
-
-    async def _acknowledge(self, kind: int, packet_id: int, durable: asyncio.Future[None] | None) -> None:
-        """PUBACK, PUBREC (``kind`` 1, 2) or PUBCOMP (6), once ``durable`` is committed, in the
-        order the packets came (MQTT-4.6.0-2): one behind an acknowledgement held back waits too.
-        The reading goes on meanwhile, so the cost of a commit is shared by what arrives."""
-        if self.outbox is None:  # a websocket: amqtt writes the acknowledgement, one at a time
-            if durable is not None:
-                try:
-                    await durable
-                except StoreError:
-                    if kind == 2:
-                        self.session.inflight_in.pop(packet_id, None)  # see _forget_unacknowledged
-                    self._not_durable()
-                    return
-            await self.handler.acknowledge(kind, packet_id)
-            return
-        ack = bytes((_ACK_TYPES[kind], 2)) + packet_id.to_bytes(2, "big")
-        if durable is None and not self._held:
-            self.outbox.put(ack)
-            return
-        if self._held is None:
-            self._held = deque()
-        self._held.append((durable, ack, kind, packet_id))
-        if durable is not None and not durable.done():
-            durable.add_done_callback(self._release_held)
-        else:
-            self._release_held()
-
-    def _release_held(self, _: object = None) -> None:
-        """Send the held acknowledgements whose commits settled, oldest first."""
-        held, outbox = self._held, self.outbox
-        while held:  # None: nothing was ever held
-            commit, ack, _, _ = held[0]
-            if commit is not None:
-                if not commit.done():
-                    return
-                if commit.cancelled() or commit.exception() is not None:
-                    self._forget_unacknowledged(held)
-                    self._not_durable()
-                    return
-            held.popleft()
-            if outbox is not None:
-                outbox.put(ack)
-
-    def _forget_unacknowledged(self, held: deque[tuple[asyncio.Future[None] | None, bytes, int, int]]) -> None:
-        """Drop acknowledgements that will not be sent; a QoS 2 PUBLISH among them is routed
-        again when the client resends it (its copies may not be durable: once more beats lost)."""
-        for _, _, kind, packet_id in held:
-            if kind == 2:
-                self.session.inflight_in.pop(packet_id, None)
-        held.clear()
-
-    def _not_durable(self) -> None:
-        """What was received cannot be made durable: it is not acknowledged, and the connection
-        ends so that the client sends it again when it reconnects (MQTT 4.4)."""
-        if self.end_reason is None or not self.end_reason.startswith("the store"):
-            self.end_reason = "the store cannot be written: unacknowledged messages will be resent"
-            self._spawn(self.handler.handle_connection_closed())
 
     def _check_keep_alive(self, allowance: float) -> None:
         silent = self._clock.time() - self._last_read

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
@@ -36,13 +35,14 @@ from broker.amqtt_adapter.handler import EdgeHandler
 from broker.amqtt_adapter.keyed_locks import KeyedLocks
 from broker.amqtt_adapter.plugins import EdgeAuthPlugin
 from broker.amqtt_adapter.router import Router
+from broker.amqtt_adapter.session import client_info
 from broker.amqtt_adapter.stored_state import StoredState
 from broker.clock import Clock
 from broker.config.settings import LiveSettings
 from broker.mqtt.topics import is_system_topic, is_valid_topic_name
 from broker.persistence.journal import Journal
 from broker.persistence.store import StoreError
-from broker.state import BrokerState, ClientInfo
+from broker.state import BrokerState
 
 __all__ = ["LISTENER", "EdgeAmqttBroker"]
 
@@ -203,7 +203,7 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
             self._send_offline_queue(connection)
             # MQTT 3.1's CONNACK has no session-present flag: that byte is reserved (0)
             await handler.send_connack(session.parent if session.protocol_level == _MQTT_311 else 0)
-            self._state.record_connected(_client_info(session))
+            self._state.record_connected(client_info(session))
             # silence allowed before the connection is closed (3.1.2.10)
             connection.keep_alive_allowance = session.keep_alive * self._settings.current.mqtt.keepalive_multiplier
         finally:
@@ -387,19 +387,3 @@ def _end_reason(connection: Connection, graceful: bool) -> str:
     if graceful:
         return "DISCONNECT"
     return connection.end_reason or "connection lost"
-
-
-def _client_info(session: Session) -> ClientInfo:
-    will = session.will_flag
-    return ClientInfo(  # positional: a connect makes one
-        session.client_id,
-        session.username or "",
-        session.keep_alive,
-        session.protocol_level,
-        bool(session.clean_session),
-        str(session.remote_address or ""),
-        int(session.remote_port or 0),
-        datetime.now(UTC),
-        session.will_topic if will else None,
-        bytes(session.will_message) if will and session.will_message is not None else None,
-    )

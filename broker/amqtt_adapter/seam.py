@@ -283,6 +283,7 @@ in place of amqtt's __init__ (SUBSCRIBE and UNSUBSCRIBE never reach amqtt's queu
     read      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._pubrel_waiters
     read      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._write_lock
     read      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.plugins_manager
+    read      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.session
 
 Fields of decoded acknowledgements.
     read      amqtt.mqtt.puback.PubackPacket.variable_header

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from datetime import UTC, datetime
 from typing import Any
 
 from amqtt.adapters import WriterAdapter
@@ -22,10 +23,12 @@ from amqtt.session import Session
 from transitions import MachineError
 
 from broker.mqtt.framing import Connect
+from broker.state import ClientInfo
 
 __all__ = [
     "EdgeSession",
     "QueuedMessage",
+    "client_info",
     "connect_refusal",
     "queue_on_first_use",
     "queue_size",
@@ -182,3 +185,20 @@ def session_from_connect(connect: Connect, writer: WriterAdapter) -> EdgeSession
         ssl_object=writer.get_ssl_info(),
     )
     return session
+
+
+def client_info(session: Session) -> ClientInfo:
+    """What the state records of a connected session."""
+    will = session.will_flag
+    return ClientInfo(  # positional: a connect makes one
+        session.client_id,
+        session.username or "",
+        session.keep_alive,
+        session.protocol_level,
+        bool(session.clean_session),
+        str(session.remote_address or ""),
+        int(session.remote_port or 0),
+        datetime.now(UTC),
+        session.will_topic if will else None,
+        bytes(session.will_message) if will and session.will_message is not None else None,
+    )

@@ -16,7 +16,7 @@ from typing import Any
 from amqtt.mqtt.pubrel import PubrelPacket
 from amqtt.session import IncomingApplicationMessage, Session
 
-from broker.amqtt_adapter.handler import OutgoingCopy
+from broker.amqtt_adapter.outgoing import OutgoingCopy
 from broker.amqtt_adapter.session import EdgeSession, QueuedMessage
 from broker.mqtt.retained import RetainedStore
 from broker.mqtt.subscriptions import SubscriptionIndex
