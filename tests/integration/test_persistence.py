@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import struct
 from pathlib import Path
@@ -111,7 +112,7 @@ async def test_a_persistent_session_and_its_queue_survive_a_restart(tmp_path: Pa
 
 def _rows(tmp_path: Path, table: str) -> list[tuple[object, ...]]:
     """The rows of one table, read by a second connection (WAL: committed rows only)."""
-    with sqlite3.connect(tmp_path / "edgemq.db") as connection:
+    with contextlib.closing(sqlite3.connect(tmp_path / "edgemq.db")) as connection:
         return connection.execute(f"SELECT * FROM {table}").fetchall()
 
 
