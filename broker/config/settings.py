@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from broker.config.bridge_settings import Bridge, BridgeCache, Bridges, BridgeSsl, Forward, Subscription
 from broker.config.store_settings import Persistence, Sqlite, sqlite_rules
 from broker.config.values import (
     MQTT_MAX_PACKET,
@@ -21,7 +22,6 @@ from broker.config.values import (
     IpNetwork,
     Port,
     PositiveDuration,
-    Qos,
     Size,
     split_bind,
 )
@@ -36,7 +36,11 @@ __all__ = [
     "AclRule",
     "Auth",
     "Bridge",
+    "BridgeCache",
+    "BridgeSsl",
+    "Bridges",
     "BrokerSettings",
+    "Forward",
     "HttpServer",
     "Listeners",
     "LiveSettings",
@@ -45,6 +49,7 @@ __all__ = [
     "Persistence",
     "Sqlite",
     "SslListener",
+    "Subscription",
     "TcpListener",
     "WsListener",
     "split_bind",
@@ -282,34 +287,6 @@ class Log(_Section):
     file: str = "edgemq.log"
 
 
-class BridgeTopic(_Section):
-    """One forwarded or subscribed topic of a bridge."""
-
-    remote_topic: str
-    local_topic: str
-    qos: Qos = 0
-
-
-class Bridge(_Section):
-    """An MQTT bridge (parsed and validated; the bridge itself is not implemented yet)."""
-
-    server: Annotated[str, Field(pattern=r"^mqtt-(tcp|quic)://")]
-    clientid: str | None = None
-    username: str | None = None
-    password: str | None = Field(default=None, repr=False)
-    keepalive: Annotated[Duration, Field(le=65535)] = 60.0
-    clean_start: bool = False
-    proto_ver: Annotated[int, Field(ge=3, le=5)] = 4
-    forwards: list[BridgeTopic] = Field(default_factory=list)
-    subscription: list[BridgeTopic] = Field(default_factory=list)
-
-
-class Bridges(_Section):
-    """Bridges by kind."""
-
-    mqtt: dict[str, Bridge] = Field(default_factory=dict)
-
-
 class BrokerSettings(_Section):
     """Everything needed to start one edgemq broker."""
 
@@ -319,6 +296,7 @@ class BrokerSettings(_Section):
     auth: Auth = Auth()
     log: Log = Log()
     bridges: Bridges = Bridges()
+    """MQTT bridges to upstream brokers (``broker.config.bridge_settings``); changes need a restart."""
     persistence: Persistence = Persistence()
     """edgemq: the embedded store (off unless configured); ``persistence.store_path`` is its file."""
     sqlite: Sqlite = Sqlite()

@@ -8,7 +8,7 @@ accepted so a NanoMQ file loads unchanged, and ``sqlite_rules`` folds it into ``
   when no layer sets ``persistence.path``;
 - ``disk_cache_size``, ``flush_mem_threshold`` and ``resend_interval`` are accepted and unused:
   every commit group is on disk before it is acknowledged, so nothing waits in memory, and
-  ``resend_interval`` belongs to bridges.
+  ``resend_interval`` is NanoMQ's bridge resend pacing (edgemq's bridges resend at once on reconnect).
 
 A relative path is relative to the directory of the configuration file that holds it (the
 loader, ``broker.config.source``, makes it absolute; ``FILE_PATH_KEYS`` names these keys), and
@@ -80,7 +80,7 @@ class Sqlite(_Section):
     flush_mem_threshold: Annotated[int, Field(ge=1)] = 100
     """Accepted for NanoMQ files; unused (every commit group is flushed before it is acknowledged)."""
     resend_interval: Annotated[int, Field(ge=0)] = 5000
-    """Milliseconds; accepted for NanoMQ files; for bridges, which are not built yet."""
+    """Milliseconds; accepted for NanoMQ files; unused (bridges resend at once on reconnect)."""
 
 
 def sqlite_rules(persistence: Persistence, sqlite: Sqlite) -> Persistence:
