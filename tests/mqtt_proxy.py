@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 from broker.mqtt.framing import split_packet
+from tests.link_proxy import Link, TcpRelay
 
 PacketCheck = Callable[[bytes], bool]
 _ANY_SIZE = 268_435_455  # the largest remaining length MQTT can express (2.2.3)
@@ -23,7 +23,7 @@ def _split(buffer: bytearray) -> bytes | None:
     return packet
 
 
-class MqttProxy:
+class MqttProxy(TcpRelay):
     """Forwards every connection to ``upstream`` packet by packet.
 
     ``cut_before`` is asked about each packet the broker sends; the first packet it accepts is
@@ -32,48 +32,18 @@ class MqttProxy:
     """
 
     def __init__(self, upstream: tuple[str, int], cut_before: PacketCheck) -> None:
-        self._upstream = upstream
+        super().__init__(upstream)
         self._cut_before: PacketCheck | None = cut_before
         self.cut = asyncio.Event()
-        self.address: tuple[str, int] = ("", 0)
-        self._links: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[MqttProxy]:
-        """Listen on a free loopback port (``address``) until the block ends."""
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.address = server.sockets[0].getsockname()[:2]
+    async def _relay(self, link: Link, client_reader: asyncio.StreamReader) -> None:
+        broker_reader, link.upstream = await asyncio.open_connection(*self.upstream)
         try:
-            yield self
-        finally:
-            server.close()
-            for writer in self._writers:
-                writer.transport.abort()  # every link ends as a lost connection
-            await asyncio.gather(*self._links, return_exceptions=True)
-            await server.wait_closed()
-
-    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._links.add(task)
-        self._writers.add(client_writer)
-        try:
-            broker_reader, broker_writer = await asyncio.open_connection(*self._upstream)
-            self._writers.add(broker_writer)
-            try:
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(self._pipe(client_reader, broker_writer, from_broker=False))
-                    group.create_task(self._pipe(broker_reader, client_writer, from_broker=True))
-            except* (ConnectionError, _Cut):
-                pass
-            finally:
-                for writer in (broker_writer, client_writer):
-                    writer.transport.abort()
-                    self._writers.discard(writer)
-        finally:
-            self._links.discard(task)
-            self._writers.discard(client_writer)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._pipe(client_reader, link.upstream, from_broker=False))
+                group.create_task(self._pipe(broker_reader, link.client, from_broker=True))
+        except* (ConnectionError, _Cut):
+            pass  # the relay closes both sides
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, from_broker: bool) -> None:
         buffer = bytearray()
