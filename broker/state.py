@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from broker.bridges.bridge import BridgeStats
 from broker.mqtt.subscriptions import SubscriptionIndex
 from broker.mqtt.topics import TreeNode
 from broker.persistence.store import StoreStats
@@ -138,6 +139,7 @@ class BrokerState:
         self._connected = 0
         self._peaks = [0, 0, 0, 0]  # Counts fields; kept as ints, updated on every connect
         self._store_stats: Callable[[], StoreStats] | None = None
+        self._bridge_stats: Callable[[], list[BridgeStats]] | None = None
 
     # -- writers (MQTT side only) -------------------------------------------------------
 
@@ -245,6 +247,19 @@ class BrokerState:
     def attach_store(self, stats: Callable[[], StoreStats] | None) -> None:
         """Where ``store_stats`` reads the embedded store's figures (None: persistence is off)."""
         self._store_stats = stats
+
+    def attach_bridges(self, stats: Callable[[], list[BridgeStats]] | None) -> None:
+        """Where ``bridges`` reads the bridges' figures (None: no bridge runs)."""
+        self._bridge_stats = stats
+        self._changed()
+
+    def bridges_changed(self) -> None:
+        """A bridge's link came up or went down."""
+        self._changed()
+
+    def bridges(self) -> list[BridgeStats]:
+        """Each running bridge's state and figures now."""
+        return self._bridge_stats() if self._bridge_stats is not None else []
 
     def store_stats(self) -> StoreStats | None:
         """The embedded store's figures now, or None when nothing is persisted."""

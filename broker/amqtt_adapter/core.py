@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from broker.amqtt_adapter.edge_broker import LISTENER, EdgeAmqttBroker
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.plugins import EdgeAclPlugin, EdgeAuthPlugin
+from broker.bridges.bridge_set import BridgeSet
 from broker.clock import Clock, LoopClock
 from broker.config.settings import LiveSettings
 from broker.control import MqttUnavailable
@@ -146,6 +147,7 @@ class MqttCore:
         self._broker: EdgeAmqttBroker | None = None
         self._listeners: ListenerSet | None = None
         self._store: Store | None = None
+        self._bridges: BridgeSet | None = None
 
     @property
     def addresses(self) -> dict[str, tuple[str, int]]:
@@ -167,12 +169,9 @@ class MqttCore:
             self._store = Store.open(persistence.store_path, persistence.sync)
             self._state.attach_store(self._store.stats)
         try:
+            journal = Journal(self._store) if self._store is not None else None
             broker = EdgeAmqttBroker(
-                _amqtt_config(self._authenticator, self._settings),
-                self._state,
-                self._settings,
-                self._clock,
-                Journal(self._store) if self._store is not None else None,
+                _amqtt_config(self._authenticator, self._settings), self._state, self._settings, self._clock, journal
             )
             await broker.start()
         except BaseException:
@@ -186,6 +185,20 @@ class MqttCore:
             self._broker = None
             self._close_store()
             raise
+        self._start_bridges(broker, journal)
+
+    def _start_bridges(self, broker: EdgeAmqttBroker, journal: Journal | None) -> None:
+        """Make the configured bridges (their queues as the store holds them) and start their links."""
+        configured = self._settings.current.bridges.mqtt
+        state = self._state
+        bridges = BridgeSet(configured, self._publish_from, journal, broker.restored_forwards, state.bridges_changed)
+        if bridges:
+            broker.bridges = self._bridges = bridges
+            state.attach_bridges(bridges.stats)
+            bridges.start()
+
+    async def _publish_from(self, topic: str, payload: bytes, qos: int, retain: bool, bridge: str) -> None:
+        await self._running().publish(topic, payload, qos, retain=retain, client_id=None, origin=bridge)
 
     def _close_store(self) -> None:
         """Commit what was written and close the store (after the broker stopped)."""
@@ -250,6 +263,10 @@ class MqttCore:
         """Publish as the broker, attributed to ``client_id`` if given."""
         await self._running().publish(topic, payload, qos, retain=retain, client_id=client_id)
 
+    def pause_bridge(self, name: str, paused: bool) -> bool:
+        """Stop or resume forwarding on a bridge; False if there is none of that name."""
+        return self._bridges is not None and self._bridges.pause(name, paused)
+
     def retained(self) -> list[tuple[str, int, int]]:
         """(topic, qos, payload size) of every retained message."""
         return self._running().retained()
@@ -259,7 +276,15 @@ class MqttCore:
         return self._running().delete_retained(topic)
 
     async def stop(self, timeout: float) -> None:
-        """Close listeners and connections, then stop amqtt, each within ``timeout`` seconds."""
+        """Stop the bridges, close listeners and connections, then stop amqtt, each within
+        ``timeout`` seconds."""
+        bridges, self._bridges = self._bridges, None
+        if bridges is not None:
+            self._state.attach_bridges(None)
+            try:
+                await asyncio.wait_for(bridges.stop(), timeout)
+            except TimeoutError:
+                log.warning("the bridges did not stop within %ss", timeout)
         await self._close_listeners(timeout)
         broker, self._broker = self._broker, None
         if broker is not None:

@@ -26,6 +26,7 @@ from broker.amqtt_adapter.connection import Connection
 from broker.amqtt_adapter.outbox import RoutedCopy
 from broker.amqtt_adapter.plugins import EdgeAclPlugin
 from broker.amqtt_adapter.session import QueuedMessage, queue_size
+from broker.bridges.bridge_set import BridgeSet
 from broker.config.settings import LiveSettings
 from broker.mqtt.retained import RetainedStore
 from broker.mqtt.subscriptions import SubscriptionIndex
@@ -58,6 +59,8 @@ class Router:
     _connections: dict[str, Connection]
     _sessions: dict[str, tuple[Session, Any]]  # amqtt's: every session, connected or offline
     _journal: Journal | None  # what persists (None: nothing)
+    bridges: BridgeSet | None = None
+    """Offered every routed message (set by MqttCore once the bridges are made)."""
     plugins_manager: PluginManager[Any]
     _topic_filtering: Callable[..., Awaitable[bool]]  # amqtt's: the topic plugins' verdicts
 
@@ -115,16 +118,18 @@ class Router:
         await self._route(session, topic, payload, qos, retain=retain)
         return True
 
-    async def publish(self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None) -> None:
-        """Route a message as if ``client_id`` (or nobody) had published it; return once what
-        it changed in the store is committed (StoreError if it cannot be)."""
+    async def publish(
+        self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None, origin: str | None = None
+    ) -> None:
+        """Route a message as if ``client_id`` (or nobody, or the bridge ``origin``) had published
+        it; return once what it changed in the store is committed (StoreError if it cannot be)."""
         sender = self._sessions.get(client_id, (None, None))[0] if client_id else None
         journal = self._journal
         scope = journal.begin() if journal is not None else None
         try:
             if retain:
                 await self.retain_message(sender, topic, payload, qos)
-            await self._route(sender, topic, payload, qos, retain=retain, sender_id=client_id)
+            await self._route(sender, topic, payload, qos, retain=retain, sender_id=client_id, origin=origin)
         finally:
             durable = journal.end(scope) if journal is not None and scope is not None else None
         if durable is not None:
@@ -147,9 +152,13 @@ class Router:
         retain: bool = False,
         counted: bool = True,
         sender_id: str | None = None,
+        origin: str | None = None,
     ) -> None:
-        """Route one message to every matching subscription and count it."""
+        """Route one message to every matching subscription and bridge (but ``origin``, the
+        bridge it came from) and count it."""
         sender_id = sender.client_id if sender is not None else sender_id
+        if self.bridges:
+            self.bridges.offer(topic, data, qos, retain, origin)
         if counted and self._state.observes_messages:
             self._state.record_message(RoutedMessage(topic, data, qos, retain, sender_id))
         routed: list[str] = []

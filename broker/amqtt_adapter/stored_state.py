@@ -20,7 +20,7 @@ from broker.amqtt_adapter.outgoing import OutgoingCopy
 from broker.amqtt_adapter.session import EdgeSession, QueuedMessage
 from broker.mqtt.retained import RetainedStore
 from broker.mqtt.subscriptions import SubscriptionIndex
-from broker.persistence.journal import Journal, Snapshot, StoredSession
+from broker.persistence.journal import Journal, Snapshot, StoredForward, StoredSession
 from broker.persistence.store import StoreError
 from broker.state import BrokerState, ClientInfo
 
@@ -40,9 +40,12 @@ class StoredState:
     _offline_bytes: dict[str, int]
     _undiscarded: set[str]
     """Discarded sessions the store still holds (their write failed)."""
+    restored_forwards: dict[str, list[StoredForward]] = {}  # noqa: RUF012 - replaced, never changed in place
+    """The bridges' queues read back at start-up, by bridge name (for MqttCore's bridges)."""
 
     def _restore(self, snapshot: Snapshot) -> None:
         """Take back the retained messages and persistent sessions the store holds (offline)."""
+        self.restored_forwards = snapshot.forwards
         for topic, payload, qos in snapshot.retained:
             self._retained.put(topic, payload, qos)
         for stored in snapshot.sessions:

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 
 from broker.persistence.store import Statement, Store
 
-__all__ = ["Journal", "Scope", "Snapshot", "StoredMessage", "StoredSession"]
+__all__ = ["Journal", "Scope", "Snapshot", "StoredForward", "StoredMessage", "StoredSession"]
 
 _PUT_RETAINED = "INSERT OR REPLACE INTO retained VALUES (?, ?, ?)"
 _QUEUE = "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, 0)"
 _SENT = "UPDATE messages SET packet_id = ? WHERE client_id = ? AND seq = ?"
 _RELEASED = "UPDATE messages SET released = 1 WHERE client_id = ? AND seq = ?"
 _ACKNOWLEDGED = "DELETE FROM messages WHERE client_id = ? AND seq = ?"
+_FORWARD = "INSERT OR REPLACE INTO bridge_messages VALUES (?, ?, ?, ?, ?, ?)"
 _SESSION_TABLES = ("sessions", "subscriptions", "messages", "incoming_qos2")
 # statements over fixed table names (never from input)
 _DISCARD = [f"DELETE FROM {table} WHERE client_id = ?" for table in _SESSION_TABLES]  # noqa: S608
@@ -77,11 +78,25 @@ class StoredSession:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredForward:
+    """A message queued for a bridge's upstream and not acknowledged there yet."""
+
+    seq: int
+    topic: str
+    """The upstream's topic (mapped already)."""
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the store holds, read at start-up."""
 
     retained: list[tuple[str, bytes, int]]
     sessions: list[StoredSession]
+    forwards: dict[str, list[StoredForward]] = field(default_factory=dict)
+    """Each bridge's queue, in seq order."""
 
     @property
     def message_count(self) -> int:
@@ -185,6 +200,14 @@ class Journal:
         """A copy's PUBACK or PUBCOMP came: it is done."""
         self._write([Statement(_ACKNOWLEDGED, (client_id, seq))])
 
+    def forward_queued(self, bridge: str, seq: int, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        """A QoS 1/2 message was queued for a bridge's upstream."""
+        self._write([Statement(_FORWARD, (bridge, seq, topic, payload, qos, int(retain)))])
+
+    def forward_acknowledged(self, bridge: str, seq: int) -> None:
+        """The upstream acknowledged a forwarded message (PUBACK, PUBCOMP), or it was dropped."""
+        self._write([Statement("DELETE FROM bridge_messages WHERE bridge = ? AND seq = ?", (bridge, seq))])
+
     def incoming(self, client_id: str, packet_id: int) -> None:
         """A QoS 2 PUBLISH from a persistent session was routed; its id is kept until PUBREL."""
         self._write([Statement("INSERT OR REPLACE INTO incoming_qos2 VALUES (?, ?)", (client_id, packet_id))])
@@ -215,9 +238,14 @@ class Journal:
         for client_id, packet_id in read("SELECT client_id, packet_id FROM incoming_qos2"):
             if (session := sessions.get(client_id)) is not None:
                 session.incoming_qos2.append(packet_id)
+        forwards: dict[str, list[StoredForward]] = {}
+        rows = read("SELECT bridge, seq, topic, payload, qos, retain FROM bridge_messages ORDER BY seq")
+        for bridge, seq, topic, payload, qos, retain in rows:
+            last_seq = max(last_seq, seq)
+            forwards.setdefault(bridge, []).append(StoredForward(seq, topic, bytes(payload), qos, bool(retain)))
         self._next_seq = last_seq + 1
         retained = [(topic, bytes(payload), qos) for topic, payload, qos in read("SELECT * FROM retained")]
-        return Snapshot(retained, list(sessions.values()))
+        return Snapshot(retained, list(sessions.values()), forwards)
 
 
 def _seen(done: asyncio.Future[None]) -> None:

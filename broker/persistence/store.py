@@ -33,7 +33,7 @@ __all__ = ["SCHEMA_VERSION", "Statement", "Store", "StoreError", "StoreLocked", 
 
 log = logging.getLogger("edgemq.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x6564676D  # "edgm"
 Sync = Literal["always", "batched", "off"]
 """``always``: every commit is fsynced (synchronous=FULL); ``batched``: WAL with
@@ -52,7 +52,18 @@ CREATE TABLE messages (
     qos INTEGER NOT NULL, packet_id INTEGER, released INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (client_id, seq)
 );
 CREATE TABLE incoming_qos2 (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
+CREATE TABLE bridge_messages (
+    bridge TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    qos INTEGER NOT NULL, retain INTEGER NOT NULL, PRIMARY KEY (bridge, seq)
+);
 """
+# What takes a store of schema version N to N + 1 (in one transaction, at open).
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [  # 2: the queues of bridges (issue 15)
+        "CREATE TABLE bridge_messages (bridge TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL,"
+        " payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, PRIMARY KEY (bridge, seq))"
+    ],
+}
 
 
 class StoreError(Exception):
@@ -323,9 +334,22 @@ def _check(connection: sqlite3.Connection, path: Path) -> None:
     if application_id != APPLICATION_ID:
         raise StoreError(f"the store {path} is not an edgemq store (application id {application_id:#x})")
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is None or row[0] != str(SCHEMA_VERSION):
-        found = row[0] if row is not None else "none"
-        raise StoreError(f"the store {path} has schema version {found}; this edgemq reads {SCHEMA_VERSION}")
+    found = row[0] if row is not None else "none"
+    if not str(found).isdigit() or not 1 <= int(found) <= SCHEMA_VERSION:
+        raise StoreError(f"the store {path} has schema version {found}; this edgemq reads 1 to {SCHEMA_VERSION}")
     (verdict,) = connection.execute("PRAGMA quick_check").fetchone()
     if verdict != "ok":
         raise StoreError(f"the store {path} is damaged: {verdict}")
+    if int(found) < SCHEMA_VERSION:
+        _migrate(connection, path, int(found))
+
+
+def _migrate(connection: sqlite3.Connection, path: Path, version: int) -> None:
+    """Bring a store of an earlier schema version to this one, in one transaction."""
+    connection.execute("BEGIN IMMEDIATE")
+    for step in range(version, SCHEMA_VERSION):
+        for statement in _MIGRATIONS[step]:
+            connection.execute(statement)
+    connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+    connection.execute("COMMIT")
+    log.info("the store %s was migrated from schema version %d to %d", path, version, SCHEMA_VERSION)

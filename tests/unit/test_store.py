@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import sqlite3
 import subprocess
@@ -241,5 +242,23 @@ async def test_one_failing_batch_does_not_fail_those_committed_with_it(tmp_path:
         await good
         assert sorted(store.read("SELECT topic FROM retained")) == [("first",), ("good",)]
         assert store.stats().write_errors == 1
+    finally:
+        store.close()
+
+
+def test_a_store_of_schema_version_1_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
+    """A version 1 store (issue 14's) opens as version 2: the bridge queue table added, its rows kept."""
+    path = tmp_path / "edgemq.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as old:
+        old.execute("PRAGMA application_id = 1701078893")  # edgemq's
+        old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        old.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        old.execute("CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL)")
+        old.execute("INSERT INTO retained VALUES ('kept', x'01', 1)")
+    store = Store.open(path)
+    try:
+        assert store.read("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+        assert store.read("SELECT topic FROM retained") == [("kept",)]
+        assert store.read("SELECT count(*) FROM bridge_messages") == [(0,)]
     finally:
         store.close()

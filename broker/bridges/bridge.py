@@ -1,0 +1,262 @@
+"""``Bridge``: one upstream broker, its forwarding queue and its link.
+
+Messages to forward are queued in publish order (QoS 1/2 ones also in the store when persistence
+is on, written with the PUBLISH that made them, so the local publisher is acknowledged only once
+they are durable); a message leaves the queue only at the upstream's PUBACK or PUBCOMP. While the
+link is up a window of ``max_inflight`` messages is in flight; when it drops, what was in flight
+goes back to the front and the whole queue is sent again at once on reconnect (DUP=1 where it
+was sent before, with its packet id), then live traffic follows in order. The link is made again
+with exponential backoff and jitter. Messages from the upstream's subscriptions are published
+locally (and acknowledged upstream once that is durable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from broker.bridges.link import LinkError, LinkOptions, UpstreamLink
+from broker.persistence.journal import Journal, StoredForward
+
+__all__ = ["Bridge", "BridgeStats", "PublishLocal", "Subscription"]
+
+log = logging.getLogger("edgemq.bridge")
+
+_BACKOFF_MIN, _BACKOFF_MAX = 0.1, 15.0  # seconds between connection attempts, doubling
+_SUBACK_TIMEOUT = 10.0
+PublishLocal = Callable[[str, bytes, int, bool], Awaitable[None]]
+"""Publish a message from the upstream locally (topic, payload, qos, retain); returns once durable."""
+Subscription = tuple[str, int]
+
+
+@dataclass(slots=True)
+class _Queued:
+    seq: int
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    queued_at: float
+    packet_id: int = 0
+    sent: bool = False
+    released: bool = False  # QoS 2: PUBREC came, PUBREL is what is resent
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeStats:
+    """What the admin API shows of a bridge."""
+
+    name: str
+    server: str
+    connected: bool
+    queued: int
+    in_flight: int
+    oldest_queued_seconds: float
+    forwarded: int
+    received: int
+    dropped: int
+    last_error: str | None
+
+
+class Bridge:
+    """See the module docstring; ``run`` keeps the link until cancelled."""
+
+    def __init__(
+        self,
+        name: str,
+        server: str,
+        options: LinkOptions,
+        *,
+        subscriptions: list[Subscription],
+        receive: Callable[[str, bytes, int, bool], Awaitable[None]],
+        journal: Journal | None,
+        max_queued: int,
+        max_inflight: int,
+        restored: list[StoredForward] | None = None,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.name, self.server, self._options = name, server, options
+        self._subscriptions, self._receive, self._journal = subscriptions, receive, journal
+        self._max_queued, self._max_inflight = max_queued, max_inflight
+        now = time.monotonic()
+        self._queue: dict[int, _Queued] = {
+            m.seq: _Queued(m.seq, m.topic, m.payload, m.qos, m.retain, now) for m in restored or ()
+        }
+        self._on_change = on_change  # the link came up or went down
+        self._unsent: deque[int] = deque(self._queue)
+        self._in_flight: dict[int, int] = {}  # packet id -> seq
+        self._next_id = 0
+        self._own_seq = max(self._queue, default=0)  # without a journal, the bridge numbers its messages
+        self._link: UpstreamLink | None = None
+        self._wakeup = asyncio.Event()
+        self._paused = False
+        self.forwarded = self.received = self.dropped = 0
+        self._last_error: str | None = None
+
+    # -- queueing (called by the router, at the moment a message is routed) -----------------
+
+    def enqueue(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        """Queue a message for the upstream (dropped and counted when the queue is full)."""
+        if len(self._queue) >= self._max_queued:
+            self.dropped += 1
+            return
+        journal = self._journal
+        if journal is not None:
+            seq = journal.next_seq()
+            if qos:
+                journal.forward_queued(self.name, seq, topic, payload, qos, retain)
+        else:
+            self._own_seq += 1
+            seq = self._own_seq
+        self._queue[seq] = _Queued(seq, topic, payload, qos, retain, time.monotonic())
+        self._unsent.append(seq)
+        if self._link is not None:
+            self._wakeup.set()
+
+    # -- the link ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, keep the link, reconnect with backoff; until cancelled."""
+        delay = _BACKOFF_MIN
+        while True:
+            try:
+                link, _ = await UpstreamLink.connect(self._options, self._received, self._acknowledged)
+            except LinkError as exc:
+                if self._last_error is None:
+                    log.warning("bridge %s: cannot connect to %s: %s (retrying)", self.name, self.server, exc)
+                else:
+                    log.debug("bridge %s: cannot connect to %s: %s", self.name, self.server, exc)
+                self._last_error = str(exc)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not a secret
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
+            delay = _BACKOFF_MIN
+            await self._serve(link)
+            await asyncio.sleep(_BACKOFF_MIN * random.uniform(0.8, 1.2))  # noqa: S311
+
+    async def _serve(self, link: UpstreamLink) -> None:
+        reading = asyncio.create_task(link.run(), name=f"edgemq-bridge-{self.name}-reader")
+        pumping: asyncio.Task[None] | None = None
+        try:
+            if self._subscriptions:
+                codes = await link.subscribe(self._subscriptions, _SUBACK_TIMEOUT)
+                for (topic_filter, _), code in zip(self._subscriptions, codes, strict=False):
+                    if code == 0x80:
+                        log.warning("bridge %s: the upstream refused the subscription %s", self.name, topic_filter)
+            self._link, self._last_error = link, None
+            self._on_change()
+            log.info("bridge %s: connected to %s (%d queued)", self.name, self.server, len(self._queue))
+            pumping = asyncio.create_task(self._pump(link), name=f"edgemq-bridge-{self.name}-sender")
+            self._wakeup.set()
+            await link.closed.wait()
+        except LinkError as exc:
+            link.reason = link.reason or str(exc)
+        finally:
+            if self._link is not None:
+                self._link = None
+                self._on_change()
+            for task in (pumping, reading):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            link.abort()
+            self._requeue_in_flight()
+        self._last_error = link.reason or "link lost"
+        log.warning("bridge %s: link to %s lost: %s (%d queued)", self.name, self.server, link.reason, len(self._queue))
+
+    def _requeue_in_flight(self) -> None:
+        """What was in flight goes back to the front, in order, to be sent again."""
+        if self._in_flight:
+            self._unsent.extendleft(sorted(self._in_flight.values(), reverse=True))
+            self._in_flight.clear()
+
+    async def _pump(self, link: UpstreamLink) -> None:
+        """Send queued messages in order, at most ``max_inflight`` unacknowledged at a time."""
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._unsent and len(self._in_flight) < self._max_inflight and not self._paused:
+                seq = self._unsent.popleft()
+                queued = self._queue.get(seq)
+                if queued is None:
+                    continue
+                self._send(link, queued)
+                if link.backlogged:
+                    await link.drain()
+
+    def _send(self, link: UpstreamLink, queued: _Queued) -> None:
+        if not queued.qos:
+            link.publish(queued.topic, queued.payload, 0, queued.retain, 0, dup=False)
+            del self._queue[queued.seq]
+            self.forwarded += 1
+            return
+        if not queued.packet_id:
+            queued.packet_id = self._packet_id()
+        self._in_flight[queued.packet_id] = queued.seq
+        if queued.released:
+            link.pubrel(queued.packet_id)
+        else:
+            link.publish(queued.topic, queued.payload, queued.qos, queued.retain, queued.packet_id, dup=queued.sent)
+        queued.sent = True
+
+    def _packet_id(self) -> int:
+        for _ in range(65535):
+            self._next_id = self._next_id % 65535 + 1
+            if self._next_id not in self._in_flight:
+                return self._next_id
+        raise RuntimeError("no free packet id")  # cannot happen: max_inflight is at most 65535
+
+    def _acknowledged(self, packet_id: int, final: bool) -> None:
+        """PUBACK/PUBCOMP (``final``): the message is done; PUBREC: its PUBREL is what is resent."""
+        seq = self._in_flight.get(packet_id)
+        if seq is None:
+            return
+        if not final:
+            queued = self._queue.get(seq)
+            if queued is not None:
+                queued.released = True
+            return
+        del self._in_flight[packet_id]
+        if self._queue.pop(seq, None) is not None:
+            self.forwarded += 1
+            if self._journal is not None:
+                self._journal.forward_acknowledged(self.name, seq)
+        self._wakeup.set()
+
+    async def _received(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        await self._receive(topic, payload, qos, retain)
+        self.received += 1
+
+    # -- control and figures ---------------------------------------------------------------
+
+    def pause(self, paused: bool) -> None:
+        """Stop (or resume) sending; the queue keeps filling."""
+        self._paused = paused
+        self._wakeup.set()
+
+    async def close(self) -> None:
+        """End the link cleanly (DISCONNECT) if it is up."""
+        if self._link is not None:
+            self._link.close()
+
+    def stats(self) -> BridgeStats:
+        oldest = next(iter(self._queue.values()), None)
+        return BridgeStats(
+            self.name,
+            self.server,
+            self._link is not None,
+            len(self._queue),
+            len(self._in_flight),
+            time.monotonic() - oldest.queued_at if oldest is not None else 0.0,
+            self.forwarded,
+            self.received,
+            self.dropped,
+            self._last_error,
+        )
