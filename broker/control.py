@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
+from broker.bridges.control import BridgeControls
+
 __all__ = ["BrokerControl", "MqttUnavailable"]
 
 
@@ -58,4 +60,9 @@ class BrokerControl(Protocol):
 
     def delete_retained(self, topic: str) -> bool:
         """Forget one retained message; False if there is none."""
+        ...
+
+    @property
+    def bridges(self) -> BridgeControls:
+        """The running bridges: settings, change, subscribe, unsubscribe, pause."""
         ...

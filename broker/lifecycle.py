@@ -13,8 +13,9 @@ from typing import Any
 from admin_api import create_app
 from broker.admin_http.server import AdminHttpServer
 from broker.amqtt_adapter import MqttCore
+from broker.bridges.control import BridgeControls
 from broker.clock import Clock
-from broker.config.changes import ConfigUnavailable, plan_change, plan_live_change
+from broker.config.changes import ConfigUnavailable, as_started, plan_change, plan_live_change, with_section
 from broker.config.settings import BrokerSettings, LiveSettings
 from broker.config.source import ConfigError, ConfigSource
 from broker.log_output import python_log_level
@@ -74,6 +75,8 @@ class EdgeBroker:
         self.tasks = TaskGroup()
         """The broker's tasks (connections, restarts), named; see broker/task_group.py."""
         self._mqtt = MqttCore(self.live, self.state, self.tasks, clock)
+        self.bridges = BridgeControls(lambda: self._mqtt.bridges)
+        """What the admin API may do to the running bridges."""
         self._app = create_app(self.state, self, self.live)
         self._http: AdminHttpServer | None = None
         self._restart_lock = asyncio.Lock()
@@ -182,15 +185,7 @@ class EdgeBroker:
                     new = self._config.load()
                 except ConfigError as exc:
                     log.error("restart: the configuration is invalid, keeping the running one:\n%s", exc)
-            # where the log goes is set when the process starts: keep reporting what is in effect
-            log_section = new.log.model_dump() | old.log.model_dump(include={"to", "dir", "file"})
-            new = _with_section(new, "log", log_section)
-            # so is the store: it stays open across a restart (a new one takes a new start)
-            if (new.persistence, new.sqlite) != (old.persistence, old.sqlite):
-                log.warning("restart: persistence settings apply when edgemq starts again; the store stays as it was")
-                new = _with_section(
-                    _with_section(new, "persistence", old.persistence.model_dump()), "sqlite", old.sqlite.model_dump()
-                )
+            new = as_started(new, old)
             log.info("restarting the MQTT side")
             self.live.current = new
             try:
@@ -204,7 +199,7 @@ class EdgeBroker:
             if moves and not await self._move_http(new):  # report the address the admin API is still on
                 still_at = old.http_server.model_dump(include={"ip_addr", "port"})
                 http = new.http_server.model_dump() | still_at  # the rest of the section applies
-                self.live.current = _with_section(self.live.current, "http_server", http)
+                self.live.current = with_section(self.live.current, "http_server", http)
             log.info("edgemq restarted: MQTT on %s, admin API on %s", self.mqtt_url, self.api_url)
 
     async def _move_http(self, settings: BrokerSettings) -> bool:
@@ -389,11 +384,6 @@ class EdgeBroker:
 def _apply_log_level(old: BrokerSettings, new: BrokerSettings) -> None:
     if new.log.level != old.log.level:
         logging.getLogger("edgemq").setLevel(python_log_level(new.log.level))
-
-
-def _with_section(settings: BrokerSettings, section: str, values: dict[str, Any]) -> BrokerSettings:
-    """``settings`` with one section replaced."""
-    return BrokerSettings.model_validate(settings.model_dump() | {section: values})
 
 
 def _url_host_port(address: tuple[str, int]) -> tuple[str, int]:

@@ -263,9 +263,10 @@ class MqttCore:
         """Publish as the broker, attributed to ``client_id`` if given."""
         await self._running().publish(topic, payload, qos, retain=retain, client_id=client_id)
 
-    def pause_bridge(self, name: str, paused: bool) -> bool:
-        """Stop or resume forwarding on a bridge; False if there is none of that name."""
-        return self._bridges is not None and self._bridges.pause(name, paused)
+    @property
+    def bridges(self) -> BridgeSet | None:
+        """The running bridges (None: none configured, or not started)."""
+        return self._bridges
 
     def retained(self) -> list[tuple[str, int, int]]:
         """(topic, qos, payload size) of every retained message."""

@@ -54,7 +54,8 @@ class BridgeStats:
 
     name: str
     server: str
-    connected: bool
+    state: str
+    """connected, connecting, disconnected (waiting to try again) or paused."""
     queued: int
     in_flight: int
     oldest_queued_seconds: float
@@ -96,6 +97,7 @@ class Bridge:
         self._link: UpstreamLink | None = None
         self._wakeup = asyncio.Event()
         self._paused = False
+        self._connecting = False
         self.forwarded = self.received = self.dropped = 0
         self._last_error: str | None = None
 
@@ -125,9 +127,11 @@ class Bridge:
         """Connect, keep the link, reconnect with backoff; until cancelled."""
         delay = _BACKOFF_MIN
         while True:
+            self._connecting = True
             try:
                 link, _ = await UpstreamLink.connect(self._options, self._received, self._acknowledged)
             except LinkError as exc:
+                self._connecting = False
                 if self._last_error is None:
                     log.warning("bridge %s: cannot connect to %s: %s (retrying)", self.name, self.server, exc)
                 else:
@@ -136,6 +140,7 @@ class Bridge:
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not a secret
                 delay = min(delay * 2, _BACKOFF_MAX)
                 continue
+            self._connecting = False
             delay = _BACKOFF_MIN
             await self._serve(link)
             await asyncio.sleep(_BACKOFF_MIN * random.uniform(0.8, 1.2))  # noqa: S311
@@ -236,6 +241,33 @@ class Bridge:
 
     # -- control and figures ---------------------------------------------------------------
 
+    async def subscribe_remote(self, filters: list[Subscription]) -> None:
+        """Subscribe upstream now (if the link is up) and at every reconnect."""
+        self._subscriptions = [s for s in self._subscriptions if s[0] not in {f for f, _ in filters}] + filters
+        if self._link is not None:
+            await self._link.subscribe(filters, _SUBACK_TIMEOUT)
+
+    async def unsubscribe_remote(self, filters: list[str]) -> None:
+        """Unsubscribe upstream now (if the link is up) and not again at reconnects."""
+        self._subscriptions = [s for s in self._subscriptions if s[0] not in filters]
+        if self._link is not None:
+            await self._link.unsubscribe(filters, _SUBACK_TIMEOUT)
+
+    def take_queue(self) -> list[_Queued]:
+        """Everything queued, in order (for the bridge that replaces this one)."""
+        self._requeue_in_flight()
+        taken = [self._queue[seq] for seq in sorted(self._queue)]
+        self._queue.clear()
+        self._unsent.clear()
+        return taken
+
+    def adopt(self, queued: list[_Queued]) -> None:
+        """Take over the queue of the bridge this one replaces (before anything else is queued)."""
+        for item in queued:
+            self._queue[item.seq] = item
+            self._unsent.append(item.seq)
+        self._own_seq = max(self._own_seq, *(item.seq for item in queued), 0)
+
     def pause(self, paused: bool) -> None:
         """Stop (or resume) sending; the queue keeps filling."""
         self._paused = paused
@@ -248,10 +280,16 @@ class Bridge:
 
     def stats(self) -> BridgeStats:
         oldest = next(iter(self._queue.values()), None)
+        if self._paused:
+            state = "paused"
+        elif self._link is not None:
+            state = "connected"
+        else:
+            state = "connecting" if self._connecting else "disconnected"
         return BridgeStats(
             self.name,
             self.server,
-            self._link is not None,
+            state,
             len(self._queue),
             len(self._in_flight),
             time.monotonic() - oldest.queued_at if oldest is not None else 0.0,

@@ -19,7 +19,7 @@ from broker.bridges.bridge import Bridge, BridgeStats
 from broker.bridges.link import LinkOptions
 from broker.bridges.topics import map_topic
 from broker.config.bridge_settings import Bridge as BridgeSettings
-from broker.config.bridge_settings import BridgeSsl
+from broker.config.bridge_settings import BridgeSsl, Subscription
 from broker.mqtt.topics import topic_matches
 from broker.persistence.journal import Journal, StoredForward
 
@@ -57,35 +57,37 @@ class BridgeSet:
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = {name: b for name, b in configured.items() if b.enable}
-        self._publish_from = publish_from
-        self._bridges: dict[str, Bridge] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        for name, settings in self._settings.items():
-            host, port = settings.address
-            options = LinkOptions(
-                host,
-                port,
-                settings.clientid,
-                settings.username,
-                settings.password,
-                round(settings.keepalive),
-                settings.clean_start,
-                tls_context(settings.ssl) if settings.tls else None,
-            )
-            self._bridges[name] = Bridge(
-                name,
-                settings.server,
-                options,
-                subscriptions=[(s.remote_topic, s.qos) for s in settings.subscription],
-                receive=self._receiver(name, settings),
-                journal=journal,
-                max_queued=settings.max_send_queue_len,
-                max_inflight=settings.max_inflight,
-                restored=restored.get(name, []),
-                on_change=on_change,
-            )
+        self._publish_from, self._journal, self._on_change = publish_from, journal, on_change
+        self._rules = {name: list(b.subscription) for name, b in self._settings.items()}  # changed at run time
+        self._bridges = {name: self._make(name, b, restored.get(name, [])) for name, b in self._settings.items()}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         for name in restored.keys() - self._bridges.keys():
             log.warning("the store holds %d messages for bridge %s, which is not configured", len(restored[name]), name)
+
+    def _make(self, name: str, settings: BridgeSettings, restored: list[StoredForward]) -> Bridge:
+        host, port = settings.address
+        options = LinkOptions(
+            host,
+            port,
+            settings.clientid,
+            settings.username,
+            settings.password,
+            round(settings.keepalive),
+            settings.clean_start,
+            tls_context(settings.ssl) if settings.tls else None,
+        )
+        return Bridge(
+            name,
+            settings.server,
+            options,
+            subscriptions=[(s.remote_topic, s.qos) for s in self._rules[name]],
+            receive=self._receiver(name),
+            journal=self._journal,
+            max_queued=settings.max_send_queue_len,
+            max_inflight=settings.max_inflight,
+            restored=restored,
+            on_change=self._on_change,
+        )
 
     def __bool__(self) -> bool:
         return bool(self._bridges)
@@ -106,9 +108,9 @@ class BridgeSet:
                     bridge.enqueue(remote, payload, min(rule.qos, qos), retain if rule.retain is None else rule.retain)
                     break  # the first matching rule decides
 
-    def _receiver(self, name: str, settings: BridgeSettings) -> Callable[[str, bytes, int, bool], Awaitable[None]]:
+    def _receiver(self, name: str) -> Callable[[str, bytes, int, bool], Awaitable[None]]:
         async def receive(topic: str, payload: bytes, qos: int, retain: bool) -> None:
-            for rule in settings.subscription:
+            for rule in self._rules[name]:
                 if topic_matches(rule.remote_topic, topic):
                     try:
                         local = map_topic(topic, rule.remote_topic, rule.local_topic, rule.prefix, rule.suffix)
@@ -126,23 +128,62 @@ class BridgeSet:
     def start(self) -> None:
         """Start every bridge's link (each reconnects on its own until ``stop``)."""
         for name, bridge in self._bridges.items():
-            self._tasks.append(asyncio.create_task(bridge.run(), name=f"edgemq-bridge-{name}"))
+            self._tasks[name] = asyncio.create_task(bridge.run(), name=f"edgemq-bridge-{name}")
 
     async def stop(self) -> None:
         """End every link cleanly; what is queued stays (in the store, if persistence is on)."""
-        for bridge in self._bridges.values():
-            await bridge.close()
-        for task in self._tasks:
+        for name in list(self._tasks):
+            await self._stop_one(name)
+
+    async def _stop_one(self, name: str) -> None:
+        await self._bridges[name].close()
+        task = self._tasks.pop(name, None)
+        if task is not None:
             task.cancel()
-        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks.clear()
 
     # -- the admin API ----------------------------------------------------------------------
 
     def stats(self) -> list[BridgeStats]:
         return [bridge.stats() for bridge in self._bridges.values()]
+
+    def settings(self, name: str) -> BridgeSettings | None:
+        """The settings a running bridge uses (None: no such bridge)."""
+        return self._settings.get(name)
+
+    async def replace(self, name: str, settings: BridgeSettings) -> bool:
+        """Run bridge ``name`` with new settings, keeping its queue; False if there is none."""
+        old = self._bridges.get(name)
+        if old is None:
+            return False
+        await self._stop_one(name)
+        self._settings[name], self._rules[name] = settings, list(settings.subscription)
+        bridge = self._make(name, settings, [])
+        bridge.adopt(old.take_queue())
+        self._bridges[name] = bridge
+        self._tasks[name] = asyncio.create_task(bridge.run(), name=f"edgemq-bridge-{name}")
+        self._on_change()
+        return True
+
+    async def subscribe(self, name: str, rules: list[Subscription]) -> bool:
+        """Add remote subscriptions to a running bridge (LinkError if the upstream does not answer)."""
+        bridge = self._bridges.get(name)
+        if bridge is None:
+            return False
+        added = {rule.remote_topic for rule in rules}
+        self._rules[name] = [r for r in self._rules[name] if r.remote_topic not in added] + rules
+        await bridge.subscribe_remote([(rule.remote_topic, rule.qos) for rule in rules])
+        return True
+
+    async def unsubscribe(self, name: str, filters: list[str]) -> bool:
+        """Remove remote subscriptions from a running bridge."""
+        bridge = self._bridges.get(name)
+        if bridge is None:
+            return False
+        self._rules[name] = [r for r in self._rules[name] if r.remote_topic not in filters]
+        await bridge.unsubscribe_remote(filters)
+        return True
 
     def pause(self, name: str, paused: bool) -> bool:
         """Stop or resume sending on one bridge; False if there is no such bridge."""

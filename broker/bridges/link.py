@@ -27,6 +27,7 @@ from broker.mqtt.encoding import (
     encode_pubrec,
     encode_pubrel,
     encode_subscribe,
+    encode_unsubscribe,
 )
 from broker.mqtt.framing import ProtocolViolation, encode_publish, parse_publish, split_packet
 
@@ -34,7 +35,7 @@ __all__ = ["LinkError", "LinkOptions", "UpstreamLink"]
 
 log = logging.getLogger("edgemq.bridge")
 
-_CONNACK, _PUBLISH, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP, _SUBACK, _PINGRESP = 2, 3, 4, 5, 6, 7, 9, 13
+_CONNACK, _PUBLISH, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP, _SUBACK, _UNSUBACK = 2, 3, 4, 5, 6, 7, 9, 11
 _MAX_PACKET = 268_435_455
 _CONNACK_REASONS = {
     1: "unacceptable protocol version",
@@ -84,6 +85,7 @@ class UpstreamLink:
         self._on_publish, self._on_acknowledged = on_publish, on_acknowledged
         self._buffer = bytearray()
         self._suback: asyncio.Future[list[int]] | None = None
+        self._unsuback: asyncio.Future[None] | None = None
         self._incoming_qos2: set[int] = set()  # ids received, PUBREL not yet (4.3.3 method B)
         self._last_sent = self._last_read = time.monotonic()
         self.closed = asyncio.Event()
@@ -173,6 +175,16 @@ class UpstreamLink:
         except TimeoutError:
             raise LinkError(f"no SUBACK within {timeout:g}s") from None
 
+    async def unsubscribe(self, filters: list[str], timeout: float) -> None:
+        """UNSUBSCRIBE and wait for the UNSUBACK (LinkError without one)."""
+        self._unsuback = asyncio.get_running_loop().create_future()
+        self._write(encode_unsubscribe(2, *filters))
+        try:
+            async with asyncio.timeout(timeout):
+                await self._unsuback
+        except TimeoutError:
+            raise LinkError(f"no UNSUBACK within {timeout:g}s") from None
+
     def close(self) -> None:
         """Send DISCONNECT and close (a clean end: the upstream does not publish a will)."""
         self._write(DISCONNECT)
@@ -237,6 +249,8 @@ class UpstreamLink:
             self._write(encode_pubcomp(packet_id))
         elif kind == _SUBACK and self._suback is not None and not self._suback.done():
             self._suback.set_result(list(packet[4:]))
+        elif kind == _UNSUBACK and self._unsuback is not None and not self._unsuback.done():
+            self._unsuback.set_result(None)
 
     async def _received(self, packet: bytes) -> None:
         topic, payload, qos, retain, packet_id = parse_publish(packet)

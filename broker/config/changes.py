@@ -11,6 +11,7 @@ when it cannot be stored exactly.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 from dataclasses import dataclass
 from itertools import combinations
@@ -21,7 +22,18 @@ from pydantic import ValidationError
 from broker.config.settings import BrokerSettings
 from broker.config.source import ConfigError, ConfigSource, deep_merge, masked, override_text, without_masks
 
-__all__ = ["ConfigChange", "ConfigUnavailable", "changed_keys", "live_view", "plan_change", "plan_live_change"]
+log = logging.getLogger("edgemq")
+
+__all__ = [
+    "ConfigChange",
+    "ConfigUnavailable",
+    "as_started",
+    "changed_keys",
+    "live_view",
+    "plan_change",
+    "plan_live_change",
+    "with_section",
+]
 
 # Keys (or key prefixes ending in ".") that take effect without a restart: they are read
 # again on every request, connection or message.
@@ -218,3 +230,20 @@ def plan_live_change(running: BrokerSettings, change: dict[str, Any]) -> BrokerS
     if needs_restart:
         raise ConfigError([f"{key}: cannot change without a restart (use v1 req 12)" for key in needs_restart])
     return target
+
+
+def as_started(new: BrokerSettings, old: BrokerSettings) -> BrokerSettings:
+    """``new`` with what applies only when the process starts kept as running: where the log
+    goes, the store, the bridges (they stay as they are across a restart)."""
+    data = new.model_dump()
+    data["log"] |= old.log.model_dump(include={"to", "dir", "file"})
+    started = {key: getattr(old, key).model_dump() for key in ("persistence", "sqlite", "bridges")}
+    changed = [key for key, value in started.items() if data[key] != value]
+    if changed:
+        log.warning("restart: %s: applies when edgemq starts again; kept as running", ", ".join(changed))
+    return BrokerSettings.model_validate(data | started)
+
+
+def with_section(settings: BrokerSettings, section: str, values: dict[str, Any]) -> BrokerSettings:
+    """``settings`` with one section replaced."""
+    return BrokerSettings.model_validate(settings.model_dump() | {section: values})

@@ -244,7 +244,7 @@ async def test_a_restart_keeps_the_store_it_started_with(tmp_path: Path, caplog:
         assert broker.state.store_stats() is not None
         assert broker.state.store_stats().path == str(first)  # type: ignore[union-attr]
     assert not second.exists()
-    assert any("persistence settings apply when edgemq starts again" in r.getMessage() for r in caplog.records)
+    assert any("persistence: applies when edgemq starts again" in r.getMessage() for r in caplog.records)
 
 
 async def test_acknowledgements_keep_their_order_behind_a_held_one(tmp_path: Path) -> None:
