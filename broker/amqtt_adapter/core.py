@@ -189,9 +189,16 @@ class MqttCore:
 
     def _start_bridges(self, broker: EdgeAmqttBroker, journal: Journal | None) -> None:
         """Make the configured bridges (their queues as the store holds them) and start their links."""
-        configured = self._settings.current.bridges.mqtt
-        state = self._state
-        bridges = BridgeSet(configured, self._publish_from, journal, broker.restored_forwards, state.bridges_changed)
+        configured, state = self._settings.current.bridges, self._state
+        restored = broker.restored_forwards
+        bridges = BridgeSet(
+            configured.mqtt,
+            self._publish_from,
+            journal,
+            restored,
+            state.bridges_changed,
+            configured.cache.disk_cache_size,
+        )
         if bridges:
             broker.bridges = self._bridges = bridges
             state.attach_bridges(bridges.stats)

@@ -55,9 +55,11 @@ class BridgeSet:
         journal: Journal | None,
         restored: dict[str, list[StoredForward]],
         on_change: Callable[[], None] = lambda: None,
+        stored_cap: int = 102400,
     ) -> None:
         self._settings = {name: b for name, b in configured.items() if b.enable}
         self._publish_from, self._journal, self._on_change = publish_from, journal, on_change
+        self._stored_cap = stored_cap  # bridges.mqtt.cache.disk_cache_size: messages stored per bridge
         self._rules = {name: list(b.subscription) for name, b in self._settings.items()}  # changed at run time
         self._bridges = {name: self._make(name, b, restored.get(name, [])) for name, b in self._settings.items()}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -75,6 +77,7 @@ class BridgeSet:
             round(settings.keepalive),
             settings.clean_start,
             tls_context(settings.ssl) if settings.tls else None,
+            settings.ssl.server_name_indication if settings.ssl is not None else None,
         )
         return Bridge(
             name,
@@ -83,7 +86,9 @@ class BridgeSet:
             subscriptions=[(s.remote_topic, s.qos) for s in self._rules[name]],
             receive=self._receiver(name),
             journal=self._journal,
-            max_queued=settings.max_send_queue_len,
+            max_queued=min(settings.max_send_queue_len, self._stored_cap)
+            if self._journal
+            else settings.max_send_queue_len,
             max_inflight=settings.max_inflight,
             restored=restored,
             on_change=self._on_change,

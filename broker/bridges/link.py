@@ -66,6 +66,8 @@ class LinkOptions:
     keepalive: int
     clean_session: bool
     tls: ssl.SSLContext | None
+    server_name: str | None = None
+    """The name the server's certificate is checked against (and SNI); None: ``host``."""
     connect_timeout: float = 10.0
 
 
@@ -100,7 +102,10 @@ class UpstreamLink:
         try:
             async with asyncio.timeout(options.connect_timeout):
                 reader, writer = await asyncio.open_connection(
-                    options.host, options.port, ssl=options.tls, server_hostname=options.host if options.tls else None
+                    options.host,
+                    options.port,
+                    ssl=options.tls,
+                    server_hostname=(options.server_name or options.host) if options.tls else None,
                 )
         except TimeoutError:
             raise LinkError(f"no connection within {options.connect_timeout:g}s") from None

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from broker import EdgeBroker
+from broker import BrokerState, EdgeBroker
 from broker.config.settings import BrokerSettings
 from broker.mqtt.encoding import encode_connect, encode_puback, encode_subscribe
 from broker.mqtt.framing import encode_publish
@@ -79,7 +79,9 @@ async def upstream_subscriber(
 
 async def bridge_connected(broker: EdgeBroker, timeout: float = 20.0) -> None:
     """Wait until every bridge of the broker is connected."""
-    await wait_until(broker.state, lambda s: bool(s.bridges()) and all(b.connected for b in s.bridges()), timeout)
+    await wait_until(
+        broker.state, lambda s: bool(s.bridges()) and all(b.state == "connected" for b in s.bridges()), timeout
+    )
 
 
 async def test_local_messages_are_forwarded_with_their_topic_mapped(tmp_path: Path) -> None:
@@ -155,3 +157,23 @@ async def test_the_queue_survives_kill_of_the_broker_with_persistence(tmp_path: 
         ):
             await cloud.until(b"49")
             assert [int(p) for p in cloud.payloads] == list(range(50))
+
+
+async def test_a_full_queue_drops_and_counts_the_newest(tmp_path: Path) -> None:
+    """Past max_send_queue_len, new messages are dropped and counted; the queued ones still go."""
+    async with (
+        mosquitto_upstream(tmp_path) as upstream,
+        LinkProxy(upstream.address).running() as proxy,
+        upstream_subscriber(upstream, "cloud", "edge/#") as cloud,
+    ):
+        proxy.refuse()
+        async with running_broker(bridged(proxy.address, max_send_queue_len=5)) as broker:
+            async with RawClient.open(broker.mqtt_address) as device:
+                assert await device.connack(encode_connect("device")) == (0, 0)
+                for n in range(8):
+                    await publish_acknowledged(device, "up/seq", b"%d" % n, 1, n + 1)
+            (stats,) = broker.state.bridges()
+            assert (stats.queued, stats.dropped) == (5, 3)
+            proxy.restore()
+            await cloud.until(b"4")
+            assert cloud.payloads == [b"%d" % n for n in range(5)]
