@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from broker import BrokerState, EdgeBroker
+from broker import EdgeBroker
 from broker.config.settings import BrokerSettings
 from broker.mqtt.encoding import encode_connect, encode_puback, encode_subscribe
 from broker.mqtt.framing import encode_publish
