@@ -13,7 +13,6 @@ locally (and acknowledged upstream once that is durable).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -63,6 +62,8 @@ class BridgeStats:
     received: int
     dropped: int
     last_error: str | None
+    resent: int = 0
+    """Messages sent again after a reconnect (DUP=1): the upstream may hold them twice (QoS 1)."""
 
 
 class Bridge:
@@ -98,7 +99,7 @@ class Bridge:
         self._wakeup = asyncio.Event()
         self._paused = False
         self._connecting = False
-        self.forwarded = self.received = self.dropped = 0
+        self.forwarded = self.received = self.dropped = self.resent = 0
         self._last_error: str | None = None
 
     # -- queueing (called by the router, at the moment a message is routed) -----------------
@@ -166,11 +167,10 @@ class Bridge:
             if self._link is not None:
                 self._link = None
                 self._on_change()
-            for task in (pumping, reading):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            tasks = [task for task in (pumping, reading) if task is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             link.abort()
             self._requeue_in_flight()
         self._last_error = link.reason or "link lost"
@@ -209,6 +209,7 @@ class Bridge:
             link.pubrel(queued.packet_id)
         else:
             link.publish(queued.topic, queued.payload, queued.qos, queued.retain, queued.packet_id, dup=queued.sent)
+        self.resent += queued.sent
         queued.sent = True
 
     def _packet_id(self) -> int:
@@ -297,4 +298,5 @@ class Bridge:
             self.received,
             self.dropped,
             self._last_error,
+            self.resent,
         )

@@ -231,6 +231,9 @@ class UpstreamLink:
                 await self._handle(packet)
         except (LinkError, OSError) as exc:
             self.reason = self.reason or str(exc) or type(exc).__name__
+        except Exception as exc:  # a message could not be published locally (e.g. the store fails):
+            # the link ends unacknowledged, so the upstream sends it again
+            self.reason = self.reason or f"a message from the upstream could not be taken: {exc}"
         finally:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
