@@ -28,6 +28,12 @@ the same run, each process with a fresh store file; the figures of the first var
   startup_store      seconds to ready with 100 000 retained messages and 10 000 persistent sessions
                      (100 of them with 10 queued messages) in the store vs no store
 
+Bridges (scripts/bench_bridges.py): edgemq with a bridge to an upstream mosquitto (issue 15).
+  bridge_forward     1 publisher -> edgemq -> bridge -> mosquitto -> subscriber, QoS 0 and QoS 1,
+                     beside the same flow directly on mosquitto
+  bridge_drain       100 000 QoS 1 messages queued while the upstream is down, then sent to it:
+                     drain rate and time (issue target 20 000 msg/s)
+
 Output: a table, or JSON lines with --json. --smoke runs everything with tiny counts.
 """
 
@@ -51,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_batch import batch_latency
+from bench_bridges import bridge_drain, bridge_forward
 from bench_flows import (
     Running,
     admin_latency,
@@ -240,6 +247,9 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "fanin_persistent": lambda a: fanin_persistent(a.repeat, scale(a, 25_000)),
     "fanout_persistent": lambda a: fanout_persistent(a.repeat, scale(a, 2_000)),
     "startup_store": lambda a: startup_store(SMOKE_STORE if a.smoke else FULL_STORE, a.repeat),
+    "bridge_forward": lambda a: [*bridge_forward(a.repeat, scale(a, 50_000), 0),
+                                 *bridge_forward(a.repeat, scale(a, 20_000), 1)],
+    "bridge_drain": lambda a: bridge_drain(a.repeat, 2_000 if a.smoke else 100_000),
 }  # fmt: skip
 
 
@@ -268,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row), flush=True)
             else:
                 extra = f"  mosquitto {row['mosquitto']}" if "mosquitto" in row else ""
+                extra += f"  target {row['target']}" if "target" in row else ""
                 ratio = f"{row['ratio']}x" if row["ratio"] is not None else "-"
                 print(f"{row['scenario']:18} {row['metric']:34} {row['value']!s:>12}  baseline "
                       f"{row['baseline']!s:>12}  ratio {ratio:>8}{extra}", flush=True)  # fmt: skip

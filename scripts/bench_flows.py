@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,18 +48,26 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def broker_process(
-    name: str, env: dict[str, str] | None = None, log: Path | None = None, timeout: float = 20.0
+    name: str,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    timeout: float = 20.0,
+    args: Sequence[str] = (),
+    python: Sequence[str] = (),
 ) -> Iterator[Running]:
     """Start ``edgemq``, ``amqtt`` (plain 0.12.1, anonymous auth only), ``mosquitto`` or ``sink``.
 
     ``env`` is added to this process's environment (edgemq's ``EDGEMQ_*`` settings); ``log``
-    receives the process's standard error (edgemq's log lines), else it is discarded.
+    receives the process's standard error (edgemq's log lines), else it is discarded. edgemq
+    only: ``args`` are added to its command line (``--conf FILE``), ``python`` are interpreter
+    options before ``-m broker`` (``-m cProfile -o FILE``).
     """
     port, http_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         if name == "edgemq":
             # as users run it: the default log level (an INFO line per connect and disconnect)
-            command = [sys.executable, "-m", "broker", "--mqtt-port", str(port), "--http-port", str(http_port)]
+            command = [sys.executable, *python, "-m", "broker", "--mqtt-port", str(port), "--http-port", str(http_port)]
+            command += args
         elif name == "amqtt":
             command = [sys.executable, str(PROGRAMS / "amqtt_broker.py"), str(port)]
         elif name == "sink":
@@ -120,9 +128,11 @@ def flow(
     latency: bool = False,
     idle: float = 3.0,
     clean: bool = True,
+    subscribe_at: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
     """Publishers on ``bench/<n>`` to subscribers of ``bench/#`` (clean session ``clean``);
-    delivered rate, losses, CPU share."""
+    delivered rate, losses, CPU share. The subscribers connect to ``subscribe_at`` if given
+    (the upstream of a bridge), else to the broker the publishers use."""
     context = multiprocessing.get_context("fork")
     manager = context.Manager()
     ready, go, done = manager.Event(), manager.Event(), manager.Event()
@@ -132,8 +142,8 @@ def flow(
         counting = []
         for group in groups:
             ids = [f"sub-{i}" for i in group]
-            counting.append(pool.submit(subscribe_and_count, running.address, ids, [("bench/#", qos)], expected, idle,
-                                        ready, latency, clean))  # fmt: skip
+            counting.append(pool.submit(subscribe_and_count, subscribe_at or running.address, ids, [("bench/#", qos)],
+                                        expected, idle, ready, latency, clean))  # fmt: skip
             ready.wait(60)
             ready.clear()
         sending = [pool.submit(publish_messages, running.address, f"pub-{n}", n, f"bench/{n}", per_publisher, size, qos,
