@@ -1,4 +1,4 @@
-"""``/api/v4/prometheus``: NanoMQ's metric names and edgemq's store metrics, exposed by prometheus-client
+"""``/api/v4/prometheus``: NanoMQ's metric names and edgemq's store and bridge metrics, exposed by prometheus-client
 from the live state."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
+from admin_api.bridge_figures import BridgeCollector
 from admin_api.context import ApiContext
 from admin_api.process_stats import ProcessStats
 from admin_api.store_figures import StoreCollector
@@ -59,9 +60,10 @@ def prometheus_endpoint(ctx: ApiContext, process: ProcessStats) -> V4Route:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NanoMQCollector(ctx, process))
     registry.register(StoreCollector(ctx.state))
+    registry.register(BridgeCollector(ctx.state))
 
     async def prometheus(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    return V4Route("/prometheus", "prometheus", "GET", "Prometheus text: NanoMQ names and edgemq_store_*",
+    return V4Route("/prometheus", "prometheus", "GET", "Prometheus: NanoMQ names, edgemq_store_*, edgemq_bridge_*",
                    prometheus, media_type="text/plain", answer={"type": "string"})  # fmt: skip

@@ -19,6 +19,7 @@ from admin_api.openapi import openapi_document
 from admin_api.process_stats import ProcessStats
 from admin_api.prometheus import prometheus_endpoint
 from admin_api.v1 import v1_routes
+from admin_api.v4_bridges import bridge_routes
 from admin_api.v4_broker import broker_routes, edgemq_version
 from admin_api.v4_clients import client_routes
 from admin_api.v4_common import V4Route, ok, query
@@ -51,6 +52,7 @@ def v4_route_table(ctx: ApiContext) -> list[V4Route]:
         *client_routes(ctx),
         *publish_routes(ctx),
         *config_routes(ctx),
+        *bridge_routes(ctx),
         prometheus_endpoint(ctx, process),
         V4Route("/openapi.json", "openapi", "GET", "this API as OpenAPI 3.1", openapi,
                 answer={"type": "object", "required": ["openapi", "info", "paths"]}),

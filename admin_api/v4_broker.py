@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from admin_api.bridge_figures import bridge_metrics
 from admin_api.context import ApiContext
 from admin_api.process_stats import ProcessStats
 from admin_api.store_figures import with_store
@@ -56,7 +57,7 @@ def broker_routes(ctx: ApiContext, process: ProcessStats) -> list[V4Route]:
         stats = ctx.state.stats()
         return JSONResponse(with_store({
             "code": 0,
-            "metrics": [],
+            "metrics": bridge_metrics(ctx.state),
             "cpuinfo": f"{cpu:.2f}%",
             "memory": str(memory),
             "connections": ctx.state.counts().sessions,
@@ -68,5 +69,5 @@ def broker_routes(ctx: ApiContext, process: ProcessStats) -> list[V4Route]:
     return [
         V4Route("/brokers", "list_brokers", "GET", "this broker: version, uptime, time", brokers),
         V4Route("/nodes", "list_nodes", "GET", "this node: sessions, version, uptime", nodes),
-        V4Route("/metrics", "list_metrics", "GET", "message counters, connections, CPU, memory and the store", metrics),
+        V4Route("/metrics", "list_metrics", "GET", "counters, connections, CPU, memory, store, bridges", metrics),
     ]
