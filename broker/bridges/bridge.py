@@ -90,7 +90,7 @@ class Bridge:
         self._queue: dict[int, _Queued] = {
             m.seq: _Queued(m.seq, m.topic, m.payload, m.qos, m.retain, now) for m in restored or ()
         }
-        self._on_change = on_change  # the link came up or went down
+        self._on_change = on_change  # the link came up or went down, or a message was acknowledged
         self._unsent: deque[int] = deque(self._queue)
         self._in_flight: dict[int, int] = {}  # packet id -> seq
         self._next_id = 0
@@ -234,6 +234,7 @@ class Bridge:
             self.forwarded += 1
             if self._journal is not None:
                 self._journal.forward_acknowledged(self.name, seq)
+            self._on_change()  # the figures changed (cheap while nobody listens)
         self._wakeup.set()
 
     async def _received(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:

@@ -154,8 +154,10 @@ class BridgeSet:
         return [bridge.stats() for bridge in self._bridges.values()]
 
     def settings(self, name: str) -> BridgeSettings | None:
-        """The settings a running bridge uses (None: no such bridge)."""
-        return self._settings.get(name)
+        """The settings a running bridge uses, with its subscriptions as changed at run time
+        (None: no such bridge)."""
+        settings = self._settings.get(name)
+        return settings.model_copy(update={"subscription": list(self._rules[name])}) if settings else None
 
     async def replace(self, name: str, settings: BridgeSettings) -> bool:
         """Run bridge ``name`` with new settings, keeping its queue; False if there is none."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -180,6 +179,17 @@ async def test_unsub_removes_a_remote_subscription(bridged_broker: Bridged) -> N
     assert (message.topic.value, message.payload) == ("probe/1", b"after")
 
 
+async def test_the_listing_shows_subscriptions_changed_at_run_time(bridged_broker: Bridged) -> None:
+    """After sub and unsub, GET /bridges/{name} lists the subscriptions in effect, not the file's."""
+    api = bridged_broker.api
+    rule = {"remote_topic": "alerts/#", "qos": 1}
+    assert (await api.post("/v4/bridges/sub/up", json={"data": {"subscription": [rule]}})).json() == {"code": 0}
+    response = await api.post("/v4/bridges/unsub/up", json={"data": {"unsubscription": [{"topic": "cmd/#"}]}})
+    assert response.json() == {"code": 0}
+    (node,) = (await api.get("/v4/bridges/up")).json()["data"]["bridge"]["nodes"]
+    assert [s["remote_topic"] for s in node["subscription"]] == ["alerts/#"]
+
+
 async def test_put_changes_the_forwards_of_the_running_bridge(bridged_broker: Bridged) -> None:
     """A PUT with new forwards (NanoMQ's {"<name>": {...}} body) is answered 0 and forwards by the new rule."""
     api, broker = bridged_broker.api, bridged_broker.broker
@@ -261,10 +271,8 @@ async def test_prometheus_counts_forwarded_messages(bridged_broker: Bridged) -> 
     async with RawClient.open(broker.mqtt_address) as device:
         assert await device.connack(encode_connect("device")) == (0, 0)
         await publish_acknowledged(device, "up/t", b"1", 1, 1)
-    # the upstream's PUBACK changes no broker state to wait on: scrape until it is counted
-    async with asyncio.timeout(WAIT):
-        while (await scrape(bridged_broker.api))[("edgemq_bridge_forwarded_total", "up")] != 1:
-            pass
+    await wait_state(broker, lambda s: s.bridges()[0].forwarded == 1)  # the upstream's PUBACK came
+    assert (await scrape(bridged_broker.api))[("edgemq_bridge_forwarded_total", "up")] == 1
 
 
 async def test_without_bridges_metrics_list_is_empty(api: httpx.AsyncClient) -> None:
