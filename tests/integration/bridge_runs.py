@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import signal
 import ssl
 import struct
 from collections import Counter
@@ -18,10 +19,11 @@ from pathlib import Path
 from broker.mqtt.encoding import encode_connect, encode_subscribe
 from broker.mqtt.framing import encode_publish
 from tests.helpers import WAIT
-from tests.integration.durability_runs import write_conf
-from tests.integration.test_bridges import SUBACK, UpstreamSubscriber
+from tests.integration.durability_runs import edgemq, write_conf
+from tests.integration.test_bridges import SUBACK, UpstreamSubscriber, upstream_subscriber
+from tests.link_proxy import LinkProxy
 from tests.mqtt_packets import RawClient
-from tests.upstream import Upstream
+from tests.upstream import Upstream, mosquitto_upstream
 
 PUBACK = 4
 
@@ -208,3 +210,42 @@ def bridge_conf(directory: Path, store: Path, upstream: tuple[str, int]) -> Path
             '  forwards = [ { local_topic = "up/#", remote_topic = "edge/#", qos = 1 } ]\n}\n'
         )
     return conf
+
+
+UNBOUNDED = ["max_queued_messages 0"]  # mosquitto keeps every message for a subscriber that lags (default: 1000)
+
+
+@dataclass
+class DrainKill:
+    """One kill -9 during a drain: the verdict, what arrived before the kill, and the drain's pace."""
+
+    verdict: Verdict
+    before_kill: int
+    rate: float
+    """Messages per second arriving upstream, from the first to the last (both runs, the restart included)."""
+
+
+async def kill_while_draining(directory: Path, count: int, kill_after: int) -> DrainKill:
+    """``count`` QoS 1 messages queued by ``edgemq`` for a refused link; the link passes; the process is
+    killed (SIGKILL) once ``kill_after`` arrived upstream and restarted on its store; every message must
+    arrive, first arrivals in order."""
+    async with (
+        mosquitto_upstream(directory, config=UNBOUNDED) as upstream,
+        LinkProxy(upstream.address).running() as proxy,
+        upstream_subscriber(upstream, "cloud", "edge/#") as cloud,
+    ):
+        proxy.refuse()
+        conf = bridge_conf(directory, directory / "edgemq.db", proxy.address)
+        async with edgemq(conf) as broker:
+            await publish_pipelined(broker.mqtt, count)
+            proxy.restore()
+            await collect(cloud, range(kill_after))
+            broker.signal(signal.SIGKILL)
+            assert await broker.exit_code() == -9
+        before_kill = len(cloud.payloads)
+        started = asyncio.get_running_loop().time()
+        async with edgemq(conf):
+            await collect(cloud, range(count), timeout=20.0 + count / 1000)
+        elapsed = asyncio.get_running_loop().time() - started
+    arrived = numbers_of(cloud.payloads)
+    return DrainKill(judge(arrived, range(count), range(count)), before_kill, (len(arrived) - before_kill) / elapsed)

@@ -18,11 +18,13 @@ from broker.mqtt.encoding import encode_connect, encode_subscribe
 from broker.testing.helpers import wait_until
 from tests.helpers import WAIT, running_broker
 from tests.integration.bridge_runs import (
+    UNBOUNDED,
     Publisher,
     Verdict,
     bridge_conf,
     collect,
     judge,
+    kill_while_draining,
     numbers_of,
     publish_pipelined,
     read_until_closed,
@@ -40,7 +42,6 @@ pytestmark = pytest.mark.anyio
 
 PUBACK = 4
 PUBLISH_QOS0 = 3 << 4
-UNBOUNDED = ["max_queued_messages 0"]  # mosquitto keeps every message for a subscriber that lags (default: 1000)
 
 
 def bridge_state(broker: EdgeBroker) -> str:
@@ -168,26 +169,9 @@ async def test_kill_9_of_the_edgemq_process_keeps_the_bridge_backlog(tmp_path: P
 
 async def test_kill_9_while_the_backlog_drains_loses_nothing(tmp_path: Path) -> None:
     """``edgemq`` killed while it sends its backlog: after a restart the rest arrives, in order; repeats counted."""
-    count = 2000
-    async with (
-        mosquitto_upstream(tmp_path, config=UNBOUNDED) as upstream,
-        LinkProxy(upstream.address).running() as proxy,
-        upstream_subscriber(upstream, "cloud", "edge/#") as cloud,
-    ):
-        proxy.refuse()
-        conf = bridge_conf(tmp_path, tmp_path / "edgemq.db", proxy.address)
-        async with edgemq(conf) as broker:
-            await publish_pipelined(broker.mqtt, count)
-            proxy.restore()
-            await collect(cloud, range(count // 4))
-            broker.signal(signal.SIGKILL)
-            assert await broker.exit_code() == -9
-        before_kill = len(cloud.payloads)
-        async with edgemq(conf):
-            await collect(cloud, range(count))
-    verdict = judge(numbers_of(cloud.payloads), range(count), range(count))
-    print(f"\n{before_kill} arrived before the kill; {len(verdict.duplicates)} sent again after the restart")
-    assert (verdict.missing, verdict.out_of_order, verdict.unknown) == ([], False, [])
+    run = await kill_while_draining(tmp_path, 2000, 500)
+    print(f"\n{run.before_kill} arrived before the kill; {len(run.verdict.duplicates)} sent again after the restart")
+    assert (run.verdict.missing, run.verdict.out_of_order, run.verdict.unknown) == ([], False, [])
 
 
 async def test_a_backlog_drains_at_once_without_new_traffic(tmp_path: Path) -> None:
