@@ -86,6 +86,8 @@ class UpstreamLink:
         self._keepalive = keepalive
         self._on_publish, self._on_acknowledged = on_publish, on_acknowledged
         self._buffer = bytearray()
+        self._read_at = 0  # where the next packet starts in _buffer
+        self._pending = bytearray()  # written together at the end of the loop turn
         self._suback: asyncio.Future[list[int]] | None = None
         self._unsuback: asyncio.Future[None] | None = None
         self._incoming_qos2: set[int] = set()  # ids received, PUBREL not yet (4.3.3 method B)
@@ -149,9 +151,19 @@ class UpstreamLink:
     # -- writing ---------------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
-        if not self._writer.transport.is_closing():
-            self._writer.write(data)
+        """Send ``data`` at the end of this loop turn, with what else the turn writes (one system
+        call for a window of PUBLISH packets, not one each)."""
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending += data
+        if len(self._pending) >= 1 << 16:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending and not self._writer.transport.is_closing():
+            self._writer.write(self._pending)
             self._last_sent = time.monotonic()
+        self._pending = bytearray()
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, packet_id: int, *, dup: bool) -> None:
         """Write a PUBLISH (no waiting: the bridge counts what is in flight)."""
@@ -193,6 +205,7 @@ class UpstreamLink:
     def close(self) -> None:
         """Send DISCONNECT and close (a clean end: the upstream does not publish a will)."""
         self._write(DISCONNECT)
+        self._flush()
         with contextlib.suppress(RuntimeError):
             self._writer.close()
 
@@ -206,14 +219,15 @@ class UpstreamLink:
         """The next whole packet, None at end of stream (LinkError on a malformed one)."""
         while True:
             try:
-                found = split_packet(self._buffer, 0, _MAX_PACKET, first_packet=False)
+                found = split_packet(self._buffer, self._read_at, _MAX_PACKET, first_packet=False)
             except ProtocolViolation as exc:
                 raise LinkError(f"malformed packet from the upstream: {exc}") from None
             if found is not None:
-                packet, end = found
-                del self._buffer[:end]
+                packet, self._read_at = found
                 self._last_read = time.monotonic()
                 return packet
+            del self._buffer[: self._read_at]  # what was read, once per read, not once per packet
+            self._read_at = 0
             data = await self._reader.read(65536)
             if not data:
                 return None
