@@ -160,9 +160,8 @@ def wait_bridge(running: Running, state: str, timeout: float = 30.0) -> dict[str
 
 
 def wait_connected(log: Path, timeout: float = 30.0) -> float:
-    """Seconds until edgemq logs that the bridge connected (the admin API shows a paused bridge
-    as paused, whether its link is up or not); its first connect was refused, so the line is
-    the reconnect's."""
+    """Seconds until edgemq logs that the bridge connected (the log, not the admin API, which
+    shows a paused bridge as paused whether its link is up or not)."""
     started = time.perf_counter()
     while f"bridge {BRIDGE}: connected to" not in log.read_text():
         if time.perf_counter() - started > timeout:
@@ -182,11 +181,10 @@ def forward_once(variant: str, messages: int, qos: int) -> dict[str, Any]:
     with upstream(port) as mosquitto:
         if variant == "direct":
             return flow(mosquitto, 1, messages, 1, qos=qos, idle=idle)
-        with bridged_edgemq(port, qos, messages + 1000) as (edgemq, _):
-            wait_bridge(edgemq, "connected")
+        with bridged_edgemq(port, qos, messages + 1000) as (edgemq, log):
+            wait_connected(log)
             result = flow(edgemq, 1, messages, 1, qos=qos, idle=idle, subscribe_at=mosquitto.address)
-            node = bridge_state(edgemq)
-            return {**result, "queue_dropped": node["dropped"]}
+            return {**result, "queue_dropped": bridge_state(edgemq)["dropped"]}
 
 
 def bridge_forward(repeat: int, messages: int, qos: int) -> list[dict[str, Any]]:
