@@ -138,7 +138,11 @@ def bridge_routes(ctx: ApiContext) -> list[V4Route]:
             settings = Bridges.model_validate({"mqtt": {name: sent}}).mqtt[name]
         except ValidationError as exc:
             raise bad_parameter(_problems(exc, "", skip=2)) from None
-        if not await bridges.change(name, settings):
+        try:
+            changed = await bridges.change(name, settings)
+        except ValueError as exc:  # e.g. a TLS file that cannot be read: the bridge runs on as it was
+            raise bad_parameter(str(exc)) from None
+        if not changed:
             raise ApiError(404, ResultCode.UNKNOWN_ERROR, message=f"no bridge {name!r} runs")
         return ok()
 

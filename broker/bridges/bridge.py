@@ -28,6 +28,7 @@ __all__ = ["Bridge", "BridgeStats", "PublishLocal", "Subscription"]
 log = logging.getLogger("edgemq.bridge")
 
 _BACKOFF_MIN, _BACKOFF_MAX = 0.1, 15.0  # seconds between connection attempts, doubling
+_STABLE = 10.0  # seconds a link must last for the backoff to start again from its minimum
 _SUBACK_TIMEOUT = 10.0
 PublishLocal = Callable[[str, bytes, int, bool], Awaitable[None]]
 """Publish a message from the upstream locally (topic, payload, qos, retain); returns once durable."""
@@ -45,6 +46,7 @@ class _Queued:
     packet_id: int = 0
     sent: bool = False
     released: bool = False  # QoS 2: PUBREC came, PUBREL is what is resent
+    written: asyncio.Future[None] | None = None  # the commit holding its row: it is sent only after
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,7 @@ class Bridge:
         self._wakeup = asyncio.Event()
         self._paused = False
         self._connecting = False
+        self._incoming_qos2: set[int] = set()  # the upstream's QoS 2 ids awaiting PUBREL, across links
         self.forwarded = self.received = self.dropped = self.resent = 0
         self._last_error: str | None = None
 
@@ -110,14 +113,15 @@ class Bridge:
             self.dropped += 1
             return
         journal = self._journal
+        written = None
         if journal is not None:
             seq = journal.next_seq()
             if qos:
-                journal.forward_queued(self.name, seq, topic, payload, qos, retain)
+                written = journal.forward_queued(self.name, seq, topic, payload, qos, retain)
         else:
             self._own_seq += 1
             seq = self._own_seq
-        self._queue[seq] = _Queued(seq, topic, payload, qos, retain, time.monotonic())
+        self._queue[seq] = _Queued(seq, topic, payload, qos, retain, time.monotonic(), written=written)
         self._unsent.append(seq)
         if self._link is not None:
             self._wakeup.set()
@@ -130,7 +134,9 @@ class Bridge:
         while True:
             self._connecting = True
             try:
-                link, _ = await UpstreamLink.connect(self._options, self._received, self._acknowledged)
+                link, session_present = await UpstreamLink.connect(
+                    self._options, self._received, self._acknowledged, self._incoming_qos2
+                )
             except LinkError as exc:
                 self._connecting = False
                 if self._last_error is None:
@@ -142,16 +148,28 @@ class Bridge:
                 delay = min(delay * 2, _BACKOFF_MAX)
                 continue
             self._connecting = False
-            delay = _BACKOFF_MIN
+            if not session_present:
+                self._new_session()
+            started = time.monotonic()
             await self._serve(link)
-            await asyncio.sleep(_BACKOFF_MIN * random.uniform(0.8, 1.2))  # noqa: S311
+            # a link that lasted resets the backoff; one dropped at once (a client id taken over, an
+            # upstream refusing a subscription) is retried with growing delays
+            delay = _BACKOFF_MIN if time.monotonic() - started >= _STABLE else min(delay * 2, _BACKOFF_MAX)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
+
+    def _new_session(self) -> None:
+        """The upstream holds no session of ours: it knows none of our packet ids, so what it
+        acknowledged with PUBREC is sent again whole (a PUBREL alone would be answered and lost)."""
+        self._incoming_qos2.clear()
+        for queued in self._queue.values():
+            queued.released = queued.sent = False
 
     async def _serve(self, link: UpstreamLink) -> None:
         reading = asyncio.create_task(link.run(), name=f"edgemq-bridge-{self.name}-reader")
         pumping: asyncio.Task[None] | None = None
         try:
             if self._subscriptions:
-                codes = await link.subscribe(self._subscriptions, _SUBACK_TIMEOUT)
+                codes = await link.subscribe(self._packet_id(), self._subscriptions, _SUBACK_TIMEOUT)
                 for (topic_filter, _), code in zip(self._subscriptions, codes, strict=False):
                     if code == 0x80:
                         log.warning("bridge %s: the upstream refused the subscription %s", self.name, topic_filter)
@@ -188,8 +206,14 @@ class Bridge:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._unsent and len(self._in_flight) < self._max_inflight and not self._paused:
-                seq = self._unsent.popleft()
+                seq = self._unsent[0]
                 queued = self._queue.get(seq)
+                if queued is not None and queued.written is not None:
+                    # its row first: an acknowledgement's delete must not be committed before it
+                    await asyncio.wait([queued.written])
+                    queued.written = None
+                    continue  # the link or the queue may have changed meanwhile
+                self._unsent.popleft()
                 if queued is None:
                     continue
                 self._send(link, queued)
@@ -211,6 +235,10 @@ class Bridge:
             link.publish(queued.topic, queued.payload, queued.qos, queued.retain, queued.packet_id, dup=queued.sent)
         self.resent += queued.sent
         queued.sent = True
+
+    def _reserved_id(self) -> int:
+        """A packet id no PUBLISH in flight holds (the next ones given to PUBLISH skip past it)."""
+        return self._packet_id()
 
     def _packet_id(self) -> int:
         for _ in range(65535):
@@ -247,28 +275,25 @@ class Bridge:
         """Subscribe upstream now (if the link is up) and at every reconnect."""
         self._subscriptions = [s for s in self._subscriptions if s[0] not in {f for f, _ in filters}] + filters
         if self._link is not None:
-            await self._link.subscribe(filters, _SUBACK_TIMEOUT)
+            await self._link.subscribe(self._reserved_id(), filters, _SUBACK_TIMEOUT)
 
     async def unsubscribe_remote(self, filters: list[str]) -> None:
         """Unsubscribe upstream now (if the link is up) and not again at reconnects."""
         self._subscriptions = [s for s in self._subscriptions if s[0] not in filters]
         if self._link is not None:
-            await self._link.unsubscribe(filters, _SUBACK_TIMEOUT)
+            await self._link.unsubscribe(self._reserved_id(), filters, _SUBACK_TIMEOUT)
 
-    def take_queue(self) -> list[_Queued]:
-        """Everything queued, in order (for the bridge that replaces this one)."""
-        self._requeue_in_flight()
-        taken = [self._queue[seq] for seq in sorted(self._queue)]
-        self._queue.clear()
-        self._unsent.clear()
-        return taken
-
-    def adopt(self, queued: list[_Queued]) -> None:
-        """Take over the queue of the bridge this one replaces (before anything else is queued)."""
-        for item in queued:
-            self._queue[item.seq] = item
-            self._unsent.append(item.seq)
-        self._own_seq = max(self._own_seq, *(item.seq for item in queued), 0)
+    def take_over(self, old: Bridge) -> None:
+        """Continue ``old`` (stopped): its queue in order, its pause and its figures."""
+        old._requeue_in_flight()
+        for seq in sorted(old._queue):
+            self._queue[seq] = old._queue[seq]
+            self._unsent.append(seq)
+        old._queue.clear()
+        old._unsent.clear()
+        self._own_seq = max(self._own_seq, old._own_seq)
+        self._paused = old._paused
+        self.forwarded, self.received, self.dropped, self.resent = old.forwarded, old.received, old.dropped, old.resent
 
     def pause(self, paused: bool) -> None:
         """Stop (or resume) sending; the queue keeps filling."""

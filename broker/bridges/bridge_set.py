@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import ssl
 from collections.abc import Awaitable, Callable
 
@@ -20,7 +21,7 @@ from broker.bridges.link import LinkOptions
 from broker.bridges.topics import map_topic
 from broker.config.bridge_settings import Bridge as BridgeSettings
 from broker.config.bridge_settings import BridgeSsl, Subscription
-from broker.mqtt.topics import topic_matches
+from broker.mqtt.topics import is_system_topic, topic_matches
 from broker.persistence.journal import Journal, StoredForward
 
 __all__ = ["BridgeSet", "PublishFrom"]
@@ -61,12 +62,17 @@ class BridgeSet:
         self._publish_from, self._journal, self._on_change = publish_from, journal, on_change
         self._stored_cap = stored_cap  # bridges.mqtt.cache.disk_cache_size: messages stored per bridge
         self._rules = {name: list(b.subscription) for name, b in self._settings.items()}  # changed at run time
-        self._bridges = {name: self._make(name, b, restored.get(name, [])) for name, b in self._settings.items()}
+        self._bridges = {
+            name: self._make(name, b, restored.get(name, []), self._rules[name]) for name, b in self._settings.items()
+        }
+        self._replacing = asyncio.Lock()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         for name in restored.keys() - self._bridges.keys():
             log.warning("the store holds %d messages for bridge %s, which is not configured", len(restored[name]), name)
 
-    def _make(self, name: str, settings: BridgeSettings, restored: list[StoredForward]) -> Bridge:
+    def _make(
+        self, name: str, settings: BridgeSettings, restored: list[StoredForward], rules: list[Subscription]
+    ) -> Bridge:
         host, port = settings.address
         options = LinkOptions(
             host,
@@ -74,7 +80,7 @@ class BridgeSet:
             settings.clientid,
             settings.username,
             settings.password,
-            round(settings.keepalive),
+            math.ceil(settings.keepalive),  # 0.5 s is 1 s, not 0 (no keep-alive)
             settings.clean_start,
             tls_context(settings.ssl) if settings.tls else None,
             settings.ssl.server_name_indication if settings.ssl is not None else None,
@@ -83,7 +89,7 @@ class BridgeSet:
             name,
             settings.server,
             options,
-            subscriptions=[(s.remote_topic, s.qos) for s in self._rules[name]],
+            subscriptions=[(s.remote_topic, s.qos) for s in rules],
             receive=self._receiver(name),
             journal=self._journal,
             max_queued=min(settings.max_send_queue_len, self._stored_cap)
@@ -121,6 +127,9 @@ class BridgeSet:
                         local = map_topic(topic, rule.remote_topic, rule.local_topic, rule.prefix, rule.suffix)
                     except ValueError as exc:
                         log.debug("bridge %s: not published locally: %s", name, exc)
+                        return
+                    if is_system_topic(local):  # $SYS is the broker's own
+                        log.debug("bridge %s: not published locally: %s is a $SYS topic", name, local)
                         return
                     keep = retain if rule.retain is None else rule.retain
                     await self._publish_from(local, payload, min(rule.qos, qos), keep, name)
@@ -160,16 +169,21 @@ class BridgeSet:
         return settings.model_copy(update={"subscription": list(self._rules[name])}) if settings else None
 
     async def replace(self, name: str, settings: BridgeSettings) -> bool:
-        """Run bridge ``name`` with new settings, keeping its queue; False if there is none."""
-        old = self._bridges.get(name)
-        if old is None:
-            return False
-        await self._stop_one(name)
-        self._settings[name], self._rules[name] = settings, list(settings.subscription)
-        bridge = self._make(name, settings, [])
-        bridge.adopt(old.take_queue())
-        self._bridges[name] = bridge
-        self._tasks[name] = asyncio.create_task(bridge.run(), name=f"edgemq-bridge-{name}")
+        """Run bridge ``name`` with new settings, keeping its queue, pause and figures; False if
+        there is none. ValueError if the new settings cannot be used (a TLS file): the bridge
+        runs on as it was."""
+        async with self._replacing:  # one at a time: each takes over the bridge the last one made
+            if name not in self._bridges:
+                return False
+            rules = list(settings.subscription)
+            try:
+                bridge = self._make(name, settings, [], rules)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"bridge {name}: {exc}") from None
+            await self._stop_one(name)
+            bridge.take_over(self._bridges[name])
+            self._settings[name], self._rules[name], self._bridges[name] = settings, rules, bridge
+            self._tasks[name] = asyncio.create_task(bridge.run(), name=f"edgemq-bridge-{name}")
         self._on_change()
         return True
 

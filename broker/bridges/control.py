@@ -25,7 +25,8 @@ class BridgeControls:
         return self._bridges.settings(name) if self._bridges is not None else None
 
     async def change(self, name: str, settings: Bridge) -> bool:
-        """Run a bridge with new settings, keeping its queue; False if there is none."""
+        """Run a bridge with new settings, keeping its queue; False if there is none; ValueError
+        if the settings cannot be used (the bridge runs on as it was)."""
         return self._bridges is not None and await self._bridges.replace(name, settings)
 
     async def subscribe(self, name: str, rules: list[Subscription]) -> bool:

@@ -81,6 +81,7 @@ class UpstreamLink:
         keepalive: int,
         on_publish: OnPublish,
         on_acknowledged: OnAcknowledged,
+        incoming_qos2: set[int],
     ) -> None:
         self._reader, self._writer = reader, writer
         self._keepalive = keepalive
@@ -88,9 +89,9 @@ class UpstreamLink:
         self._buffer = bytearray()
         self._read_at = 0  # where the next packet starts in _buffer
         self._pending = bytearray()  # written together at the end of the loop turn
-        self._suback: asyncio.Future[list[int]] | None = None
-        self._unsuback: asyncio.Future[None] | None = None
-        self._incoming_qos2: set[int] = set()  # ids received, PUBREL not yet (4.3.3 method B)
+        self._replies: dict[int, asyncio.Future[bytes]] = {}  # SUBACK/UNSUBACK awaited, by packet id
+        self._incoming_qos2 = incoming_qos2  # ids received, PUBREL not yet (4.3.3 method B): the
+        # bridge's, so that they outlive this connection while the upstream keeps our session
         self._last_sent = self._last_read = time.monotonic()
         self.closed = asyncio.Event()
         self.reason = ""
@@ -98,7 +99,7 @@ class UpstreamLink:
 
     @classmethod
     async def connect(
-        cls, options: LinkOptions, on_publish: OnPublish, on_acknowledged: OnAcknowledged
+        cls, options: LinkOptions, on_publish: OnPublish, on_acknowledged: OnAcknowledged, incoming_qos2: set[int]
     ) -> tuple[UpstreamLink, bool]:
         """Connect, send CONNECT, read CONNACK: the link and the session-present flag (LinkError if refused)."""
         try:
@@ -115,7 +116,7 @@ class UpstreamLink:
             raise LinkError(f"TLS handshake failed: {exc.reason or exc}") from None
         except OSError as exc:
             raise LinkError(exc.strerror or str(exc)) from None
-        link = cls(reader, writer, options.keepalive, on_publish, on_acknowledged)
+        link = cls(reader, writer, options.keepalive, on_publish, on_acknowledged, incoming_qos2)
         try:
             session_present = await link._handshake(options)
         except OSError as exc:
@@ -182,25 +183,28 @@ class UpstreamLink:
     async def drain(self) -> None:
         await self._writer.drain()
 
-    async def subscribe(self, filters: list[tuple[str, int]], timeout: float) -> list[int]:
+    async def subscribe(self, packet_id: int, filters: list[tuple[str, int]], timeout: float) -> list[int]:
         """SUBSCRIBE and wait for the SUBACK's return codes (LinkError without one)."""
-        self._suback = asyncio.get_running_loop().create_future()
-        self._write(encode_subscribe(1, *filters))
-        try:
-            async with asyncio.timeout(timeout):
-                return await self._suback
-        except TimeoutError:
-            raise LinkError(f"no SUBACK within {timeout:g}s") from None
+        reply = await self._request(packet_id, encode_subscribe(packet_id, *filters), "SUBACK", timeout)
+        return list(reply[4:])
 
-    async def unsubscribe(self, filters: list[str], timeout: float) -> None:
+    async def unsubscribe(self, packet_id: int, filters: list[str], timeout: float) -> None:
         """UNSUBSCRIBE and wait for the UNSUBACK (LinkError without one)."""
-        self._unsuback = asyncio.get_running_loop().create_future()
-        self._write(encode_unsubscribe(2, *filters))
+        await self._request(packet_id, encode_unsubscribe(packet_id, *filters), "UNSUBACK", timeout)
+
+    async def _request(self, packet_id: int, packet: bytes, reply: str, timeout: float) -> bytes:
+        if self.closed.is_set():
+            raise LinkError("the link is closed")
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._replies[packet_id] = waiter
+        self._write(packet)
         try:
             async with asyncio.timeout(timeout):
-                await self._unsuback
+                return await waiter
         except TimeoutError:
-            raise LinkError(f"no UNSUBACK within {timeout:g}s") from None
+            raise LinkError(f"no {reply} within {timeout:g}s") from None
+        finally:
+            self._replies.pop(packet_id, None)
 
     def close(self) -> None:
         """Send DISCONNECT and close (a clean end: the upstream does not publish a will)."""
@@ -254,6 +258,9 @@ class UpstreamLink:
                 await watchdog
             self.abort()
             self.closed.set()
+            for waiter in self._replies.values():  # a request on a link that ended fails now
+                if not waiter.done():
+                    waiter.set_exception(LinkError(f"the link ended: {self.reason}"))
 
     async def _handle(self, packet: bytes) -> None:
         kind = packet[0] >> 4
@@ -269,10 +276,10 @@ class UpstreamLink:
             packet_id = struct.unpack_from("!H", packet, 2)[0]
             self._incoming_qos2.discard(packet_id)
             self._write(encode_pubcomp(packet_id))
-        elif kind == _SUBACK and self._suback is not None and not self._suback.done():
-            self._suback.set_result(list(packet[4:]))
-        elif kind == _UNSUBACK and self._unsuback is not None and not self._unsuback.done():
-            self._unsuback.set_result(None)
+        elif kind in (_SUBACK, _UNSUBACK):
+            waiter = self._replies.get(struct.unpack_from("!H", packet, 2)[0])
+            if waiter is not None and not waiter.done():
+                waiter.set_result(packet)
 
     async def _received(self, packet: bytes) -> None:
         topic, payload, qos, retain, packet_id = parse_publish(packet)

@@ -200,9 +200,11 @@ class Journal:
         """A copy's PUBACK or PUBCOMP came: it is done."""
         self._write([Statement(_ACKNOWLEDGED, (client_id, seq))])
 
-    def forward_queued(self, bridge: str, seq: int, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        """A QoS 1/2 message was queued for a bridge's upstream."""
-        self._write([Statement(_FORWARD, (bridge, seq, topic, payload, qos, int(retain)))])
+    def forward_queued(
+        self, bridge: str, seq: int, topic: str, payload: bytes, qos: int, retain: bool
+    ) -> asyncio.Future[None]:
+        """A QoS 1/2 message was queued for a bridge's upstream; the commit that holds its row."""
+        return self._write([Statement(_FORWARD, (bridge, seq, topic, payload, qos, int(retain)))])
 
     def forward_acknowledged(self, bridge: str, seq: int) -> None:
         """The upstream acknowledged a forwarded message (PUBACK, PUBCOMP), or it was dropped."""
