@@ -177,3 +177,29 @@ async def test_a_full_queue_drops_and_counts_the_newest(tmp_path: Path) -> None:
             proxy.restore()
             await cloud.until(b"4")
             assert cloud.payloads == [b"%d" % n for n in range(5)]
+
+
+async def test_several_bridges_run_at_once(tmp_path: Path) -> None:
+    """Two bridges to two upstreams each forward what their own rules match, and only that."""
+    async with (
+        mosquitto_upstream(tmp_path) as first,
+        mosquitto_upstream(tmp_path) as second,
+        upstream_subscriber(first, "cloud-a", "#") as cloud_a,
+        upstream_subscriber(second, "cloud-b", "#") as cloud_b,
+    ):
+        bridges = {
+            name: {"server": f"mqtt-tcp://{host}:{port}", "forwards": [{"local_topic": f"{name}/#", "qos": 1}]}
+            for name, (host, port) in (("a", first.address), ("b", second.address))
+        }
+        async with (
+            running_broker(ephemeral_settings(bridges={"mqtt": bridges})) as broker,
+            RawClient.open(broker.mqtt_address) as device,
+        ):
+            await bridge_connected(broker)
+            assert await device.connack(encode_connect("device")) == (0, 0)
+            await publish_acknowledged(device, "a/1", b"to a", 1, 1)
+            await publish_acknowledged(device, "b/1", b"to b", 1, 2)
+            assert await cloud_a.next() == ("a/1", b"to a")
+            assert await cloud_b.next() == ("b/1", b"to b")
+            with pytest.raises(TimeoutError):  # each upstream got only its own
+                await cloud_a.next(timeout=0.5)
