@@ -179,7 +179,10 @@ class BridgeSet:
             try:
                 bridge = self._make(name, settings, [], rules)
             except (OSError, ssl.SSLError) as exc:
-                raise ValueError(f"bridge {name}: {exc}") from None
+                tls = settings.ssl or BridgeSsl()
+                files = [f for f in (tls.cacertfile, tls.certfile, tls.keyfile) if f]
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise ValueError(f"bridge {name}: cannot use its TLS files {files}: {reason}") from None
             await self._stop_one(name)
             bridge.take_over(self._bridges[name])
             self._settings[name], self._rules[name], self._bridges[name] = settings, rules, bridge
