@@ -25,9 +25,7 @@ from pydantic import (
     AfterValidator,
     AliasChoices,
     AliasPath,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
     field_validator,
@@ -36,19 +34,13 @@ from pydantic import (
 )
 
 from broker.bridges.topics import is_valid_topic_filter, plus_levels_fit
-from broker.config.values import Duration, Qos
+from broker.config.values import Duration, Qos, Section
 
 __all__ = ["Bridge", "BridgeCache", "BridgeSsl", "Bridges", "Forward", "Subscription"]
 
 _SERVER = re.compile(r"^(?P<scheme>[a-z+-]+)://(?P<host>\[[0-9A-Fa-f:.]+\]|[^:/\[\]@\s]+)(?::(?P<port>\d{1,5}))?/?$")
 _SCHEMES = {"mqtt-tcp": False, "tls+mqtt-tcp": True}
 _DEFAULT_PORTS = {False: 1883, True: 8883}
-
-
-class _Section(BaseModel):
-    """The settings sections' model configuration (as in ``broker.config.settings``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _check_server(value: str) -> str:
@@ -105,7 +97,7 @@ Retain = Annotated[bool | None, BeforeValidator(_nanomq_retain)]
 Milliseconds = Annotated[int, Field(ge=0, le=86_400_000)]
 
 
-class Forward(_Section):
+class Forward(Section):
     """A local -> remote rule: local messages matching ``local_topic`` are sent upstream."""
 
     local_topic: Filter
@@ -130,7 +122,7 @@ class Forward(_Section):
         return self
 
 
-class Subscription(_Section):
+class Subscription(Section):
     """A remote -> local rule: the bridge subscribes upstream to ``remote_topic``."""
 
     remote_topic: Filter
@@ -155,7 +147,7 @@ class Subscription(_Section):
         return self
 
 
-class BridgeSsl(_Section):
+class BridgeSsl(Section):
     """TLS to the upstream (used with a ``tls+mqtt-tcp://`` server)."""
 
     keyfile: str | None = None
@@ -178,7 +170,7 @@ class BridgeSsl(_Section):
         return self
 
 
-class Bridge(_Section):
+class Bridge(Section):
     """One MQTT bridge to an upstream broker (``bridges.mqtt.<name>``)."""
 
     enable: bool = True
@@ -238,7 +230,7 @@ class Bridge(_Section):
         return match["host"].strip("[]"), int(port) if port else _DEFAULT_PORTS[self.tls]
 
 
-class BridgeCache(_Section):
+class BridgeCache(Section):
     """NanoMQ's ``bridges.mqtt.cache`` block: limits of the stored queue of every bridge."""
 
     disk_cache_size: Annotated[int, Field(ge=1)] = 102400
@@ -265,7 +257,7 @@ def _check_name(name: str) -> None:
         )
 
 
-class Bridges(_Section):
+class Bridges(Section):
     """Bridges by kind: ``bridges.mqtt.<name>`` and NanoMQ's ``bridges.mqtt.cache`` beside them."""
 
     mqtt: dict[str, Bridge] = Field(default_factory=dict)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
 
 from broker.config.bridge_settings import Bridge, BridgeCache, Bridges, BridgeSsl, Forward, Subscription
 from broker.config.store_settings import Persistence, Sqlite, sqlite_rules
@@ -22,6 +22,7 @@ from broker.config.values import (
     IpNetwork,
     Port,
     PositiveDuration,
+    Section,
     Size,
     split_bind,
 )
@@ -73,11 +74,7 @@ def _check_admin_password(value: str) -> str:
     return value
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class TcpListener(_Section):
+class TcpListener(Section):
     """Plain MQTT over TCP; port 0 picks a free port."""
 
     bind: Bind = "127.0.0.1:1883"
@@ -89,7 +86,7 @@ class TcpListener(_Section):
         return split_bind(self.bind, 1883)
 
 
-class SslListener(_Section):
+class SslListener(Section):
     """MQTT over TLS."""
 
     bind: Bind = "127.0.0.1:8883"
@@ -107,7 +104,7 @@ class SslListener(_Section):
         return split_bind(self.bind, 8883)
 
 
-class WsListener(_Section):
+class WsListener(Section):
     """MQTT over WebSocket; the path after the port is the only path served."""
 
     bind: Bind = "127.0.0.1:8083/mqtt"
@@ -125,7 +122,7 @@ class WsListener(_Section):
         return "/" + path if slash else "/mqtt"
 
 
-class Listeners(_Section):
+class Listeners(Section):
     """MQTT listeners; tcp is on unless set to null, ws and ssl are off unless configured; at
     least one is on."""
 
@@ -149,7 +146,7 @@ class Listeners(_Section):
         return [(name, listener) for name, listener in candidates if listener is not None]
 
 
-class Mqtt(_Section):
+class Mqtt(Section):
     """MQTT protocol limits."""
 
     max_packet_size: Annotated[Size, Field(ge=1024, le=MQTT_MAX_PACKET)] = 1024 * 1024
@@ -169,19 +166,19 @@ class Mqtt(_Section):
     """edgemq: seconds a new connection has to send its CONNECT."""
 
 
-class JwtPublicKey(_Section):
+class JwtPublicKey(Section):
     """Where the RS256 public key is."""
 
     keyfile: str
 
 
-class Jwt(_Section):
+class Jwt(Section):
     """JWT verification of admin API requests."""
 
     public: JwtPublicKey
 
 
-class HttpServer(_Section):
+class HttpServer(Section):
     """The admin API server."""
 
     ip_addr: IpAddress = "127.0.0.1"
@@ -211,7 +208,7 @@ class HttpServer(_Section):
         )
 
 
-class AclCondition(_Section):
+class AclCondition(Section):
     """Who a rule (or one of its ``and``/``or`` terms) is about; every field given must match."""
 
     username: str | None = None
@@ -235,27 +232,27 @@ class AclRule(AclCondition):
     any_of: list[AclCondition] = Field(default_factory=list, alias="or")
 
 
-class AclFile(_Section):
+class AclFile(Section):
     """``auth.acl``: NanoMQ's acl file (``acl = { include "nanomq_acl.conf" }``)."""
 
     rules: list[AclRule] = Field(default_factory=list)
 
 
-class AclCache(_Section):
+class AclCache(Section):
     """NanoMQ's ACL cache; accepted for NanoMQ files (edgemq checks the rules every time)."""
 
     max_size: Annotated[int, Field(ge=1)] = 32
     ttl: Duration = 60.0
 
 
-class Acl(_Section):
+class Acl(Section):
     """The topic ACL in effect: the rules and what decides when none matches."""
 
     no_match: Literal["allow", "deny"] = "allow"
     rules: list[AclRule] = Field(default_factory=list)
 
 
-class Auth(_Section):
+class Auth(Section):
     """MQTT client authentication and topic authorisation, in NanoMQ's layout."""
 
     allow_anonymous: bool = True
@@ -278,16 +275,16 @@ def _acl_moved(value: Any) -> None:
     )
 
 
-class Log(_Section):
+class Log(Section):
     """Logging."""
 
-    to: list[Literal["console", "file"]] = ["console"]
+    to: list[Literal["console", "file"]] = ["console"]  # noqa: RUF012 - a pydantic field: copied per instance
     level: Literal["trace", "debug", "info", "warn", "warning", "error", "fatal"] = "info"
     dir: str = "."
     file: str = "edgemq.log"
 
 
-class BrokerSettings(_Section):
+class BrokerSettings(Section):
     """Everything needed to start one edgemq broker."""
 
     listeners: Listeners = Listeners()

@@ -21,7 +21,9 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Field
+
+from broker.config.values import Section
 
 __all__ = ["FILE_PATH_KEYS", "STORE_FILE_NAME", "Persistence", "Sqlite", "sqlite_rules"]
 
@@ -45,13 +47,7 @@ def _check_directory(value: str) -> str:
     return value
 
 
-class _Section(BaseModel):
-    """The settings sections' model configuration (as in ``broker.config.settings``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class Persistence(_Section):
+class Persistence(Section):
     """edgemq: the embedded store of retained messages, sessions and their queued messages."""
 
     enable: bool = False
@@ -69,7 +65,7 @@ class Persistence(_Section):
         return Path(self.path).absolute()
 
 
-class Sqlite(_Section):
+class Sqlite(Section):
     """NanoMQ's ``sqlite`` section, folded into ``persistence`` (see the module docstring)."""
 
     enable: bool = False

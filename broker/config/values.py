@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 __all__ = [
     "MAX_DURATION",
@@ -23,6 +23,7 @@ __all__ = [
     "Port",
     "PositiveDuration",
     "Qos",
+    "Section",
     "Size",
     "split_bind",
 ]
@@ -122,3 +123,9 @@ Backlog = Annotated[int, Field(ge=1, le=65535)]
 """Connections the kernel completes and holds until the broker accepts them (listen(2); Linux
 caps it at net.core.somaxconn). asyncio's own default of 100 is too small for a fleet of
 devices reconnecting at once."""
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys and wrong types are refused, and it never changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
