@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -50,6 +51,18 @@ async def publish_acknowledged(
     await client.send(encode_publish(topic, payload, qos=qos, packet_id=packet_id, retain=retain))
     first, body = await client.read_packet()
     assert (first >> 4, body) == ({1: PUBACK, 2: PUBREC}[qos], struct.pack("!H", packet_id))
+
+
+@contextlib.contextmanager
+def store_held(path: Path) -> Iterator[None]:
+    """Hold the store's write lock from another connection: the broker's commits wait meanwhile
+    (and fail after SQLite's 5 s busy timeout)."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as blocker:
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            blocker.execute("ROLLBACK")
 
 
 async def round_trip(client: RawClient) -> None:
@@ -185,17 +198,12 @@ async def test_a_publish_is_acknowledged_only_once_committed(tmp_path: Path) -> 
         await subscribe(sub, "sub", ("d/#", 1))
         async with RawClient.open(broker.mqtt_address) as pub:
             assert await pub.connack(encode_connect("pub")) == (0, 0)
-            blocker = sqlite3.connect(path, isolation_level=None)
-            blocker.execute("BEGIN IMMEDIATE")  # the broker's next commit waits for this transaction
-            try:
+            with store_held(path):  # the broker's next commit waits for this transaction
                 await pub.send(encode_publish("d/1", b"held", qos=1, packet_id=5))
                 first, body = await sub.read_packet()  # routed at once ...
                 assert publish_fields(body, first)[:2] == ("d/1", b"held")
                 with pytest.raises(TimeoutError):  # ... acknowledged only once durable
                     await pub.read_packet(timeout=0.5)
-            finally:
-                blocker.execute("ROLLBACK")
-                blocker.close()
             assert await pub.read_packet() == (PUBACK << 4, struct.pack("!H", 5))
 
 
@@ -254,17 +262,12 @@ async def test_acknowledgements_keep_their_order_behind_a_held_one(tmp_path: Pat
         await subscribe(sub, "sub", ("d/#", 1))
         async with RawClient.open(broker.mqtt_address) as pub:
             assert await pub.connack(encode_connect("pub")) == (0, 0)
-            blocker = sqlite3.connect(path, isolation_level=None)
-            blocker.execute("BEGIN IMMEDIATE")
-            try:
+            with store_held(path):
                 await pub.send(encode_publish("d/1", b"stored", qos=1, packet_id=1))
                 await pub.send(encode_publish("nobody/1", b"not stored", qos=1, packet_id=2))
                 await sub.read_packet()  # the first was routed; the second is read after it
                 with pytest.raises(TimeoutError):
                     await pub.read_packet(timeout=0.5)
-            finally:
-                blocker.execute("ROLLBACK")
-                blocker.close()
             acks = [await pub.read_packet(), await pub.read_packet()]
             assert acks == [(PUBACK << 4, struct.pack("!H", n)) for n in (1, 2)]
 

@@ -4,7 +4,6 @@ past SQLite's busy timeout (5 s), so each test takes that long."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ from tests.integration.test_persistence import (
     on_file,
     publish_fields,
     round_trip,
+    store_held,
     subscribe,
 )
 from tests.mqtt_packets import RawClient
@@ -34,14 +34,9 @@ async def test_a_publish_the_store_cannot_take_is_not_acknowledged(tmp_path: Pat
         async with RawClient.open(broker.mqtt_address) as pub, RawClient.open(broker.mqtt_address) as bystander:
             assert await pub.connack(encode_connect("pub")) == (0, 0)
             assert await bystander.connack(encode_connect("bystander")) == (0, 0)
-            blocker = sqlite3.connect(path, isolation_level=None)
-            blocker.execute("BEGIN IMMEDIATE")  # held past SQLite's busy timeout: the commit fails
-            try:
+            with store_held(path):  # held past SQLite's busy timeout: the commit fails
                 await pub.send(encode_publish("d/1", b"lost?", qos=1, packet_id=3))
                 assert await pub.closed_by_peer(timeout=10)
-            finally:
-                blocker.execute("ROLLBACK")
-                blocker.close()
             stats = broker.state.store_stats()
             assert stats is not None
             assert stats.write_errors >= 1
@@ -54,14 +49,9 @@ async def test_an_http_publish_the_store_cannot_take_is_refused(tmp_path: Path) 
     async with running_broker(on_file(path)) as broker, RawClient.open(broker.mqtt_address) as sub:
         await subscribe(sub, "sub", ("h/#", 1))
         async with httpx.AsyncClient(base_url=broker.api_url, auth=("admin", "public"), timeout=15) as api:
-            blocker = sqlite3.connect(path, isolation_level=None)
-            blocker.execute("BEGIN IMMEDIATE")
-            try:
+            with store_held(path):
                 body = {"topic": "h/1", "payload": "x", "qos": 1}
                 answer = await api.post("/v4/mqtt/publish", json=body)
-            finally:
-                blocker.execute("ROLLBACK")
-                blocker.close()
         assert answer.status_code == 503
         assert "durable" in answer.json()["message"]
 
@@ -76,14 +66,9 @@ async def test_a_qos2_resend_after_a_failed_commit_is_acknowledged_only_once_dur
         await wait_state(broker, lambda s: s.counts().connections == 0)
         async with RawClient.open(broker.mqtt_address) as pub:
             assert await pub.connack(encode_connect("pub", clean_session=False)) == (0, 0)
-            blocker = sqlite3.connect(path, isolation_level=None)
-            blocker.execute("BEGIN IMMEDIATE")  # held past the busy timeout: the commit fails
-            try:
+            with store_held(path):  # held past the busy timeout: the commit fails
                 await pub.send(encode_publish("d/1", b"once", qos=2, packet_id=3))
                 assert await pub.closed_by_peer(timeout=10)  # not acknowledged: the client resends
-            finally:
-                blocker.execute("ROLLBACK")
-                blocker.close()
         async with RawClient.open(broker.mqtt_address) as pub:
             assert await pub.connack(encode_connect("pub", clean_session=False)) == (1, 0)
             resend = encode_publish("d/1", b"once", qos=2, packet_id=3)
@@ -106,14 +91,9 @@ async def test_a_session_discarded_while_the_store_fails_does_not_come_back(tmp_
         async with RawClient.open(broker.mqtt_address) as sub:
             await subscribe(sub, "gone", ("g/#", 1))
         await wait_state(broker, lambda s: s.counts().connections == 0)
-        blocker = sqlite3.connect(path, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")  # held past the busy timeout: the discard's commit fails
-        try:
+        with store_held(path):  # held past the busy timeout: the discard's commit fails
             async with RawClient.open(broker.mqtt_address) as clean:
                 await clean.send(encode_connect("gone"))
                 assert await clean.read_packet(timeout=15) == (0x20, b"\x00\x03")  # server unavailable
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
     async with running_broker(settings) as broker:
         assert [c.info.client_id for c in broker.state.clients()] == []
