@@ -144,6 +144,7 @@ class Bridge:
                 else:
                     log.debug("bridge %s: cannot connect to %s: %s", self.name, self.server, exc)
                 self._last_error = str(exc)
+                self._on_change()  # connecting -> disconnected, with the reason
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not a secret
                 delay = min(delay * 2, _BACKOFF_MAX)
                 continue

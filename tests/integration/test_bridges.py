@@ -203,3 +203,20 @@ async def test_several_bridges_run_at_once(tmp_path: Path) -> None:
             assert await cloud_b.next() == ("b/1", b"to b")
             with pytest.raises(TimeoutError):  # each upstream got only its own
                 await cloud_a.next(timeout=0.5)
+
+
+async def test_an_upstream_name_that_does_not_resolve_is_reported_and_the_broker_serves(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A DNS failure is one WARNING naming the server, last_error says why, local clients are served."""
+    settings = ephemeral_settings(bridges={"mqtt": {"up": {"server": "mqtt-tcp://no-such-host.invalid:1883"}}})
+    async with running_broker(settings) as broker, RawClient.open(broker.mqtt_address) as device:
+        await wait_until(broker.state, lambda s: s.bridges()[0].last_error is not None, WAIT * 2)
+        assert broker.state.bridges()[0].state != "connected"
+        warnings = [
+            r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "bridge up" in r.getMessage()
+        ]
+        assert len(warnings) == 1
+        assert "no-such-host.invalid" in warnings[0]
+        assert await device.connack(encode_connect("device")) == (0, 0)
+        await publish_acknowledged(device, "up/x", b"queued meanwhile", 1, 1)
