@@ -209,7 +209,7 @@ class Bridge:
             while self._unsent and len(self._in_flight) < self._max_inflight and not self._paused:
                 seq = self._unsent[0]
                 queued = self._queue.get(seq)
-                if queued is not None and queued.written is not None:
+                if queued is not None and queued.written is not None and not queued.written.done():
                     # its row first: an acknowledgement's delete must not be committed before it
                     await asyncio.wait([queued.written])
                     queued.written = None
@@ -294,6 +294,7 @@ class Bridge:
         old._unsent.clear()
         self._own_seq = max(self._own_seq, old._own_seq)
         self._paused = old._paused
+        self._incoming_qos2, self._next_id = old._incoming_qos2, old._next_id  # the upstream's session goes on
         self.forwarded, self.received, self.dropped, self.resent = old.forwarded, old.received, old.dropped, old.resent
 
     def pause(self, paused: bool) -> None:

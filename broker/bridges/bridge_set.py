@@ -66,6 +66,7 @@ class BridgeSet:
             name: self._make(name, b, restored.get(name, []), self._rules[name]) for name, b in self._settings.items()
         }
         self._replacing = asyncio.Lock()
+        self._stopped = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
         for name in restored.keys() - self._bridges.keys():
             log.warning("the store holds %d messages for bridge %s, which is not configured", len(restored[name]), name)
@@ -146,8 +147,10 @@ class BridgeSet:
 
     async def stop(self) -> None:
         """End every link cleanly; what is queued stays (in the store, if persistence is on)."""
-        for name in list(self._tasks):
-            await self._stop_one(name)
+        async with self._replacing:  # a change in progress finishes first; none starts after
+            self._stopped = True
+            for name in list(self._tasks):
+                await self._stop_one(name)
 
     async def _stop_one(self, name: str) -> None:
         await self._bridges[name].close()
@@ -173,7 +176,7 @@ class BridgeSet:
         there is none. ValueError if the new settings cannot be used (a TLS file): the bridge
         runs on as it was."""
         async with self._replacing:  # one at a time: each takes over the bridge the last one made
-            if name not in self._bridges:
+            if name not in self._bridges or self._stopped:
                 return False
             rules = list(settings.subscription)
             try:

@@ -109,6 +109,7 @@ class Journal:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._next_seq = 1
+        self._open: list[Scope] = []  # scopes begun and not ended, oldest first
 
     # -- writing together -----------------------------------------------------------------
 
@@ -116,6 +117,7 @@ class Journal:
         """Collect what this task (and tasks it starts meanwhile) writes until ``end``."""
         scope = Scope()
         scope.token = _scope.set(scope)
+        self._open.append(scope)
         return scope
 
     def end(self, scope: Scope) -> asyncio.Future[None] | None:
@@ -123,16 +125,25 @@ class Journal:
         scope.closed = True
         if scope.token is not None:
             _scope.reset(scope.token)
+        self._open.remove(scope)
         if not scope.statements:
+            if scope.future is not None and not scope.future.done():
+                scope.future.set_result(None)
             return None
         committed = self.store.write(scope.statements)
         if scope.future is not None:
             committed.add_done_callback(_pass_on(scope.future))
         return committed
 
-    def _write(self, statements: list[Statement]) -> asyncio.Future[None]:
+    def _write(self, statements: list[Statement], *, now: bool = False) -> asyncio.Future[None]:
+        """Write ``statements`` with the current scope's batch, or (outside a scope, or ``now``)
+        at once. A write made at once is also added to every open scope, after what the scope
+        holds: a scope committed later must not undo it (an acknowledgement's delete, a session's
+        discard, a newer retained message; every statement here can be applied twice)."""
         scope = _scope.get()
-        if scope is None or scope.closed:  # a task started in a scope may write after it ended
+        if now or scope is None or scope.closed:  # a task started in a scope may write after it ended
+            for other in self._open:
+                other.statements.extend(statements)
             return self.store.write(statements)
         scope.statements.extend(statements)
         if scope.future is None:
@@ -144,9 +155,9 @@ class Journal:
 
     def retain(self, topic: str, payload: bytes, qos: int) -> asyncio.Future[None]:
         """Keep ``topic``'s retained message (an empty payload clears it)."""
-        if not payload:
-            return self._write([Statement("DELETE FROM retained WHERE topic = ?", (topic,))])
-        return self._write([Statement(_PUT_RETAINED, (topic, payload, qos))])
+        if not payload:  # at once (and in open scopes): the newest retained message wins whatever scope ends last
+            return self._write([Statement("DELETE FROM retained WHERE topic = ?", (topic,))], now=True)
+        return self._write([Statement(_PUT_RETAINED, (topic, payload, qos))], now=True)
 
     def clear_retained(self) -> asyncio.Future[None]:
         """Forget every retained message."""

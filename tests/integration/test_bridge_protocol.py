@@ -274,3 +274,22 @@ async def test_a_forward_acknowledged_upstream_leaves_no_row_in_the_store(tmp_pa
     store.close()
     assert b.forwarded == 1
     assert rows == []
+
+
+async def test_a_change_racing_the_stop_leaves_no_bridge_running() -> None:
+    """A PUT that is under way when the bridges stop does not start a bridge after the stop."""
+
+    async def publish_from(*_: object) -> None:
+        return None
+
+    settings = BridgeSettings.model_validate({"server": "mqtt-tcp://127.0.0.1:1"})  # nothing listens there
+    bridges = BridgeSet({"b": settings}, publish_from, None, {})
+    bridges.start()
+    change = asyncio.create_task(bridges.replace("b", settings))
+    await asyncio.sleep(0)  # the change is under way (stopping the old bridge)
+    await bridges.stop()
+    await change
+    running = [t for t in asyncio.all_tasks() if t.get_name() == "edgemq-bridge-b" and not t.done()]
+    for task in running:
+        task.cancel()
+    assert running == []

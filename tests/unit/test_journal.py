@@ -1,0 +1,103 @@
+"""The journal's batches on a real store: what a PUBLISH writes together, and what others write meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from broker.persistence.journal import Journal, Snapshot
+from broker.persistence.store import Store
+
+pytestmark = pytest.mark.anyio
+
+
+@contextmanager
+def journal_on(path: Path) -> Iterator[Journal]:
+    store = Store.open(path)
+    try:
+        yield Journal(store)
+    finally:
+        store.close()
+
+
+def reread(path: Path) -> Snapshot:
+    with journal_on(path) as journal:
+        return journal.load()
+
+
+async def elsewhere(write: object) -> None:
+    """Run ``write`` (a coroutine) in a task of its own, outside the caller's scope."""
+    await asyncio.get_running_loop().create_task(write, context=contextvars.Context())  # type: ignore[arg-type]
+
+
+async def test_an_acknowledgement_during_an_open_scope_is_not_undone_by_it(tmp_path: Path) -> None:
+    """A copy acknowledged while the PUBLISH that queued it is still routing leaves no row."""
+    path = tmp_path / "s.db"
+    with journal_on(path) as journal:
+        await journal.session_saved("sub", None, 4)
+        scope = journal.begin()
+        seq = journal.next_seq()
+        journal.queued("sub", seq, "t", b"x", 1, packet_id=1)  # sent at once through the outbox
+
+        async def puback() -> None:
+            journal.acknowledged("sub", seq)
+
+        await elsewhere(puback())  # the subscriber's PUBACK, read before the PUBLISH's batch ends
+        committed = journal.end(scope)
+        assert committed is not None
+        await committed
+    assert reread(path).sessions[0].messages == []
+
+
+async def test_the_newest_retained_message_wins_whatever_scope_ends_last(tmp_path: Path) -> None:
+    """Two retained PUBLISHes on one topic: the store keeps the later one even if the earlier batch ends last."""
+    path = tmp_path / "s.db"
+    with journal_on(path) as journal:
+        first = journal.begin()
+        journal.retain("t", b"old", 1)
+
+        async def second_publisher() -> None:
+            scope = journal.begin()
+            journal.retain("t", b"new", 1)
+            committed = journal.end(scope)
+            assert committed is not None
+            await committed
+
+        await elsewhere(second_publisher())
+        committed = journal.end(first)
+        assert committed is not None
+        await committed
+    assert reread(path).retained == [("t", b"new", 1)]
+
+
+async def test_a_discard_during_an_open_scope_removes_the_rows_that_scope_queued(tmp_path: Path) -> None:
+    """A session discarded while a PUBLISH queuing a copy for it is routing leaves none of its rows."""
+    path = tmp_path / "s.db"
+    with journal_on(path) as journal:
+        await journal.session_saved("gone", None, 4)
+        scope = journal.begin()
+        journal.queued("gone", journal.next_seq(), "t", b"x", 1)
+
+        async def discard() -> None:  # a clean CONNECT with its id, in that client's task
+            await journal.session_discarded("gone")
+
+        await elsewhere(discard())
+        committed = journal.end(scope)
+        assert committed is not None
+        await committed
+        rows = journal.store.read("SELECT count(*) FROM messages")
+    assert rows == [(0,)]
+
+
+async def test_a_scope_that_wrote_nothing_settles_what_waits_on_it(tmp_path: Path) -> None:
+    """Ending a scope with nothing to write settles a future handed out within it."""
+    with journal_on(tmp_path / "s.db") as journal:
+        scope = journal.begin()
+        waiting = journal.subscribed("c", [])  # no statement
+        assert journal.end(scope) is None
+        await asyncio.wait_for(waiting, 1)
