@@ -14,13 +14,12 @@ import contextlib
 import logging
 import math
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from broker.bridges.bridge import Bridge, BridgeStats
 from broker.bridges.link import LinkOptions
-from broker.bridges.topics import map_topic
 from broker.config.bridge_settings import Bridge as BridgeSettings
-from broker.config.bridge_settings import BridgeSsl, Subscription
+from broker.config.bridge_settings import BridgeSsl, Forward, Subscription
 from broker.mqtt.topics import is_system_topic, topic_matches
 from broker.persistence.journal import Journal, StoredForward
 
@@ -109,32 +108,30 @@ class BridgeSet:
         for name, bridge in self._bridges.items():
             if name == origin:
                 continue
-            for rule in self._settings[name].forwards:
-                if topic_matches(rule.local_topic, topic):
-                    try:
-                        remote = map_topic(topic, rule.local_topic, rule.remote_topic, rule.prefix, rule.suffix)
-                    except ValueError as exc:  # the mapping makes no valid topic of this one
-                        log.debug("bridge %s: not forwarded: %s", name, exc)
-                        bridge.dropped += 1
-                        break
-                    bridge.enqueue(remote, payload, min(rule.qos, qos), retain if rule.retain is None else rule.retain)
-                    break  # the first matching rule decides
+            try:
+                carried = _carry(self._settings[name].forwards, topic, qos, retain)
+            except ValueError as exc:  # the mapping makes no valid topic of this one
+                log.debug("bridge %s: not forwarded: %s", name, exc)
+                bridge.dropped += 1
+                continue
+            if carried is not None:
+                remote, remote_qos, remote_retain = carried
+                bridge.enqueue(remote, payload, remote_qos, remote_retain)
 
     def _receiver(self, name: str) -> Callable[[str, bytes, int, bool], Awaitable[None]]:
         async def receive(topic: str, payload: bytes, qos: int, retain: bool) -> None:
-            for rule in self._rules[name]:
-                if topic_matches(rule.remote_topic, topic):
-                    try:
-                        local = map_topic(topic, rule.remote_topic, rule.local_topic, rule.prefix, rule.suffix)
-                    except ValueError as exc:
-                        log.debug("bridge %s: not published locally: %s", name, exc)
-                        return
-                    if is_system_topic(local):  # $SYS is the broker's own
-                        log.debug("bridge %s: not published locally: %s is a $SYS topic", name, local)
-                        return
-                    keep = retain if rule.retain is None else rule.retain
-                    await self._publish_from(local, payload, min(rule.qos, qos), keep, name)
-                    return
+            try:
+                carried = _carry(self._rules[name], topic, qos, retain)
+            except ValueError as exc:
+                log.debug("bridge %s: not published locally: %s", name, exc)
+                return
+            if carried is None:
+                return
+            local, local_qos, local_retain = carried
+            if is_system_topic(local):  # $SYS is the broker's own
+                log.debug("bridge %s: not published locally: %s is a $SYS topic", name, local)
+                return
+            await self._publish_from(local, payload, local_qos, local_retain, name)
 
         return receive
 
@@ -219,3 +216,12 @@ class BridgeSet:
             return False
         bridge.pause(paused)
         return True
+
+
+def _carry(rules: Sequence[Forward | Subscription], topic: str, qos: int, retain: bool) -> tuple[str, int, bool] | None:
+    """What the first rule matching ``topic`` makes of the message on the other side; None if no
+    rule matches (ValueError if the match maps to no valid topic)."""
+    for rule in rules:
+        if topic_matches(rule.source, topic):
+            return rule.carry(topic, qos, retain)
+    return None

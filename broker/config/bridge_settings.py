@@ -19,7 +19,7 @@ described in ``broker.bridges.topics``. Changing any ``bridges`` key needs a res
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
     AfterValidator,
@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from broker.bridges.topics import is_valid_topic_filter, plus_levels_fit
+from broker.bridges.topics import is_valid_topic_filter, map_topic, plus_levels_fit
 from broker.config.values import Duration, Qos, Section
 
 __all__ = ["Bridge", "BridgeCache", "BridgeSsl", "Bridges", "Forward", "Subscription"]
@@ -97,7 +97,46 @@ Retain = Annotated[bool | None, BeforeValidator(_nanomq_retain)]
 Milliseconds = Annotated[int, Field(ge=0, le=86_400_000)]
 
 
-class Forward(Section):
+class _Rule(Section):
+    """What forwards and subscriptions share: a filter on one side, a topic made on the other."""
+
+    retain: Retain = None
+    """The retain flag on the other side: true, false, or None (NanoMQ's 2) to keep the message's."""
+    prefix: Affix = ""
+    """Put before the mapped topic as written (write the slash: ``"site1/"``)."""
+    suffix: Affix = ""
+    """Put after the mapped topic as written (write the slash: ``"/raw"``)."""
+    qos: int  # each kind has its own default
+    sides: ClassVar[tuple[str, str]]
+    """The filter's field and the target's field."""
+
+    @property
+    def source(self) -> str:
+        """The filter messages must match."""
+        return str(getattr(self, self.sides[0]))
+
+    @property
+    def target(self) -> str:
+        """The topic (with wildcards to fill in) they get on the other side."""
+        return str(getattr(self, self.sides[1]))
+
+    def carry(self, topic: str, qos: int, retain: bool) -> tuple[str, int, bool]:
+        """(topic, QoS, retain) a message matching ``source`` gets on the other side: the topic
+        mapped (ValueError if that makes no valid topic), QoS never above the message's."""
+        mapped = map_topic(topic, self.source, self.target, self.prefix, self.suffix)
+        return mapped, min(self.qos, qos), retain if self.retain is None else self.retain
+
+    @model_validator(mode="after")
+    def _plus_levels(self) -> Self:
+        source, target = self.sides
+        if not plus_levels_fit(self.source, self.target):
+            raise ValueError(
+                f"{target} has more '+' levels than {source}: each takes a level a '+' of {source} matched"
+            )
+        return self
+
+
+class Forward(_Rule):
     """A local -> remote rule: local messages matching ``local_topic`` are sent upstream."""
 
     local_topic: Filter
@@ -106,23 +145,10 @@ class Forward(Section):
     """The upstream topic: empty keeps the local topic; wildcards take the levels the filter matched."""
     qos: Qos = 2
     """The upstream QoS, never above the message's own (2, the default, keeps the message's)."""
-    retain: Retain = None
-    """The upstream retain flag: true, false, or None (NanoMQ's 2) to keep the message's."""
-    prefix: Affix = ""
-    """Put before the mapped topic as written (write the slash: ``"site1/"``)."""
-    suffix: Affix = ""
-    """Put after the mapped topic as written (write the slash: ``"/raw"``)."""
-
-    @model_validator(mode="after")
-    def _plus_levels(self) -> Forward:
-        if not plus_levels_fit(self.local_topic, self.remote_topic):
-            raise ValueError(
-                "remote_topic has more '+' levels than local_topic: each takes a level a '+' of local_topic matched"
-            )
-        return self
+    sides: ClassVar[tuple[str, str]] = ("local_topic", "remote_topic")
 
 
-class Subscription(Section):
+class Subscription(_Rule):
     """A remote -> local rule: the bridge subscribes upstream to ``remote_topic``."""
 
     remote_topic: Filter
@@ -131,20 +157,7 @@ class Subscription(Section):
     """The local topic: empty keeps the remote topic; wildcards take the levels the filter matched."""
     qos: Qos = 1
     """The QoS of the upstream subscription."""
-    retain: Retain = None
-    """The local retain flag: true, false, or None (NanoMQ's 2) to keep the received message's."""
-    prefix: Affix = ""
-    """Put before the mapped topic as written."""
-    suffix: Affix = ""
-    """Put after the mapped topic as written."""
-
-    @model_validator(mode="after")
-    def _plus_levels(self) -> Subscription:
-        if not plus_levels_fit(self.remote_topic, self.local_topic):
-            raise ValueError(
-                "local_topic has more '+' levels than remote_topic: each takes a level a '+' of remote_topic matched"
-            )
-        return self
+    sides: ClassVar[tuple[str, str]] = ("remote_topic", "local_topic")
 
 
 class BridgeSsl(Section):
