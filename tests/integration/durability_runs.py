@@ -14,7 +14,6 @@ import contextlib
 import re
 import signal
 import struct
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from pathlib import Path
 from broker.mqtt.encoding import encode_connect, encode_puback, encode_pubrec, encode_pubrel, encode_subscribe
 from broker.mqtt.framing import encode_publish, parse_publish, remaining_length
 from tests.helpers import WAIT
-from tests.integration.readme_runs import READY, Output, edgemq_env, stop
+from tests.integration.readme_runs import READY, Output, edgemq_env, run_to_end, spawn, stop
 from tests.mqtt_packets import RawClient
 
 PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK = 3, 4, 5, 6, 7, 9
@@ -69,13 +68,8 @@ class Edgemq:
 async def edgemq(conf: Path, *, file_size_limit: int | None = None) -> AsyncIterator[Edgemq]:
     """``python -m broker start --conf CONF`` once ready; killed and reaped on exit.
     ``file_size_limit``: RLIMIT_FSIZE of the process, SIGXFSZ ignored (a write past it fails with EFBIG)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "broker", "start", "--conf", str(conf), env=edgemq_env(),
-        preexec_fn=None if file_size_limit is None else lambda: _limit_file_size(file_size_limit),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert process.stderr is not None
-    log = Output(process.stderr)
+    limit = None if file_size_limit is None else lambda: _limit_file_size(file_size_limit)
+    process, log = await spawn("start", "--conf", str(conf), env=edgemq_env(), preexec_fn=limit)
     try:
         running = Edgemq(process, log)
         ready = await log.wait_for(READY.pattern)
@@ -94,19 +88,7 @@ def _limit_file_size(limit: int) -> None:
 
 async def refused_start(conf: Path) -> tuple[int, str]:
     """(exit code, stderr) of ``edgemq start --conf CONF`` expected to stop by itself; killed if it serves."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "broker", "start", "--conf", str(conf), env=edgemq_env(),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        async with asyncio.timeout(WAIT * 2):
-            _, err = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode, err.decode()
+    return await run_to_end("start", "--conf", str(conf))
 
 
 def plan(n: int) -> tuple[str, int, bool]:

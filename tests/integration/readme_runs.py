@@ -11,7 +11,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,35 @@ def edgemq_env() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if not name.startswith("EDGEMQ_")}
 
 
+async def spawn(
+    *args: str, env: dict[str, str], cwd: Path | None = None, preexec_fn: Callable[[], None] | None = None
+) -> tuple[asyncio.subprocess.Process, Output]:
+    """``python -m broker ARGS`` (the ``edgemq`` command) started, and its log (stderr) being read."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "broker", *args, cwd=cwd, env=env, preexec_fn=preexec_fn,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    return process, Output(process.stderr)
+
+
+async def run_to_end(*args: str) -> tuple[int, str]:
+    """(exit code, stderr) of ``python -m broker ARGS`` expected to stop by itself; killed if it runs on."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "broker", *args, env=edgemq_env(),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(WAIT * 2):
+            _, err = await process.communicate()
+    finally:
+        if process.returncode is None:  # it started: stop it
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
 @dataclass
 class Edgemq:
     """A running ``edgemq`` command and the addresses it logged."""
@@ -144,12 +173,7 @@ async def edgemq(*args: str) -> AsyncIterator[Edgemq]:
     Its store (the shipped config persists) is in a temporary directory, not in the checkout."""
     with tempfile.TemporaryDirectory() as data:
         env = {**edgemq_env(), "EDGEMQ_PERSISTENCE__PATH": str(Path(data) / "edgemq.db")}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "broker", *args, cwd=ROOT, env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        assert process.stderr is not None
-        log = Output(process.stderr)
+        process, log = await spawn(*args, env=env, cwd=ROOT)
         try:
             running = Edgemq(process, log)
             running.moved_to(await log.wait_for(READY.pattern))

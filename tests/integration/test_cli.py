@@ -18,6 +18,7 @@ import pytest
 
 from broker.cli import SERVER_GC_THRESHOLDS
 from tests.helpers import WAIT, next_message
+from tests.integration.readme_runs import run_to_end
 
 pytestmark = pytest.mark.anyio
 
@@ -158,14 +159,9 @@ async def test_cli_refuses_an_invalid_file(tmp_path: Path) -> None:
     """An invalid configuration file: the errors with file and line, exit code 2, nothing started."""
     conf = tmp_path / "bad.conf"
     conf.write_text("mqtt {\n  colour = blue\n}\n")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "broker", "start", "--conf", str(conf),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(WAIT * 2):
-        _, err = await process.communicate()
-    assert process.returncode == 2
-    assert f"{conf}:2: mqtt.colour: unknown key" in err.decode()
+    code, err = await run_to_end("start", "--conf", str(conf))
+    assert code == 2
+    assert f"{conf}:2: mqtt.colour: unknown key" in err
 
 
 async def test_cli_prints_its_version() -> None:
@@ -187,20 +183,10 @@ async def test_cli_refuses_a_missing_include(tmp_path: Path) -> None:
         'listeners.tcp.bind = "127.0.0.1:0"\nhttp_server.port = 0\n'
         'auth {\n  allow_anonymous = false\n  password = { include "paswd.conf" }\n}\n'
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "broker", "start", "--conf", str(conf),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        async with asyncio.timeout(WAIT * 2):
-            _, err = await process.communicate()
-    finally:
-        if process.returncode is None:  # it started: stop it
-            process.kill()
-            await process.wait()
-    assert process.returncode == 2
-    assert f'{conf}:5: include "paswd.conf": no such file' in err.decode()
-    assert "edgemq ready" not in err.decode()
+    code, err = await run_to_end("start", "--conf", str(conf))
+    assert code == 2
+    assert f'{conf}:5: include "paswd.conf": no such file' in err
+    assert "edgemq ready" not in err
 
 
 async def test_cli_writes_the_log_file_up_to_its_last_line(tmp_path: Path) -> None:
