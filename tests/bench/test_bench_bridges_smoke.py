@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
+from tests.bench.smoke import by_metric, smoke_rows
+
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/mosquitto").exists(), reason="mosquitto is not installed")
 
 
 @pytest.fixture(scope="module")
 def rows() -> dict[tuple[str, str], dict[str, Any]]:
     """scripts/bench.py --smoke --json over the bridge scenarios, by (scenario, metric)."""
-    completed = subprocess.run(
-        [sys.executable, str(BENCH), "--smoke", "--json", "--scenario", "bridge_forward", "--scenario", "bridge_drain"],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return {(row["scenario"], row["metric"]): row for row in map(json.loads, completed.stdout.splitlines())}
+    return by_metric(smoke_rows(["bridge_forward", "bridge_drain"], timeout=110))
 
 
 @pytest.mark.timeout(120)

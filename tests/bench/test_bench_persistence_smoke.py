@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
+from tests.bench.smoke import by_metric, smoke_rows
+
 VARIANTS = {"qos1_persistent": ("always", "batched", "off"), "fanin_persistent": ("always",),
             "fanout_persistent": ("always",)}  # fmt: skip
 
@@ -18,16 +15,7 @@ VARIANTS = {"qos1_persistent": ("always", "batched", "off"), "fanin_persistent":
 @pytest.fixture(scope="module")
 def rows() -> dict[tuple[str, str], dict[str, Any]]:
     """scripts/bench.py --smoke --json over the persistence scenarios, by (scenario, metric)."""
-    scenarios = [arg for name in [*VARIANTS, "startup_store"] for arg in ("--scenario", name)]
-    completed = subprocess.run(
-        [sys.executable, str(BENCH), "--smoke", "--json", *scenarios],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return {(row["scenario"], row["metric"]): row for row in map(json.loads, completed.stdout.splitlines())}
+    return by_metric(smoke_rows([*VARIANTS, "startup_store"], timeout=110))
 
 
 @pytest.mark.timeout(120)
