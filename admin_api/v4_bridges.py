@@ -74,6 +74,19 @@ def _problems(error: ValidationError, prefix: str, skip: int = 0) -> str:
     )
 
 
+def _entries(body: Any, key: str) -> list[Any]:
+    """The non-empty list ``data.<key>`` of a sub/unsub body (400/108 otherwise)."""
+    entries = _data(body, key)
+    if not isinstance(entries, list) or not entries:
+        raise bad_parameter(f"data.{key} must be a non-empty list")
+    return entries
+
+
+def _unanswered(what: str) -> ApiError:
+    """503: the upstream did not acknowledge ``what``."""
+    return ApiError(503, ResultCode.UNKNOWN_ERROR, message=f"the upstream did not acknowledge {what}")
+
+
 def _data(body: Any, key: str) -> Any:
     """``body["data"][key]``; anything else is 400/108 naming what is missing."""
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
@@ -156,9 +169,7 @@ def bridge_routes(ctx: ApiContext) -> list[V4Route]:
 
     async def subscribe(request: Request) -> JSONResponse:
         name = named(request)
-        rules = _data(await json_body(request, ctx), "subscription")
-        if not isinstance(rules, list) or not rules:
-            raise bad_parameter("data.subscription must be a non-empty list")
+        rules = _entries(await json_body(request, ctx), "subscription")
         parsed = []
         for index, rule in enumerate(rules):
             try:
@@ -168,22 +179,18 @@ def bridge_routes(ctx: ApiContext) -> list[V4Route]:
         try:
             await bridges.subscribe(name, parsed)
         except LinkError as exc:
-            message = f"the upstream did not acknowledge the subscription ({exc}); it is sent again at every connect"
-            raise ApiError(503, ResultCode.UNKNOWN_ERROR, message=message) from None
+            raise _unanswered(f"the subscription ({exc}); it is sent again at every connect") from None
         return ok()
 
     async def unsubscribe(request: Request) -> JSONResponse:
         name = named(request)
-        entries = _data(await json_body(request, ctx), "unsubscription")
-        if not isinstance(entries, list) or not entries:
-            raise bad_parameter("data.unsubscription must be a non-empty list")
+        entries = _entries(await json_body(request, ctx), "unsubscription")
         if not all(isinstance(e, dict) and set(e) == {"topic"} and isinstance(e["topic"], str) for e in entries):
             raise bad_parameter('each unsubscription is {"topic": "<remote topic filter>"}')
         try:
             await bridges.unsubscribe(name, [entry["topic"] for entry in entries])
         except LinkError as exc:
-            message = f"the upstream did not acknowledge the unsubscription ({exc}); it is not subscribed again"
-            raise ApiError(503, ResultCode.UNKNOWN_ERROR, message=message) from None
+            raise _unanswered(f"the unsubscription ({exc}); it is not subscribed again") from None
         return ok()
 
     unknown = (404, ResultCode.UNKNOWN_ERROR)
