@@ -159,6 +159,8 @@ class LinkProxy(TcpRelay):
         try:
             while chunk := await reader.read(_CHUNK):
                 if writer is not None and not link.blackholed:
+                    if writer.transport.is_closing():  # ended from the other side (uvloop raises on a write)
+                        return
                     writer.write(chunk)
                     await writer.drain()
         except ConnectionError:
