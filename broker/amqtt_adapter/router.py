@@ -11,20 +11,20 @@ min(published, granted) (MQTT-3.8.4); queues are bounded by ``mqtt.max_mqueue_le
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from amqtt.broker import RetainedApplicationMessage
 from amqtt.contexts import Action
 from amqtt.events import BrokerEvents
-from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.plugins.manager import PluginManager
 from amqtt.session import IncomingApplicationMessage, Session
 
+from broker.amqtt_adapter.access import AccessChain
 from broker.amqtt_adapter.connection import Connection
 from broker.amqtt_adapter.outbox import RoutedCopy
-from broker.amqtt_adapter.plugins import EdgeAclPlugin
+from broker.amqtt_adapter.plugin_events import PluginEvents
 from broker.amqtt_adapter.session import QueuedMessage, queue_size
 from broker.bridges.bridge_set import BridgeSet
 from broker.config.settings import LiveSettings
@@ -62,30 +62,37 @@ class Router:
     bridges: BridgeSet | None = None
     """Offered every routed message (set by MqttCore once the bridges are made)."""
     plugins_manager: PluginManager[Any]
-    _topic_filtering: Callable[..., Awaitable[bool]]  # amqtt's: the topic plugins' verdicts
+    _access: AccessChain  # the ACL, http_auth and topic plugins
+    _events: PluginEvents  # the plugins' events: fired only when some plugin listens
 
     def _init_routing(self, state: BrokerState) -> None:
         self._index: SubscriptionIndex = state.subscription_index
         self._retained = RetainedStore()
         self._offline_bytes: dict[str, int] = {}  # payload bytes queued for each offline session
-        plugins = self.plugins_manager.plugins
-        # amqtt awaits every topic plugin per publish and per delivery; skip that without one
-        self._topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in plugins)
-        self._foreign_topic_plugins = any(
-            isinstance(p, BaseTopicPlugin) and not isinstance(p, EdgeAclPlugin) for p in plugins
-        )
+        self._event_tasks: set[asyncio.Task[None]] = set()
 
-    # -- topic plugins -------------------------------------------------------------------
+    # -- topic checks --------------------------------------------------------------------
 
     @property
     def _checks_topics(self) -> bool:
-        """Whether topic plugins must be asked: edgemq's ACL only while it has rules (read live)."""
-        acl = self._settings.current.acl
-        return self._topic_plugins and (bool(acl.rules) or acl.no_match == "deny" or self._foreign_topic_plugins)
+        """Whether topics are checked at all (read live; without checks nothing is awaited)."""
+        return self._access.checks_topics
 
     async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
-        """The topic plugins' verdict (callers skip the await when there is no topic plugin)."""
-        return bool(await self._topic_filtering(session, topic=topic, action=action))
+        return await self._access.topic_allowed(session, topic, action)
+
+    async def _announce(self, client_id: str | None, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        """The received and broadcast events of a message the broker publishes itself (HTTP
+        publish, a bridge, a will), for the plugins that listen."""
+        events = self._events
+        if events.message_received or events.message_broadcast:
+            message = IncomingApplicationMessage(None, topic, qos, payload, retain)
+            for event, heard in (
+                (BrokerEvents.MESSAGE_RECEIVED, events.message_received),
+                (BrokerEvents.MESSAGE_BROADCAST, events.message_broadcast),
+            ):
+                if heard:
+                    await self.plugins_manager.fire_event(event, client_id=client_id, message=message)
 
     def _denied_ends_connection(self, connection: Connection) -> bool:
         """Whether a refused PUBLISH or SUBSCRIBE ends the connection (``auth.deny_action``)."""
@@ -100,8 +107,10 @@ class Router:
         """Check, count and route one received PUBLISH (see PacketSink); False closes the connection."""
         session = connection.session
         client_id = session.client_id
-        message = IncomingApplicationMessage(None, topic, qos, payload, retain)
-        await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_RECEIVED, client_id=client_id, message=message)
+        events = self._events
+        message = IncomingApplicationMessage(None, topic, qos, payload, retain) if events.message_received else None
+        if message is not None:
+            await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_RECEIVED, client_id=client_id, message=message)
         if not is_valid_topic_name(topic):
             log.warning("client %s published to invalid topic %r: closing", client_id, topic)
             return False
@@ -112,7 +121,9 @@ class Router:
         if self._checks_topics and not await self._topic_allowed(session, topic, Action.PUBLISH):
             log.info("client %s may not publish to %s", client_id, topic)
             return not self._denied_ends_connection(connection)
-        await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=message)
+        if events.message_broadcast:
+            message = message or IncomingApplicationMessage(None, topic, qos, payload, retain)
+            await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=message)
         if retain:  # kept before routing: a subscription made meanwhile gets it one way or the other
             await self.retain_message(session, topic, payload, qos)
         await self._route(session, topic, payload, qos, retain=retain)
@@ -125,6 +136,7 @@ class Router:
         it; return once what it changed in the store is committed (StoreError if it cannot be)."""
         sender = self._sessions.get(client_id, (None, None))[0] if client_id else None
         journal = self._journal
+        await self._announce(client_id, topic, payload, qos, retain)
         scope = journal.begin() if journal is not None else None
         try:
             if retain:
@@ -189,6 +201,9 @@ class Router:
                 target.retained_messages.put_nowait(QueuedMessage(sender, topic, data, delivered_qos, seq))
                 if journal is not None and seq is not None:
                     journal.queued(client_id, seq, topic, data, delivered_qos)
+                if self._events.retained_message:  # amqtt's event for a copy queued for an offline session
+                    queued = RetainedApplicationMessage(sender, topic, data, delivered_qos)
+                    await self._retained_event(client_id, queued)
             else:
                 discarded += 1
         if counted:
@@ -316,8 +331,15 @@ class Router:
         self._retained.put(topic_name, payload, qos or 0)
         if self._journal is not None:
             self._journal.retain(topic_name, payload, qos or 0)
-        event = RetainedApplicationMessage(source_session, topic_name, payload, qos or 0)
-        await self.plugins_manager.fire_event(BrokerEvents.RETAINED_MESSAGE, client_id=None, retained_message=event)
+        if self._events.retained_message:
+            await self._retained_event(None, RetainedApplicationMessage(source_session, topic_name, payload, qos or 0))
+
+    async def _retained_event(self, client_id: str | None, message: RetainedApplicationMessage) -> None:
+        """amqtt's retained-message event: a topic's retained message (None) or a copy queued for
+        the offline session ``client_id``; an empty payload is a retained message cleared."""
+        await self.plugins_manager.fire_event(
+            BrokerEvents.RETAINED_MESSAGE, client_id=client_id, retained_message=message
+        )
 
     def retained(self) -> list[tuple[str, int, int]]:
         """(topic, qos, payload size) of every retained message."""
@@ -328,6 +350,12 @@ class Router:
         deleted = self._retained.delete(topic)
         if deleted and self._journal is not None:
             self._journal.retain(topic, b"", 0)
+        if deleted and self._events.retained_message:
+            task = asyncio.get_running_loop().create_task(
+                self._retained_event(None, RetainedApplicationMessage(None, topic, b"", 0))
+            )
+            self._event_tasks.add(task)  # kept until it has handed the event to the plugins
+            task.add_done_callback(self._event_tasks.discard)
         return deleted
 
     @property
