@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 
 from broker.amqtt_adapter.edge_broker import LISTENER, EdgeAmqttBroker
 from broker.amqtt_adapter.framed_reader import FramedReader
-from broker.amqtt_adapter.plugin_loading import amqtt_plugins, plugin_errors
+from broker.amqtt_adapter.plugin_loading import amqtt_plugins, loading_plugins
 from broker.bridges.bridge_set import BridgeSet
 from broker.clock import Clock, LoopClock
 from broker.config.settings import LiveSettings
@@ -162,7 +162,7 @@ class MqttCore:
             self._state.attach_store(self._store.stats)
         try:
             journal = Journal(self._store) if self._store is not None else None
-            with plugin_errors():
+            with loading_plugins():
                 config = _amqtt_config(self._settings)
                 broker = EdgeAmqttBroker(config, self._state, self._settings, self._clock, self._authenticator, journal)
             await broker.start()

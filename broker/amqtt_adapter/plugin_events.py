@@ -39,7 +39,8 @@ class PluginEvents:
         self.packets = bool(self.heard & {MQTTEvents.PACKET_RECEIVED.value, MQTTEvents.PACKET_SENT.value})
 
     def _guarded(self, event: str, method: Callback) -> Callback:
-        plugin = type(getattr(method, "__self__", method)).__name__
+        bound = getattr(method, "func", method)  # amqtt's EventLoggerPlugin hands out partials
+        plugin = type(getattr(bound, "__self__", bound)).__name__
 
         async def guarded(**kwargs: Any) -> None:
             try:

@@ -9,6 +9,7 @@ Its options fill the plugin's ``Config`` dataclass exactly as amqtt does it (dac
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from typing import Any
@@ -22,7 +23,7 @@ from dacite import DaciteError, from_dict
 
 from broker.config.plugin_settings import PluginOptions
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginError", "amqtt_plugins", "check_plugins", "plugin_errors"]
+__all__ = ["ENTRY_POINT_GROUP", "PluginError", "amqtt_plugins", "check_plugins", "loading_plugins"]
 
 ENTRY_POINT_GROUP = "amqtt.broker.plugins"
 
@@ -78,10 +79,14 @@ def check_plugins(options: PluginOptions) -> None:
 
 
 @contextlib.contextmanager
-def plugin_errors() -> Iterator[None]:
-    """amqtt's own load and init failures (a plugin's constructor raised) as PluginError."""
+def loading_plugins() -> Iterator[None]:
+    """Around amqtt's plugin manager loading the plugins: its load and init failures (a plugin's
+    constructor raised) become PluginError; its warning that BrokerSysPlugin's psutil will become
+    optional is dropped (edgemq depends on psutil itself)."""
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*psutil.*", category=DeprecationWarning)
+            yield
     except (AmqttPluginError, PluginLoadError) as exc:
         cause = exc.__cause__
         detail = f"{exc}" + (f": {cause.__class__.__name__}: {cause}" if cause is not None else "")
