@@ -32,7 +32,7 @@ from broker.mqtt.acl import Action as AclAction
 from broker.mqtt.acl import Client as AclClient
 from broker.mqtt.acl import allowed as acl_allows
 from broker.mqtt.client_auth import ClientAuthenticator, PasswordFileError
-from broker.mqtt.http_auth import Access, ClientFacts, HttpAuthenticator
+from broker.mqtt.http_auth import Access, ClientAccess, ClientFacts, HttpAuthenticator
 
 __all__ = ["AccessChain"]
 
@@ -54,6 +54,15 @@ def _facts(session: Session) -> ClientFacts:
     password = session.password
     text = password.decode("utf-8", "replace") if isinstance(password, bytes) else password
     return ClientFacts(session.client_id, session.username, text, session.remote_address, session.remote_port)
+
+
+def _http_access(session: Session) -> ClientAccess:
+    """What http_auth learned of the session's connection (a session made without a CONNECT,
+    by a plugin, starts with nothing known)."""
+    known = getattr(session, "http_access", None)
+    if not isinstance(known, ClientAccess):
+        known = session.http_access = ClientAccess()
+    return known
 
 
 def _combined(own: bool, others: list[Verdict], mode: str) -> bool:
@@ -88,7 +97,8 @@ class AccessChain:
             return verdict if verdict is not None else await self._password_verdict(session)
         if auth.plugin_mode == "restrict" and not await self._password_verdict(session):
             return False
-        checks = [self._http_check(partial(self._http.authenticate, _facts(session)))]
+        session.http_access = ClientAccess()  # what http_auth learns of this connection (resumed sessions copy it)
+        checks = [self._http_check(partial(self._http.authenticate, _facts(session), session.http_access))]
         checks += [
             (_name(p), partial(p.authenticate, session=session), auth.plugin_timeout) for p in self._auth_plugins
         ]
@@ -104,10 +114,6 @@ class AccessChain:
         except (OSError, PasswordFileError) as exc:
             log.error("cannot check the password of %s: %s", session.client_id, exc)
             return False
-
-    def forget(self, client_id: str) -> None:
-        """What a check keeps about a connected client is dropped when it disconnects."""
-        self._http.forget(client_id)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
@@ -131,7 +137,8 @@ class AccessChain:
         checks: list[NamedCheck] = []
         if own or auth.plugin_mode == "decide":
             if (access := _HTTP_ACCESS.get(action)) is not None:
-                checks.append(self._http_check(partial(self._http.allowed, _facts(session), access, topic)))
+                known = _http_access(session)
+                checks.append(self._http_check(partial(self._http.allowed, _facts(session), known, access, topic)))
             checks += [
                 (_name(p), partial(p.topic_filtering, session=session, topic=topic, action=action), auth.plugin_timeout)
                 for p in self._topic_plugins

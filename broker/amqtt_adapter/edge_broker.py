@@ -57,6 +57,7 @@ _TAKEOVER_GRACE = 1.0
 _CONNECTION_FIELDS = (
     "will_flag", "will_topic", "will_message", "will_qos", "will_retain",
     "keep_alive", "username", "password", "remote_address", "remote_port", "ssl_object", "protocol_level",
+    "http_access",
 )  # fmt: skip
 _MQTT_311 = 4
 
@@ -297,7 +298,6 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
             await self._stop_handler(connection.handler)
             session.transitions.disconnect()
             self._state.record_disconnected(client_id)
-            self._access.forget(client_id)
         log.info("client disconnected: client_id=%s reason=%s", client_id, reason)
         await self.plugins_manager.fire_event(
             BrokerEvents.CLIENT_DISCONNECTED, client_id=client_id, client_session=session

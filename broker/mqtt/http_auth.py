@@ -4,7 +4,7 @@ Requests are made with httpx on the event loop (never blocking it), each within
 ``http_auth.timeout``. A 2xx answer allows, a 2xx answer whose body is ``ignore`` abstains
 (None), anything else refuses, and so does a server that cannot be reached: a fault fails
 closed. ACL answers are kept per client for ``auth.cache.ttl`` (at most ``auth.cache.max_size``
-topics each), as NanoMQ's ACL cache does, and forgotten when the client disconnects.
+topics each), as NanoMQ's ACL cache does, in the connection's ``ClientAccess``.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import httpx
 
 from broker.config.settings import Auth, HttpAuth, HttpRequest
 
-__all__ = ["Access", "ClientFacts", "HttpAuthenticator"]
+__all__ = ["Access", "ClientAccess", "ClientFacts", "HttpAuthenticator"]
 
 log = logging.getLogger("edgemq.mqtt")
 
@@ -38,6 +38,15 @@ class ClientFacts:
     password: str | None
     address: str | None
     port: int | None
+
+
+@dataclass
+class ClientAccess:
+    """What the server said about one connection: superuser or not, and acl_req's answers kept."""
+
+    superuser: bool = False
+    answers: OrderedDict[tuple[Access, str], tuple[bool | None, float]] = field(default_factory=OrderedDict)
+    """(access, topic) -> (verdict, when it expires), oldest first."""
 
 
 def _fill(template: str, client: ClientFacts, access: Access | None, topic: str | None) -> str:
@@ -89,8 +98,6 @@ class HttpAuthenticator:
         self._auth_settings = auth_settings
         self._client: httpx.AsyncClient | None = None
         self._client_for: HttpAuth | None = None
-        self._superusers: set[str] = set()
-        self._acl_cache: dict[str, OrderedDict[tuple[Access, str], tuple[bool | None, float]]] = {}
 
     @property
     def settings(self) -> HttpAuth | None:
@@ -104,25 +111,25 @@ class HttpAuthenticator:
         settings = self.settings
         return settings is not None and settings.acl_req is not None
 
-    async def authenticate(self, client: ClientFacts) -> bool | None:
+    async def authenticate(self, client: ClientFacts, known: ClientAccess) -> bool | None:
         """The server's verdict on a CONNECT (None: no ``auth_req``, or it abstained); a client it
-        allows is then asked about as a superuser (``super_req``)."""
+        allows is then asked about as a superuser (``super_req``), noted in ``known``."""
         settings = self.settings
         if settings is None or settings.auth_req is None:
             return None
         verdict = await self._ask(settings, settings.auth_req, client, None, None)
-        if verdict and settings.super_req is not None and await self._ask(settings, settings.super_req, client):
-            self._superusers.add(client.client_id)
+        if verdict and settings.super_req is not None:
+            known.superuser = bool(await self._ask(settings, settings.super_req, client))
         return verdict
 
-    async def allowed(self, client: ClientFacts, access: Access, topic: str) -> bool | None:
+    async def allowed(self, client: ClientFacts, known: ClientAccess, access: Access, topic: str) -> bool | None:
         """The server's verdict on a PUBLISH (2) or SUBSCRIBE (1) of ``topic`` (None: no
-        ``acl_req``, a superuser, or it abstained)."""
+        ``acl_req``, a superuser, or it abstained), kept in ``known`` for ``auth.cache.ttl``."""
         settings = self.settings
-        if settings is None or settings.acl_req is None or client.client_id in self._superusers:
+        if settings is None or settings.acl_req is None or known.superuser:
             return None
         cache_settings = self._auth_settings().cache
-        cache = self._acl_cache.setdefault(client.client_id, OrderedDict())
+        cache = known.answers
         now = time.monotonic()
         cached = cache.get((access, topic))
         if cached is not None and cached[1] > now:
@@ -134,11 +141,6 @@ class HttpAuthenticator:
             cache.popitem(last=False)
         return verdict
 
-    def forget(self, client_id: str) -> None:
-        """Drop what is known of a client that disconnected (superuser, cached ACL answers)."""
-        self._superusers.discard(client_id)
-        self._acl_cache.pop(client_id, None)
-
     async def aclose(self) -> None:
         """Close the connection pool."""
         client, self._client = self._client, None
@@ -147,7 +149,7 @@ class HttpAuthenticator:
 
     async def _http(self, settings: HttpAuth) -> httpx.AsyncClient:
         """One pool for the current settings (made again when ``http_auth`` changes)."""
-        if self._client is None or self._client_for is not settings:
+        if self._client is None or self._client_for != settings:
             await self.aclose()
             self._client = httpx.AsyncClient(
                 verify=_ssl_context(settings),

@@ -139,3 +139,17 @@ def test_a_nanomq_http_auth_file_checks_out(tmp_path: Path, capsys: pytest.Captu
         "    timeout = 5s\n    connect_timeout = 5s\n    pool_size = 32\n  }\n}\n"
     )
     assert main(["check-config", str(conf)]) == 0, capsys.readouterr().err
+
+
+async def test_a_superuser_taking_over_its_client_id_stays_one() -> None:
+    """A superuser connecting again with its client id (take-over) is still not asked about topics."""
+    async with auth_server() as server:
+        server.answers[("/mqtt/acl", "root")] = (403, "")
+        super_req = {"url": f"{server.url}/mqtt/superuser", "params": {"username": "%u"}}
+        acl = {"url": f"{server.url}/mqtt/acl", "params": ACL_PARAMS}
+        settings = ephemeral_settings(auth=http_auth(server, super_req=super_req, acl_req=acl))
+        async with running_broker(settings) as broker, mqtt_client(broker, "r", username="root"):
+            async with mqtt_client(broker, "r", username="root") as again:  # ends the first connection
+                await again.subscribe("any/#")
+                await again.publish("any/1", b"x")
+                assert (await next_message(again)).payload == b"x"

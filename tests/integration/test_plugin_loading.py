@@ -84,3 +84,26 @@ async def test_the_sys_plugin_publishes_sys_topics() -> None:
         assert (str(first.topic), first.retain) == ("$SYS/broker/version", True)
         topics = {str((await next_message(watcher)).topic) for _ in range(5)}
         assert topics & {"$SYS/broker/uptime", "$SYS/broker/load/bytes/received", "$SYS/broker/clients/connected"}
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("auth_anonymous", {"allow_anonymous": True}),
+        ("event_logger_plugin", {}),
+        ("packet_logger_plugin", {}),
+        ("topic_taboo", {}),
+        # amqtt's ACL plugin reads subscriptions from its deprecated "acl" option only (it warns)
+        pytest.param(
+            "topic_acl",
+            {"publish_acl": {"anonymous": ["t/#"]}, "acl": {"anonymous": ["t/#"]}},
+            marks=pytest.mark.filterwarnings("ignore:The 'acl' option is deprecated:DeprecationWarning"),
+        ),
+    ],
+)
+async def test_each_registered_amqtt_plugin_loads_and_routing_works(name: str, options: dict[str, object]) -> None:
+    """amqtt's own plugins by their registered names: loaded, and a client's message still goes round."""
+    async with running_broker(ephemeral_settings(plugins={name: options})) as broker, mqtt_client(broker, "c") as client:
+        await client.subscribe("t/#", qos=1)
+        await client.publish("t/1", b"x", qos=1)
+        assert (await next_message(client)).payload == b"x"
