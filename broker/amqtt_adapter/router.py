@@ -29,6 +29,7 @@ from broker.amqtt_adapter.session import QueuedMessage, queue_size
 from broker.bridges.bridge_set import BridgeSet
 from broker.config.settings import LiveSettings
 from broker.mqtt.retained import RetainedStore
+from broker.mqtt.shared import SHARE_PREFIX, split_shared
 from broker.mqtt.subscriptions import SubscriptionIndex
 from broker.mqtt.topics import is_system_topic, is_valid_topic_name
 from broker.persistence.journal import Journal
@@ -42,8 +43,13 @@ _REFUSED = 0x80  # a SUBACK return code (3.9.3)
 
 
 def _valid_filter(topic_filter: str) -> bool:
-    """``#`` only as the whole last level, ``+`` only as a whole level (MQTT-4.7.1-2/3)."""
-    levels = topic_filter.split("/")
+    """``#`` only as the whole last level, ``+`` only as a whole level (MQTT-4.7.1-2/3); a shared
+    subscription's share name and filter well formed (MQTT-4.8.2-1/2)."""
+    try:
+        shared = split_shared(topic_filter)
+    except ValueError:
+        return False
+    levels = (shared[1] if shared is not None else topic_filter).split("/")
     last = len(levels) - 1
     return all(
         ("#" not in level or (level == "#" and index == last)) and ("+" not in level or level == "+")
@@ -179,7 +185,10 @@ class Router:
         message = RoutedCopy(topic, data)
         connections, sessions, checks, journal = self._connections, self._sessions, self._checks_topics, self._journal
         seq = None  # the message's number in the store, made for its first persisted copy
-        for client_id, granted_qos in self._index.match(topic):
+        targets = self._index.match(topic)
+        if self._index.shared:  # one member of each matching group, connected ones first
+            targets += self._index.shared.targets(topic, lambda c: c in connections and not connections[c].ended)
+        for client_id, granted_qos in targets:
             if checks:  # awaited: a take-over may happen meanwhile, so the connection is read after
                 asked = connections.get(client_id)
                 session = asked.session if asked is not None else sessions.get(client_id, (None,))[0]
@@ -270,13 +279,19 @@ class Router:
             await self.plugins_manager.fire_event(
                 BrokerEvents.CLIENT_SUBSCRIBED, client_id=session.client_id, topic=topic_filter, qos=qos
             )
-            await self._send_retained(connection, topic_filter, code)
+            if not topic_filter.startswith(SHARE_PREFIX):  # none for a shared subscription (MQTT 5, 4.8.2)
+                await self._send_retained(connection, topic_filter, code)
 
     async def _grant(self, session: Session, topic_filter: str, qos: int) -> int:
-        """The QoS granted for one filter, or 0x80 (malformed, or refused by a topic plugin)."""
+        """The QoS granted for one filter, or 0x80 (malformed, shared subscriptions switched off,
+        or refused by the ACL or a topic plugin, which see a shared subscription's own filter)."""
         if not _valid_filter(topic_filter):
             return _REFUSED
-        if self._checks_topics and not await self._topic_allowed(session, topic_filter, Action.SUBSCRIBE):
+        shared = split_shared(topic_filter)
+        if shared is not None and not self._settings.current.mqtt.shared_subscriptions:
+            return _REFUSED
+        checked = shared[1] if shared is not None else topic_filter
+        if self._checks_topics and not await self._topic_allowed(session, checked, Action.SUBSCRIBE):
             return _REFUSED
         return qos
 

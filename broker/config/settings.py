@@ -155,6 +155,9 @@ class Mqtt(Section):
 
     max_packet_size: Annotated[Size, Field(ge=1024, le=MQTT_MAX_PACKET)] = 1024 * 1024
     """From 1KB (smaller would refuse ordinary CONNECTs) to MQTT's limit."""
+    shared_subscriptions: bool = True
+    """edgemq: ``$share/<name>/<filter>`` subscriptions (one member of a group gets each message);
+    false refuses them (SUBACK 0x80)."""
     max_mqueue_len: Annotated[int, Field(ge=1)] = 2048
     """Messages waiting for one client, connected (unfinished deliveries) or offline (queued)."""
     max_mqueue_bytes: Size = 16 * 1024 * 1024

@@ -148,8 +148,11 @@ async def test_a_superuser_taking_over_its_client_id_stays_one() -> None:
         super_req = {"url": f"{server.url}/mqtt/superuser", "params": {"username": "%u"}}
         acl = {"url": f"{server.url}/mqtt/acl", "params": ACL_PARAMS}
         settings = ephemeral_settings(auth=http_auth(server, super_req=super_req, acl_req=acl))
-        async with running_broker(settings) as broker, mqtt_client(broker, "r", username="root"):
-            async with mqtt_client(broker, "r", username="root") as again:  # ends the first connection
-                await again.subscribe("any/#")
-                await again.publish("any/1", b"x")
-                assert (await next_message(again)).payload == b"x"
+        async with (
+            running_broker(settings) as broker,
+            mqtt_client(broker, "r", username="root"),
+            mqtt_client(broker, "r", username="root") as again,  # ends the first connection
+        ):
+            await again.subscribe("any/#")
+            await again.publish("any/1", b"x")
+            assert (await next_message(again)).payload == b"x"

@@ -103,7 +103,8 @@ async def test_the_sys_plugin_publishes_sys_topics() -> None:
 )
 async def test_each_registered_amqtt_plugin_loads_and_routing_works(name: str, options: dict[str, object]) -> None:
     """amqtt's own plugins by their registered names: loaded, and a client's message still goes round."""
-    async with running_broker(ephemeral_settings(plugins={name: options})) as broker, mqtt_client(broker, "c") as client:
+    settings = ephemeral_settings(plugins={name: options})
+    async with running_broker(settings) as broker, mqtt_client(broker, "c") as client:
         await client.subscribe("t/#", qos=1)
         await client.publish("t/1", b"x", qos=1)
         assert (await next_message(client)).payload == b"x"
