@@ -157,7 +157,7 @@ def log_output(settings: Log) -> Iterator[None]:
     root = logging.getLogger()
     _replace_handlers(root, [DeferredQueueHandler(records)])
     root.setLevel(python_log_level(settings.level))
-    for name in ("uvicorn", "uvicorn.error"):
+    for name in ("uvicorn", "uvicorn.error", "httpx", "httpcore"):  # httpx: a line per http_auth request
         logging.getLogger(name).setLevel(max(logging.WARNING, python_log_level(settings.level)))
     listener.start()
     try:

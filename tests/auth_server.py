@@ -38,7 +38,7 @@ class AuthServer:
         elif "json" in request.headers.get("content-type", ""):
             params = await request.json()
         else:
-            params = dict(parse_qsl((await request.body()).decode()))
+            params = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
         self.requests.append((request.url.path, request.headers.get("content-type", ""), params))
         if self.hang:
             await self.released.wait()

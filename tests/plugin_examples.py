@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -12,7 +13,17 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-__all__ = ["FailingEventPlugin", "HangingAuthPlugin", "RecordingPlugin", "RefusingAuthPlugin", "TopicBlockPlugin"]
+__all__ = [
+    "FailingEventPlugin",
+    "HangingAuthPlugin",
+    "HangingEventPlugin",
+    "LateAuthPlugin",
+    "OwnerOnlyReceivePlugin",
+    "RecordingPlugin",
+    "RefusingAuthPlugin",
+    "SyncEventPlugin",
+    "TopicBlockPlugin",
+]
 
 EVENTS = (
     "broker_pre_start",
@@ -101,6 +112,25 @@ class FailingEventPlugin(BasePlugin[BrokerContext]):
         raise RuntimeError(f"plugin bug on {message.topic}")
 
 
+class HangingEventPlugin(BasePlugin[BrokerContext]):
+    """Never finishes handling a message; records whether its close() ran."""
+
+    closed: ClassVar[bool] = False
+
+    async def on_broker_message_received(self, *, client_id: str | None, message: Any) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        HangingEventPlugin.closed = True
+
+
+class SyncEventPlugin(BasePlugin[BrokerContext]):
+    """A handler written without async: amqtt refuses to load it, so check-config does too."""
+
+    def on_broker_client_connected(self, *, client_id: str, client_session: Session) -> None:
+        pass
+
+
 class RefusingAuthPlugin(BaseAuthPlugin):
     """Refuses the user names in ``refuse``, allows those in ``allow``, abstains on the others;
     ``fail`` names users for whom it raises."""
@@ -120,10 +150,22 @@ class RefusingAuthPlugin(BaseAuthPlugin):
 
 
 class HangingAuthPlugin(BaseAuthPlugin):
-    """Never answers (an auth server that hangs)."""
+    """Never answers (an auth server that hangs); counts the calls."""
+
+    calls: ClassVar[int] = 0
 
     async def authenticate(self, *, session: Session) -> bool | None:
+        HangingAuthPlugin.calls += 1
         await asyncio.Event().wait()
+        return True
+
+
+class LateAuthPlugin(BaseAuthPlugin):
+    """Swallows its cancellation at the time limit and allows anyway (a badly written plugin)."""
+
+    async def authenticate(self, *, session: Session) -> bool | None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
         return True
 
 
@@ -134,3 +176,14 @@ class TopicBlockPlugin(BaseTopicPlugin):
         self, *, session: Session | None = None, topic: str | None = None, action: Action | None = None
     ) -> bool | None:
         return False if topic is not None and topic.startswith("blocked/") else None
+
+
+class OwnerOnlyReceivePlugin(BaseTopicPlugin):
+    """Lets only the client "owner" receive messages under private/; abstains on everything else."""
+
+    async def topic_filtering(
+        self, *, session: Session | None = None, topic: str | None = None, action: Action | None = None
+    ) -> bool | None:
+        if action == Action.RECEIVE and topic is not None and topic.startswith("private/"):
+            return session is not None and session.client_id == "owner"
+        return None

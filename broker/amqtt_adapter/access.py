@@ -10,15 +10,22 @@ and ACL (``auth.acl``), NanoMQ's ``auth.http_auth``, then the auth and topic plu
 - ``decide``: the other checks answer first; if any answers, all that answer must allow; if
   all abstain, edgemq's own check decides.
 
-A check that raises or does not answer within ``auth.plugin_timeout`` (HTTP: ``http_auth.timeout``)
-refuses, and says so in the log: a broken or hanging auth server fails closed, never open and
-never stuck.
+In both, a client with a user name that nothing of edgemq's can check (no password list, and
+``allow_anonymous = false``, which alone asks only for a user name) is admitted only if a plugin
+or ``http_auth`` allows it: with a JWT plugin configured, a client without a token stays out.
+
+A check that raises or does not answer within ``auth.plugin_timeout`` (HTTP: ``http_auth``'s
+timeouts) refuses, even if it answers later; one that timed out is not asked again for as long
+(refused at once: a hanging server costs one wait, not one per message). Refusals by a failing
+check are logged once a minute per check, with how many there were: a broken or hanging auth
+server fails closed, never open, never stuck and never floods the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -86,6 +93,7 @@ class AccessChain:
         self._http = HttpAuthenticator(lambda: settings.current.auth)
         self._auth_plugins = [p for p in plugins if isinstance(p, BaseAuthPlugin)]
         self._topic_plugins = [p for p in plugins if isinstance(p, BaseTopicPlugin)]
+        self._asker = _Asker()
 
     # -- CONNECT -------------------------------------------------------------------------
 
@@ -94,23 +102,28 @@ class AccessChain:
         auth = self._settings.current.auth
         if not self._auth_plugins and (auth.http_auth is None or auth.http_auth.auth_req is None):
             verdict = self._authenticator.anonymous_verdict(session.username)  # settled without awaiting
-            return verdict if verdict is not None else await self._password_verdict(session)
-        if auth.plugin_mode == "restrict" and not await self._password_verdict(session):
+            return verdict if verdict is not None else await self._password_verdict(session) is not False
+        restrict = auth.plugin_mode == "restrict"
+        own = await self._password_verdict(session) if restrict else None
+        if own is False:
             return False
         session.http_access = ClientAccess()  # what http_auth learns of this connection (resumed sessions copy it)
         checks = [self._http_check(partial(self._http.authenticate, _facts(session), session.http_access))]
-        checks += [
-            (_name(p), partial(p.authenticate, session=session), auth.plugin_timeout) for p in self._auth_plugins
-        ]
-        others = await _ask_all(checks, f"CONNECT of {session.client_id}")
-        if auth.plugin_mode == "decide" and not any(v is not None for v in others):
-            return await self._password_verdict(session)
-        return _combined(True, others, auth.plugin_mode)
+        timeout = auth.plugin_timeout
+        checks += [(_name(p), partial(p.authenticate, session=session), timeout) for p in self._auth_plugins]
+        others = await self._asker.ask_all(checks, f"CONNECT of {session.client_id}")
+        if False in others:
+            return False
+        vouched = True in others
+        if not restrict and not vouched:  # every other check abstained: edgemq's own decides
+            own = await self._password_verdict(session)
+        return own is True or vouched
 
-    async def _password_verdict(self, session: Session) -> bool:
-        """edgemq's password list; a broken one refuses the client and says why."""
+    async def _password_verdict(self, session: Session) -> bool | None:
+        """edgemq's password list (None: a user name with no list to check it against); a broken
+        list refuses the client and says why."""
         try:
-            return await self._authenticator.authenticate(session.username, session.password)
+            return await self._authenticator.verdict(session.username, session.password)
         except (OSError, PasswordFileError) as exc:
             log.error("cannot check the password of %s: %s", session.client_id, exc)
             return False
@@ -143,43 +156,76 @@ class AccessChain:
                 (_name(p), partial(p.topic_filtering, session=session, topic=topic, action=action), auth.plugin_timeout)
                 for p in self._topic_plugins
             ]
-        others = await _ask_all(checks, f"{kind} {topic} by {session.client_id}")
+        others = await self._asker.ask_all(checks, f"{kind} {topic} by {session.client_id}")
         verdict = _combined(own, others, auth.plugin_mode)
         if not verdict:
             log.info("ACL: %s may not %s %s", session.client_id, kind, topic)
         return verdict
 
     def _http_check(self, check: Check) -> NamedCheck:
-        """``http_auth``'s request, given its own time limits (connecting, then answering)."""
+        """``http_auth``'s requests, given their own time limits (connecting, then answering;
+        twice over when a CONNECT also asks ``super_req``)."""
         settings = self._http.settings
-        limit = settings.connect_timeout + settings.timeout if settings is not None else 1.0
-        return ("http_auth", check, limit)
-
-
-async def _ask_all(checks: list[NamedCheck], what: str) -> list[Verdict]:
-    """Each check's answer in order, up to the first refusal (the rest cannot change it)."""
-    verdicts: list[Verdict] = []
-    for name, check, timeout in checks:
-        verdict = await _ask(name, check, what, timeout)
-        verdicts.append(verdict)
-        if verdict is False:
-            break
-    return verdicts
+        if settings is None:
+            return ("http_auth", check, 1.0)
+        requests = 2 if settings.super_req is not None else 1
+        return ("http_auth", check, requests * (settings.connect_timeout + settings.timeout))
 
 
 def _name(plugin: BasePlugin[Any]) -> str:
     return type(plugin).__name__
 
 
-async def _ask(name: str, check: Check, what: str, timeout: float) -> Verdict:
-    """One check's answer: None abstains; one that raises or takes too long refuses."""
-    try:
-        async with asyncio.timeout(timeout):
-            verdict = await check()
-    except TimeoutError:
-        log.warning("%s did not answer about the %s within %ss: refused", name, what, timeout)
-        return False
-    except Exception as exc:  # a plugin's fault refuses this client, never the broker
-        log.warning("%s failed on the %s (%s: %s): refused", name, what, exc.__class__.__name__, exc)
-        return False
-    return None if verdict is None else bool(verdict)
+_REPORT_EVERY = 60.0  # seconds between two WARNINGs about one failing check
+
+
+class _Asker:
+    """Asks checks within their time limits, keeps a check that timed out aside for as long,
+    and reports failures at most once a minute per check."""
+
+    def __init__(self) -> None:
+        self._resting_until: dict[str, float] = {}
+        self._last_report: dict[str, float] = {}
+        self._unreported: dict[str, int] = {}
+
+    async def ask_all(self, checks: list[NamedCheck], what: str) -> list[Verdict]:
+        """Each check's answer in order, up to the first refusal (the rest cannot change it)."""
+        verdicts: list[Verdict] = []
+        for name, check, timeout in checks:
+            verdict = await self._ask(name, check, what, timeout)
+            verdicts.append(verdict)
+            if verdict is False:
+                break
+        return verdicts
+
+    async def _ask(self, name: str, check: Check, what: str, timeout: float) -> Verdict:
+        """One check's answer: None abstains; one that raises or takes too long refuses."""
+        now = time.monotonic()
+        if self._resting_until.get(name, 0.0) > now:
+            self._report(name, f"{name} did not answer lately: the {what} is refused without asking")
+            return False
+        try:
+            async with asyncio.timeout(timeout) as deadline:
+                verdict = await check()
+        except TimeoutError:
+            verdict, expired = False, True
+        except Exception as exc:  # a plugin's fault refuses this client, never the broker
+            self._report(name, f"{name} failed on the {what} ({exc.__class__.__name__}: {exc}): refused")
+            return False
+        else:
+            expired = deadline.expired()  # a check that swallowed its cancellation and answered late
+        if expired:
+            self._resting_until[name] = time.monotonic() + timeout
+            self._report(name, f"{name} did not answer about the {what} within {timeout}s: refused")
+            return False
+        return None if verdict is None else bool(verdict)
+
+    def _report(self, name: str, message: str) -> None:
+        now = time.monotonic()
+        last = self._last_report.get(name)
+        if last is not None and now - last < _REPORT_EVERY:
+            self._unreported[name] = self._unreported.get(name, 0) + 1
+            return
+        self._last_report[name] = now
+        more = self._unreported.pop(name, 0)
+        log.warning("%s%s", message, f" ({more} more refusals by it since its last report)" if more else "")

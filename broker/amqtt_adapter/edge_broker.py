@@ -86,7 +86,7 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
         self._clock = clock
         self._connections: dict[str, Connection] = {}
         self._client_locks = KeyedLocks()
-        self._events = PluginEvents(self.plugins_manager)
+        self._events = PluginEvents(self.plugins_manager, lambda: settings.current.auth.plugin_timeout)
         self._access = AccessChain(settings, authenticator, self.plugins_manager.plugins)
         self._init_routing(state)
 

@@ -4,16 +4,19 @@ amqtt's plugin manager collects every ``on_<event>`` coroutine of the loaded plu
 each call in a task of its own. ``PluginEvents`` wraps those callbacks once, at start, so a
 plugin that raises is logged (once per plugin and event, with its traceback) instead of
 surfacing as "Task exception was never retrieved", and tells the broker which events anyone
-listens to: the broker builds an event's arguments and fires it only then.
+listens to: the broker builds an event's arguments and fires it only then. A handler that
+runs longer than ``auth.plugin_timeout`` is cancelled (and logged once): hanging handlers would
+pile up a task per event and hold the shutdown, which waits for them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from amqtt.events import BrokerEvents, MQTTEvents
+from amqtt.events import BrokerEvents
 from amqtt.plugins.manager import PluginManager
 
 __all__ = ["PluginEvents"]
@@ -26,29 +29,37 @@ Callback = Callable[..., Coroutine[Any, Any, None]]
 class PluginEvents:
     """The events the loaded plugins listen to, their callbacks guarded."""
 
-    def __init__(self, manager: PluginManager[Any]) -> None:
+    def __init__(self, manager: PluginManager[Any], time_limit: Callable[[], float]) -> None:
         callbacks: dict[str, list[Callback]] = manager._event_plugin_callbacks  # amqtt keeps them privately
+        self._time_limit = time_limit
         self._reported: set[tuple[str, str]] = set()
         for event, methods in callbacks.items():
             callbacks[event] = [self._guarded(str(event), method) for method in methods]
-        self.heard = frozenset(str(event) for event, methods in callbacks.items() if methods)
-        """The events some plugin listens to."""
-        self.message_received = BrokerEvents.MESSAGE_RECEIVED.value in self.heard
-        self.message_broadcast = BrokerEvents.MESSAGE_BROADCAST.value in self.heard
-        self.retained_message = BrokerEvents.RETAINED_MESSAGE.value in self.heard
-        self.packets = bool(self.heard & {MQTTEvents.PACKET_RECEIVED.value, MQTTEvents.PACKET_SENT.value})
+        heard = frozenset(str(event) for event, methods in callbacks.items() if methods)
+        self.message_received = BrokerEvents.MESSAGE_RECEIVED.value in heard
+        self.message_broadcast = BrokerEvents.MESSAGE_BROADCAST.value in heard
+        self.retained_message = BrokerEvents.RETAINED_MESSAGE.value in heard
 
     def _guarded(self, event: str, method: Callback) -> Callback:
         bound = getattr(method, "func", method)  # amqtt's EventLoggerPlugin hands out partials
         plugin = type(getattr(bound, "__self__", bound)).__name__
 
         async def guarded(**kwargs: Any) -> None:
+            limit = self._time_limit()
             try:
-                await method(**kwargs)
+                async with asyncio.timeout(limit):
+                    await method(**kwargs)
+            except TimeoutError:  # a handler may not hold a task (and the shutdown) for ever
+                self._report(plugin, event, f"did not finish within {limit}s: cancelled")
             except Exception:  # a plugin's fault is its own: the broker goes on
-                if (plugin, event) not in self._reported:
-                    self._reported.add((plugin, event))
-                    log.exception("plugin %s failed on %s (further failures of it there are not logged)", plugin, event)
+                self._report(plugin, event, "failed", exc_info=True)
 
         guarded.__qualname__ = f"{plugin}.on_{event}"
         return guarded
+
+    def _report(self, plugin: str, event: str, what: str, *, exc_info: bool = False) -> None:
+        """Log a handler's fault once per plugin and event."""
+        if (plugin, event) in self._reported:
+            return
+        self._reported.add((plugin, event))
+        log.error("plugin %s on %s %s (not logged again for it)", plugin, event, what, exc_info=exc_info)

@@ -9,6 +9,7 @@ Its options fill the plugin's ``Config`` dataclass exactly as amqtt does it (dac
 from __future__ import annotations
 
 import contextlib
+import inspect
 import warnings
 from collections.abc import Iterator
 from importlib.metadata import entry_points
@@ -16,6 +17,7 @@ from typing import Any
 
 from amqtt.errors import PluginError as AmqttPluginError
 from amqtt.errors import PluginLoadError
+from amqtt.events import BrokerEvents, MQTTEvents
 from amqtt.plugins.base import BasePlugin
 from amqtt.utils import import_string
 from dacite import Config as DaciteConfig
@@ -63,13 +65,27 @@ def _check_options(name: str, plugin: type[BasePlugin[Any]], options: dict[str, 
         raise PluginError(f"plugins.{name}: its Config is not a dataclass ({exc})") from None
 
 
+def _check_coroutines(name: str, plugin: type[BasePlugin[Any]]) -> None:
+    """What amqtt's manager refuses at start: an ``on_<event>``, ``authenticate`` or
+    ``topic_filtering`` that is not a coroutine function."""
+    hooks = [f"on_{event}" for event in (*BrokerEvents, *MQTTEvents)]
+    for method in (*hooks, "authenticate", "topic_filtering"):
+        found = inspect.getattr_static(plugin, method, None)
+        if found is not None and not inspect.iscoroutinefunction(getattr(plugin, method)):
+            raise PluginError(f"plugins.{name}: {method} must be a coroutine function (async def)")
+
+
 def amqtt_plugins(options: PluginOptions) -> dict[str, dict[str, Any]]:
     """amqtt's ``plugins`` configuration for ``options``: each plugin by its class path, checked."""
     plugins: dict[str, dict[str, Any]] = {}
     for name, plugin_options in options.items():
         plugin = _plugin_class(name)
         _check_options(name, plugin, plugin_options)
-        plugins[f"{plugin.__module__}.{plugin.__qualname__}"] = plugin_options
+        _check_coroutines(name, plugin)
+        path = name if "." in name else f"{plugin.__module__}.{plugin.__name__}"  # a registered name: its class
+        if path in plugins or any(import_string(other) is plugin for other in plugins):
+            raise PluginError(f"plugins.{name}: the same plugin is named twice")
+        plugins[path] = plugin_options
     return plugins
 
 

@@ -246,7 +246,8 @@ class AclFile(Section):
 
 
 class AclCache(Section):
-    """NanoMQ's ACL cache; accepted for NanoMQ files (edgemq checks the rules every time)."""
+    """NanoMQ's ACL cache: how long (and how many per client) ``http_auth.acl_req`` answers are
+    kept; edgemq checks its own rules every time."""
 
     max_size: Annotated[int, Field(ge=1)] = 32
     ttl: Duration = 60.0

@@ -42,7 +42,10 @@ __all__ = ["MASK", "ConfigError", "ConfigSource", "deep_merge", "masked", "overr
 
 MASK = "******"
 ENV_PREFIX = "EDGEMQ_"
-SECRET_KEYS = frozenset({"password", "keypass", "key_password", "secret_key", "secret"})
+# also plugins' and http_auth's usual names for secrets (a header such as authorization)
+SECRET_KEYS = frozenset({
+    "password", "keypass", "key_password", "secret_key", "secret", "client_secret", "token", "api_key", "authorization",
+})  # fmt: skip
 _OVERRIDE_HEADER = "# Written by edgemq (admin API req 12). Loaded after {name}; edit or delete freely.\n"
 
 

@@ -80,7 +80,14 @@ class ClientAuthenticator:
         return None if auth.password_file else auth.allow_anonymous
 
     async def authenticate(self, username: str | None, password: str | bytes | None) -> bool:
-        """Whether a client with these credentials may connect."""
+        """Whether a client with these credentials may connect (with no other check configured)."""
+        return await self.verdict(username, password) is not False
+
+    async def verdict(self, username: str | None, password: str | bytes | None) -> bool | None:
+        """The password list's answer: True or False; without a list, a username is admitted when
+        ``allow_anonymous`` is true, and otherwise gets None: nothing here can check it (alone,
+        ``allow_anonymous = false`` asks for a username and nothing more; beside auth plugins,
+        one of them must vouch for it)."""
         verdict = self.anonymous_verdict(username)
         if verdict is not None:
             return verdict
@@ -89,8 +96,7 @@ class ClientAuthenticator:
         if not username:
             return auth.allow_anonymous
         if not users:
-            # no password list: a username is what allow_anonymous = false asks for
-            return True
+            return True if auth.allow_anonymous else None
         stored = users.get(username)
         if stored is None or password is None:
             return False

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -78,6 +79,37 @@ def _fill(template: str, client: ClientFacts, access: Access | None, topic: str 
     return "".join(out)
 
 
+def _where(url: str) -> str:
+    """``url`` without credentials or query, for the log."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+class _RedactQueries(logging.Filter):
+    """Keeps the query strings of requests to the auth servers (a GET carries ``%P``, the client's
+    password) out of httpx's own INFO lines, whoever configured logging."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and self.urls:
+            record.args = tuple(self._redacted(arg) for arg in record.args)
+        return True
+
+    def _redacted(self, arg: object) -> object:
+        text = str(arg) if isinstance(arg, str | httpx.URL) else None
+        if text is not None and any(text.startswith(_where(url)) or text.startswith(url) for url in self.urls):
+            return _where(text) + ("?..." if "?" in text else "")
+        return arg
+
+
+_REDACTED = _RedactQueries()
+logging.getLogger("httpx").addFilter(_REDACTED)
+
+
 def _ssl_context(settings: HttpAuth) -> ssl.SSLContext | bool:
     tls = settings.ssl
     if not tls.enable:
@@ -98,6 +130,7 @@ class HttpAuthenticator:
         self._auth_settings = auth_settings
         self._client: httpx.AsyncClient | None = None
         self._client_for: HttpAuth | None = None
+        self._retired: list[httpx.AsyncClient] = []
 
     @property
     def settings(self) -> HttpAuth | None:
@@ -117,9 +150,9 @@ class HttpAuthenticator:
         settings = self.settings
         if settings is None or settings.auth_req is None:
             return None
-        verdict = await self._ask(settings, settings.auth_req, client, None, None)
+        verdict, _ = await self._ask(settings, settings.auth_req, client, None, None)
         if verdict and settings.super_req is not None:
-            known.superuser = bool(await self._ask(settings, settings.super_req, client))
+            known.superuser = bool((await self._ask(settings, settings.super_req, client))[0])
         return verdict
 
     async def allowed(self, client: ClientFacts, known: ClientAccess, access: Access, topic: str) -> bool | None:
@@ -135,22 +168,27 @@ class HttpAuthenticator:
         if cached is not None and cached[1] > now:
             cache.move_to_end((access, topic))
             return cached[0]
-        verdict = await self._ask(settings, settings.acl_req, client, access, topic)
-        cache[(access, topic)] = (verdict, now + cache_settings.ttl)
-        while len(cache) > cache_settings.max_size:
-            cache.popitem(last=False)
+        verdict, answered = await self._ask(settings, settings.acl_req, client, access, topic)
+        if answered:  # the server's own answer; a failure to ask is not kept
+            cache[(access, topic)] = (verdict, now + cache_settings.ttl)
+            while len(cache) > cache_settings.max_size:
+                cache.popitem(last=False)
         return verdict
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        client, self._client = self._client, None
-        if client is not None:
+        """Close the connection pools (at shutdown)."""
+        clients = [*self._retired, *([self._client] if self._client is not None else [])]
+        self._client, self._retired = None, []
+        for client in clients:
             await client.aclose()
 
-    async def _http(self, settings: HttpAuth) -> httpx.AsyncClient:
-        """One pool for the current settings (made again when ``http_auth`` changes)."""
+    def _http(self, settings: HttpAuth) -> httpx.AsyncClient:
+        """One pool for the current settings: made again when ``http_auth`` changes (the earlier
+        one stays open for the requests still using it, and is closed at shutdown)."""
         if self._client is None or self._client_for != settings:
-            await self.aclose()
+            if self._client is not None:
+                self._retired.append(self._client)
+            _REDACTED.urls.update(r.url for r in (settings.auth_req, settings.super_req, settings.acl_req) if r)
             self._client = httpx.AsyncClient(
                 verify=_ssl_context(settings),
                 timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
@@ -167,12 +205,14 @@ class HttpAuthenticator:
         client: ClientFacts,
         access: Access | None = None,
         topic: str | None = None,
-    ) -> bool | None:
+    ) -> tuple[bool | None, bool]:
+        """The server's verdict, and whether it is the server's own answer (2xx or 4xx) rather
+        than a failure to get one (no connection, 5xx), which refuses too."""
         params = {name: _fill(value, client, access, topic) for name, value in request.params.items()}
         headers = dict(request.headers)
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
         try:
-            http = await self._http(settings)
+            http = self._http(settings)
             method = request.method.upper()
             if request.method == "get":
                 response = await http.request(method, request.url, headers=headers, params=params)
@@ -182,9 +222,10 @@ class HttpAuthenticator:
                 response = await http.request(method, request.url, headers=headers, data=params)
         except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
             reason = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
-            log.warning("http_auth: %s for %s failed (%s): refused", request.url, client.client_id, reason)
-            return False
+            log.warning("http_auth: %s for %s failed (%s): refused", _where(request.url), client.client_id, reason)
+            return False, False
         if response.is_success:
-            return None if response.text.strip().lower() == "ignore" else True
-        log.info("http_auth: %s answered %d for %s: refused", request.url, response.status_code, client.client_id)
-        return False
+            return (None if response.text.strip().lower() == "ignore" else True), True
+        code = response.status_code
+        log.info("http_auth: %s answered %d for %s: refused", _where(request.url), code, client.client_id)
+        return False, code < 500

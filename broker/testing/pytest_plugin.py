@@ -76,9 +76,9 @@ def settings_for_test(options: dict[str, Any]) -> tuple[BrokerSettings, int]:
     auth = settings.auth.model_copy(
         update={"allow_anonymous": options.get("allow_anonymous", settings.auth.allow_anonymous)}
     )
-    plugins = options.get("plugins", settings.plugins)
-    changed = {"http_server": http, "auth": auth, "plugins": plugins}
-    return settings.model_copy(update=changed), int(options.get("history", 10_000))
+    if "plugins" in options:  # validated like the configuration's section
+        settings = BrokerSettings.model_validate(settings.model_dump() | {"plugins": options["plugins"]})
+    return settings.model_copy(update={"http_server": http, "auth": auth}), int(options.get("history", 10_000))
 
 
 @pytest.fixture

@@ -65,6 +65,38 @@ async def test_json_content_type_sends_a_json_body() -> None:
     assert server.requests[0][2]["username"] == "alice"
 
 
+async def test_a_get_request_sends_a_query_and_no_password_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """method = get: the parameters go as a query; at DEBUG, no log record holds the password."""
+    async with auth_server() as server:
+        auth = http_auth(server)
+        auth["http_auth"]["auth_req"]["method"] = "get"
+        with caplog.at_level(logging.DEBUG):
+            async with running_broker(ephemeral_settings(auth=auth)) as broker:
+                assert await connack_code(broker, "c1", "alice", "TOPSECRET") == 0
+    assert server.requests[0][2]["password"] == "TOPSECRET"
+    assert caplog.records
+    assert not [r for r in caplog.records if "TOPSECRET" in r.getMessage()]
+
+
+async def test_a_server_error_refuses_but_is_not_kept() -> None:
+    """A 5xx from acl_req refuses that PUBLISH; once the server answers again, the next one is asked."""
+    async with auth_server() as server:
+        server.answers[("/mqtt/acl", "dev")] = (503, "")
+        acl = {"url": f"{server.url}/mqtt/acl", "params": ACL_PARAMS}
+        async with (
+            running_broker(ephemeral_settings(auth=http_auth(server, acl_req=acl))) as broker,
+            mqtt_client(broker, "w") as watcher,
+            mqtt_client(broker, "d", username="dev") as dev,
+        ):
+            await watcher.subscribe("data/#")
+            await dev.publish("data/d", b"refused", qos=1)
+            del server.answers[("/mqtt/acl", "dev")]
+            await dev.publish("data/d", b"allowed", qos=1)
+            assert (await next_message(watcher)).payload == b"allowed"
+    asked = [p["topic"] for path, _, p in server.requests if path == "/mqtt/acl" and p.get("username") == "dev"]
+    assert asked == ["data/d", "data/d"]
+
+
 async def test_a_server_that_is_down_refuses(caplog: pytest.LogCaptureFixture) -> None:
     """No server at the URL: CONNACK 5 (fail closed), a WARNING naming the URL."""
     with socket.socket() as closed, caplog.at_level(logging.WARNING, logger="edgemq.mqtt"):

@@ -14,6 +14,7 @@ from broker import EdgeBroker
 from broker.mqtt.encoding import encode_connect, encode_publish, encode_subscribe
 from tests.helpers import ephemeral_settings, mqtt_client, next_message, running_broker
 from tests.mqtt_packets import RawClient
+from tests.plugin_examples import HangingAuthPlugin
 
 pytestmark = pytest.mark.anyio
 
@@ -71,13 +72,36 @@ async def test_a_plugin_that_raises_refuses_that_client_only(caplog: pytest.LogC
                for r in caplog.records)  # fmt: skip
 
 
-async def test_a_hanging_plugin_refuses_after_the_plugin_timeout(caplog: pytest.LogCaptureFixture) -> None:
-    """A plugin that never answers: CONNACK 5 after auth.plugin_timeout, logged, never a stuck CONNECT."""
-    settings = ephemeral_settings(auth={"plugin_timeout": 0.2}, plugins={"tests.plugin_examples.HangingAuthPlugin": {}})
+async def test_a_hanging_plugin_refuses_and_is_left_alone_for_a_while(caplog: pytest.LogCaptureFixture) -> None:
+    """A plugin that never answers: CONNACK 5 after auth.plugin_timeout, one WARNING; the next
+    CONNECT within as long is refused without asking it (and without another WARNING)."""
+    HangingAuthPlugin.calls = 0
+    settings = ephemeral_settings(auth={"plugin_timeout": 1.0}, plugins={"tests.plugin_examples.HangingAuthPlugin": {}})
     with caplog.at_level(logging.WARNING, logger="edgemq.mqtt"):
         async with running_broker(settings) as broker:
             assert await connack_code(broker, "h", "henry", "pw") == 5
-    assert any("HangingAuthPlugin did not answer" in r.getMessage() for r in caplog.records)
+            assert await connack_code(broker, "h2", "hugo", "pw") == 5
+    assert HangingAuthPlugin.calls == 1
+    warnings = [r.getMessage() for r in caplog.records if "HangingAuthPlugin" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "did not answer about the CONNECT of h within 1.0s" in warnings[0]
+
+
+async def test_an_answer_after_the_time_limit_refuses() -> None:
+    """A plugin that swallows its cancellation and allows late is still a refusal."""
+    settings = ephemeral_settings(
+        auth={"allow_anonymous": False, "plugin_timeout": 0.2}, plugins={"tests.plugin_examples.LateAuthPlugin": {}}
+    )
+    async with running_broker(settings) as broker:
+        assert await connack_code(broker, "l", "lena", "pw") == 5
+
+
+async def test_without_a_token_the_readme_jwt_setup_refuses() -> None:
+    """README's JWT example (allow_anonymous = false, no password list): a user name without a
+    token is refused, as nothing vouches for it."""
+    async with running_broker(ephemeral_settings(auth={"allow_anonymous": False}, plugins=JWT_AUTH)) as broker:
+        assert await connack_code(broker, "i", "intruder", None) == 5
+        assert await connack_code(broker, "j", "dev1", token({"sub": "dev1"})) == 0
 
 
 async def test_a_topic_plugin_narrows_publish_subscribe_and_receive() -> None:
@@ -95,6 +119,22 @@ async def test_a_topic_plugin_narrows_publish_subscribe_and_receive() -> None:
                 await pub.send(encode_publish("blocked/x", b"no"))
                 await pub.send(encode_publish("open/x", b"yes"))
             assert (await next_message(client)).payload == b"yes"
+
+
+async def test_a_topic_plugin_decides_who_receives() -> None:
+    """RECEIVE: a message both clients subscribed to reaches only the one the plugin lets receive it."""
+    settings = ephemeral_settings(plugins={"tests.plugin_examples.OwnerOnlyReceivePlugin": {}})
+    async with (
+        running_broker(settings) as broker,
+        mqtt_client(broker, "owner") as owner,
+        mqtt_client(broker, "other") as other,
+    ):
+        await owner.subscribe("#")
+        await other.subscribe("#")
+        await broker.publish("private/x", b"secret")
+        await broker.publish("public/x", b"open")
+        assert [(await next_message(owner)).payload for _ in range(2)] == [b"secret", b"open"]
+        assert (await next_message(other)).payload == b"open"
 
 
 async def test_a_signed_jwt_admits_its_user() -> None:

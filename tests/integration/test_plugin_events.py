@@ -13,7 +13,7 @@ import pytest
 
 from broker import EdgeBroker
 from tests.helpers import ephemeral_settings, mqtt_client, next_message, running_broker
-from tests.plugin_examples import RecordingPlugin
+from tests.plugin_examples import HangingEventPlugin, RecordingPlugin
 
 pytestmark = pytest.mark.anyio
 
@@ -125,3 +125,23 @@ async def test_a_failing_plugin_is_logged_once_and_routing_goes_on(caplog: pytes
     assert len(failures) == 1
     assert "broker_message_received" in failures[0].getMessage()
     assert failures[0].exc_info is not None
+
+
+async def test_a_hanging_handler_is_cancelled_and_the_shutdown_completes(caplog: pytest.LogCaptureFixture) -> None:
+    """A handler that never ends is cancelled after auth.plugin_timeout (one ERROR); the broker
+    stops in time and the plugin's close() runs."""
+    HangingEventPlugin.closed = False
+    settings = ephemeral_settings(
+        auth={"plugin_timeout": 0.2}, plugins={"tests.plugin_examples.HangingEventPlugin": {}}, shutdown_timeout=5.0
+    )
+    with caplog.at_level(logging.ERROR, logger="edgemq.plugins"):
+        async with running_broker(settings) as broker, mqtt_client(broker, "sub") as client:
+            await client.subscribe("t/#")
+            for n in range(3):
+                await client.publish(f"t/{n}", b"x")
+            assert [str((await next_message(client)).topic) for _ in range(3)] == ["t/0", "t/1", "t/2"]
+    assert HangingEventPlugin.closed
+    assert [r.getMessage() for r in caplog.records if "HangingEventPlugin" in r.getMessage()] == [
+        "plugin HangingEventPlugin on broker_message_received did not finish within 0.2s: cancelled"
+        " (not logged again for it)"
+    ]

@@ -31,8 +31,25 @@ pytestmark = pytest.mark.anyio
             '"amqtt.plugins.sys.broker.BrokerSysPlugin" { sys_interval = soon }',
             'plugins.amqtt.plugins.sys.broker.BrokerSysPlugin: wrong value type for field "sys_interval"',
         ),
+        (
+            '"tests.plugin_examples.SyncEventPlugin" {}',
+            "plugins.tests.plugin_examples.SyncEventPlugin: on_broker_client_connected must be a coroutine function",
+        ),
+        (
+            'event_logger_plugin {}\n  "amqtt.plugins.logging_amqtt.EventLoggerPlugin" {}',
+            "plugins.amqtt.plugins.logging_amqtt.EventLoggerPlugin: the same plugin is named twice",
+        ),
     ],
-    ids=["unknown-class", "unknown-module", "unknown-name", "not-a-plugin", "unknown-option", "wrong-type"],
+    ids=[
+        "unknown-class",
+        "unknown-module",
+        "unknown-name",
+        "not-a-plugin",
+        "unknown-option",
+        "wrong-type",
+        "sync-handler",
+        "named-twice",
+    ],
 )
 def test_check_config_refuses_a_plugin_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], block: str, error: str

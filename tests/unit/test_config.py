@@ -220,3 +220,18 @@ def test_value_that_cannot_be_stored_exactly_is_refused(tmp_path: Path) -> None:
         source.write_override({"http_server": {"password": "bell\x07"}})
     assert caught.value.problems == ["http_server.password: cannot be stored exactly in the override file"]
     assert not override_path(tmp_path / "edgemq.conf").exists()
+
+
+def test_plugin_and_http_auth_secrets_are_masked() -> None:
+    """A plugin's secret_key/token and an http_auth authorization header read back as ******."""
+    data = {
+        "plugins": {"amqtt.contrib.jwt.UserAuthJwtPlugin": {"secret_key": "k", "token": "t", "user_claim": "sub"}},
+        "auth": {"http_auth": {"auth_req": {"headers": {"authorization": "Bearer t"}, "url": "http://h/a"}}},
+    }
+    shown = masked(data)
+    assert shown["plugins"]["amqtt.contrib.jwt.UserAuthJwtPlugin"] == {
+        "secret_key": MASK,
+        "token": MASK,
+        "user_claim": "sub",
+    }
+    assert shown["auth"]["http_auth"]["auth_req"] == {"headers": {"authorization": MASK}, "url": "http://h/a"}
