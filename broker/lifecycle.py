@@ -119,7 +119,12 @@ class EdgeBroker:
             self._running = False
             raise
         self._started_at = datetime.now(UTC)
-        log.info("edgemq ready: MQTT on %s, admin API on %s", ", ".join(self.mqtt_urls), self.api_url)
+        log.info(
+            "edgemq ready: MQTT on %s, admin API on %s, dashboard on %s",
+            ", ".join(self.mqtt_urls),
+            self.api_url,
+            self.dashboard_url,
+        )
 
     async def _start_http(self, settings: BrokerSettings) -> AdminHttpServer:
         http = AdminHttpServer(self._app, settings.http_server.ip_addr, settings.http_server.port, self.live)
@@ -256,6 +261,10 @@ class EdgeBroker:
         """(topic, qos, payload size) of every retained message."""
         return self._mqtt.retained()
 
+    def retained_message(self, topic: str) -> tuple[int, bytes] | None:
+        """(qos, payload) of ``topic``'s retained message, or None."""
+        return self._mqtt.retained_message(topic)
+
     def delete_retained(self, topic: str) -> bool:
         """Forget the retained message of ``topic``; False if there is none."""
         return self._mqtt.delete_retained(topic)
@@ -353,6 +362,11 @@ class EdgeBroker:
     def api_url(self) -> str:
         """Base URL of the admin API, e.g. ``http://127.0.0.1:8081/api``."""
         return "http://{}:{}/api".format(*_url_host_port(self.http_address))
+
+    @property
+    def dashboard_url(self) -> str:
+        """URL of the browser dashboard, e.g. ``http://127.0.0.1:8081/dashboard`` (same credentials)."""
+        return "http://{}:{}/dashboard".format(*_url_host_port(self.http_address))
 
     @property
     def admin_auth(self) -> tuple[str, str]:
