@@ -244,7 +244,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "churn": lambda a: ab(f"churn {scale(a, 10_000)}", a, lambda r: churn(r, scale(a, 10_000), scale(a, 300))),
     "admin": lambda a: edgemq_only("admin", lambda r: admin_latency(r, scale(a, 50_000))),
     "startstop": lambda a: [r.row() for r in asyncio.run(bench_startstop(2 if a.smoke else a.runs))],
-    "dashboards": lambda a: dashboards_fanin(a.repeat, scale(a, 25_000)),
+    "dashboards": lambda a: dashboards_fanin(a.repeat, scale(a, 100_000)),
     "batch": lambda a: edgemq_only("batch", lambda r: batch_latency(r, scale(a, 27_000), 1 if a.smoke else 5)),
     "listing": lambda a: [r.row() for r in bench_listing(20 if a.smoke else a.clients, 2 if a.smoke else 10)],
     "qos1_persistent": lambda a: qos1_persistent(a.repeat, scale(a, 10_000)),

@@ -11,6 +11,7 @@ const PAGE_SIZE = 20;
 const $ = (id) => document.getElementById(id);
 const history = [];              // {t, in, out} message rates per second
 const pages = { clients: 1, subscriptions: 1, retained: 1 };
+let clientFilters = {};          // the filter form's values as of its last submit
 let previous = null;             // the last /metrics answer with its time, for the rates
 let tick = 0;
 let timer = null;
@@ -117,7 +118,8 @@ function showMetrics(metrics) {
 async function refreshSlow() {
   const [brokers, retained] = await Promise.all([api("/brokers"), api("/mqtt/retained?_limit=1")]);
   const about = brokers.data[0];
-  $("fig-uptime").textContent = about.uptime.replace(" Hours,", " h").replace(" minutes,", " min").replace(" seconds", " s");
+  const uptime = about.uptime.replace(" Hours,", " h").replace(" minutes,", " min").replace(" seconds", " s");
+  $("fig-uptime").textContent = uptime;
   $("fig-version").textContent = about.version;
   $("fig-retained").textContent = number(retained.meta.count);
   const list = $("listeners");
@@ -126,7 +128,7 @@ async function refreshSlow() {
     item.textContent = url;
     return item;
   }));
-  $("status").textContent = `edgemq ${about.version}, up ${about.uptime}`;
+  $("status").textContent = `edgemq ${about.version}, up ${uptime}`;
 }
 
 function drawChart() {
@@ -181,9 +183,7 @@ function showPager(name, meta) {
 }
 
 async function refreshClients() {
-  const form = $("client-filter");
-  const filters = Object.fromEntries(new FormData(form).entries());
-  const body = await api(`/clients?${query({ ...filters, _page: pages.clients, _limit: PAGE_SIZE })}`);
+  const body = await api(`/clients?${query({ ...clientFilters, _page: pages.clients, _limit: PAGE_SIZE })}`);
   const tbody = $("clients-table").tBodies[0];
   tbody.replaceChildren();
   for (const client of body.data) {
@@ -426,6 +426,7 @@ function start() {
   window.addEventListener("resize", drawChart);
   $("client-filter").addEventListener("submit", (event) => {
     event.preventDefault();
+    clientFilters = Object.fromEntries(new FormData(event.target).entries());
     pages.clients = 1;
     act(refreshClients);
   });

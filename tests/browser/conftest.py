@@ -57,11 +57,6 @@ def edgemq() -> Iterator[ThreadedBroker]:
         yield running
 
 
-def dashboard_url(broker: ThreadedBroker) -> str:
-    """The dashboard's address (the API's, with /dashboard instead of /api)."""
-    return broker.api_url.removesuffix("/api") + "/dashboard"
-
-
 class Console:
     """Errors the page logged to the console or threw."""
 

@@ -15,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from broker import EdgeBroker
 from broker.testing.threaded import ThreadedBroker
-from tests.browser.conftest import Console, dashboard_url, open_page, skip_reason
+from tests.browser.conftest import Console, open_page, skip_reason
 from tests.helpers import WAIT, ephemeral_settings
 
 if (_reason := skip_reason()) is not None:
@@ -57,7 +57,7 @@ def publisher(edgemq: ThreadedBroker) -> Iterator[paho.Client]:
 def test_wrong_password_is_refused(browser: Browser, edgemq: ThreadedBroker) -> None:
     """The page answers 401 to wrong credentials and shows no dashboard."""
     with open_page(browser, "admin", "wrong") as page:
-        response = page.goto(dashboard_url(edgemq))
+        response = page.goto(edgemq.dashboard_url)
         assert response is not None
         assert response.status == 401
         expect(page.get_by_role("heading", name="Overview")).to_have_count(0)
@@ -65,8 +65,8 @@ def test_wrong_password_is_refused(browser: Browser, edgemq: ThreadedBroker) -> 
 
 def test_root_leads_to_the_dashboard(page: Page, edgemq: ThreadedBroker) -> None:
     """``/`` redirects to the dashboard, which loads with the right credentials."""
-    page.goto(dashboard_url(edgemq).removesuffix("/dashboard") + "/")
-    expect(page).to_have_url(dashboard_url(edgemq))
+    page.goto(edgemq.dashboard_url.removesuffix("/dashboard") + "/")
+    expect(page).to_have_url(edgemq.dashboard_url)
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
 
 
@@ -74,7 +74,7 @@ def test_counters_follow_mqtt_traffic(
     page: Page, edgemq: ThreadedBroker, publisher: paho.Client, screenshots: Path
 ) -> None:
     """Messages published over MQTT show in the page's counters without a reload."""
-    page.goto(dashboard_url(edgemq))
+    page.goto(edgemq.dashboard_url)
     expect(page.locator("#fig-in")).to_have_text("0")
     expect(page.locator("#fig-connected")).to_have_text("1")
     for n in range(3):
@@ -90,7 +90,7 @@ def test_kick_disconnects_the_client(page: Page, edgemq: ThreadedBroker, screens
     client = mqtt_client(edgemq, "dash-kick", clean_session=True)
     client.on_disconnect = lambda *_: gone.set()
     try:
-        page.goto(dashboard_url(edgemq) + "#clients")
+        page.goto(edgemq.dashboard_url + "#clients")
         row = page.get_by_role("row").filter(has_text="dash-kick")
         expect(row).to_contain_text("connected")
         page.screenshot(path=screenshots / "clients.png", full_page=True)
@@ -104,11 +104,28 @@ def test_kick_disconnects_the_client(page: Page, edgemq: ThreadedBroker, screens
         assert http.get("/clients/dash-kick").json()["data"] == []
 
 
+def test_clients_filter_by_client_id(page: Page, edgemq: ThreadedBroker) -> None:
+    """The client id filter narrows the clients table to that client."""
+    clients = [mqtt_client(edgemq, name) for name in ("dash-a", "dash-b")]
+    try:
+        page.goto(edgemq.dashboard_url + "#clients")
+        expect(page.locator("#clients-table tbody tr")).to_have_count(2)
+        page.get_by_label("Client id").fill("dash-b")
+        page.get_by_role("button", name="Filter").click()
+        expect(page.locator("#clients-table tbody tr")).to_have_count(1)
+        expect(page.locator("#clients-table tbody tr")).to_contain_text("dash-b")
+        expect(page.locator(".pager[data-for=clients] span")).to_have_text("Page 1 of 1 (1)")
+    finally:
+        for client in clients:
+            client.disconnect()
+            client.loop_stop()
+
+
 def test_kick_needs_confirmation(page: Page, edgemq: ThreadedBroker) -> None:
     """Dismissing the confirmation leaves the client connected."""
     client = mqtt_client(edgemq, "dash-stay")
     try:
-        page.goto(dashboard_url(edgemq) + "#clients")
+        page.goto(edgemq.dashboard_url + "#clients")
         page.once("dialog", lambda dialog: dialog.dismiss())
         page.get_by_role("button", name="Kick dash-stay").click()
         wait_for_poll(page)
@@ -122,7 +139,7 @@ def test_kick_needs_confirmation(page: Page, edgemq: ThreadedBroker) -> None:
 def test_retained_payload_shows_as_text_and_hex(page: Page, edgemq: ThreadedBroker, publisher: paho.Client) -> None:
     """A retained message's payload shows as text, and as hex bytes on request."""
     publisher.publish("dash/retained", "héllo".encode(), qos=1, retain=True).wait_for_publish(WAIT)
-    page.goto(dashboard_url(edgemq) + "#retained")
+    page.goto(edgemq.dashboard_url + "#retained")
     page.get_by_role("button", name="View dash/retained").click()
     expect(page.locator("#payload-text")).to_have_text("héllo")
     page.get_by_label("hex").check()
@@ -135,7 +152,7 @@ def test_retained_message_can_be_deleted(
     """The Delete button (confirmed) removes the retained message from the broker and the table."""
     publisher.publish("dash/gone", b"bye", qos=1, retain=True).wait_for_publish(WAIT)
     publisher.publish("dash/kept", b"stay", qos=1, retain=True).wait_for_publish(WAIT)
-    page.goto(dashboard_url(edgemq) + "#retained")
+    page.goto(edgemq.dashboard_url + "#retained")
     expect(page.get_by_role("row").filter(has_text="dash/gone")).to_have_count(1)
     page.screenshot(path=screenshots / "retained.png", full_page=True)
     page.once("dialog", lambda dialog: dialog.accept())
@@ -156,7 +173,7 @@ def test_every_panel_loads_without_console_errors(
         subscriber.subscribe("dash/+/temp", qos=1)
         edgemq.wait_for_subscription("dash/+/temp", "dash-subscriber")
         publisher.publish("dash/r", b"1", retain=True).wait_for_publish(WAIT)
-        page.goto(dashboard_url(edgemq))
+        page.goto(edgemq.dashboard_url)
         expected = {
             "Clients": ("#clients-table", "dash-subscriber"),
             "Subscriptions": ("#subscriptions-table", "dash/+/temp"),
@@ -183,7 +200,7 @@ def test_unreachable_broker_is_shown(browser: Browser) -> None:
     with contextlib.ExitStack() as running:
         edgemq = running.enter_context(EdgeBroker.run_in_thread(ephemeral_settings()))
         with open_page(browser, *edgemq.admin_auth) as page:
-            page.goto(dashboard_url(edgemq))
+            page.goto(edgemq.dashboard_url)
             expect(page.locator("#fig-in")).to_have_text("0")
             expect(page.get_by_role("alert")).to_be_hidden()
             running.close()  # the broker stops; the page stays open and keeps polling
@@ -200,7 +217,7 @@ def test_phone_sized_screen_needs_no_sideways_scrolling(
     )
     try:
         page = context.new_page()
-        page.goto(dashboard_url(edgemq) + "#clients")
+        page.goto(edgemq.dashboard_url + "#clients")
         expect(page.get_by_role("heading", name="Clients")).to_be_visible()
         page.screenshot(path=screenshots / "phone-clients.png", full_page=True)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
