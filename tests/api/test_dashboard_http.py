@@ -12,7 +12,7 @@ from tests.helpers import WAIT, ephemeral_settings, mqtt_client, running_broker
 
 pytestmark = pytest.mark.anyio
 
-PAGES = ["/dashboard", "/dashboard/static/dashboard.js", "/dashboard/static/dashboard.css"]
+PAGES = ["/dashboard", *(f"/dashboard/static/{name}" for name in ("dashboard.js", "common.js", "dashboard.css"))]
 
 
 def site(broker: EdgeBroker, auth: tuple[str, str] | None = None) -> httpx.AsyncClient:
@@ -47,7 +47,7 @@ async def test_page_is_served_with_a_strict_content_security_policy(broker: Edge
     policy = response.headers["content-security-policy"]
     assert "default-src 'self'" in policy
     assert "frame-ancestors 'none'" in policy
-    assert '<script src="/dashboard/static/dashboard.js"' in response.text
+    assert '<script type="module" src="/dashboard/static/dashboard.js">' in response.text
 
 
 async def test_root_redirects_to_the_dashboard(broker: EdgeBroker) -> None:
