@@ -72,10 +72,17 @@ class Console:
 
 
 @contextlib.contextmanager
-def open_page(browser: Browser, username: str, password: str, console: Console | None = None) -> Iterator[Page]:
+def open_page(
+    browser: Browser,
+    username: str,
+    password: str,
+    console: Console | None = None,
+    viewport: tuple[int, int] = (1280, 860),
+) -> Iterator[Page]:
     """A page in a fresh browser context holding these Basic credentials; closed on exit."""
+    width, height = viewport
     context = browser.new_context(
-        http_credentials={"username": username, "password": password}, viewport={"width": 1280, "height": 860}
+        http_credentials={"username": username, "password": password}, viewport={"width": width, "height": height}
     )
     try:
         page = context.new_page()

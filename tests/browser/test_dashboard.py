@@ -6,7 +6,6 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import paho.mqtt.client as paho
@@ -36,22 +35,26 @@ def wait_for_poll(page: Page) -> None:
     expect(body).not_to_have_attribute("data-polls", body.get_attribute("data-polls") or "")
 
 
-def mqtt_client(broker: ThreadedBroker, client_id: str, **options: Any) -> paho.Client:
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, reconnect_on_failure=False, **options)
+@contextlib.contextmanager
+def mqtt_client(broker: ThreadedBroker, client_id: str) -> Iterator[paho.Client]:
+    """A connected paho client (no automatic reconnect: a kick must stick), disconnected on exit."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, reconnect_on_failure=False)
     connected = threading.Event()
     client.on_connect = lambda *_: connected.set()
     client.connect(broker.mqtt_host, broker.mqtt_port)
     client.loop_start()
-    assert connected.wait(WAIT)
-    return client
+    try:
+        assert connected.wait(WAIT)
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 @pytest.fixture
 def publisher(edgemq: ThreadedBroker) -> Iterator[paho.Client]:
-    client = mqtt_client(edgemq, "dash-publisher")
-    yield client
-    client.disconnect()
-    client.loop_stop()
+    with mqtt_client(edgemq, "dash-publisher") as client:
+        yield client
 
 
 def test_wrong_password_is_refused(browser: Browser, edgemq: ThreadedBroker) -> None:
@@ -87,9 +90,8 @@ def test_counters_follow_mqtt_traffic(
 def test_kick_disconnects_the_client(page: Page, edgemq: ThreadedBroker, screenshots: Path) -> None:
     """The clients table lists a connected client, and its Kick button (confirmed) disconnects it."""
     gone = threading.Event()
-    client = mqtt_client(edgemq, "dash-kick", clean_session=True)
-    client.on_disconnect = lambda *_: gone.set()
-    try:
+    with mqtt_client(edgemq, "dash-kick") as client:
+        client.on_disconnect = lambda *_: gone.set()
         page.goto(edgemq.dashboard_url + "#clients")
         row = page.get_by_role("row").filter(has_text="dash-kick")
         expect(row).to_contain_text("connected")
@@ -98,42 +100,43 @@ def test_kick_disconnects_the_client(page: Page, edgemq: ThreadedBroker, screens
         page.get_by_role("button", name="Kick dash-kick").click()
         assert gone.wait(WAIT), "the client was not disconnected"
         expect(row).to_have_count(0)
-    finally:
-        client.loop_stop()
     with api(edgemq) as http:
         assert http.get("/clients/dash-kick").json()["data"] == []
 
 
 def test_clients_filter_by_client_id(page: Page, edgemq: ThreadedBroker) -> None:
     """The client id filter narrows the clients table to that client."""
-    clients = [mqtt_client(edgemq, name) for name in ("dash-a", "dash-b")]
-    try:
+    rows = page.locator("#clients-table tbody tr")
+    with mqtt_client(edgemq, "dash-a"), mqtt_client(edgemq, "dash-b"):
         page.goto(edgemq.dashboard_url + "#clients")
-        expect(page.locator("#clients-table tbody tr")).to_have_count(2)
+        expect(rows).to_have_count(2)
         page.get_by_label("Client id").fill("dash-b")
         page.get_by_role("button", name="Filter").click()
-        expect(page.locator("#clients-table tbody tr")).to_have_count(1)
-        expect(page.locator("#clients-table tbody tr")).to_contain_text("dash-b")
+        expect(rows).to_have_count(1)
+        expect(rows).to_contain_text("dash-b")
         expect(page.locator(".pager[data-for=clients] span")).to_have_text("Page 1 of 1 (1)")
-    finally:
-        for client in clients:
-            client.disconnect()
-            client.loop_stop()
 
 
 def test_kick_needs_confirmation(page: Page, edgemq: ThreadedBroker) -> None:
     """Dismissing the confirmation leaves the client connected."""
-    client = mqtt_client(edgemq, "dash-stay")
-    try:
+    with mqtt_client(edgemq, "dash-stay"), api(edgemq) as http:
         page.goto(edgemq.dashboard_url + "#clients")
         page.once("dialog", lambda dialog: dialog.dismiss())
         page.get_by_role("button", name="Kick dash-stay").click()
         wait_for_poll(page)
-        with api(edgemq) as http:
-            assert http.get("/clients/dash-stay").json()["data"][0]["conn_state"] == "connected"
-    finally:
-        client.disconnect()
-        client.loop_stop()
+        assert http.get("/clients/dash-stay").json()["data"][0]["conn_state"] == "connected"
+
+
+def test_restart_button_restarts_the_mqtt_side(page: Page, edgemq: ThreadedBroker) -> None:
+    """Restart (confirmed) restarts the MQTT side: connected clients are disconnected."""
+    gone = threading.Event()
+    with mqtt_client(edgemq, "dash-restarted") as client:
+        client.on_disconnect = lambda *_: gone.set()
+        page.goto(edgemq.dashboard_url + "#configuration")
+        expect(page.locator("#config-text")).to_contain_text("http_server")
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Restart the MQTT side…").click()
+        assert gone.wait(WAIT), "the client was not disconnected by a restart"
 
 
 def test_retained_payload_shows_as_text_and_hex(page: Page, edgemq: ThreadedBroker, publisher: paho.Client) -> None:
@@ -168,8 +171,7 @@ def test_every_panel_loads_without_console_errors(
     page: Page, edgemq: ThreadedBroker, console: Console, publisher: paho.Client, screenshots: Path
 ) -> None:
     """Every panel shows its data and the page logs no error to the console."""
-    subscriber = mqtt_client(edgemq, "dash-subscriber")
-    try:
+    with mqtt_client(edgemq, "dash-subscriber") as subscriber:
         subscriber.subscribe("dash/+/temp", qos=1)
         edgemq.wait_for_subscription("dash/+/temp", "dash-subscriber")
         publisher.publish("dash/r", b"1", retain=True).wait_for_publish(WAIT)
@@ -188,9 +190,6 @@ def test_every_panel_loads_without_console_errors(
             expect(page.locator(where)).to_contain_text(text)
             page.screenshot(path=screenshots / f"panel-{where.strip('#')}.png", full_page=True)
         wait_for_poll(page)
-    finally:
-        subscriber.disconnect()
-        subscriber.loop_stop()
     assert console.errors == []
     expect(page.locator("#error")).to_be_hidden()
 
@@ -211,15 +210,8 @@ def test_phone_sized_screen_needs_no_sideways_scrolling(
     browser: Browser, edgemq: ThreadedBroker, screenshots: Path
 ) -> None:
     """On a 390 px wide screen the page fits its width (tables scroll inside their own box)."""
-    context = browser.new_context(
-        http_credentials={"username": edgemq.admin_auth[0], "password": edgemq.admin_auth[1]},
-        viewport={"width": 390, "height": 844},
-    )
-    try:
-        page = context.new_page()
+    with open_page(browser, *edgemq.admin_auth, viewport=(390, 844)) as page:
         page.goto(edgemq.dashboard_url + "#clients")
         expect(page.get_by_role("heading", name="Clients")).to_be_visible()
         page.screenshot(path=screenshots / "phone-clients.png", full_page=True)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    finally:
-        context.close()
