@@ -9,6 +9,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from admin_api.auth import AuthMiddleware
 from admin_api.context import ApiContext
 from admin_api.cross_site import CrossSiteGuard
+from admin_api.dashboard import dashboard_routes
 from admin_api.errors import exception_handlers
 from admin_api.health import health_routes
 from admin_api.v1 import v1_routes
@@ -37,7 +38,7 @@ def create_app(state: BrokerState, control: BrokerControl, settings: LiveSetting
     """A Starlette app serving the admin API from ``state``, configured by ``settings.current``."""
     ctx = ApiContext(state, control, settings)
     app = Starlette(
-        routes=[*v1_routes(ctx), *v4_routes(ctx), *health_routes(ctx)],
+        routes=[*v1_routes(ctx), *v4_routes(ctx), *health_routes(ctx), *dashboard_routes()],
         middleware=[
             Middleware(_IgnoreTrailingSlash),
             Middleware(AuthMiddleware, settings=settings),

@@ -1,4 +1,4 @@
-"""HTTP Basic authentication of everything under ``/api``, checked before any body is read."""
+"""HTTP Basic authentication of everything under ``/api`` and ``/dashboard``, checked before any body is read."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from admin_api.codes import ResultCode
+from admin_api.dashboard import DASHBOARD_PATH
 from admin_api.errors import ApiError, error_response
 from admin_api.prometheus import PROMETHEUS_PATH
 from broker.config.settings import LiveSettings
@@ -53,14 +54,18 @@ def _refusal(code: ResultCode, message: str) -> ApiError:
     return ApiError(401, code, message=message)
 
 
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
 def _needs_auth(path: str, auth_type: str, prometheus_auth: bool) -> bool:
-    if auth_type == "no_auth" or not (path == "/api" or path.startswith("/api/")):
+    if auth_type == "no_auth" or not (_under(path, "/api") or _under(path, DASHBOARD_PATH)):
         return False
     return prometheus_auth or path.rstrip("/") != PROMETHEUS_PATH
 
 
 class AuthMiddleware:
-    """Answers 401 with code 104 or 103 for unauthenticated requests to ``/api``.
+    """Answers 401 with code 104 or 103 for unauthenticated requests to ``/api`` and the dashboard.
 
     The credentials and ``auth_type`` are read from the live settings on every request.
     """

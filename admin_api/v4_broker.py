@@ -42,6 +42,7 @@ def broker_routes(ctx: ApiContext, process: ProcessStats) -> list[V4Route]:
             "sysdescr": "edgemq",
             "uptime": _uptime(ctx.control.started_at),
             "version": edgemq_version(),
+            "listeners": ctx.control.mqtt_urls,
         }]})  # fmt: skip
 
     async def nodes(request: Request) -> JSONResponse:
@@ -54,20 +55,22 @@ def broker_routes(ctx: ApiContext, process: ProcessStats) -> list[V4Route]:
 
     async def metrics(request: Request) -> JSONResponse:
         cpu, memory = process.read()
-        stats = ctx.state.stats()
+        stats, counts = ctx.state.stats(), ctx.state.counts()
         return JSONResponse(with_store({
             "code": 0,
             "metrics": bridge_metrics(ctx.state),
             "cpuinfo": f"{cpu:.2f}%",
             "memory": str(memory),
-            "connections": ctx.state.counts().sessions,
+            "connections": counts.sessions,
+            "connected": counts.connections,
+            "subscriptions": counts.subscribers,
             "messages_received": stats.message_in,
             "messages_sent": stats.message_out,
             "messages_dropped": stats.message_drop,
         }, ctx.state))  # fmt: skip
 
     return [
-        V4Route("/brokers", "list_brokers", "GET", "this broker: version, uptime, time", brokers),
+        V4Route("/brokers", "list_brokers", "GET", "this broker: version, uptime, time, listeners", brokers),
         V4Route("/nodes", "list_nodes", "GET", "this node: sessions, version, uptime", nodes),
         V4Route("/metrics", "list_metrics", "GET", "counters, connections, CPU, memory, store, bridges", metrics),
     ]

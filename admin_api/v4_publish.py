@@ -52,6 +52,21 @@ _BODY_ERRORS = (
 )
 
 
+_TOPIC_ERRORS = ((400, ResultCode.MISSING_PARAMETER), (404, ResultCode.UNKNOWN_ERROR))
+
+
+def _no_retained() -> ApiError:
+    return ApiError(404, ResultCode.UNKNOWN_ERROR, message="no retained message on this topic")
+
+
+def _topic_parameter(request: Request) -> str:
+    """The ``topic`` query parameter of the retained message endpoints, or 400/107."""
+    topic = request.query_params.get("topic")
+    if topic is None:
+        raise ApiError(400, ResultCode.MISSING_PARAMETER, message="topic is required")
+    return topic
+
+
 class Publish(NamedTuple):
     """One checked publish body: every topic it names and the message."""
 
@@ -182,12 +197,18 @@ def publish_routes(ctx: ApiContext) -> list[V4Route]:
         rows = [{"topic": t, "qos": q, "payload_size": size} for t, q, size in sorted(ctx.control.retained_messages())]
         return ok_paged(request.query_params, rows)
 
+    async def retained_message(request: Request) -> JSONResponse:
+        topic = _topic_parameter(request)
+        found = ctx.control.retained_message(topic)
+        if found is None:
+            raise _no_retained()
+        qos, payload = found
+        return ok({"topic": topic, "qos": qos, "payload_size": len(payload),
+                   "payload": base64.b64encode(payload).decode("ascii")})  # fmt: skip
+
     async def delete_retained(request: Request) -> JSONResponse:
-        topic = request.query_params.get("topic")
-        if topic is None:
-            raise ApiError(400, ResultCode.MISSING_PARAMETER, message="topic is required")
-        if not ctx.control.delete_retained(topic):
-            raise ApiError(404, ResultCode.UNKNOWN_ERROR, message="no retained message on this topic")
+        if not ctx.control.delete_retained(_topic_parameter(request)):
+            raise _no_retained()
         return ok()
 
     batch_schema = {"type": "array", "items": PUBLISH_SCHEMA}
@@ -198,6 +219,7 @@ def publish_routes(ctx: ApiContext) -> list[V4Route]:
                 publish_batch, body=batch_schema, errors=_BODY_ERRORS),
         V4Route("/mqtt/retained", "list_retained", "GET", "retained messages, paged", retained, paged=True),
         V4Route("/mqtt/retained", "delete_retained", "DELETE", "remove the retained message of ?topic=",
-                delete_retained, params=("topic",),
-                errors=((400, ResultCode.MISSING_PARAMETER), (404, ResultCode.UNKNOWN_ERROR))),
+                delete_retained, params=("topic",), errors=_TOPIC_ERRORS),
+        V4Route("/mqtt/retained/message", "get_retained", "GET", "the retained message of ?topic=, payload in base64",
+                retained_message, params=("topic",), errors=_TOPIC_ERRORS),
     ]  # fmt: skip

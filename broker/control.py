@@ -42,6 +42,11 @@ class BrokerControl(Protocol):
         ...
 
     @property
+    def mqtt_urls(self) -> list[str]:
+        """The URL of every bound MQTT listener, plain TCP first."""
+        ...
+
+    @property
     def started_at(self) -> datetime:
         """When the broker started (UTC)."""
         ...
@@ -56,6 +61,10 @@ class BrokerControl(Protocol):
 
     def retained_messages(self) -> list[tuple[str, int, int]]:
         """(topic, qos, payload size) of every retained message."""
+        ...
+
+    def retained_message(self, topic: str) -> tuple[int, bytes] | None:
+        """(qos, payload) of one retained message, or None."""
         ...
 
     def delete_retained(self, topic: str) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 from datetime import UTC, datetime
 from types import TracebackType
@@ -18,6 +17,7 @@ from broker.clock import Clock
 from broker.config.changes import ConfigUnavailable, as_started, plan_change, plan_live_change, with_section
 from broker.config.settings import BrokerSettings, LiveSettings
 from broker.config.source import ConfigError, ConfigSource
+from broker.config.values import is_loopback
 from broker.log_output import python_log_level
 from broker.state import BrokerState, ClientSnapshot, RoutedMessage, Stats
 from broker.task_group import TaskGroup
@@ -31,16 +31,6 @@ log = logging.getLogger("edgemq")
 
 _RESTART = "edgemq-restart"  # the task of a restart requested through the admin API
 _STRAGGLER_GRACE = 1.0  # seconds for tasks cancelled at the end of a stop to end
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names only the local machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class EdgeBroker:
@@ -119,7 +109,8 @@ class EdgeBroker:
             self._running = False
             raise
         self._started_at = datetime.now(UTC)
-        log.info("edgemq ready: MQTT on %s, admin API on %s", ", ".join(self.mqtt_urls), self.api_url)
+        mqtt, api, dashboard = ", ".join(self.mqtt_urls), self.api_url, self.dashboard_url
+        log.info("edgemq ready: MQTT on %s, admin API on %s, dashboard on %s", mqtt, api, dashboard)
 
     async def _start_http(self, settings: BrokerSettings) -> AdminHttpServer:
         http = AdminHttpServer(self._app, settings.http_server.ip_addr, settings.http_server.port, self.live)
@@ -256,6 +247,10 @@ class EdgeBroker:
         """(topic, qos, payload size) of every retained message."""
         return self._mqtt.retained()
 
+    def retained_message(self, topic: str) -> tuple[int, bytes] | None:
+        """(qos, payload) of ``topic``'s retained message, or None."""
+        return self._mqtt.retained_message(topic)
+
     def delete_retained(self, topic: str) -> bool:
         """Forget the retained message of ``topic``; False if there is none."""
         return self._mqtt.delete_retained(topic)
@@ -355,6 +350,11 @@ class EdgeBroker:
         return "http://{}:{}/api".format(*_url_host_port(self.http_address))
 
     @property
+    def dashboard_url(self) -> str:
+        """URL of the browser dashboard, e.g. ``http://127.0.0.1:8081/dashboard`` (same credentials)."""
+        return "http://{}:{}/dashboard".format(*_url_host_port(self.http_address))
+
+    @property
     def admin_auth(self) -> tuple[str, str]:
         """(username, password) of the admin API, e.g. for ``httpx.Client(auth=...)``."""
         return self.settings.http_server.username, self.settings.http_server.password
@@ -377,7 +377,7 @@ class EdgeBroker:
                         name,
                         listener.bind,
                     )
-        elif not settings.auth.password and not settings.auth.password_file:
+        elif not (settings.auth.password or settings.auth.password_file or settings.plugins or settings.auth.http_auth):
             log.warning("auth.allow_anonymous is false but there is no password list: any username is admitted")
 
 

@@ -19,6 +19,8 @@ sequence number, so lost, duplicated and out-of-order messages are counted.
   startstop     start + stop of an embedded broker (in-loop and run_in_thread) vs plain amqtt
   listing       v1 req 5 and GET /api/v4/clients with 10 000 connected clients vs GET /healthz
   batch         MQTT round trips while the admin API serves a 1 MB publish_batch (27 000 items)
+  dashboards    fanin with 10 open dashboards polling the admin API (scripts/bench_dashboard.py)
+                vs fanin alone, both on edgemq: the dashboards' cost (issue target: at most 5 %)
 
 Persistence (scripts/bench_persistence.py): edgemq with its store against edgemq without, in
 the same run, each process with a fresh store file; the figures of the first variant are the baseline.
@@ -61,6 +63,7 @@ from typing import Any
 
 from bench_batch import batch_latency
 from bench_bridges import bridge_drain, bridge_forward
+from bench_dashboard import dashboards_fanin
 from bench_flows import (
     Running,
     admin_latency,
@@ -245,6 +248,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "churn": lambda a: ab(f"churn {scale(a, 10_000)}", a, lambda r: churn(r, scale(a, 10_000), scale(a, 300))),
     "admin": lambda a: edgemq_only("admin", lambda r: admin_latency(r, scale(a, 50_000))),
     "startstop": lambda a: [r.row() for r in asyncio.run(bench_startstop(2 if a.smoke else a.runs))],
+    "dashboards": lambda a: dashboards_fanin(a.repeat, scale(a, 100_000)),
     "batch": lambda a: edgemq_only("batch", lambda r: batch_latency(r, scale(a, 27_000), 1 if a.smoke else 5)),
     "listing": lambda a: [r.row() for r in bench_listing(20 if a.smoke else a.clients, 2 if a.smoke else 10)],
     "qos1_persistent": lambda a: qos1_persistent(a.repeat, scale(a, 10_000)),

@@ -33,7 +33,8 @@ def plugins_variant(variant: str) -> Iterator[Running]:
         conf = Path(tmp) / "edgemq.conf"
         conf.write_text(f"plugins {{\n  {VARIANTS[variant]}\n}}\n")
         scripts = Path(__file__).resolve().parent
-        with broker_process("edgemq", args=["--conf", str(conf)], env={"PYTHONPATH": str(scripts)}) as running:
+        env = {"PYTHONPATH": str(scripts)}  # bench_programs.counting_plugin
+        with broker_process("edgemq", args=["--conf", str(conf)], env=env, timeout=60) as running:
             yield running
 
 

@@ -271,6 +271,10 @@ class MqttCore:
         """(topic, qos, payload size) of every retained message."""
         return self._running().retained()
 
+    def retained_message(self, topic: str) -> tuple[int, bytes] | None:
+        """(qos, payload) of one retained message, or None."""
+        return self._running().retained_message(topic)
+
     def delete_retained(self, topic: str) -> bool:
         """Forget one retained message; False if there is none."""
         return self._running().delete_retained(topic)

@@ -360,6 +360,11 @@ class Router:
         """(topic, qos, payload size) of every retained message."""
         return [(r.topic, r.qos, len(r.payload)) for r in self._retained.all()]
 
+    def retained_message(self, topic: str) -> tuple[int, bytes] | None:
+        """(qos, payload) of ``topic``'s retained message, or None."""
+        found = self._retained.get(topic)
+        return None if found is None else (found.qos, found.payload)
+
     def delete_retained(self, topic: str) -> bool:
         """Forget the retained message of ``topic`` (in the store too); False if there is none."""
         deleted = self._retained.delete(topic)

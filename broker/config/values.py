@@ -116,6 +116,16 @@ def _check_ip_network(value: str) -> str:
     return value
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only the local machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 IpAddress = Annotated[str, AfterValidator(_check_ip_address)]
 IpNetwork = Annotated[str, AfterValidator(_check_ip_network)]
 

@@ -30,6 +30,8 @@ class EmbeddedBroker(Protocol):
     @property
     def api_url(self) -> str: ...
     @property
+    def dashboard_url(self) -> str: ...
+    @property
     def http_address(self) -> tuple[str, int]: ...
     @property
     def admin_auth(self) -> tuple[str, str]: ...
@@ -105,6 +107,7 @@ class ThreadedBroker:
         self.mqtt_url = broker.mqtt_url
         self.mqtt_host, self.mqtt_port = broker.mqtt_address
         self.api_url = broker.api_url
+        self.dashboard_url = broker.dashboard_url
         self.http_address = broker.http_address
         self.admin_auth = broker.admin_auth
         self.settings = broker.settings

@@ -29,7 +29,7 @@ def request(path: str, *headers: bytes) -> bytes:
         ("/api/v1", [], 401, 104),
         ("/api/v4/brokers", [], 401, 104),
         ("/api/v4/ws", [BASIC_ADMIN], 404, 102),
-        ("/", [], 404, 102),
+        ("/nothing-here", [], 404, 102),
         ("/mqtt", [], 404, 102),
         ("/healthz", [], 200, None),
     ],

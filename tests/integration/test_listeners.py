@@ -99,7 +99,8 @@ async def test_ready_line_lists_every_listener(tmp_path: Path, caplog: pytest.Lo
         addresses = broker.mqtt_addresses
         expected = (
             f"edgemq ready: MQTT on mqtt://127.0.0.1:{addresses['tcp'][1]}, mqtts://127.0.0.1:{addresses['ssl'][1]}, "
-            f"ws://127.0.0.1:{addresses['ws'][1]}/mqtt, admin API on {broker.api_url}"
+            f"ws://127.0.0.1:{addresses['ws'][1]}/mqtt, admin API on {broker.api_url}, "
+            f"dashboard on {broker.dashboard_url}"
         )
     assert expected in [r.getMessage() for r in caplog.records]
 
