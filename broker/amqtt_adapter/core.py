@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from amqtt.adapters import WebSocketsWriter, WriterAdapter
@@ -11,12 +12,14 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from broker.amqtt_adapter.edge_broker import LISTENER, EdgeAmqttBroker
+from broker.amqtt_adapter.fault_points import black_hole, drop
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.plugins import EdgeAclPlugin, EdgeAuthPlugin
 from broker.bridges.bridge_set import BridgeSet
 from broker.clock import Clock, LoopClock
 from broker.config.settings import LiveSettings
 from broker.control import MqttUnavailable
+from broker.faults import Faults
 from broker.mqtt.client_auth import ClientAuthenticator
 from broker.mqtt.listeners import ListenerSet
 from broker.mqtt.stream_connection import StreamConnection
@@ -137,15 +140,22 @@ class MqttCore:
     """
 
     def __init__(
-        self, settings: LiveSettings, state: BrokerState, tasks: TaskGroup, clock: Clock | None = None
+        self,
+        settings: LiveSettings,
+        state: BrokerState,
+        tasks: TaskGroup,
+        clock: Clock | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self._settings = settings
+        self._faults = faults if faults is not None else Faults()
         self._tasks = tasks
         self._state = state
         self._clock = clock if clock is not None else LoopClock()
         self._authenticator = ClientAuthenticator(lambda: settings.current.auth)
         self._broker: EdgeAmqttBroker | None = None
         self._listeners: ListenerSet | None = None
+        self._bound: dict[str, tuple[str, int]] = {}  # where the listeners were last bound
         self._store: Store | None = None
         self._bridges: BridgeSet | None = None
 
@@ -171,7 +181,12 @@ class MqttCore:
         try:
             journal = Journal(self._store) if self._store is not None else None
             broker = EdgeAmqttBroker(
-                _amqtt_config(self._authenticator, self._settings), self._state, self._settings, self._clock, journal
+                _amqtt_config(self._authenticator, self._settings),
+                self._state,
+                self._settings,
+                self._clock,
+                journal,
+                self._faults,
             )
             await broker.start()
         except BaseException:
@@ -215,9 +230,13 @@ class MqttCore:
             store.close()
 
     async def _open_listeners(self) -> None:
-        listeners = ListenerSet(self._settings.current.listeners, self._on_stream, self._on_websocket, self._tasks)
+        """Listen as configured; a listener on port 0 takes the port it had before, or a new one
+        if that was taken meanwhile."""
+        configured = self._settings.current.listeners
+        listeners = ListenerSet(configured, self._on_stream, self._on_websocket, self._tasks, self._bound)
         await listeners.start()
         self._listeners = listeners
+        self._bound = dict(listeners.addresses)
 
     async def _close_listeners(self, timeout: float) -> None:
         listeners, self._listeners = self._listeners, None
@@ -269,6 +288,20 @@ class MqttCore:
     async def publish(self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None) -> None:
         """Publish as the broker, attributed to ``client_id`` if given."""
         await self._running().publish(topic, payload, qos, retain=retain, client_id=client_id)
+
+    def drop_connection(self, client_id: str) -> bool:
+        """Abort a client's connection as a network failure would (broker/faults' ConnectionFaults)."""
+        connection = self._running().live_connection(client_id)
+        if connection is not None:
+            drop(connection)
+        return connection is not None
+
+    def black_hole(self, client_id: str) -> Callable[[], None]:
+        """Stop reading and writing a client's connection without closing it (ConnectionFaults)."""
+        connection = self._running().live_connection(client_id)
+        if connection is None:
+            raise LookupError(f"client {client_id!r} is not connected")
+        return black_hole(connection)
 
     @property
     def bridges(self) -> BridgeSet | None:

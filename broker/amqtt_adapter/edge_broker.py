@@ -30,6 +30,7 @@ from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
 from broker.amqtt_adapter.connection import Connection
+from broker.amqtt_adapter.fault_points import refused_by_fault
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.handler import EdgeHandler
 from broker.amqtt_adapter.keyed_locks import KeyedLocks
@@ -39,6 +40,7 @@ from broker.amqtt_adapter.session import client_info
 from broker.amqtt_adapter.stored_state import StoredState
 from broker.clock import Clock
 from broker.config.settings import LiveSettings
+from broker.faults import Faults
 from broker.mqtt.topics import is_system_topic, is_valid_topic_name
 from broker.persistence.journal import Journal
 from broker.persistence.store import StoreError
@@ -74,10 +76,12 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
         settings: LiveSettings,
         clock: Clock,
         journal: Journal | None = None,
+        faults: Faults | None = None,
     ) -> None:
         super().__init__(config)
         self._state = state
         self._journal = journal
+        self._faults = faults if faults is not None else Faults()
         self._undiscarded: set[str] = set()  # discarded sessions the store still holds (a write failed)
         self._settings = settings
         self._clock = clock
@@ -161,6 +165,8 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
         """Refuse the CONNECT (CONNACK with a return code, then close) if the client may not connect."""
         client_id = incoming.client_id
         limit = self._settings.current.mqtt.max_connections
+        if self._faults.active and await refused_by_fault(self._faults, writer, client_id):
+            return True
         if limit and len(self._connections) >= limit and client_id not in self._connections:
             log.warning("client refused: client_id=%s, max_connections (%d) reached", client_id, limit)
             code = SERVER_UNAVAILABLE
@@ -193,7 +199,7 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
             handler.attach(session, reader, writer)
             self._sessions[client_id] = (session, handler)
             connection = Connection(
-                handler, session, reader, writer, self._clock, self._state.record_dropped, self._journal
+                handler, session, reader, writer, self._clock, self._state.record_dropped, self._journal, self._faults
             )
             self._connections[client_id] = connection
             handler.remember_in_flight()  # resend only what was in flight before this connection

@@ -23,11 +23,13 @@ from amqtt.plugins.manager import PluginManager
 from amqtt.session import IncomingApplicationMessage, Session
 
 from broker.amqtt_adapter.connection import Connection
+from broker.amqtt_adapter.fault_points import deliver_faulted
 from broker.amqtt_adapter.outbox import RoutedCopy
 from broker.amqtt_adapter.plugins import EdgeAclPlugin
 from broker.amqtt_adapter.session import QueuedMessage, queue_size
 from broker.bridges.bridge_set import BridgeSet
 from broker.config.settings import LiveSettings
+from broker.faults import Faults
 from broker.mqtt.retained import RetainedStore
 from broker.mqtt.subscriptions import SubscriptionIndex
 from broker.mqtt.topics import is_system_topic, is_valid_topic_name
@@ -59,6 +61,7 @@ class Router:
     _connections: dict[str, Connection]
     _sessions: dict[str, tuple[Session, Any]]  # amqtt's: every session, connected or offline
     _journal: Journal | None  # what persists (None: nothing)
+    _faults: Faults  # consulted only while ``active``
     bridges: BridgeSet | None = None
     """Offered every routed message (set by MqttCore once the bridges are made)."""
     plugins_manager: PluginManager[Any]
@@ -166,6 +169,7 @@ class Router:
         limits = self._settings.current.mqtt
         message = RoutedCopy(topic, data)
         connections, sessions, checks, journal = self._connections, self._sessions, self._checks_topics, self._journal
+        faults = self._faults if self._faults.active else None
         seq = None  # the message's number in the store, made for its first persisted copy
         for client_id, granted_qos in self._index.match(topic):
             if checks:  # awaited: a take-over may happen meanwhile, so the connection is read after
@@ -184,7 +188,10 @@ class Router:
                 seq = journal.next_seq()
             if connection is not None and live and target.transitions.state == "connected":
                 persisted = seq if delivered_qos and not target.clean_session else None
-                discarded += not connection.deliver(message, delivered_qos, limits, persisted)
+                if faults is not None and (verdict := faults.delivery(client_id, topic, delivered_qos)):
+                    discarded += not deliver_faulted(connection, verdict, message, delivered_qos, limits, persisted)
+                else:
+                    discarded += not connection.deliver(message, delivered_qos, limits, persisted)
             elif delivered_qos > 0 and not target.clean_session and self._queue_offline(target, len(data)):
                 target.retained_messages.put_nowait(QueuedMessage(sender, topic, data, delivered_qos, seq))
                 if journal is not None and seq is not None:
@@ -193,6 +200,11 @@ class Router:
                 discarded += 1
         if counted:
             self._state.record_routed(sender_id, routed, discarded)
+
+    def live_connection(self, client_id: str) -> Connection | None:
+        """The client's connection, unless it is not connected or ending."""
+        connection = self._connections.get(client_id)
+        return connection if connection is not None and not connection.ended else None
 
     # -- offline queues ------------------------------------------------------------------
 
