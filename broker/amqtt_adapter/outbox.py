@@ -47,7 +47,9 @@ class Outbox:
             self._transport.write(packet)
 
     def reroute(self, transport: asyncio.WriteTransport) -> None:
-        """Write to ``transport`` from now on (a black-hole fault swaps in one that sends nothing)."""
+        """Write to ``transport`` from now on (a black-hole fault swaps in one that sends
+        nothing); what was put before goes to the transport of its time."""
+        self.flush()
         self._transport = transport
 
     def flush(self) -> None:

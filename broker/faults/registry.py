@@ -172,9 +172,10 @@ class Faults:
         targets = [f"topic {topic_filter}"] if topic_filter else []
         targets += [f"client {client_id}"] if client_id else []
         what = {"drop": f"drop the next {n}", "duplicate": f"duplicate the next {n} QoS 1", "delay": "delay"}[kind]
+        description = f"{what} deliveries"
         if kind == "delay":
-            what += f" by {delay[0]}s" if delay[0] == delay[1] else f" by {delay[0]}-{delay[1]}s"
-        description = f"{what} deliveries" + (f" to {' and '.join(targets)}" if targets else "")
+            description += f" by {delay[0]}s" if delay[0] == delay[1] else f" by {delay[0]}-{delay[1]}s"
+        description += f" to {' and '.join(targets)}" if targets else ""
 
         def enable() -> FaultScope:
             released = self._running_loop().create_future() if kind == "delay" else None
