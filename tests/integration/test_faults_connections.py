@@ -10,7 +10,7 @@ import aiomqtt
 import pytest
 
 from broker import EdgeBroker
-from tests.helpers import WAIT, ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
+from tests.helpers import ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
 from tests.integration.fault_checks import assert_healthy, broker_tasks
 from tests.integration.paho_client import PahoClient
 
