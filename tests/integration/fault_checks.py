@@ -7,6 +7,7 @@ from typing import Any
 
 from broker import EdgeBroker
 from broker.mqtt.stream_connection import TASK_NAME
+from broker.testing.helpers import wait_until
 from tests.helpers import WAIT
 
 
@@ -34,3 +35,10 @@ async def assert_healthy(broker: EdgeBroker, before: set[asyncio.Task[Any]]) -> 
     connected = sum(client.connected for client in broker.state.clients())
     tasks = broker.tasks.names()
     assert tasks[TASK_NAME] == connected, (tasks, connected)
+
+
+async def assert_nothing_was_left_for(broker: EdgeBroker, client_id: str, drops: int = 0) -> None:
+    """Once ``client_id``'s clean session has ended, req 2 counts only the ``drops`` the test
+    made: a copy still queued or unacknowledged when a session ends is counted as dropped."""
+    await wait_until(broker.state, lambda state: state.client(client_id) is None, WAIT)
+    assert broker.stats().message_drop == drops
