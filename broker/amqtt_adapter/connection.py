@@ -382,9 +382,10 @@ class Connection(HeldAcknowledgements):
 
 
 async def _after(ready: Awaitable[None], publish: Coroutine[Any, Any, Any]) -> Any:
-    """``publish`` once ``ready`` settles (closed unrun if cancelled before)."""
+    """``publish`` once ``ready`` settles (closed unrun if cancelled before; ``ready`` goes on,
+    as the copies behind it wait for it)."""
     try:
-        await ready
+        await asyncio.shield(ready)
     except BaseException:
         publish.close()
         raise

@@ -67,7 +67,7 @@ def _delayed(connection: Connection, delay: float, released: asyncio.Future[None
 
     async def wait() -> None:
         if previous is not None:
-            await asyncio.shield(previous)
+            await asyncio.wait((previous,))  # its end, however it ended (an evicted copy is cancelled)
         remaining = deadline - loop.time()
         if remaining > 0 and not released.done():
             with contextlib.suppress(TimeoutError):

@@ -7,9 +7,11 @@ import asyncio
 import logging
 
 import aiomqtt
+import httpx
+import pydantic
 import pytest
 
-from broker import EdgeBroker
+from broker import BrokerSettings, EdgeBroker
 from tests.helpers import ephemeral_settings, mqtt_client, next_message, running_broker, wait_state
 from tests.integration.fault_checks import assert_healthy, broker_tasks
 from tests.integration.paho_client import PahoClient
@@ -149,3 +151,12 @@ async def test_faults_are_logged_and_reset_clears_them(broker: EdgeBroker, caplo
     assert [r.levelname for r in caplog.records if r.name == "edgemq.faults"] == ["INFO"] * 4
     async with mqtt_client(broker, "after-reset"):
         await wait_state(broker, lambda s: s.client("after-reset") is not None)
+
+
+async def test_no_fault_is_reachable_from_the_network(broker: EdgeBroker, api: httpx.AsyncClient) -> None:
+    """Neither the admin API's document nor the configuration knows faults: only embedding code does."""
+    document = (await api.get("/v4/openapi.json")).json()
+    assert document["paths"]
+    assert not [path for path in document["paths"] if "fault" in path.lower()]
+    with pytest.raises(pydantic.ValidationError, match="faults"):
+        BrokerSettings.model_validate({"faults": {"refuse_connects": 1}})
