@@ -100,13 +100,10 @@ class _Void:
         """Discarded."""
 
     def writelines(self, data: Any) -> None:
-        """Discarded."""
-
-    def pause_reading(self) -> None:
-        """Paused already."""
+        """Discarded (not forwarded: that would write past the hole)."""
 
     def resume_reading(self) -> None:
-        """Stays paused until the fault is undone."""
+        """Stays paused until the fault is undone (StreamConnection resumes after a full buffer)."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)

@@ -127,20 +127,20 @@ class ThreadedBroker:
     def restart(self) -> None:
         """Close every connection (no wills) and listen again on the same port; sessions and
         retained messages are kept (``EdgeBroker.restart``)."""
-        self._bridge.submit(self._bridge.broker.restart()).result(self._stop_wait())
+        self._bridge.submit(self._bridge.broker.restart()).result(self._lifecycle_wait())
         self._bridge.call(self._note_addresses)
 
     def stop(self) -> None:
         """Stop the broker (its thread goes on, for ``start``); clients see the connection end."""
-        self._bridge.submit(self._bridge.broker.stop()).result(self._stop_wait())
+        self._bridge.submit(self._bridge.broker.stop()).result(self._lifecycle_wait())
 
     def start(self) -> None:
         """Start the broker again after ``stop``: MQTT on the same port, the admin API on a free
         one if it was configured on port 0 (see ``api_url``)."""
-        self._bridge.submit(self._bridge.broker.start()).result(self._stop_wait())
+        self._bridge.submit(self._bridge.broker.start()).result(self._lifecycle_wait())
         self._bridge.call(self._note_addresses)
 
-    def _stop_wait(self) -> float:
+    def _lifecycle_wait(self) -> float:
         return self._bridge.broker.settings.shutdown_timeout + DEFAULT_TIMEOUT + _SLACK
 
     def capture(self, topic_filter: str) -> Capture:
