@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from admin_api.v4_broker import edgemq_version
+from broker.amqtt_adapter import PluginError, check_plugins
 from broker.config.settings import BrokerSettings
 from broker.config.source import ConfigError, ConfigSource
 from broker.lifecycle import EdgeBroker
@@ -122,7 +123,7 @@ def _start(args: argparse.Namespace) -> int:
         try:
             with asyncio.Runner(loop_factory=None if args.no_uvloop else _uvloop_factory()) as runner:
                 runner.run(serve(EdgeBroker(settings, config=source if args.conf else None)))
-        except StoreError as exc:  # a damaged, foreign or locked store: refused like a bad configuration
+        except (StoreError, PluginError) as exc:  # a damaged store, a plugin that cannot load: a bad configuration
             log.error("cannot start: %s", exc)
             return EXIT_INVALID_CONFIG
         except (OSError, PasswordFileError) as exc:
@@ -145,7 +146,8 @@ def _check_config(path: Path) -> int:
     try:
         settings = ConfigSource(path=path).load()
         ClientAuthenticator(lambda: settings.auth).users()
-    except (ConfigError, PasswordFileError, OSError) as exc:
+        check_plugins(settings.plugins)
+    except (ConfigError, PasswordFileError, PluginError, OSError) as exc:
         print(f"{path}: invalid\n{exc}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
     listeners = ", ".join(f"{name} {listener.bind}" for name, listener in settings.listeners.configured())

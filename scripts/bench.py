@@ -34,6 +34,9 @@ Bridges (scripts/bench_bridges.py): edgemq with a bridge to an upstream mosquitt
   bridge_drain       100 000 QoS 1 messages queued while the upstream is down, then sent to it:
                      drain rate and time (issue target 20 000 msg/s)
 
+Plugins (scripts/bench_plugins.py): edgemq with amqtt plugins against edgemq without (issue 17).
+  fanin_plugins      fanin with no plugin vs amqtt's EventLoggerPlugin vs one on_broker_message_received hook
+
 Output: a table, or JSON lines with --json. --smoke runs everything with tiny counts.
 """
 
@@ -76,6 +79,7 @@ from bench_persistence import (
     qos1_persistent,
     startup_store,
 )
+from bench_plugins import fanin_plugins
 
 from broker import BrokerSettings, EdgeBroker
 
@@ -250,6 +254,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "bridge_forward": lambda a: [*bridge_forward(a.repeat, scale(a, 50_000), 0),
                                  *bridge_forward(a.repeat, scale(a, 20_000), 1)],
     "bridge_drain": lambda a: bridge_drain(a.repeat, 2_000 if a.smoke else 100_000),
+    "fanin_plugins": lambda a: fanin_plugins(a.repeat, scale(a, 25_000)),
 }  # fmt: skip
 
 

@@ -85,16 +85,30 @@ def store_commits(running: Running, variant: str) -> int:
     return int(store["commits"])
 
 
+def _measure_store_variant(name: str, measure: Callable[[Running], dict[str, Any]]) -> dict[str, Any]:
+    """``measure`` on a fresh edgemq of persistence variant ``name``, with its store's commits."""
+    with edgemq_variant(name) as (running, _):
+        return {**measure(running), "store_commits": store_commits(running, name)}
+
+
 def compare_variants(
-    scenario: str, variants: Sequence[str], repeat: int, measure: Callable[[Running], dict[str, Any]]
+    scenario: str,
+    variants: Sequence[str],
+    repeat: int,
+    measure: Callable[[Running], dict[str, Any]],
+    launch: Callable[[str], contextlib.AbstractContextManager[Running]] | None = None,
 ) -> list[dict[str, Any]]:
     """``measure`` on each variant, alternating their order; every variant's medians beside the
-    first one's (the baseline) as ratios, and the store's commits (0 without a store)."""
+    first one's (the baseline) as ratios. Variants are persistence variants (with the store's
+    commits, 0 without a store) unless ``launch`` starts the broker of a variant name."""
     values: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     for round_number in range(repeat):
         for name in variants if round_number % 2 == 0 else list(reversed(variants)):
-            with edgemq_variant(name) as (running, _):
-                values[name].append({**measure(running), "store_commits": store_commits(running, name)})
+            if launch is None:
+                values[name].append(_measure_store_variant(name, measure))
+            else:
+                with launch(name) as running:
+                    values[name].append(measure(running))
     base = variants[0]
     rows = []
     for metric in values[base][0]:

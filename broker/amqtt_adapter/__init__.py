@@ -5,7 +5,9 @@
 - ``router``: its routing half (a base class of it): publishing, subscriptions, retained messages.
 - ``connection``: one client's connection: reads its packets, delivers the copies routed to it.
 - ``handler``: the protocol handler subclass.
-- ``plugins``: edgemq's authentication and ACL as amqtt plugins.
+- ``access``: who may connect and use which topics: edgemq's checks, ``http_auth``, users' plugins.
+- ``plugin_loading``: the ``plugins`` section: amqtt plugins found, checked, handed to amqtt.
+- ``plugin_events``: amqtt's plugin events, guarded and fired only when a plugin listens.
 - ``keyed_locks``: one lock per client id, for take-over.
 - ``framed_reader``: amqtt's reader interface over whole, checked packets.
 - ``outbox``: direct writes, one per connection and loop turn.
@@ -24,5 +26,6 @@ and ``_publish_retained_messages_for_subscription`` (by ``EdgeAmqttBroker.serve_
 """
 
 from broker.amqtt_adapter.core import MqttCore
+from broker.amqtt_adapter.plugin_loading import PluginError, check_plugins
 
-__all__ = ["MqttCore"]
+__all__ = ["MqttCore", "PluginError", "check_plugins"]

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from broker.amqtt_adapter.edge_broker import LISTENER, EdgeAmqttBroker
 from broker.amqtt_adapter.fault_points import black_hole, drop
 from broker.amqtt_adapter.framed_reader import FramedReader
-from broker.amqtt_adapter.plugins import EdgeAclPlugin, EdgeAuthPlugin
+from broker.amqtt_adapter.plugin_loading import amqtt_plugins, loading_plugins
 from broker.bridges.bridge_set import BridgeSet
 from broker.clock import Clock, LoopClock
 from broker.config.settings import LiveSettings
@@ -105,20 +105,11 @@ class ConnectionWriter(WriterAdapter):
             transport.close()
 
 
-def _plugin_path(plugin: type) -> str:
-    return f"{plugin.__module__}.{plugin.__name__}"
-
-
-def _amqtt_config(authenticator: ClientAuthenticator, settings: LiveSettings) -> dict[str, Any]:
-    """amqtt's configuration: one external listener (edgemq owns the sockets), explicit plugins.
-
-    The ACL plugin is always loaded (a restart may add rules); the broker asks it only while
-    the ACL has rules, so without rules no message pays for a topic check.
-    """
-    plugins: dict[str, Any] = {
-        _plugin_path(EdgeAuthPlugin): {"authenticator": authenticator},
-        _plugin_path(EdgeAclPlugin): {"acl": lambda: settings.current.acl},
-    }
+def _amqtt_config(settings: LiveSettings) -> dict[str, Any]:
+    """amqtt's configuration: one external listener (edgemq owns the sockets) and the users'
+    plugins (PluginError: one cannot be loaded); edgemq's own checks are not amqtt plugins
+    (access.py asks them first)."""
+    plugins = amqtt_plugins(settings.current.plugins)
     return {"listeners": {LISTENER: {"type": "external", "bind": "edgemq-listeners:0"}}, "plugins": plugins}
 
 
@@ -171,7 +162,8 @@ class MqttCore:
 
     async def start(self) -> None:
         """Check the password list, open the store, start amqtt, then open the listeners
-        (StoreError: the store cannot be used; nothing was started)."""
+        (StoreError: the store cannot be used; PluginError: a plugin cannot be loaded; nothing
+        was started)."""
         self._authenticator.users()  # a broken password file stops the start, with its line
         _quiet_amqtt_loggers()
         persistence = self._settings.current.persistence
@@ -180,14 +172,11 @@ class MqttCore:
             self._state.attach_store(self._store.stats)
         try:
             journal = Journal(self._store) if self._store is not None else None
-            broker = EdgeAmqttBroker(
-                _amqtt_config(self._authenticator, self._settings),
-                self._state,
-                self._settings,
-                self._clock,
-                journal,
-                self._faults,
-            )
+            with loading_plugins():
+                config = _amqtt_config(self._settings)
+                broker = EdgeAmqttBroker(
+                    config, self._state, self._settings, self._clock, self._authenticator, journal, self._faults
+                )
             await broker.start()
         except BaseException:
             self._close_store()

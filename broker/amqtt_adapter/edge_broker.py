@@ -25,22 +25,23 @@ from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.connack import NOT_AUTHORIZED, SERVER_UNAVAILABLE, ConnackPacket
 from amqtt.mqtt.disconnect import DisconnectPacket
-from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
+from broker.amqtt_adapter.access import AccessChain
 from broker.amqtt_adapter.connection import Connection
 from broker.amqtt_adapter.fault_points import refused_by_fault
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.handler import EdgeHandler
 from broker.amqtt_adapter.keyed_locks import KeyedLocks
-from broker.amqtt_adapter.plugins import EdgeAuthPlugin
+from broker.amqtt_adapter.plugin_events import PluginEvents
 from broker.amqtt_adapter.router import Router
 from broker.amqtt_adapter.session import client_info
 from broker.amqtt_adapter.stored_state import StoredState
 from broker.clock import Clock
 from broker.config.settings import LiveSettings
 from broker.faults import Faults
+from broker.mqtt.client_auth import ClientAuthenticator
 from broker.mqtt.topics import is_system_topic, is_valid_topic_name
 from broker.persistence.journal import Journal
 from broker.persistence.store import StoreError
@@ -58,6 +59,7 @@ _TAKEOVER_GRACE = 1.0
 _CONNECTION_FIELDS = (
     "will_flag", "will_topic", "will_message", "will_qos", "will_retain",
     "keep_alive", "username", "password", "remote_address", "remote_port", "ssl_object", "protocol_level",
+    "http_access",
 )  # fmt: skip
 _MQTT_311 = 4
 
@@ -75,6 +77,7 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
         state: BrokerState,
         settings: LiveSettings,
         clock: Clock,
+        authenticator: ClientAuthenticator,
         journal: Journal | None = None,
         faults: Faults | None = None,
     ) -> None:
@@ -87,9 +90,9 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
         self._clock = clock
         self._connections: dict[str, Connection] = {}
         self._client_locks = KeyedLocks()
+        self._events = PluginEvents(self.plugins_manager)
+        self._access = AccessChain(settings, authenticator, self.plugins_manager.plugins)
         self._init_routing(state)
-        auth_plugins = [p for p in self.plugins_manager.plugins if isinstance(p, BaseAuthPlugin)]
-        self._only_auth_plugin = auth_plugins[0] if len(auth_plugins) == 1 else None
 
     async def start(self) -> None:
         """amqtt's start, with what the store holds (a broker started again without one starts empty)."""
@@ -98,6 +101,13 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
         await super().start()  # it empties amqtt's session table
         if self._journal is not None:
             self._restore(self._journal.load())
+
+    async def shutdown(self) -> None:
+        """amqtt's shutdown (its plugins' shutdown events and ``close``), then the HTTP auth pool."""
+        try:
+            await super().shutdown()
+        finally:
+            await self._access.aclose()
 
     async def _broadcast_loop(self) -> None:
         """Not run: edgemq routes every message at once (router.py), nothing is ever queued."""
@@ -161,7 +171,7 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
             raise _EndedBeforeConnect("connection ended before its CONNECT")
         return raw
 
-    async def _refused(self, writer: WriterAdapter, incoming: Session, listener: Any) -> bool:
+    async def _refused(self, writer: WriterAdapter, incoming: Session) -> bool:
         """Refuse the CONNECT (CONNACK with a return code, then close) if the client may not connect."""
         client_id = incoming.client_id
         limit = self._settings.current.mqtt.max_connections
@@ -170,7 +180,7 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
         if limit and len(self._connections) >= limit and client_id not in self._connections:
             log.warning("client refused: client_id=%s, max_connections (%d) reached", client_id, limit)
             code = SERVER_UNAVAILABLE
-        elif not await self._authenticate(incoming, listener):
+        elif not await self._access.authenticate(incoming):
             log.info("client refused: client_id=%s username=%s", client_id, incoming.username or "")
             code = NOT_AUTHORIZED
         else:
@@ -183,7 +193,7 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
         self, reader: FramedReader, writer: WriterAdapter, handler: EdgeHandler, incoming: Session
     ) -> None:
         client_id = incoming.client_id
-        if await self._refused(writer, incoming, self.listeners_config[LISTENER]):
+        if await self._refused(writer, incoming):
             return
         await self._client_locks.acquire(client_id)
         try:
@@ -237,15 +247,6 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
             if self._connections.get(client_id) is connection:
                 del self._connections[client_id]
             connection.mark_closed()
-
-    async def _authenticate(self, session: Session, listener: Any) -> bool:
-        # amqtt runs every auth plugin in a task of its own; with edgemq's plugin alone, ask it
-        # (and settle an anonymous client without awaiting anything).
-        plugin = self._only_auth_plugin
-        if isinstance(plugin, EdgeAuthPlugin):
-            verdict = plugin.verdict_without_password(session)
-            return verdict if verdict is not None else await plugin.authenticate(session=session)
-        return bool(await super()._authenticate(session, listener))
 
     async def _resume_or_create(self, incoming: Session) -> Session:
         """The session for an accepted CONNECT (MQTT-3.1.2-4/5/6); ``parent`` is session present."""
@@ -319,12 +320,16 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
             or (self._checks_topics and not await self._topic_allowed(session, session.will_topic, Action.PUBLISH))
         ):
             return
-        will_qos = session.will_qos or 0
-        if session.will_retain:
-            await self.retain_message(session, session.will_topic, session.will_message, will_qos)
-        await self._route(
-            session, session.will_topic, bytes(session.will_message), will_qos, retain=bool(session.will_retain)
+        topic, payload, will_qos, retain = (
+            session.will_topic,
+            bytes(session.will_message),
+            session.will_qos or 0,
+            bool(session.will_retain),
         )
+        await self._announce(session.client_id, topic, payload, will_qos, retain)
+        if retain:
+            await self.retain_message(session, topic, payload, will_qos)
+        await self._route(session, topic, payload, will_qos, retain=retain)
 
     # -- admin actions -------------------------------------------------------------------
 

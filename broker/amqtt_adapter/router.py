@@ -11,26 +11,27 @@ min(published, granted) (MQTT-3.8.4); queues are bounded by ``mqtt.max_mqueue_le
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from amqtt.broker import RetainedApplicationMessage
 from amqtt.contexts import Action
 from amqtt.events import BrokerEvents
-from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.plugins.manager import PluginManager
 from amqtt.session import IncomingApplicationMessage, Session
 
+from broker.amqtt_adapter.access import AccessChain
 from broker.amqtt_adapter.connection import Connection
 from broker.amqtt_adapter.fault_points import deliver_faulted
 from broker.amqtt_adapter.outbox import RoutedCopy
-from broker.amqtt_adapter.plugins import EdgeAclPlugin
+from broker.amqtt_adapter.plugin_events import PluginEvents
 from broker.amqtt_adapter.session import QueuedMessage, queue_size
 from broker.bridges.bridge_set import BridgeSet
 from broker.config.settings import LiveSettings
 from broker.faults import Faults
 from broker.mqtt.retained import RetainedStore
+from broker.mqtt.shared import SHARE_PREFIX, split_shared
 from broker.mqtt.subscriptions import SubscriptionIndex
 from broker.mqtt.topics import is_system_topic, is_valid_topic_name
 from broker.persistence.journal import Journal
@@ -44,8 +45,13 @@ _REFUSED = 0x80  # a SUBACK return code (3.9.3)
 
 
 def _valid_filter(topic_filter: str) -> bool:
-    """``#`` only as the whole last level, ``+`` only as a whole level (MQTT-4.7.1-2/3)."""
-    levels = topic_filter.split("/")
+    """``#`` only as the whole last level, ``+`` only as a whole level (MQTT-4.7.1-2/3); a shared
+    subscription's share name and filter well formed (MQTT-4.8.2-1/2)."""
+    try:
+        shared = split_shared(topic_filter)
+    except ValueError:
+        return False
+    levels = (shared[1] if shared is not None else topic_filter).split("/")
     last = len(levels) - 1
     return all(
         ("#" not in level or (level == "#" and index == last)) and ("+" not in level or level == "+")
@@ -65,30 +71,37 @@ class Router:
     bridges: BridgeSet | None = None
     """Offered every routed message (set by MqttCore once the bridges are made)."""
     plugins_manager: PluginManager[Any]
-    _topic_filtering: Callable[..., Awaitable[bool]]  # amqtt's: the topic plugins' verdicts
+    _access: AccessChain  # the ACL, http_auth and topic plugins
+    _events: PluginEvents  # the plugins' events: fired only when some plugin listens
 
     def _init_routing(self, state: BrokerState) -> None:
         self._index: SubscriptionIndex = state.subscription_index
         self._retained = RetainedStore()
         self._offline_bytes: dict[str, int] = {}  # payload bytes queued for each offline session
-        plugins = self.plugins_manager.plugins
-        # amqtt awaits every topic plugin per publish and per delivery; skip that without one
-        self._topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in plugins)
-        self._foreign_topic_plugins = any(
-            isinstance(p, BaseTopicPlugin) and not isinstance(p, EdgeAclPlugin) for p in plugins
-        )
+        self._event_tasks: set[asyncio.Task[None]] = set()
 
-    # -- topic plugins -------------------------------------------------------------------
+    # -- topic checks --------------------------------------------------------------------
 
     @property
     def _checks_topics(self) -> bool:
-        """Whether topic plugins must be asked: edgemq's ACL only while it has rules (read live)."""
-        acl = self._settings.current.acl
-        return self._topic_plugins and (bool(acl.rules) or acl.no_match == "deny" or self._foreign_topic_plugins)
+        """Whether topics are checked at all (read live; without checks nothing is awaited)."""
+        return self._access.checks_topics
 
     async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
-        """The topic plugins' verdict (callers skip the await when there is no topic plugin)."""
-        return bool(await self._topic_filtering(session, topic=topic, action=action))
+        return await self._access.topic_allowed(session, topic, action)
+
+    async def _announce(self, client_id: str | None, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        """The received and broadcast events of a message the broker publishes itself (HTTP
+        publish, a bridge, a will), for the plugins that listen."""
+        events = self._events
+        if events.message_received or events.message_broadcast:
+            message = IncomingApplicationMessage(None, topic, qos, payload, retain)
+            for event, heard in (
+                (BrokerEvents.MESSAGE_RECEIVED, events.message_received),
+                (BrokerEvents.MESSAGE_BROADCAST, events.message_broadcast),
+            ):
+                if heard:
+                    await self.plugins_manager.fire_event(event, client_id=client_id, message=message)
 
     def _denied_ends_connection(self, connection: Connection) -> bool:
         """Whether a refused PUBLISH or SUBSCRIBE ends the connection (``auth.deny_action``)."""
@@ -103,8 +116,10 @@ class Router:
         """Check, count and route one received PUBLISH (see PacketSink); False closes the connection."""
         session = connection.session
         client_id = session.client_id
-        message = IncomingApplicationMessage(None, topic, qos, payload, retain)
-        await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_RECEIVED, client_id=client_id, message=message)
+        events = self._events
+        message = IncomingApplicationMessage(None, topic, qos, payload, retain) if events.message_received else None
+        if message is not None:
+            await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_RECEIVED, client_id=client_id, message=message)
         if not is_valid_topic_name(topic):
             log.warning("client %s published to invalid topic %r: closing", client_id, topic)
             return False
@@ -115,7 +130,9 @@ class Router:
         if self._checks_topics and not await self._topic_allowed(session, topic, Action.PUBLISH):
             log.info("client %s may not publish to %s", client_id, topic)
             return not self._denied_ends_connection(connection)
-        await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=message)
+        if events.message_broadcast:
+            message = message or IncomingApplicationMessage(None, topic, qos, payload, retain)
+            await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=message)
         if retain:  # kept before routing: a subscription made meanwhile gets it one way or the other
             await self.retain_message(session, topic, payload, qos)
         await self._route(session, topic, payload, qos, retain=retain)
@@ -128,6 +145,7 @@ class Router:
         it; return once what it changed in the store is committed (StoreError if it cannot be)."""
         sender = self._sessions.get(client_id, (None, None))[0] if client_id else None
         journal = self._journal
+        await self._announce(client_id, topic, payload, qos, retain)
         scope = journal.begin() if journal is not None else None
         try:
             if retain:
@@ -171,7 +189,10 @@ class Router:
         connections, sessions, checks, journal = self._connections, self._sessions, self._checks_topics, self._journal
         faults = self._faults if self._faults.active else None
         seq = None  # the message's number in the store, made for its first persisted copy
-        for client_id, granted_qos in self._index.match(topic):
+        targets = self._index.match(topic)
+        if self._index.shared:  # one member of each matching group, connected ones first
+            targets += self._index.shared.targets(topic, lambda c: c in connections and not connections[c].ended)
+        for client_id, granted_qos in targets:
             if checks:  # awaited: a take-over may happen meanwhile, so the connection is read after
                 asked = connections.get(client_id)
                 session = asked.session if asked is not None else sessions.get(client_id, (None,))[0]
@@ -196,6 +217,9 @@ class Router:
                 target.retained_messages.put_nowait(QueuedMessage(sender, topic, data, delivered_qos, seq))
                 if journal is not None and seq is not None:
                     journal.queued(client_id, seq, topic, data, delivered_qos)
+                if self._events.retained_message:  # amqtt's event for a copy queued for an offline session
+                    queued = RetainedApplicationMessage(sender, topic, data, delivered_qos)
+                    await self._retained_event(client_id, queued)
             else:
                 discarded += 1
         if counted:
@@ -267,13 +291,19 @@ class Router:
             await self.plugins_manager.fire_event(
                 BrokerEvents.CLIENT_SUBSCRIBED, client_id=session.client_id, topic=topic_filter, qos=qos
             )
-            await self._send_retained(connection, topic_filter, code)
+            if not topic_filter.startswith(SHARE_PREFIX):  # none for a shared subscription (MQTT 5, 4.8.2)
+                await self._send_retained(connection, topic_filter, code)
 
     async def _grant(self, session: Session, topic_filter: str, qos: int) -> int:
-        """The QoS granted for one filter, or 0x80 (malformed, or refused by a topic plugin)."""
+        """The QoS granted for one filter, or 0x80 (malformed, shared subscriptions switched off,
+        or refused by the ACL or a topic plugin, which see a shared subscription's own filter)."""
         if not _valid_filter(topic_filter):
             return _REFUSED
-        if self._checks_topics and not await self._topic_allowed(session, topic_filter, Action.SUBSCRIBE):
+        shared = split_shared(topic_filter)
+        if shared is not None and not self._settings.current.mqtt.shared_subscriptions:
+            return _REFUSED
+        checked = shared[1] if shared is not None else topic_filter
+        if self._checks_topics and not await self._topic_allowed(session, checked, Action.SUBSCRIBE):
             return _REFUSED
         return qos
 
@@ -328,8 +358,15 @@ class Router:
         self._retained.put(topic_name, payload, qos or 0)
         if self._journal is not None:
             self._journal.retain(topic_name, payload, qos or 0)
-        event = RetainedApplicationMessage(source_session, topic_name, payload, qos or 0)
-        await self.plugins_manager.fire_event(BrokerEvents.RETAINED_MESSAGE, client_id=None, retained_message=event)
+        if self._events.retained_message:
+            await self._retained_event(None, RetainedApplicationMessage(source_session, topic_name, payload, qos or 0))
+
+    async def _retained_event(self, client_id: str | None, message: RetainedApplicationMessage) -> None:
+        """amqtt's retained-message event: a topic's retained message (None) or a copy queued for
+        the offline session ``client_id``; an empty payload is a retained message cleared."""
+        await self.plugins_manager.fire_event(
+            BrokerEvents.RETAINED_MESSAGE, client_id=client_id, retained_message=message
+        )
 
     def retained(self) -> list[tuple[str, int, int]]:
         """(topic, qos, payload size) of every retained message."""
@@ -340,6 +377,12 @@ class Router:
         deleted = self._retained.delete(topic)
         if deleted and self._journal is not None:
             self._journal.retain(topic, b"", 0)
+        if deleted and self._events.retained_message:
+            task = asyncio.get_running_loop().create_task(
+                self._retained_event(None, RetainedApplicationMessage(None, topic, b"", 0))
+            )
+            self._event_tasks.add(task)  # kept until it has handed the event to the plugins
+            task.add_done_callback(self._event_tasks.discard)
         return deleted
 
     @property

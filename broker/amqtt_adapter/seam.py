@@ -38,6 +38,12 @@ Errors that end one connection (caught per connection).
     import    amqtt.errors.MQTTError
     import    amqtt.errors.NoDataError
 
+A plugin that cannot be loaded (its class, its options, its constructor): refused at start as
+PluginError naming it (plugin_loading.py, which finds and checks plugins as amqtt's manager does).
+    import    amqtt.errors.PluginError
+    import    amqtt.errors.PluginLoadError
+    import    amqtt.utils.import_string(dotted_path: str) -> Any
+
 Events the adapter fires itself where it replaces amqtt's code, so amqtt plugins still see them.
     import    amqtt.events.BrokerEvents
     import    amqtt.events.MQTTEvents
@@ -67,8 +73,10 @@ and builds amqtt's packet objects only where amqtt or a plugin wants them (packe
     import    amqtt.mqtt.suback.SubackPacket
     import    amqtt.mqtt.unsuback.UnsubackPacket
 
-Plugin base classes (EdgeAuthPlugin, EdgeAclPlugin) and the manager that loads plugins and fires events.
+Plugin base classes (users' plugins are told apart by them: access.py asks auth and topic plugins)
+and the manager that loads plugins and fires events.
     import    amqtt.plugins.base.BaseAuthPlugin
+    import    amqtt.plugins.base.BasePlugin
     import    amqtt.plugins.base.BaseTopicPlugin
     import    amqtt.plugins.manager.PluginManager
 
@@ -98,7 +106,6 @@ retained store at every start; amqtt's broadcast loop and session monitor replac
 routes at once and ends clean sessions with their connection; no session expires).
     override  amqtt.broker.Broker.__init__(self, config: BrokerConfig | dict[str, Any] | None = None,
                   loop: AbstractEventLoop | None = None, plugin_namespace: str | None = None) -> None
-    override  amqtt.broker.Broker._authenticate(self, session: Session, _: ListenerConfig) -> bool
     override  amqtt.broker.Broker._broadcast_loop(self) -> None
     override  amqtt.broker.Broker._cleanup_session(self, client_id: str) -> None
     override  amqtt.broker.Broker._client_connected(self, listener_name: str, reader: ReaderAdapter,
@@ -107,6 +114,7 @@ routes at once and ends clean sessions with their connection; no session expires
     override  amqtt.broker.Broker._del_subscription(self, a_filter: str, session: Session) -> int
     override  amqtt.broker.Broker._delete_session(self, client_id: str) -> None
     override  amqtt.broker.Broker._session_monitor(self) -> None
+    override  amqtt.broker.Broker.shutdown(self) -> None
     override  amqtt.broker.Broker.start(self) -> None
 
 Router (router.py, a base class of EdgeAmqttBroker): amqtt's entries for plugins' messages, retained
@@ -159,13 +167,6 @@ instance attributes amqtt's __init__ would set.
     override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.stop(self) -> None
     override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.writer
 
-EdgeAuthPlugin and EdgeAclPlugin: amqtt asks them through these (Config is loaded by amqtt's plugin manager).
-    override  amqtt.plugins.base.BaseAuthPlugin.Config
-    override  amqtt.plugins.base.BaseAuthPlugin.authenticate(self, *, session: Session) -> bool | None
-    override  amqtt.plugins.base.BaseTopicPlugin.Config
-    override  amqtt.plugins.base.BaseTopicPlugin.topic_filtering(self, *, session: Session | None = None,
-                  topic: str | None = None, action: Action | None = None) -> bool | None
-
 EdgeSession: amqtt's __init__ replaced (same attributes, a light connection state, queues made on
 first use), so amqtt's state dump and queue clearing are adapted to the lazy queues.
     override  amqtt.session.Session.__getstate__(self) -> dict[str, Any]
@@ -183,14 +184,12 @@ The writer interface (super() in WebSocketWriter; session_from_connect reads pee
     call      amqtt.adapters.WriterAdapter.get_ssl_info(self) -> SSLObject | None
 
 amqtt's broker code edgemq reuses: super() in the overrides above, handler teardown and the
-topic-plugin verdict; start/shutdown by MqttCore.
+start/shutdown by MqttCore.
     call      amqtt.broker.Broker.__init__(self, config: BrokerConfig | dict[str, Any] | None = None,
                   loop: AbstractEventLoop | None = None, plugin_namespace: str | None = None) -> None
-    call      amqtt.broker.Broker._authenticate(self, session: Session, _: ListenerConfig) -> bool
     call      amqtt.broker.Broker._cleanup_session(self, client_id: str) -> None
     call      amqtt.broker.Broker._delete_session(self, client_id: str) -> None
     call      amqtt.broker.Broker._stop_handler(self, handler: BrokerProtocolHandler) -> None
-    call      amqtt.broker.Broker._topic_filtering(self, session: Session, topic: str, action: Action) -> bool
     call      amqtt.broker.Broker.shutdown(self) -> None
     call      amqtt.broker.Broker.start(self) -> None
 
@@ -255,9 +254,8 @@ transitions machine.
 -- read: amqtt attributes the adapter reads or sets --
 
 Broker state edgemq reads and changes directly: amqtt's sessions by client id (connected and offline;
-amqtt has no public API for them), the listeners' settings and the plugin manager.
+amqtt has no public API for them) and the plugin manager.
     read      amqtt.broker.Broker._sessions
-    read      amqtt.broker.Broker.listeners_config
     read      amqtt.broker.Broker.plugins_manager
 
 ACL actions and the names of amqtt's events.
@@ -289,10 +287,8 @@ Fields of decoded acknowledgements.
     read      amqtt.mqtt.puback.PubackPacket.variable_header
     read      amqtt.mqtt.pubcomp.PubcompPacket.packet_id
 
-Plugin options, and the loaded plugins and their event table (private: edgemq skips building packet
-objects when no plugin listens).
-    read      amqtt.plugins.base.BaseAuthPlugin.config
-    read      amqtt.plugins.base.BaseTopicPlugin.config
+The loaded plugins and their event table (private: edgemq guards each callback and skips building
+events and packet objects when no plugin listens).
     read      amqtt.plugins.manager.PluginManager._event_plugin_callbacks
     read      amqtt.plugins.manager.PluginManager.plugins
 

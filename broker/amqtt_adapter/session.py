@@ -23,6 +23,7 @@ from amqtt.session import Session
 from transitions import MachineError
 
 from broker.mqtt.framing import Connect
+from broker.mqtt.http_auth import ClientAccess
 from broker.state import ClientInfo
 
 __all__ = [
@@ -100,6 +101,8 @@ class EdgeSession(Session):
 
     protocol_level = _MQTT_311
     """The CONNECT's protocol level: 4 (MQTT 3.1.1) or 3 (MQTT 3.1, protocol name MQIsdp)."""
+    http_access: ClientAccess | None = None
+    """What ``auth.http_auth`` said about this connection (set at its CONNECT)."""
 
     def __init__(self) -> None:  # amqtt's __init__ with the same attributes, queues left out
         self.__dict__.update(_SHARED)

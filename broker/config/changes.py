@@ -234,10 +234,11 @@ def plan_live_change(running: BrokerSettings, change: dict[str, Any]) -> BrokerS
 
 def as_started(new: BrokerSettings, old: BrokerSettings) -> BrokerSettings:
     """``new`` with what applies only when the process starts kept as running: where the log
-    goes, the store, the bridges (they stay as they are across a restart)."""
+    goes, the store, the bridges, the plugins (they stay as they are across a restart)."""
     data = new.model_dump()
     data["log"] |= old.log.model_dump(include={"to", "dir", "file"})
     started = {key: getattr(old, key).model_dump() for key in ("persistence", "sqlite", "bridges")}
+    started["plugins"] = old.plugins
     changed = [key for key, value in started.items() if data[key] != value]
     if changed:
         log.warning("restart: %s: applies when edgemq starts again; kept as running", ", ".join(changed))

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
 
 from broker.config.bridge_settings import Bridge, BridgeCache, Bridges, BridgeSsl, Forward, Subscription
+from broker.config.plugin_settings import HttpAuth, HttpAuthSsl, HttpRequest, PluginOptions
 from broker.config.store_settings import Persistence, Sqlite, sqlite_rules
 from broker.config.values import (
     MQTT_MAX_PACKET,
@@ -42,6 +43,9 @@ __all__ = [
     "Bridges",
     "BrokerSettings",
     "Forward",
+    "HttpAuth",
+    "HttpAuthSsl",
+    "HttpRequest",
     "HttpServer",
     "Listeners",
     "LiveSettings",
@@ -151,6 +155,9 @@ class Mqtt(Section):
 
     max_packet_size: Annotated[Size, Field(ge=1024, le=MQTT_MAX_PACKET)] = 1024 * 1024
     """From 1KB (smaller would refuse ordinary CONNECTs) to MQTT's limit."""
+    shared_subscriptions: bool = True
+    """edgemq: ``$share/<name>/<filter>`` subscriptions (one member of a group gets each message);
+    false refuses them (SUBACK 0x80)."""
     max_mqueue_len: Annotated[int, Field(ge=1)] = 2048
     """Messages waiting for one client, connected (unfinished deliveries) or offline (queued)."""
     max_mqueue_bytes: Size = 16 * 1024 * 1024
@@ -266,6 +273,14 @@ class Auth(Section):
     password_file: str | None = None
     """edgemq: a file of ``username:password`` lines (plain or argon2 hashes)."""
     acl: AclFile = AclFile()
+    http_auth: HttpAuth | None = None
+    """NanoMQ's HTTP authentication and ACL (``broker.config.plugin_settings``)."""
+    plugin_mode: Literal["restrict", "decide"] = "restrict"
+    """edgemq: how ``http_auth`` and auth/topic plugins combine with the password list and ACL:
+    ``restrict``: every check that answers must allow (edgemq's always answers, first);
+    ``decide``: they answer first, edgemq's own checks only when all of them abstain."""
+    plugin_timeout: PositiveDuration = 5.0
+    """edgemq: seconds an auth or topic plugin may take to answer; then its answer is a refusal."""
 
 
 def _acl_moved(value: Any) -> None:
@@ -298,6 +313,9 @@ class BrokerSettings(Section):
     """edgemq: the embedded store (off unless configured); ``persistence.store_path`` is its file."""
     sqlite: Sqlite = Sqlite()
     """NanoMQ's section, folded into ``persistence`` when the settings are validated."""
+    plugins: PluginOptions = Field(default_factory=dict)
+    """edgemq: amqtt broker plugins to load (class path or registered name -> options); they
+    apply when edgemq starts (``broker.config.plugin_settings``)."""
     shutdown_timeout: Duration = 10.0
     """edgemq: seconds the whole shutdown may take before remaining work is cancelled."""
     former_acl: Annotated[None, BeforeValidator(_acl_moved)] = Field(default=None, alias="acl", exclude=True)

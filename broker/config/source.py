@@ -42,7 +42,7 @@ __all__ = ["MASK", "ConfigError", "ConfigSource", "deep_merge", "masked", "overr
 
 MASK = "******"
 ENV_PREFIX = "EDGEMQ_"
-SECRET_KEYS = frozenset({"password", "keypass", "key_password"})
+SECRET_KEYS = frozenset({"password", "keypass", "key_password", "secret_key", "secret"})
 _OVERRIDE_HEADER = "# Written by edgemq (admin API req 12). Loaded after {name}; edit or delete freely.\n"
 
 

@@ -2,12 +2,15 @@
 
 Each session's filters with their granted QoS, in subscription order, and the topic trie
 routing reads; the router is its only writer, the shared state and the admin API read it.
+Shared subscriptions (``$share/<name>/<filter>``) are listed like the others under their whole
+filter and routed through their groups (broker/mqtt/shared.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from broker.mqtt.shared import SharedGroups, split_shared
 from broker.mqtt.topics import TopicTree, TreeNode
 
 __all__ = ["SubscriptionIndex"]
@@ -21,10 +24,13 @@ class SubscriptionIndex:
         self._tree = TopicTree()
         self._filter_refs: dict[str, int] = {}  # filter -> sessions holding it
         self._count = 0
+        self.shared = SharedGroups()
+        """The shared subscriptions' groups (routing picks one member of each matching group)."""
 
     def clear(self) -> None:
         """Forget every subscription."""
         self._by_client, self._tree, self._filter_refs, self._count = {}, TopicTree(), {}, 0
+        self.shared.clear()
 
     def subscribe(self, client_id: str, topic_filter: str, qos: int) -> None:
         """Add a subscription, or replace its QoS if the client holds the filter (MQTT-3.8.4-3)."""
@@ -33,7 +39,11 @@ class SubscriptionIndex:
             self._filter_refs[topic_filter] = self._filter_refs.get(topic_filter, 0) + 1
             self._count += 1
         filters[topic_filter] = qos
-        self._tree.subscribe(topic_filter, client_id, qos)
+        shared = split_shared(topic_filter)
+        if shared is None:
+            self._tree.subscribe(topic_filter, client_id, qos)
+        else:
+            self.shared.join(*shared, client_id, qos)
 
     def unsubscribe(self, client_id: str, topic_filter: str) -> bool:
         """Remove one subscription; False if the client does not hold the filter."""
@@ -53,7 +63,11 @@ class SubscriptionIndex:
         return len(filters)
 
     def _forget(self, topic_filter: str, client_id: str) -> None:
-        self._tree.unsubscribe(topic_filter, client_id)
+        shared = split_shared(topic_filter)
+        if shared is None:
+            self._tree.unsubscribe(topic_filter, client_id)
+        else:
+            self.shared.leave(*shared, client_id)
         self._count -= 1
         refs = self._filter_refs[topic_filter] - 1
         if refs:
@@ -62,7 +76,8 @@ class SubscriptionIndex:
             del self._filter_refs[topic_filter]
 
     def match(self, topic: str) -> list[tuple[str, int]]:
-        """``(client_id, granted qos)`` for every subscription matching ``topic``."""
+        """``(client_id, granted qos)`` for every plain subscription matching ``topic`` (shared
+        ones: ``shared.targets``)."""
         return self._tree.match(topic)
 
     def filters_of(self, client_id: str) -> dict[str, int]:

@@ -5,7 +5,8 @@
 - ``mqtt_broker_session``: one broker for the whole session; ``mqtt_broker_reset`` hands it to a
   test after a ``reset()`` (no clients, sessions, retained messages or counters left over).
 - ``@pytest.mark.edgemq(...)`` sets the broker's options for ``mqtt_broker``:
-  ``allow_anonymous``, ``admin_username``, ``admin_password``, ``history``, a whole
+  ``allow_anonymous``, ``admin_username``, ``admin_password``, ``history``, ``plugins`` (amqtt
+  plugins, as the configuration's ``plugins`` section: ``{"pkg.module.Class": {options}}``), a whole
   ``settings=BrokerSettings(...)``, or ``conf="path/edgemq.conf"`` (its listeners and admin API
   moved to free loopback ports, its persistence off), and ``faults={name: arguments}`` enabled
   before the test runs (see ``enable_faults``).
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from broker.testing.threaded import ThreadedBroker
 
 _MARKER = "edgemq"
-_OPTIONS = {"allow_anonymous", "admin_username", "admin_password", "conf", "faults", "history", "settings"}
+_OPTIONS = {"allow_anonymous", "admin_username", "admin_password", "conf", "faults", "history", "plugins", "settings"}
 # the faults a marker may enable: those that need no connected client
 _MARKER_FAULTS = {"delay_deliveries", "drop_deliveries", "duplicate_deliveries", "refuse_connects", "withhold_acks"}
 
@@ -79,7 +80,9 @@ def settings_for_test(options: dict[str, Any]) -> tuple[BrokerSettings, int]:
     auth = settings.auth.model_copy(
         update={"allow_anonymous": options.get("allow_anonymous", settings.auth.allow_anonymous)}
     )
-    return settings.model_copy(update={"http_server": http, "auth": auth}), int(options.get("history", 10_000))
+    plugins = options.get("plugins", settings.plugins)
+    changed = {"http_server": http, "auth": auth, "plugins": plugins}
+    return settings.model_copy(update=changed), int(options.get("history", 10_000))
 
 
 class _Faulted(Protocol):

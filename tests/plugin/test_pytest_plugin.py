@@ -199,3 +199,41 @@ def test_marker_sets_broker_options(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*unknown @pytest.mark.edgemq options:*colour*"])
+
+
+PLUGIN_MODULE = """
+from amqtt.plugins.base import BaseAuthPlugin
+
+class NoMallory(BaseAuthPlugin):
+    async def authenticate(self, *, session):
+        return session.username != "mallory"
+"""
+
+PLUGIN_MARKER_TEST = """
+import paho.mqtt.client as mqtt
+import pytest
+
+def connack(broker, username):
+    codes = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=username)
+    client.username_pw_set(username, "pw")
+    client.on_connect = lambda client, userdata, flags, code, properties: codes.append(code)
+    client.connect(broker.mqtt_host, broker.mqtt_port)
+    for _ in range(50):
+        if codes:
+            break
+        client.loop(timeout=0.1)
+    client.disconnect()
+    return codes[0]
+
+@pytest.mark.edgemq(plugins={"myplugins.NoMallory": {}})
+def test_plugin_refuses(mqtt_broker):
+    assert connack(mqtt_broker, "mallory").is_failure
+    assert not connack(mqtt_broker, "alice").is_failure
+"""
+
+
+def test_marker_loads_plugins(pytester: pytest.Pytester) -> None:
+    """@pytest.mark.edgemq(plugins=...) loads amqtt plugins from the user's own modules."""
+    pytester.makepyfile(myplugins=PLUGIN_MODULE, test_plugin_marker=PLUGIN_MARKER_TEST)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
