@@ -12,7 +12,6 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from broker.amqtt_adapter.edge_broker import LISTENER, EdgeAmqttBroker
-from broker.amqtt_adapter.fault_points import black_hole, drop
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.plugin_loading import amqtt_plugins, loading_plugins
 from broker.bridges.bridge_set import BridgeSet
@@ -280,17 +279,11 @@ class MqttCore:
 
     def drop_connection(self, client_id: str) -> bool:
         """Abort a client's connection as a network failure would (broker/faults' ConnectionFaults)."""
-        connection = self._running().live_connection(client_id)
-        if connection is not None:
-            drop(connection)
-        return connection is not None
+        return self._running().drop_connection(client_id)
 
     def black_hole(self, client_id: str) -> Callable[[], None]:
         """Stop reading and writing a client's connection without closing it (ConnectionFaults)."""
-        connection = self._running().live_connection(client_id)
-        if connection is None:
-            raise LookupError(f"client {client_id!r} is not connected")
-        return black_hole(connection)
+        return self._running().black_hole(client_id)
 
     @property
     def bridges(self) -> BridgeSet | None:

@@ -30,7 +30,7 @@ from amqtt.utils import gen_client_id
 
 from broker.amqtt_adapter.access import AccessChain
 from broker.amqtt_adapter.connection import Connection
-from broker.amqtt_adapter.fault_points import refused_by_fault
+from broker.amqtt_adapter.fault_points import ConnectionFaultTargets
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.handler import EdgeHandler
 from broker.amqtt_adapter.keyed_locks import KeyedLocks
@@ -68,7 +68,7 @@ class _EndedBeforeConnect(MQTTError):
     """The connection ended before it sent its CONNECT: nothing to report."""
 
 
-class EdgeAmqttBroker(StoredState, Router, Broker):
+class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
     """amqtt's broker with edgemq's connection lifecycle (here) and routing (``Router``)."""
 
     def __init__(
@@ -144,7 +144,7 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
         raw = reader.next_buffered()  # usually here by now: no deadline to arm
         if raw is None:
             raw = await self._wait_for_connect(reader, writer)
-        handler, incoming = await EdgeHandler.from_connect(raw, writer, self.plugins_manager)
+        handler, incoming = await EdgeHandler.from_connect(raw, writer, self.plugins_manager, self._faults)
         will_topic = incoming.will_topic or ""
         if incoming.will_flag and (not is_valid_topic_name(will_topic) or is_system_topic(will_topic)):
             await writer.close()
@@ -175,8 +175,6 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
         """Refuse the CONNECT (CONNACK with a return code, then close) if the client may not connect."""
         client_id = incoming.client_id
         limit = self._settings.current.mqtt.max_connections
-        if self._faults.active and await refused_by_fault(self._faults, writer, client_id):
-            return True
         if limit and len(self._connections) >= limit and client_id not in self._connections:
             log.warning("client refused: client_id=%s, max_connections (%d) reached", client_id, limit)
             code = SERVER_UNAVAILABLE

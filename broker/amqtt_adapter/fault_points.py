@@ -1,6 +1,7 @@
-"""Where the MQTT side applies the faults of broker/faults: refused CONNECTs (edge_broker.py),
-changed deliveries (router.py), withheld acknowledgements (connection.py), and dropped or
-black-holed connections. Each is reached only once ``Faults.active`` was found set."""
+"""Where the MQTT side applies the faults of broker/faults: changed deliveries (router.py), and
+dropped or black-holed connections (``ConnectionFaultTargets``); refused CONNECTs are in
+handler.py, withheld acknowledgements in held_acks.py. A delivery fault is looked up only once
+``Faults.active`` was found set."""
 
 from __future__ import annotations
 
@@ -10,30 +11,14 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast
 
-from amqtt.adapters import WriterAdapter
-from amqtt.mqtt.connack import ConnackPacket
-
 from broker.amqtt_adapter.connection import Connection
 from broker.amqtt_adapter.outbox import RoutedCopy
 from broker.config.settings import Mqtt
-from broker.faults import DeliveryVerdict, Faults
+from broker.faults import DeliveryVerdict
 
-__all__ = ["black_hole", "deliver_faulted", "drop", "refused_by_fault"]
+__all__ = ["ConnectionFaultTargets", "deliver_faulted"]
 
 log = logging.getLogger("edgemq.faults")
-
-
-async def refused_by_fault(faults: Faults, writer: WriterAdapter, client_id: str) -> bool:
-    """Refuse a CONNECT if a fault says so (CONNACK with its code, or none), then close."""
-    refusal = faults.connect_refusal()
-    if refusal is None:
-        return False
-    refusal.take()
-    log.info("client refused by a fault: client_id=%s", client_id)
-    if refusal.code is not None:
-        await ConnackPacket.build(0, refusal.code).to_stream(writer)
-    await writer.close()
-    return True
 
 
 def deliver_faulted(
@@ -79,7 +64,7 @@ def _delayed(connection: Connection, delay: float, released: asyncio.Future[None
     return ready
 
 
-def drop(connection: Connection) -> None:
+def _drop(connection: Connection) -> None:
     """Abort the connection as a network failure would: no DISCONNECT, so the will is published."""
     connection.end_reason = "dropped by a fault"
     transport = connection.reader.source.transport
@@ -109,7 +94,7 @@ class _Void:
         return getattr(self._transport, name)
 
 
-def black_hole(connection: Connection) -> Callable[[], None]:
+def _black_hole(connection: Connection) -> Callable[[], None]:
     """Stop reading the connection and discard what is written to it, without closing it; the
     broker's keep-alive check then runs as for a silent client. Return what resumes both."""
     source, outbox = connection.reader.source, connection.outbox
@@ -129,3 +114,28 @@ def black_hole(connection: Connection) -> Callable[[], None]:
                 real.resume_reading()  # type: ignore[attr-defined]
 
     return resume
+
+
+class ConnectionFaultTargets:
+    """broker/faults' ConnectionFaults on the broker's live connections (a base class of
+    ``EdgeAmqttBroker``)."""
+
+    _connections: dict[str, Connection]
+
+    def _live(self, client_id: str) -> Connection | None:
+        connection = self._connections.get(client_id)
+        return connection if connection is not None and not connection.ended else None
+
+    def drop_connection(self, client_id: str) -> bool:
+        """Abort a client's connection as a network failure would; False if it is not connected."""
+        connection = self._live(client_id)
+        if connection is not None:
+            _drop(connection)
+        return connection is not None
+
+    def black_hole(self, client_id: str) -> Callable[[], None]:
+        """Stop reading and writing a client's connection without closing it; what resumes it."""
+        connection = self._live(client_id)
+        if connection is None:
+            raise LookupError(f"client {client_id!r} is not connected")
+        return _black_hole(connection)

@@ -225,11 +225,6 @@ class Router:
         if counted:
             self._state.record_routed(sender_id, routed, discarded)
 
-    def live_connection(self, client_id: str) -> Connection | None:
-        """The client's connection, unless it is not connected or ending."""
-        connection = self._connections.get(client_id)
-        return connection if connection is not None and not connection.ended else None
-
     # -- offline queues ------------------------------------------------------------------
 
     def _queue_offline(self, session: Session, size: int) -> bool:
