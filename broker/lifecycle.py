@@ -77,7 +77,7 @@ class EdgeBroker:
         """The broker's tasks (connections, restarts), named; see broker/task_group.py."""
         self.faults = Faults()
         """Faults a test enables (refused connects, dropped deliveries...); see broker/faults."""
-        self._mqtt = MqttCore(self.live, self.state, self.tasks, clock, self.faults)
+        self._mqtt = MqttCore(self.live, self.state, self.tasks, clock, faults=self.faults)
         self.bridges = BridgeControls(lambda: self._mqtt.bridges)
         """What the admin API may do to the running bridges."""
         self._app = create_app(self.state, self, self.live)

@@ -78,8 +78,8 @@ class Connection(HeldAcknowledgements):
         writer: WriterAdapter,
         clock: Clock,
         on_dropped: Callable[[int], None],
+        faults: Faults,
         journal: Journal | None = None,
-        faults: Faults | None = None,
     ) -> None:
         self.handler, self.session, self.reader, self.writer = handler, session, reader, writer
         self.journal = journal
@@ -90,7 +90,7 @@ class Connection(HeldAcknowledgements):
         self.outbox = Outbox(reader.transport) if reader.transport is not None else None
         self._clock = clock
         self._on_dropped = on_dropped
-        self._faults = faults if faults is not None else Faults()
+        self._faults = faults
         handler.outbox = self.outbox  # the handler's own writes go after what the outbox holds
         handler.connection = self
         self.count = 0

@@ -135,10 +135,11 @@ class MqttCore:
         state: BrokerState,
         tasks: TaskGroup,
         clock: Clock | None = None,
-        faults: Faults | None = None,
+        *,
+        faults: Faults,
     ) -> None:
         self._settings = settings
-        self._faults = faults if faults is not None else Faults()
+        self._faults = faults
         self._tasks = tasks
         self._state = state
         self._clock = clock if clock is not None else LoopClock()
@@ -174,7 +175,7 @@ class MqttCore:
             with loading_plugins():
                 config = _amqtt_config(self._settings)
                 broker = EdgeAmqttBroker(
-                    config, self._state, self._settings, self._clock, self._authenticator, journal, self._faults
+                    config, self._state, self._settings, self._clock, self._authenticator, journal, faults=self._faults
                 )
             await broker.start()
         except BaseException:

@@ -79,12 +79,13 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
         clock: Clock,
         authenticator: ClientAuthenticator,
         journal: Journal | None = None,
-        faults: Faults | None = None,
+        *,
+        faults: Faults,
     ) -> None:
         super().__init__(config)
         self._state = state
         self._journal = journal
-        self._faults = faults if faults is not None else Faults()
+        self._faults = faults
         self._undiscarded: set[str] = set()  # discarded sessions the store still holds (a write failed)
         self._settings = settings
         self._clock = clock
@@ -207,7 +208,7 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
             handler.attach(session, reader, writer)
             self._sessions[client_id] = (session, handler)
             connection = Connection(
-                handler, session, reader, writer, self._clock, self._state.record_dropped, self._journal, self._faults
+                handler, session, reader, writer, self._clock, self._state.record_dropped, self._faults, self._journal
             )
             self._connections[client_id] = connection
             handler.remember_in_flight()  # resend only what was in flight before this connection
