@@ -26,9 +26,7 @@ class ConnectRefusal:
 
     def take(self) -> None:
         """One CONNECT was refused; the fault clears itself after the last."""
-        self.left -= 1
-        if self.left <= 0 and self.scope is not None:
-            self.scope.undo()
+        _count_down(self)
 
 
 @dataclass(eq=False)
@@ -63,11 +61,7 @@ class DeliveryVerdict:
 
     def applied(self) -> None:
         """One copy was changed; a fault of N copies clears itself after the last."""
-        if self.left is None:
-            return
-        self.left -= 1
-        if self.left <= 0 and self.scope is not None:
-            self.scope.undo()
+        _count_down(self)
 
 
 @dataclass(eq=False)
@@ -77,3 +71,12 @@ class AckHold:
     client_id: str
     released: asyncio.Future[None]
     scope: FaultScope | None = None
+
+
+def _count_down(record: ConnectRefusal | DeliveryVerdict) -> None:
+    """One use of a fault limited to N uses (``left`` None: unlimited); after the last it clears."""
+    if record.left is None:
+        return
+    record.left -= 1
+    if record.left <= 0 and record.scope is not None:
+        record.scope.undo()
