@@ -18,6 +18,7 @@ from broker.config.changes import ConfigUnavailable, as_started, plan_change, pl
 from broker.config.settings import BrokerSettings, LiveSettings
 from broker.config.source import ConfigError, ConfigSource
 from broker.config.values import is_loopback
+from broker.faults import Faults
 from broker.log_output import python_log_level
 from broker.state import BrokerState, ClientSnapshot, RoutedMessage, Stats
 from broker.task_group import TaskGroup
@@ -64,7 +65,9 @@ class EdgeBroker:
         self._history = MessageHistory(self.state, history) if history > 0 else None
         self.tasks = TaskGroup()
         """The broker's tasks (connections, restarts), named; see broker/task_group.py."""
-        self._mqtt = MqttCore(self.live, self.state, self.tasks, clock)
+        self.faults = Faults()
+        """Faults a test enables (refused connects, dropped deliveries...); see broker/faults."""
+        self._mqtt = MqttCore(self.live, self.state, self.tasks, clock, faults=self.faults)
         self.bridges = BridgeControls(lambda: self._mqtt.bridges)
         """What the admin API may do to the running bridges."""
         self._app = create_app(self.state, self, self.live)
@@ -98,6 +101,7 @@ class EdgeBroker:
             if self._load_config_on_start and self._config is not None:
                 self.live.current = self._config.load()
             self._warn_about_exposure()
+            self.faults.attach(self._mqtt, asyncio.get_running_loop())
             await self._mqtt.start()
         except BaseException:
             self._running = False
@@ -163,7 +167,8 @@ class EdgeBroker:
         await asyncio.gather(*self.tasks.running(_RESTART))
 
     async def restart(self) -> None:
-        """Re-read the configuration, close every listener and connection, listen again.
+        """Re-read the configuration, close every listener and connection, listen again (a
+        listener on port 0 keeps the port it had, as ``stop`` and ``start`` do).
 
         Retained messages and persistent sessions survive. If the admin API's address
         changed, it moves there. Concurrent restarts run one after the other.
@@ -289,7 +294,9 @@ class EdgeBroker:
         return self.state.stats()
 
     async def reset(self) -> None:
-        """Disconnect every client (no wills), drop sessions, retained messages, counters, history."""
+        """Clear every fault, disconnect every client (no wills), drop sessions, retained
+        messages, counters and history."""
+        self.faults.clear()
         await self._mqtt.reset()
         self.state.reset_counters()
         if self._history is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any, Protocol
 
@@ -24,11 +24,12 @@ from amqtt.session import IncomingApplicationMessage, Session
 
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.handler import EdgeHandler
-from broker.amqtt_adapter.held_acks import ACK_TYPES, HeldAcknowledgements
+from broker.amqtt_adapter.held_acks import ACK_TYPES, HeldAcknowledgements, held_ack
 from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
 from broker.amqtt_adapter.outgoing import ConnectionClosing, DirectMessage
 from broker.clock import Clock, Timer
 from broker.config.settings import Mqtt
+from broker.faults import Faults
 from broker.mqtt.framing import (
     encode_publish,
     is_publish,
@@ -45,6 +46,7 @@ __all__ = ["Connection", "PacketSink"]
 log = logging.getLogger("edgemq.mqtt")
 
 _PUBACK = 0x40
+_DUP = 0x08  # the DUP flag in a PUBLISH's first byte (3.3.1.1)
 _SUBSCRIBE, _UNSUBSCRIBE = 0x82, 0xA2
 _DISCONNECT, _PINGREQ = b"\xe0\x00", b"\xc0\x00"
 _BARE = (_DISCONNECT, _PINGREQ)  # packets without a body, handled without amqtt's packet objects
@@ -76,6 +78,7 @@ class Connection(HeldAcknowledgements):
         writer: WriterAdapter,
         clock: Clock,
         on_dropped: Callable[[int], None],
+        faults: Faults,
         journal: Journal | None = None,
     ) -> None:
         self.handler, self.session, self.reader, self.writer = handler, session, reader, writer
@@ -87,6 +90,7 @@ class Connection(HeldAcknowledgements):
         self.outbox = Outbox(reader.transport) if reader.transport is not None else None
         self._clock = clock
         self._on_dropped = on_dropped
+        self._faults = faults
         handler.outbox = self.outbox  # the handler's own writes go after what the outbox holds
         handler.connection = self
         self.count = 0
@@ -108,6 +112,9 @@ class Connection(HeldAcknowledgements):
         self.ended = False
         self.is_closed = False
         self._closed: asyncio.Future[None] | None = None  # made only when someone waits
+
+    delay_tail: asyncio.Future[None] | None = None
+    """Settles when the last copy a delay fault held back may go (fault_points.py)."""
 
     @property
     def client_id(self) -> str:
@@ -147,7 +154,7 @@ class Connection(HeldAcknowledgements):
         from the time of the last packet. An end decided elsewhere interrupts the reading.
         """
         handler, session, reader, clock = self.handler, self.session, self.reader, self._clock
-        journal, saved = self.journal, self._saved
+        journal, saved, faults = self.journal, self._saved, self._faults
         self._reading = self.task or asyncio.current_task()
         allowance = self.keep_alive_allowance
         self._last_read = clock.time()
@@ -179,6 +186,8 @@ class Connection(HeldAcknowledgements):
                             if journal is not None and scope is not None:
                                 durable = journal.end(scope)
                     if qos:  # acknowledged once routed and what routing wrote is committed: PUBACK or PUBREC
+                        if faults.active and qos == 1:
+                            durable = held_ack(faults, session.client_id, durable)
                         if durable is None and not self._held and self.outbox is not None:
                             self.outbox.put(bytes((ACK_TYPES[qos], 2)) + packet_id.to_bytes(2, "big"))
                         else:
@@ -188,6 +197,8 @@ class Connection(HeldAcknowledgements):
                 if released is not None:  # PUBCOMP even for an id not held: its PUBCOMP was lost (4.3.3)
                     session.inflight_in.pop(released, None)
                     durable = saved.incoming_released(session.client_id, released) if saved is not None else None
+                    if faults.active:
+                        durable = held_ack(faults, session.client_id, durable)
                     await self._acknowledge(6, released, durable)
                     continue
                 if self._direct and self._acknowledged_directly(raw):
@@ -273,6 +284,16 @@ class Connection(HeldAcknowledgements):
         outbox.put(encode_publish(message.topic, message.data, qos=QOS_1, packet_id=packet_id))
         return True
 
+    def deliver_twice(self, message: RoutedCopy, limits: Mqtt, seq: int | None) -> bool:
+        """Write a QoS 1 copy at once, then again with DUP=1 and the same packet id (a duplicate
+        fault); False if it cannot be written at once (nothing was sent)."""
+        if self.count or self.outbox is None or not self._send_now(message, QOS_1, limits, seq):
+            return False
+        packet_id = next(reversed(self.session.inflight_out))  # the one _send_now just added
+        packet = encode_publish(message.topic, message.data, qos=QOS_1, packet_id=packet_id)
+        self.outbox.put(bytes((packet[0] | _DUP,)) + packet[1:])
+        return True
+
     def _acknowledged_directly(self, packet: bytes) -> bool:
         """A PUBACK for a copy written through the outbox: forget the copy (True), or False."""
         if len(packet) != 4 or packet[0] != _PUBACK:
@@ -296,10 +317,13 @@ class Connection(HeldAcknowledgements):
         retain: bool = False,
         counted: bool = True,
         seq: int | None = None,
+        after: Awaitable[None] | None = None,
     ) -> None:
-        """Send one copy through amqtt's flows in a task; a counted copy that fails counts as
-        dropped. ``seq``: the copy's row in the store (written already)."""
-        task = asyncio.ensure_future(self.handler.mqtt_publish(topic, data, qos, retain=retain, seq=seq))
+        """Send one copy through amqtt's flows in a task (once ``after`` settles, if given); a
+        counted copy that fails counts as dropped. ``seq``: the copy's row in the store (written
+        already)."""
+        publish = self.handler.mqtt_publish(topic, data, qos, retain=retain, seq=seq)
+        task = asyncio.ensure_future(publish if after is None else _after(after, publish))
         self._deliveries.add(task)
         self.count += 1
         self.size += len(data)
@@ -355,3 +379,14 @@ class Connection(HeldAcknowledgements):
             return
         if counted:
             self._on_dropped(1)
+
+
+async def _after(ready: Awaitable[None], publish: Coroutine[Any, Any, Any]) -> Any:
+    """``publish`` once ``ready`` settles (closed unrun if cancelled before; ``ready`` goes on,
+    as the copies behind it wait for it)."""
+    try:
+        await asyncio.shield(ready)
+    except BaseException:
+        publish.close()
+        raise
+    return await publish

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from amqtt.adapters import WebSocketsWriter, WriterAdapter
@@ -17,6 +18,7 @@ from broker.bridges.bridge_set import BridgeSet
 from broker.clock import Clock, LoopClock
 from broker.config.settings import LiveSettings
 from broker.control import MqttUnavailable
+from broker.faults import Faults
 from broker.mqtt.client_auth import ClientAuthenticator
 from broker.mqtt.listeners import ListenerSet
 from broker.mqtt.stream_connection import StreamConnection
@@ -128,15 +130,23 @@ class MqttCore:
     """
 
     def __init__(
-        self, settings: LiveSettings, state: BrokerState, tasks: TaskGroup, clock: Clock | None = None
+        self,
+        settings: LiveSettings,
+        state: BrokerState,
+        tasks: TaskGroup,
+        clock: Clock | None = None,
+        *,
+        faults: Faults,
     ) -> None:
         self._settings = settings
+        self._faults = faults
         self._tasks = tasks
         self._state = state
         self._clock = clock if clock is not None else LoopClock()
         self._authenticator = ClientAuthenticator(lambda: settings.current.auth)
         self._broker: EdgeAmqttBroker | None = None
         self._listeners: ListenerSet | None = None
+        self._bound: dict[str, tuple[str, int]] = {}  # where the listeners were last bound
         self._store: Store | None = None
         self._bridges: BridgeSet | None = None
 
@@ -164,7 +174,9 @@ class MqttCore:
             journal = Journal(self._store) if self._store is not None else None
             with loading_plugins():
                 config = _amqtt_config(self._settings)
-                broker = EdgeAmqttBroker(config, self._state, self._settings, self._clock, self._authenticator, journal)
+                broker = EdgeAmqttBroker(
+                    config, self._state, self._settings, self._clock, self._authenticator, journal, faults=self._faults
+                )
             await broker.start()
         except BaseException:
             self._close_store()
@@ -207,9 +219,13 @@ class MqttCore:
             store.close()
 
     async def _open_listeners(self) -> None:
-        listeners = ListenerSet(self._settings.current.listeners, self._on_stream, self._on_websocket, self._tasks)
+        """Listen as configured; a listener on port 0 takes the port it had before, or a new one
+        if that was taken meanwhile."""
+        configured = self._settings.current.listeners
+        listeners = ListenerSet(configured, self._on_stream, self._on_websocket, self._tasks, self._bound)
         await listeners.start()
         self._listeners = listeners
+        self._bound = dict(listeners.addresses)
 
     async def _close_listeners(self, timeout: float) -> None:
         listeners, self._listeners = self._listeners, None
@@ -261,6 +277,14 @@ class MqttCore:
     async def publish(self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None) -> None:
         """Publish as the broker, attributed to ``client_id`` if given."""
         await self._running().publish(topic, payload, qos, retain=retain, client_id=client_id)
+
+    def drop_connection(self, client_id: str) -> bool:
+        """Abort a client's connection as a network failure would (broker/faults' ConnectionFaults)."""
+        return self._running().drop_connection(client_id)
+
+    def black_hole(self, client_id: str) -> Callable[[], None]:
+        """Stop reading and writing a client's connection without closing it (ConnectionFaults)."""
+        return self._running().black_hole(client_id)
 
     @property
     def bridges(self) -> BridgeSet | None:

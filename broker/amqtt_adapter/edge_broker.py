@@ -30,6 +30,7 @@ from amqtt.utils import gen_client_id
 
 from broker.amqtt_adapter.access import AccessChain
 from broker.amqtt_adapter.connection import Connection
+from broker.amqtt_adapter.fault_points import ConnectionFaultTargets
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.handler import EdgeHandler
 from broker.amqtt_adapter.keyed_locks import KeyedLocks
@@ -39,6 +40,7 @@ from broker.amqtt_adapter.session import client_info
 from broker.amqtt_adapter.stored_state import StoredState
 from broker.clock import Clock
 from broker.config.settings import LiveSettings
+from broker.faults import Faults
 from broker.mqtt.client_auth import ClientAuthenticator
 from broker.mqtt.topics import is_system_topic, is_valid_topic_name
 from broker.persistence.journal import Journal
@@ -66,7 +68,7 @@ class _EndedBeforeConnect(MQTTError):
     """The connection ended before it sent its CONNECT: nothing to report."""
 
 
-class EdgeAmqttBroker(StoredState, Router, Broker):
+class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
     """amqtt's broker with edgemq's connection lifecycle (here) and routing (``Router``)."""
 
     def __init__(
@@ -77,10 +79,13 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
         clock: Clock,
         authenticator: ClientAuthenticator,
         journal: Journal | None = None,
+        *,
+        faults: Faults,
     ) -> None:
         super().__init__(config)
         self._state = state
         self._journal = journal
+        self._faults = faults
         self._undiscarded: set[str] = set()  # discarded sessions the store still holds (a write failed)
         self._settings = settings
         self._clock = clock
@@ -140,7 +145,7 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
         raw = reader.next_buffered()  # usually here by now: no deadline to arm
         if raw is None:
             raw = await self._wait_for_connect(reader, writer)
-        handler, incoming = await EdgeHandler.from_connect(raw, writer, self.plugins_manager)
+        handler, incoming = await EdgeHandler.from_connect(raw, writer, self.plugins_manager, self._faults)
         will_topic = incoming.will_topic or ""
         if incoming.will_flag and (not is_valid_topic_name(will_topic) or is_system_topic(will_topic)):
             await writer.close()
@@ -203,7 +208,7 @@ class EdgeAmqttBroker(StoredState, Router, Broker):
             handler.attach(session, reader, writer)
             self._sessions[client_id] = (session, handler)
             connection = Connection(
-                handler, session, reader, writer, self._clock, self._state.record_dropped, self._journal
+                handler, session, reader, writer, self._clock, self._state.record_dropped, self._faults, self._journal
             )
             self._connections[client_id] = connection
             handler.remember_in_flight()  # resend only what was in flight before this connection

@@ -66,6 +66,11 @@ class FramedReader(ReaderAdapter):
         self.task: asyncio.Task[Any] = task
         """The task that serves the connection (and reads it)."""
 
+    @property
+    def source(self) -> ByteSource:
+        """Where the bytes come from (a fault may drop or black-hole its connection)."""
+        return self._source
+
     def interrupt(self) -> None:
         """End the stream from outside: a pending or later read ends as at end of file."""
         self._ended = True

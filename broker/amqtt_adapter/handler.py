@@ -28,6 +28,7 @@ from amqtt.session import Session
 from broker.amqtt_adapter.outbox import Outbox
 from broker.amqtt_adapter.outgoing import OutgoingFlows
 from broker.amqtt_adapter.session import connect_refusal, session_from_connect
+from broker.faults import Faults
 from broker.mqtt.framing import ProtocolViolation, encode_suback, encode_unsuback, parse_connect
 
 if TYPE_CHECKING:
@@ -138,11 +139,15 @@ class EdgeHandler(OutgoingFlows):
 
     @classmethod
     async def from_connect(
-        cls, raw: bytes, writer: WriterAdapter, plugins_manager: PluginManager[BrokerContext]
+        cls,
+        raw: bytes,
+        writer: WriterAdapter,
+        plugins_manager: PluginManager[BrokerContext],
+        faults: Faults | None = None,
     ) -> tuple[EdgeHandler, Session]:
         """amqtt's ``init_from_connect`` for a CONNECT already read whole: parsed by
         broker/mqtt/framing.py instead of amqtt's field-by-field awaited reads, refused like
-        amqtt does, accepted with an ``EdgeSession``."""
+        amqtt does (or as a refuse_connects fault says), accepted with an ``EdgeSession``."""
         if _listens(plugins_manager, MQTTEvents.PACKET_RECEIVED):  # amqtt's packet only if a plugin wants it
             packet = await ConnectPacket.from_stream(BufferReader(raw))
             await plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=packet)
@@ -151,6 +156,14 @@ class EdgeHandler(OutgoingFlows):
         except ProtocolViolation as exc:
             raise MQTTError(str(exc)) from None
         code = connect_refusal(connect)
+        refusal = faults.connect_refusal() if code is None and faults is not None and faults.active else None
+        if refusal is not None:
+            refusal.take()
+            log.info("client refused by a fault: client_id=%s", connect.client_id)
+            code = refusal.code
+            if code is None:
+                await writer.close()
+                raise MQTTError("CONNECT refused by a fault: closed without a CONNACK")
         if code is not None:
             connack = ConnackPacket.build(0, code)
             await plugins_manager.fire_event(MQTTEvents.PACKET_SENT, packet=connack)

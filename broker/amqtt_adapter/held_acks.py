@@ -12,19 +12,31 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 from amqtt.session import Session
 
 from broker.amqtt_adapter.handler import EdgeHandler
 from broker.amqtt_adapter.outbox import Outbox
+from broker.faults import Faults
 from broker.persistence.store import StoreError
 
-__all__ = ["ACK_TYPES", "HeldAcknowledgements"]
+__all__ = ["ACK_TYPES", "HeldAcknowledgements", "held_ack"]
 
 ACK_TYPES = {1: 0x40, 2: 0x50, 6: 0x70}
 """The acknowledgement of a PUBLISH of QoS 1, 2, and of a PUBREL (``kind`` 6), as packet type."""
 _Held = deque[tuple[asyncio.Future[None] | None, bytes, int, int]]  # commit, packet, kind, packet id
+
+
+def held_ack(faults: Faults, client_id: str, durable: asyncio.Future[None] | None) -> asyncio.Future[None] | None:
+    """What a PUBACK or PUBCOMP waits for: its commit, and the undo of a fault that withholds
+    ``client_id``'s acknowledgements (asked only while a fault is active)."""
+    released = faults.ack_hold(client_id)
+    if released is None:
+        return durable
+    if durable is None:
+        return released
+    return cast("asyncio.Future[None]", asyncio.gather(durable, released))
 
 
 class HeldAcknowledgements:

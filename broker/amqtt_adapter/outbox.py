@@ -46,6 +46,12 @@ class Outbox:
         if not self._transport.is_closing():
             self._transport.write(packet)
 
+    def reroute(self, transport: asyncio.WriteTransport) -> None:
+        """Write to ``transport`` from now on (a black-hole fault swaps in one that sends
+        nothing); what was put before goes to the transport of its time."""
+        self.flush()
+        self._transport = transport
+
     def flush(self) -> None:
         """Write what was put so far now: before any other write, and before the connection closes."""
         if self._pending:

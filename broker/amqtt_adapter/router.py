@@ -23,11 +23,13 @@ from amqtt.session import IncomingApplicationMessage, Session
 
 from broker.amqtt_adapter.access import AccessChain
 from broker.amqtt_adapter.connection import Connection
+from broker.amqtt_adapter.fault_points import deliver_faulted
 from broker.amqtt_adapter.outbox import RoutedCopy
 from broker.amqtt_adapter.plugin_events import PluginEvents
 from broker.amqtt_adapter.session import QueuedMessage, queue_size
 from broker.bridges.bridge_set import BridgeSet
 from broker.config.settings import LiveSettings
+from broker.faults import Faults
 from broker.mqtt.retained import RetainedStore
 from broker.mqtt.shared import SHARE_PREFIX, split_shared
 from broker.mqtt.subscriptions import SubscriptionIndex
@@ -65,6 +67,7 @@ class Router:
     _connections: dict[str, Connection]
     _sessions: dict[str, tuple[Session, Any]]  # amqtt's: every session, connected or offline
     _journal: Journal | None  # what persists (None: nothing)
+    _faults: Faults  # consulted only while ``active``
     bridges: BridgeSet | None = None
     """Offered every routed message (set by MqttCore once the bridges are made)."""
     plugins_manager: PluginManager[Any]
@@ -184,6 +187,7 @@ class Router:
         limits = self._settings.current.mqtt
         message = RoutedCopy(topic, data)
         connections, sessions, checks, journal = self._connections, self._sessions, self._checks_topics, self._journal
+        faults = self._faults if self._faults.active else None
         seq = None  # the message's number in the store, made for its first persisted copy
         targets = self._index.match(topic)
         if self._index.shared:  # one member of each matching group, connected ones first
@@ -205,7 +209,10 @@ class Router:
                 seq = journal.next_seq()
             if connection is not None and live and target.transitions.state == "connected":
                 persisted = seq if delivered_qos and not target.clean_session else None
-                discarded += not connection.deliver(message, delivered_qos, limits, persisted)
+                if faults is not None and (verdict := faults.delivery(client_id, topic, delivered_qos)):
+                    discarded += not deliver_faulted(connection, verdict, message, delivered_qos, limits, persisted)
+                else:
+                    discarded += not connection.deliver(message, delivered_qos, limits, persisted)
             elif delivered_qos > 0 and not target.clean_session and self._queue_offline(target, len(data)):
                 target.retained_messages.put_nowait(QueuedMessage(sender, topic, data, delivered_qos, seq))
                 if journal is not None and seq is not None:

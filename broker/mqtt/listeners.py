@@ -110,9 +110,15 @@ class ListenerSet:
     """The configured listeners; ``start`` binds all or none, ``close`` ends every connection."""
 
     def __init__(
-        self, config: Listeners, on_stream: StreamHandler, on_websocket: WebSocketHandler, tasks: TaskGroup
+        self,
+        config: Listeners,
+        on_stream: StreamHandler,
+        on_websocket: WebSocketHandler,
+        tasks: TaskGroup,
+        ports: dict[str, tuple[str, int]] | None = None,
     ) -> None:
         self._config = config
+        self._ports = ports or {}  # where listeners configured on port 0 were bound before
         self._tasks = tasks
         self._on_stream = on_stream
         self._on_websocket = on_websocket
@@ -132,14 +138,29 @@ class ListenerSet:
         """Bind every configured listener; if one fails, close those already bound and raise."""
         try:
             if (tcp := self._config.tcp) is not None:
-                await self._start_stream("tcp", *tcp.address, None, tcp.backlog)
+                await self._bind("tcp", tcp.address, lambda h, p: self._start_stream("tcp", h, p, None, tcp.backlog))
             if (tls := self._config.ssl) is not None:
-                await self._start_stream("ssl", *tls.address, tls_context(tls), tls.backlog)
+                context = tls_context(tls)
+                await self._bind("ssl", tls.address, lambda h, p: self._start_stream("ssl", h, p, context, tls.backlog))
             if (ws := self._config.ws) is not None:
-                await self._start_websocket(*ws.address, ws.path, ws.backlog)
+                await self._bind("ws", ws.address, lambda h, p: self._start_websocket(h, p, ws.path, ws.backlog))
         except BaseException:
             await self.close(timeout=1.0)
             raise
+
+    async def _bind(self, name: str, address: tuple[str, int], start: Callable[[str, int], Awaitable[None]]) -> None:
+        """Start one listener at ``address``. Port 0 (any) is the port it had before, if it had
+        one, so that a restart, or a stop and a start, keeps the port clients know; a new one
+        if that was taken meanwhile."""
+        host, port = address
+        before = self._ports.get(name)
+        if port == 0 and before is not None:
+            try:
+                await start(host, before[1])
+                return
+            except OSError as exc:
+                log.warning("listener %s: port %d is taken now (%s): listening on a new one", name, before[1], exc)
+        await start(host, port)
 
     async def _start_stream(
         self, name: str, host: str, port: int, context: ssl.SSLContext | None, backlog: int

@@ -8,7 +8,8 @@
   ``allow_anonymous``, ``admin_username``, ``admin_password``, ``history``, ``plugins`` (amqtt
   plugins, as the configuration's ``plugins`` section: ``{"pkg.module.Class": {options}}``), a whole
   ``settings=BrokerSettings(...)``, or ``conf="path/edgemq.conf"`` (its listeners and admin API
-  moved to free loopback ports, its persistence off).
+  moved to free loopback ports, its persistence off), and ``faults={name: arguments}`` enabled
+  before the test runs (see ``enable_faults``).
 - Every fixture's broker keeps its state in memory, so each test starts fresh; a test that wants
   the store passes ``settings=`` with ``persistence=Persistence(enable=True, path=...)``.
 
@@ -21,16 +22,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 if TYPE_CHECKING:
     from broker.config.settings import BrokerSettings
+    from broker.faults import Faults
     from broker.testing.threaded import ThreadedBroker
 
 _MARKER = "edgemq"
-_OPTIONS = {"allow_anonymous", "admin_username", "admin_password", "conf", "history", "plugins", "settings"}
+_OPTIONS = {"allow_anonymous", "admin_username", "admin_password", "conf", "faults", "history", "plugins", "settings"}
+# the faults a marker may enable: those that need no connected client
+_MARKER_FAULTS = {"delay_deliveries", "drop_deliveries", "duplicate_deliveries", "refuse_connects", "withhold_acks"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -81,9 +85,32 @@ def settings_for_test(options: dict[str, Any]) -> tuple[BrokerSettings, int]:
     return settings.model_copy(update={"http_server": http, "auth": auth}), int(options.get("history", 10_000))
 
 
+class _Faulted(Protocol):
+    @property
+    def faults(self) -> Faults: ...
+
+
+def enable_faults(broker: _Faulted, faults: dict[str, Any]) -> None:
+    """Enable the marker's ``faults``: each key a method of ``broker.faults``, each value its
+    keyword arguments (a dict) or its first argument (anything else), e.g.
+    ``faults={"refuse_connects": 2, "delay_deliveries": {"seconds": 0.5, "topic_filter": "a/#"}}``."""
+    unknown = set(faults) - _MARKER_FAULTS
+    if unknown:
+        raise pytest.UsageError(
+            f"unknown faults in @pytest.mark.{_MARKER}: {sorted(unknown)}; known: {', '.join(sorted(_MARKER_FAULTS))}"
+        )
+    for name, arguments in faults.items():
+        enable = getattr(broker.faults, name)
+        if isinstance(arguments, dict):
+            enable(**arguments)
+        else:
+            enable(arguments)
+
+
 @pytest.fixture
 def mqtt_broker(request: pytest.FixtureRequest) -> Iterator[ThreadedBroker]:
-    """A fresh broker for one test, on free ports; stopped (thread joined) after the test."""
+    """A fresh broker for one test, on free ports, with the marker's faults enabled; stopped
+    (thread joined) after the test."""
     from broker.lifecycle import EdgeBroker
 
     options: dict[str, Any] = {}
@@ -91,6 +118,7 @@ def mqtt_broker(request: pytest.FixtureRequest) -> Iterator[ThreadedBroker]:
         options.update(marker.kwargs)
     settings, history = settings_for_test(options)
     with EdgeBroker.run_in_thread(settings, history=history) as broker:
+        enable_faults(broker, options.get("faults") or {})
         yield broker
 
 
@@ -106,6 +134,6 @@ def mqtt_broker_session() -> Iterator[ThreadedBroker]:
 
 @pytest.fixture
 def mqtt_broker_reset(mqtt_broker_session: ThreadedBroker) -> ThreadedBroker:
-    """The session's broker, reset: no clients, sessions, retained messages, counters or history."""
+    """The session's broker, reset: no faults, clients, sessions, retained messages, counters or history."""
     mqtt_broker_session.reset()
     return mqtt_broker_session

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Protocol, TypeVar
 
 from broker.config.settings import BrokerSettings
+from broker.faults import Faults
 from broker.state import ClientSnapshot, RoutedMessage, Stats
 from broker.testing.helpers import DEFAULT_TIMEOUT, Capture
 
@@ -37,10 +38,14 @@ class EmbeddedBroker(Protocol):
     def admin_auth(self) -> tuple[str, str]: ...
     @property
     def settings(self) -> BrokerSettings: ...
+    @property
+    def faults(self) -> Faults: ...
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+    async def restart(self) -> None: ...
     async def reset(self) -> None: ...
+    async def publish(self, topic: str, payload: bytes, qos: int = 0, *, retain: bool = False) -> None: ...
     def capture(self, topic_filter: str) -> Capture: ...
     def stats(self) -> Stats: ...
     async def wait_for_message(self, topic_filter: str, timeout: float) -> RoutedMessage: ...
@@ -94,16 +99,26 @@ class AsyncThreadedBroker:
         """See ``EdgeBroker.reset``."""
         await asyncio.wrap_future(self._bridge.submit(self._bridge.broker.reset()))
 
+    async def restart(self) -> None:
+        """See ``ThreadedBroker.restart``."""
+        await asyncio.wrap_future(self._bridge.submit(self._bridge.broker.restart()))
+
 
 class ThreadedBroker:
     """A running broker seen from another thread: addresses, helpers, blocking waits.
 
-    ``aio`` offers the same waits as coroutines for code running in its own event loop.
+    ``aio`` offers the same waits as coroutines for code running in its own event loop;
+    ``faults`` is the broker's own (its methods run on the broker's loop when called from here).
     """
 
     def __init__(self, broker: EmbeddedBroker, loop: asyncio.AbstractEventLoop) -> None:
         self._bridge = _Bridge(broker, loop)
         self.aio = AsyncThreadedBroker(self._bridge)
+        self.faults = broker.faults
+        self._note_addresses()
+
+    def _note_addresses(self) -> None:
+        broker = self._bridge.broker
         self.mqtt_url = broker.mqtt_url
         self.mqtt_host, self.mqtt_port = broker.mqtt_address
         self.api_url = broker.api_url
@@ -111,6 +126,25 @@ class ThreadedBroker:
         self.http_address = broker.http_address
         self.admin_auth = broker.admin_auth
         self.settings = broker.settings
+
+    def restart(self) -> None:
+        """Close every connection (no wills) and listen again on the same port; sessions and
+        retained messages are kept (``EdgeBroker.restart``)."""
+        self._bridge.submit(self._bridge.broker.restart()).result(self._lifecycle_wait())
+        self._bridge.call(self._note_addresses)
+
+    def stop(self) -> None:
+        """Stop the broker (its thread goes on, for ``start``); clients see the connection end."""
+        self._bridge.submit(self._bridge.broker.stop()).result(self._lifecycle_wait())
+
+    def start(self) -> None:
+        """Start the broker again after ``stop``: MQTT on the same port, the admin API on a free
+        one if it was configured on port 0 (see ``api_url``)."""
+        self._bridge.submit(self._bridge.broker.start()).result(self._lifecycle_wait())
+        self._bridge.call(self._note_addresses)
+
+    def _lifecycle_wait(self) -> float:
+        return self._bridge.broker.settings.shutdown_timeout + DEFAULT_TIMEOUT + _SLACK
 
     def capture(self, topic_filter: str) -> Capture:
         """See ``EdgeBroker.capture``."""
@@ -138,6 +172,11 @@ class ThreadedBroker:
     def reset(self) -> None:
         """See ``EdgeBroker.reset``."""
         self._bridge.submit(self._bridge.broker.reset()).result(DEFAULT_TIMEOUT + _SLACK)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, *, retain: bool = False) -> None:
+        """Publish through the broker (``EdgeBroker.publish``); returns once it is routed."""
+        coro = self._bridge.broker.publish(topic, payload, qos, retain=retain)
+        self._bridge.submit(coro).result(DEFAULT_TIMEOUT + _SLACK)
 
 
 class _LoopThread:

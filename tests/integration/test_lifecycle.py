@@ -30,7 +30,7 @@ async def test_second_start_raises_and_leaves_nothing_behind() -> None:
 
 
 async def test_stopped_broker_starts_again() -> None:
-    """After stop(), start() brings the broker up again on fresh ports."""
+    """After stop(), start() brings the broker up again."""
     async with running_broker(ephemeral_settings()) as broker:
         await broker.stop()
         await broker.start()

@@ -1,0 +1,141 @@
+"""Where the MQTT side applies the faults of broker/faults: changed deliveries (router.py), and
+dropped or black-holed connections (``ConnectionFaultTargets``); refused CONNECTs are in
+handler.py, withheld acknowledgements in held_acks.py. A delivery fault is looked up only once
+``Faults.active`` was found set."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+from broker.amqtt_adapter.connection import Connection
+from broker.amqtt_adapter.outbox import RoutedCopy
+from broker.config.settings import Mqtt
+from broker.faults import DeliveryVerdict
+
+__all__ = ["ConnectionFaultTargets", "deliver_faulted"]
+
+log = logging.getLogger("edgemq.faults")
+
+
+def deliver_faulted(
+    connection: Connection, verdict: DeliveryVerdict, message: RoutedCopy, qos: int, limits: Mqtt, seq: int | None
+) -> bool:
+    """Deliver one copy as the fault says; False if it is dropped (the caller counts it)."""
+    if verdict.kind == "drop":
+        verdict.applied()
+        log.debug("fault: dropped a copy of %s for %s", message.topic, connection.client_id)
+        return False
+    if verdict.kind == "delay":
+        verdict.applied()
+        assert verdict.released is not None
+        if seq is not None and connection.journal is not None:  # a persistent session's copy: its row
+            connection.journal.queued(connection.client_id, seq, message.topic, message.data, qos)
+        ready = _delayed(connection, verdict.delay(), verdict.released)
+        connection.send_in_background(message.topic, message.data, qos, seq=seq, after=ready)
+        return True
+    if connection.deliver_twice(message, limits, seq):
+        verdict.applied()
+        return True
+    return connection.deliver(message, qos, limits, seq)  # not written at once: the next one is doubled
+
+
+def _delayed(connection: Connection, delay: float, released: asyncio.Future[None]) -> asyncio.Future[None]:
+    """Settles ``delay`` seconds from now (or at the fault's undo), never before the connection's
+    previous delayed copy: copies keep their order."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + delay
+    previous = connection.delay_tail
+
+    async def wait() -> None:
+        if previous is not None:
+            await asyncio.wait((previous,))  # its end, however it ended (an evicted copy is cancelled)
+        remaining = deadline - loop.time()
+        if remaining > 0 and not released.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await asyncio.shield(released)
+
+    ready = asyncio.ensure_future(wait())
+    connection.delay_tail = ready
+    return ready
+
+
+def _drop(connection: Connection) -> None:
+    """Abort the connection as a network failure would: no DISCONNECT, so the will is published."""
+    connection.end_reason = "dropped by a fault"
+    transport = connection.reader.source.transport
+    if transport is not None:
+        transport.abort()
+    else:  # a websocket: its source aborts the connection
+        connection.reader.interrupt()
+
+
+class _Void:
+    """A transport that takes writes and sends nothing, and does not resume reading; the rest
+    (closing, addresses, buffer sizes) is the real transport's."""
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self._transport = transport
+
+    def write(self, data: Any) -> None:
+        """Discarded."""
+
+    def writelines(self, data: Any) -> None:
+        """Discarded (not forwarded: that would write past the hole)."""
+
+    def resume_reading(self) -> None:
+        """Stays paused until the fault is undone (StreamConnection resumes after a full buffer)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def _black_hole(connection: Connection) -> Callable[[], None]:
+    """Stop reading the connection and discard what is written to it, without closing it; the
+    broker's keep-alive check then runs as for a silent client. Return what resumes both."""
+    source, outbox = connection.reader.source, connection.outbox
+    real = source.transport
+    if real is None or outbox is None:
+        raise ValueError(f"client {connection.client_id} is on a websocket: only TCP and TLS can be black-holed")
+    void = cast(asyncio.WriteTransport, _Void(real))
+    real.pause_reading()  # type: ignore[attr-defined]
+    source.transport = void
+    outbox.reroute(void)
+
+    def resume() -> None:
+        if source.transport is void:
+            source.transport = real
+            outbox.reroute(real)
+            if not real.is_closing():
+                real.resume_reading()  # type: ignore[attr-defined]
+
+    return resume
+
+
+class ConnectionFaultTargets:
+    """broker/faults' ConnectionFaults on the broker's live connections (a base class of
+    ``EdgeAmqttBroker``)."""
+
+    _connections: dict[str, Connection]
+
+    def _live(self, client_id: str) -> Connection | None:
+        connection = self._connections.get(client_id)
+        return connection if connection is not None and not connection.ended else None
+
+    def drop_connection(self, client_id: str) -> bool:
+        """Abort a client's connection as a network failure would; False if it is not connected."""
+        connection = self._live(client_id)
+        if connection is not None:
+            _drop(connection)
+        return connection is not None
+
+    def black_hole(self, client_id: str) -> Callable[[], None]:
+        """Stop reading and writing a client's connection without closing it; what resumes it."""
+        connection = self._live(client_id)
+        if connection is None:
+            raise LookupError(f"client {client_id!r} is not connected")
+        return _black_hole(connection)

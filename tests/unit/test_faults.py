@@ -1,0 +1,79 @@
+"""Faults, the registry: what it accepts, what it matches, and when a fault clears itself."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.faults import Faults
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize(
+    ("enable", "message"),
+    [
+        (lambda f: f.refuse_connects(0), "n must be a whole number >= 1"),
+        (lambda f: f.refuse_connects(1, code=0), "code must be a CONNACK refusal"),
+        (lambda f: f.drop_deliveries(2, topic_filter=""), "topic_filter must not be empty"),
+        (lambda f: f.delay_deliveries((0.5, 0.1)), "seconds must be >= 0"),
+        (lambda f: f.withhold_acks("app", seconds=-1), "seconds must be >= 0"),
+    ],
+)
+async def test_bad_arguments_are_refused_with_a_clear_error(enable: object, message: str) -> None:
+    """A fault asked for with a bad argument raises ValueError saying which, and enables nothing."""
+    faults = Faults()
+    with pytest.raises(ValueError, match=message):
+        enable(faults)  # type: ignore[operator]
+    assert not faults.active
+
+
+async def test_active_is_set_while_any_fault_is_in_force() -> None:
+    """``active`` (the one check the MQTT side makes) is set by the first fault, cleared by the last undo."""
+    faults = Faults()
+    first, second = faults.drop_deliveries(), faults.withhold_acks("app")
+    assert faults.active
+    first.undo()
+    assert faults.active
+    second.undo()
+    second.undo()  # a second undo does nothing
+    assert not faults.active
+
+
+async def test_a_counted_fault_clears_itself_after_its_last_use() -> None:
+    """drop_deliveries(2) matches two copies on its filter, then is gone."""
+    faults = Faults()
+    scope = faults.drop_deliveries(2, topic_filter="a/+")
+    assert faults.delivery("app", "b/1", 0) is None
+    for _ in range(2):
+        verdict = faults.delivery("app", "a/1", 0)
+        assert verdict is not None
+        verdict.applied()
+    assert not scope.is_active
+    assert faults.delivery("app", "a/1", 0) is None
+
+
+async def test_duplicates_match_only_qos_1_copies_of_their_client() -> None:
+    """duplicate_deliveries ignores QoS 0 and 2 copies and copies for other clients."""
+    faults = Faults()
+    faults.duplicate_deliveries(client_id="app")
+    assert [faults.delivery(c, "t", q) is not None for c, q in [("app", 0), ("app", 2), ("x", 1), ("app", 1)]] == [
+        False,
+        False,
+        False,
+        True,
+    ]
+
+
+async def test_random_delays_fall_in_their_range() -> None:
+    """A delay range gives each copy a delay within it."""
+    faults = Faults()
+    faults.delay_deliveries((0.1, 0.2))
+    verdict = faults.delivery("app", "t", 0)
+    assert verdict is not None
+    assert all(0.1 <= verdict.delay() <= 0.2 for _ in range(100))
+
+
+def test_connection_faults_need_a_started_broker() -> None:
+    """black_hole before the broker started says so instead of failing later."""
+    with pytest.raises(RuntimeError, match="not running"):
+        Faults().black_hole("app")
