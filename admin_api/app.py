@@ -22,7 +22,11 @@ __all__ = ["create_app"]
 
 
 class _IgnoreTrailingSlash:
-    """Serves ``/api/v1/`` as ``/api/v1`` (the contract ignores a trailing slash)."""
+    """Serves ``/api/v1/`` as ``/api/v1`` (the contract ignores a trailing slash).
+
+    Only slashes written as ``/`` in the request are dropped: an encoded ``%2F`` is part of a
+    path parameter (``DELETE /api/v4/clients/dev%2F`` kicks ``dev/``, not ``dev``).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,7 +34,10 @@ class _IgnoreTrailingSlash:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
-            scope = {**scope, "path": path.rstrip("/") or "/"}
+            raw: bytes = scope.get("raw_path") or path.encode()
+            literal = len(raw) - len(raw.rstrip(b"/"))
+            if literal:
+                scope = {**scope, "path": path[:-literal] or "/"}
         await self.app(scope, receive, send)
 
 

@@ -1,7 +1,7 @@
 // The list panels (clients, subscriptions, topic tree, retained messages, bridges and store,
 // configuration): each refresh function asks the API for what its panel shows.
 
-import { $, act, api, button, bytes, cell, emptyRow, number, query } from "./common.js";
+import { $, act, api, button, bytes, cell, emptyRow, number, query, showError } from "./common.js";
 
 const PAGE_SIZE = 20;
 const pages = { clients: 1, subscriptions: 1, retained: 1 };
@@ -40,7 +40,15 @@ export async function refreshClients() {
   showPager("clients", body.meta);
 }
 
+// Browsers resolve "." and ".." in a URL's path, even written %2E, so these ids cannot be sent.
+const UNADDRESSABLE = new Set([".", ".."]);
+
 async function kick(clientId) {
+  if (UNADDRESSABLE.has(clientId)) {
+    showError(new Error(`client id "${clientId}" cannot be sent from a browser (it resolves as a path); `
+      + "kick it with an HTTP client that sends the path as is (curl --path-as-is)"));
+    return;
+  }
   if (!window.confirm(`Disconnect client "${clientId}"? Its will message, if any, is published.`)) return;
   await act(() => api(`/clients/${encodeURIComponent(clientId)}`, "DELETE"), refreshClients);
 }

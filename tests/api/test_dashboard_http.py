@@ -8,7 +8,9 @@ import httpx
 import pytest
 
 from broker import EdgeBroker
+from broker.mqtt.encoding import encode_connect
 from tests.helpers import WAIT, ephemeral_settings, mqtt_client, running_broker
+from tests.mqtt_packets import RawClient
 
 pytestmark = pytest.mark.anyio
 
@@ -107,3 +109,15 @@ async def test_brokers_list_the_bound_listeners(broker: EdgeBroker, api: httpx.A
     """/brokers names every bound MQTT listener by URL, with its real port."""
     [about] = (await api.get("/v4/brokers")).json()["data"]
     assert about["listeners"] == broker.mqtt_urls == [broker.mqtt_url]
+
+
+async def test_kick_of_an_id_ending_in_an_encoded_slash_kicks_that_client(
+    broker: EdgeBroker, api: httpx.AsyncClient
+) -> None:
+    """DELETE /v4/clients/dev%2F kicks ``dev/`` and leaves ``dev`` connected (only a literal trailing / is ignored)."""
+    async with mqtt_client(broker, "dev"), RawClient.open(broker.mqtt_address) as slashed:
+        assert await slashed.connack(encode_connect("dev/")) == (0, 0)
+        assert (await api.delete("/v4/clients/dev%2F")).json() == {"code": 0}
+        assert await slashed.closed_by_peer()
+        [kept] = (await api.get("/v4/clients/dev")).json()["data"]
+        assert kept["conn_state"] == "connected"
