@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 __all__ = ["DASHBOARD_PATH", "dashboard_routes"]
 
@@ -24,9 +25,18 @@ _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer can make Firefox send Origin: null
     "Cache-Control": "no-cache",
 }
+
+
+class _DashboardFiles(StaticFiles):
+    """The page's files, with the page's headers (revalidated on every load, never sniffed)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(_PAGE_HEADERS)
+        return response
 
 
 def dashboard_routes() -> list[BaseRoute]:
@@ -41,5 +51,5 @@ def dashboard_routes() -> list[BaseRoute]:
     return [
         Route("/", root, methods=["GET"]),
         Route(DASHBOARD_PATH, page, methods=["GET"]),
-        Mount(DASHBOARD_PATH + "/static", StaticFiles(directory=_FILES), name="dashboard_static"),
+        Mount(DASHBOARD_PATH + "/static", _DashboardFiles(directory=_FILES), name="dashboard_static"),
     ]

@@ -121,3 +121,21 @@ async def test_kick_of_an_id_ending_in_an_encoded_slash_kicks_that_client(
         assert await slashed.closed_by_peer()
         [kept] = (await api.get("/v4/clients/dev")).json()["data"]
         assert kept["conn_state"] == "connected"
+
+
+@pytest.mark.parametrize("path", [*PAGES, "/dashboard/static/index.html"])
+async def test_every_dashboard_file_is_revalidated_and_not_sniffed(broker: EdgeBroker, path: str) -> None:
+    """The page and each static file answer no-cache, nosniff and the page's frame-ancestors policy."""
+    async with site(broker, broker.admin_auth) as client:
+        response = await client.get(path)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+async def test_referrer_policy_keeps_the_origin_on_same_origin_requests(broker: EdgeBroker) -> None:
+    """Referrer-Policy is same-origin: no-referrer makes Firefox send Origin: null, which the API refuses."""
+    async with site(broker, broker.admin_auth) as client:
+        response = await client.get("/dashboard")
+    assert response.headers["referrer-policy"] == "same-origin"
