@@ -6,13 +6,18 @@ export const $ = (id) => document.getElementById(id);
 
 class ApiFailure extends Error {}
 
+const TIMEOUT_MS = 8000;         // a request unanswered this long fails, so polling goes on
+
 // One API request; resolves to the JSON body of a {"code": 0} answer, else throws ApiFailure.
 export async function api(path, method = "GET") {
   let response;
   try {
-    response = await fetch(API + path, { method, headers: { Accept: "application/json" }, cache: "no-store" });
+    response = await fetch(API + path, {
+      method, headers: { Accept: "application/json" }, cache: "no-store", signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
   } catch (error) {
-    throw new ApiFailure(`${method} ${API}${path}: the broker does not answer (${error.message})`);
+    const why = error.name === "TimeoutError" ? `no answer within ${TIMEOUT_MS / 1000} s` : error.message;
+    throw new ApiFailure(`${method} ${API}${path}: the broker does not answer (${why})`);
   }
   let body = null;
   try { body = await response.json(); } catch { body = null; }
@@ -24,15 +29,29 @@ export async function api(path, method = "GET") {
   return body;
 }
 
+const describe = (error) => (error instanceof ApiFailure ? error.message : `Error: ${error.message}`);
+
+// Polling errors: shown until the next poll succeeds.
 export function showError(error) {
   const box = $("error");
-  box.textContent = error instanceof ApiFailure ? error.message : `Error: ${error.message}`;
+  box.textContent = describe(error);
   box.hidden = false;
 }
 
 export function clearError() {
   $("error").hidden = true;
   $("error").textContent = "";
+}
+
+// Errors of what the user did (kick, delete, restart, paging): kept until dismissed or the next action.
+export function showActionError(error) {
+  $("action-error-text").textContent = describe(error);
+  $("action-error").hidden = false;
+}
+
+export function clearActionError() {
+  $("action-error").hidden = true;
+  $("action-error-text").textContent = "";
 }
 
 export const number = (n) => Number(n).toLocaleString("en");
@@ -75,13 +94,28 @@ export function query(params) {
 }
 
 
-// Run a user action, show its error if it fails, then refresh what it changed.
+// Write text only when it changes (screen readers announce every write to a live region).
+export function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
+// Re-render `container` and give focus back to the control with the same accessible name.
+export function keepFocus(container, render) {
+  const active = document.activeElement;
+  const label = active !== null && container.contains(active) ? active.getAttribute("aria-label") : null;
+  render();
+  if (label !== null) container.querySelector(`[aria-label="${CSS.escape(label)}"]`)?.focus();
+}
+
+// Run a user action, show its error if it fails, then refresh what it changed; true if it worked.
 export async function act(action, refresh) {
+  clearActionError();
   try {
     await action();
     if (refresh) await refresh();
-    clearError();
+    return true;
   } catch (error) {
-    showError(error);
+    showActionError(error);
+    return false;
   }
 }

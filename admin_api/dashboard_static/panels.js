@@ -1,28 +1,47 @@
 // The list panels (clients, subscriptions, topic tree, retained messages, bridges and store,
 // configuration): each refresh function asks the API for what its panel shows.
 
-import { $, act, api, button, bytes, cell, emptyRow, number, query, showError } from "./common.js";
+import {
+  $, act, api, button, bytes, cell, clearActionError, emptyRow, keepFocus, number, query, setText, showActionError,
+} from "./common.js";
 
 const PAGE_SIZE = 20;
 const pages = { clients: 1, subscriptions: 1, retained: 1 };
 let clientFilters = {};          // the filter form's values as of its last submit
-let shownPayload = null;         // {topic, bytes} of the retained message shown
+let shownPayload = null;         // {topic, size, bytes} of the retained message shown
+const PAYLOAD_SHOWN = 64 * 1024; // bytes of a payload rendered: a megabyte of text or hex stalls the tab
+const TREE_SHOWN = 2000;         // topic tree nodes rendered
+const issued = {};               // per panel: the number of its latest request
+
+// A ticket for a panel's request: true while no newer request of that panel has been made.
+function newest(name) {
+  issued[name] = (issued[name] || 0) + 1;
+  const mine = issued[name];
+  return () => issued[name] === mine;
+}
 
 // ---- paged tables ---------------------------------------------------------------------------
 
 function showPager(name, meta) {
   const pager = document.querySelector(`.pager[data-for="${name}"]`);
   const last = Math.max(1, Math.ceil(meta.count / meta.limit));
-  pager.querySelector("span").textContent = `Page ${meta.page} of ${last} (${number(meta.count)})`;
+  setText(pager.querySelector("span"), `Page ${meta.page} of ${last} (${number(meta.count)})`);
   pager.querySelector('[data-step="-1"]').disabled = meta.page <= 1;
   pager.querySelector('[data-step="1"]').disabled = meta.page >= last;
 }
 
 export async function refreshClients() {
+  const current = newest("clients");
   const body = await api(`/clients?${query({ ...clientFilters, _page: pages.clients, _limit: PAGE_SIZE })}`);
+  if (!current()) return;
   const tbody = $("clients-table").tBodies[0];
+  keepFocus(tbody, () => showClients(tbody, body.data));
+  showPager("clients", body.meta);
+}
+
+function showClients(tbody, clients) {
   tbody.replaceChildren();
-  for (const client of body.data) {
+  for (const client of clients) {
     const row = tbody.insertRow();
     cell(row, client.client_id);
     cell(row, client.username);
@@ -36,8 +55,7 @@ export async function refreshClients() {
       actions.append(button("Kick", `Kick ${client.client_id}`, () => kick(client.client_id), "danger"));
     }
   }
-  if (!body.data.length) emptyRow(tbody, 8, "No clients.");
-  showPager("clients", body.meta);
+  if (!clients.length) emptyRow(tbody, 8, "No clients.");
 }
 
 // Browsers resolve "." and ".." in a URL's path, even written %2E, so these ids cannot be sent.
@@ -45,7 +63,8 @@ const UNADDRESSABLE = new Set([".", ".."]);
 
 async function kick(clientId) {
   if (UNADDRESSABLE.has(clientId)) {
-    showError(new Error(`client id "${clientId}" cannot be sent from a browser (it resolves as a path); `
+    clearActionError();
+    showActionError(new Error(`client id "${clientId}" cannot be sent from a browser (it resolves as a path); `
       + "kick it with an HTTP client that sends the path as is (curl --path-as-is)"));
     return;
   }
@@ -54,7 +73,9 @@ async function kick(clientId) {
 }
 
 export async function refreshSubscriptions() {
+  const current = newest("subscriptions");
   const body = await api(`/subscriptions?${query({ _page: pages.subscriptions, _limit: PAGE_SIZE })}`);
+  if (!current()) return;
   const tbody = $("subscriptions-table").tBodies[0];
   tbody.replaceChildren();
   for (const entry of body.data) {
@@ -68,10 +89,18 @@ export async function refreshSubscriptions() {
 }
 
 export async function refreshRetained() {
+  const current = newest("retained");
   const body = await api(`/mqtt/retained?${query({ _page: pages.retained, _limit: PAGE_SIZE })}`);
+  if (!current()) return;
   const tbody = $("retained-table").tBodies[0];
+  keepFocus(tbody, () => showRetained(tbody, body.data));
+  $("fig-retained").textContent = number(body.meta.count);
+  showPager("retained", body.meta);
+}
+
+function showRetained(tbody, messages) {
   tbody.replaceChildren();
-  for (const message of body.data) {
+  for (const message of messages) {
     const row = tbody.insertRow();
     cell(row, message.topic);
     cell(row, String(message.qos), "number");
@@ -83,15 +112,17 @@ export async function refreshRetained() {
       button("Delete", `Delete ${message.topic}`, () => deleteRetained(message.topic), "danger"),
     );
   }
-  if (!body.data.length) emptyRow(tbody, 4, "No retained messages.");
-  $("fig-retained").textContent = number(body.meta.count);
-  showPager("retained", body.meta);
+  if (!messages.length) emptyRow(tbody, 4, "No retained messages.");
 }
 
 async function viewRetained(topic) {
   const body = await api(`/mqtt/retained/message?${query({ topic })}`);
   const raw = atob(body.data.payload);
-  shownPayload = { topic, bytes: Uint8Array.from(raw, (c) => c.charCodeAt(0)) };
+  const shown = raw.length > PAYLOAD_SHOWN ? raw.slice(0, PAYLOAD_SHOWN) : raw;
+  shownPayload = { topic, size: raw.length, bytes: Uint8Array.from(shown, (c) => c.charCodeAt(0)) };
+  const note = $("payload-note");
+  note.textContent = `Showing the first 64 KB of ${number(raw.length)} bytes.`;
+  note.hidden = raw.length <= PAYLOAD_SHOWN;
   $("payload-topic").textContent = topic;
   $("payload-view").hidden = false;
   showPayload();
@@ -120,6 +151,7 @@ async function deleteRetained(topic) {
     if (shownPayload !== null && shownPayload.topic === topic) {
       shownPayload = null;
       $("payload-view").hidden = true;
+      $("payload-note").hidden = true;
     }
   }, refreshRetained);
 }
@@ -143,6 +175,10 @@ export async function refreshTopics() {
   };
   const root = $("topic-tree");
   root.replaceChildren();
+  const total = levels.slice(1).reduce((sum, level) => sum + level.length, 0);
+  $("topic-count").textContent = total > TREE_SHOWN
+    ? `Showing the first ${number(TREE_SHOWN)} of ${number(total)} topic levels, level by level.`
+    : `${number(total)} topic levels.`;
   if (levels.length < 2 || !levels[0][0].cld_cnt) {
     const item = document.createElement("li");
     item.textContent = "No subscriptions.";
@@ -150,11 +186,13 @@ export async function refreshTopics() {
     return;
   }
   let parents = [{ list: root, count: levels[0][0].cld_cnt }];
-  for (let depth = 1; depth < levels.length; depth += 1) {
+  let shown = 0;
+  for (let depth = 1; depth < levels.length && shown < TREE_SHOWN; depth += 1) {
     const next = [];
     let index = 0;
     for (const parent of parents) {
-      for (let n = 0; n < parent.count && index < levels[depth].length; n += 1, index += 1) {
+      for (let n = 0; n < parent.count && index < levels[depth].length && shown < TREE_SHOWN; n += 1, index += 1) {
+        shown += 1;
         const item = build(depth, index);
         parent.list.append(item);
         const count = levels[depth][index].cld_cnt;
@@ -211,8 +249,7 @@ export async function refreshConfiguration() {
 
 async function restart() {
   if (!window.confirm("Restart the broker's MQTT side? Every client is disconnected and reconnects.")) return;
-  await act(() => api("/ctrl/restart", "POST"));
-  $("status").textContent = "Restart requested…";
+  if (await act(() => api("/ctrl/restart", "POST"))) $("status").textContent = "Restart requested…";
 }
 
 // The panels' own controls: the client filter, the pagers, the payload format, Restart.
@@ -235,4 +272,6 @@ export function wirePanels() {
   }
   for (const radio of document.querySelectorAll('input[name="payload-format"]')) radio.addEventListener("change", showPayload);
   $("restart").addEventListener("click", restart);
+  $("topics-refresh").addEventListener("click", () => act(refreshTopics));
+  $("action-error-dismiss").addEventListener("click", clearActionError);
 }

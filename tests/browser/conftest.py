@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from broker import EdgeBroker
 from broker.testing.threaded import ThreadedBroker
-from tests.helpers import ephemeral_settings
+from tests.helpers import WAIT, ephemeral_settings
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Page
@@ -105,6 +109,34 @@ def page(browser: Browser, edgemq: ThreadedBroker, console: Console) -> Iterator
     """A page with the right credentials for ``edgemq``, watched for console errors."""
     with open_page(browser, *edgemq.admin_auth, console=console) as opened:
         yield opened
+
+
+def api(broker: ThreadedBroker) -> httpx.Client:
+    return httpx.Client(base_url=broker.api_url + "/v4", auth=broker.admin_auth, timeout=WAIT)
+
+
+def wait_for_poll(page: Page) -> None:
+    """Wait until the page has completed one more poll of the API than it had now."""
+    from playwright.sync_api import expect
+
+    body = page.locator("body")
+    expect(body).not_to_have_attribute("data-polls", body.get_attribute("data-polls") or "")
+
+
+@contextlib.contextmanager
+def mqtt_client(broker: ThreadedBroker, client_id: str) -> Iterator[paho.Client]:
+    """A connected paho client (no automatic reconnect: a kick must stick), disconnected on exit."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, reconnect_on_failure=False)
+    connected = threading.Event()
+    client.on_connect = lambda *_: connected.set()
+    client.connect(broker.mqtt_host, broker.mqtt_port)
+    client.loop_start()
+    try:
+        assert connected.wait(WAIT)
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from broker import EdgeBroker
 from broker.testing.threaded import ThreadedBroker
-from tests.browser.conftest import Console, open_page, skip_reason
+from tests.browser.conftest import Console, api, mqtt_client, open_page, skip_reason, wait_for_poll
 from tests.helpers import WAIT, ephemeral_settings
 
 if (_reason := skip_reason()) is not None:
@@ -23,32 +21,6 @@ if (_reason := skip_reason()) is not None:
 from playwright.sync_api import Browser, Page, expect  # after the skip: Playwright may be missing
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def api(broker: ThreadedBroker) -> httpx.Client:
-    return httpx.Client(base_url=broker.api_url + "/v4", auth=broker.admin_auth, timeout=WAIT)
-
-
-def wait_for_poll(page: Page) -> None:
-    """Wait until the page has completed one more poll of the API than it had now."""
-    body = page.locator("body")
-    expect(body).not_to_have_attribute("data-polls", body.get_attribute("data-polls") or "")
-
-
-@contextlib.contextmanager
-def mqtt_client(broker: ThreadedBroker, client_id: str) -> Iterator[paho.Client]:
-    """A connected paho client (no automatic reconnect: a kick must stick), disconnected on exit."""
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, reconnect_on_failure=False)
-    connected = threading.Event()
-    client.on_connect = lambda *_: connected.set()
-    client.connect(broker.mqtt_host, broker.mqtt_port)
-    client.loop_start()
-    try:
-        assert connected.wait(WAIT)
-        yield client
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 @pytest.fixture
@@ -118,12 +90,15 @@ def test_clients_filter_by_client_id(page: Page, edgemq: ThreadedBroker) -> None
 
 
 def test_kick_needs_confirmation(page: Page, edgemq: ThreadedBroker) -> None:
-    """Dismissing the confirmation leaves the client connected."""
+    """Dismissing the confirmation sends no DELETE and leaves the client connected."""
+    deletes: list[str] = []
+    page.on("request", lambda request: deletes.append(request.url) if request.method == "DELETE" else None)
     with mqtt_client(edgemq, "dash-stay"), api(edgemq) as http:
         page.goto(edgemq.dashboard_url + "#clients")
         page.once("dialog", lambda dialog: dialog.dismiss())
         page.get_by_role("button", name="Kick dash-stay").click()
         wait_for_poll(page)
+        assert deletes == []
         assert http.get("/clients/dash-stay").json()["data"][0]["conn_state"] == "connected"
 
 
