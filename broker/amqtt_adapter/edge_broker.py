@@ -104,8 +104,10 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
             self._restore(self._journal.load())
 
     async def shutdown(self) -> None:
-        """amqtt's shutdown (its plugins' shutdown events and ``close``), then the HTTP auth pool."""
+        """The plugins' events still running, amqtt's shutdown (its plugins' shutdown events and
+        ``close``), then the HTTP auth pool."""
         try:
+            await self._events.drain()
             await super().shutdown()
         finally:
             await self._access.aclose()
@@ -234,9 +236,7 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
             session.keep_alive,
         )
         try:
-            await self.plugins_manager.fire_event(
-                BrokerEvents.CLIENT_CONNECTED, client_id=client_id, client_session=session
-            )
+            self._events.fire(BrokerEvents.CLIENT_CONNECTED, client_id=client_id, client_session=session)
             await connection.serve(self)
             graceful = isinstance(handler.ended.result() if handler.ended.done() else None, DisconnectPacket)
             await self._end_connection(connection, graceful=graceful, reason=_end_reason(connection, graceful))
@@ -304,9 +304,7 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
             session.transitions.disconnect()
             self._state.record_disconnected(client_id)
         log.info("client disconnected: client_id=%s reason=%s", client_id, reason)
-        await self.plugins_manager.fire_event(
-            BrokerEvents.CLIENT_DISCONNECTED, client_id=client_id, client_session=session
-        )
+        self._events.fire(BrokerEvents.CLIENT_DISCONNECTED, client_id=client_id, client_session=session)
         if session.clean_session and self._sessions.get(client_id, (None, None))[0] is session:
             await self._delete_session(client_id)
 
@@ -325,7 +323,7 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
             session.will_qos or 0,
             bool(session.will_retain),
         )
-        await self._announce(session.client_id, topic, payload, will_qos, retain)
+        self._announce(session.client_id, topic, payload, will_qos, retain)
         if retain:
             await self.retain_message(session, topic, payload, will_qos)
         await self._route(session, topic, payload, will_qos, retain=retain)

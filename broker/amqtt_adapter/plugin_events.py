@@ -1,10 +1,11 @@
 """amqtt's plugin events as edgemq fires them: known up front, guarded, free when nobody listens.
 
-amqtt's plugin manager collects every ``on_<event>`` coroutine of the loaded plugins and runs
-each call in a task of its own. ``PluginEvents`` wraps those callbacks once, at start, so a
-plugin that raises is logged (once per plugin and event, with its traceback) instead of
-surfacing as "Task exception was never retrieved", and tells the broker which events anyone
-listens to: the broker builds an event's arguments and fires it only then. A handler that
+amqtt's plugin manager collects every ``on_<event>`` coroutine of the loaded plugins.
+``PluginEvents`` wraps those callbacks once, at start, so a plugin that raises is logged (once
+per plugin and event, with its traceback) instead of surfacing as "Task exception was never
+retrieved", tells the broker which events anyone listens to (the broker builds an event's
+arguments only then) and fires the broker's events itself, one task per event (amqtt keeps
+the start, shutdown and packet events). A handler that
 runs longer than ``auth.plugin_timeout`` is cancelled (and logged once): hanging handlers would
 pile up a task per event and hold the shutdown, which waits for them.
 """
@@ -35,10 +36,27 @@ class PluginEvents:
         self._reported: set[tuple[str, str]] = set()
         for event, methods in callbacks.items():
             callbacks[event] = [self._guarded(str(event), method) for method in methods]
-        heard = frozenset(str(event) for event, methods in callbacks.items() if methods)
-        self.message_received = BrokerEvents.MESSAGE_RECEIVED.value in heard
-        self.message_broadcast = BrokerEvents.MESSAGE_BROADCAST.value in heard
-        self.retained_message = BrokerEvents.RETAINED_MESSAGE.value in heard
+        self._handlers = {str(event): list(methods) for event, methods in callbacks.items() if methods}
+        self._running: set[asyncio.Task[None]] = set()
+        self.message_received = BrokerEvents.MESSAGE_RECEIVED.value in self._handlers
+        self.message_broadcast = BrokerEvents.MESSAGE_BROADCAST.value in self._handlers
+        self.retained_message = BrokerEvents.RETAINED_MESSAGE.value in self._handlers
+
+    def fire(self, event: BrokerEvents, **kwargs: Any) -> None:
+        """Hand a broker event to its handlers: one task runs them in turn, in the order the
+        plugins were loaded (amqtt's manager makes a task per handler and keeps them in a list it
+        searches to remove each one)."""
+        handlers = self._handlers.get(event.value)
+        if handlers:
+            task = asyncio.get_running_loop().create_task(_run(handlers, kwargs))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def drain(self) -> None:
+        """Wait until the handlers of the events fired so far have finished (each within its
+        time limit): the shutdown runs them to the end before the plugins are closed."""
+        while self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
 
     def _guarded(self, event: str, method: Callback) -> Callback:
         bound = getattr(method, "func", method)  # amqtt's EventLoggerPlugin hands out partials
@@ -63,3 +81,8 @@ class PluginEvents:
             return
         self._reported.add((plugin, event))
         log.error("plugin %s on %s %s (not logged again for it)", plugin, event, what, exc_info=exc_info)
+
+
+async def _run(handlers: list[Callback], kwargs: dict[str, Any]) -> None:
+    for handler in handlers:  # each is guarded: it never raises
+        await handler(**kwargs)

@@ -11,7 +11,6 @@ min(published, granted) (MQTT-3.8.4); queues are bounded by ``mqtt.max_mqueue_le
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -78,7 +77,6 @@ class Router:
         self._index: SubscriptionIndex = state.subscription_index
         self._retained = RetainedStore()
         self._offline_bytes: dict[str, int] = {}  # payload bytes queued for each offline session
-        self._event_tasks: set[asyncio.Task[None]] = set()
 
     # -- topic checks --------------------------------------------------------------------
 
@@ -90,7 +88,7 @@ class Router:
     async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool:
         return await self._access.topic_allowed(session, topic, action)
 
-    async def _announce(self, client_id: str | None, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+    def _announce(self, client_id: str | None, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         """The received and broadcast events of a message the broker publishes itself (HTTP
         publish, a bridge, a will), for the plugins that listen."""
         events = self._events
@@ -101,7 +99,7 @@ class Router:
                 (BrokerEvents.MESSAGE_BROADCAST, events.message_broadcast),
             ):
                 if heard:
-                    await self.plugins_manager.fire_event(event, client_id=client_id, message=message)
+                    events.fire(event, client_id=client_id, message=message)
 
     def _denied_ends_connection(self, connection: Connection) -> bool:
         """Whether a refused PUBLISH or SUBSCRIBE ends the connection (``auth.deny_action``)."""
@@ -119,7 +117,7 @@ class Router:
         events = self._events
         message = IncomingApplicationMessage(None, topic, qos, payload, retain) if events.message_received else None
         if message is not None:
-            await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_RECEIVED, client_id=client_id, message=message)
+            events.fire(BrokerEvents.MESSAGE_RECEIVED, client_id=client_id, message=message)
         if not is_valid_topic_name(topic):
             log.warning("client %s published to invalid topic %r: closing", client_id, topic)
             return False
@@ -132,7 +130,7 @@ class Router:
             return not self._denied_ends_connection(connection)
         if events.message_broadcast:
             message = message or IncomingApplicationMessage(None, topic, qos, payload, retain)
-            await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=message)
+            events.fire(BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=message)
         if retain:  # kept before routing: a subscription made meanwhile gets it one way or the other
             await self.retain_message(session, topic, payload, qos)
         await self._route(session, topic, payload, qos, retain=retain)
@@ -145,7 +143,7 @@ class Router:
         it; return once what it changed in the store is committed (StoreError if it cannot be)."""
         sender = self._sessions.get(client_id, (None, None))[0] if client_id else None
         journal = self._journal
-        await self._announce(client_id, topic, payload, qos, retain)
+        self._announce(client_id, topic, payload, qos, retain)
         scope = journal.begin() if journal is not None else None
         try:
             if retain:
@@ -219,7 +217,7 @@ class Router:
                     journal.queued(client_id, seq, topic, data, delivered_qos)
                 if self._events.retained_message:  # amqtt's event for a copy queued for an offline session
                     queued = RetainedApplicationMessage(sender, topic, data, delivered_qos)
-                    await self._retained_event(client_id, queued)
+                    self._retained_event(client_id, queued)
             else:
                 discarded += 1
         if counted:
@@ -283,9 +281,7 @@ class Router:
         for (topic_filter, qos), code in zip(filters, granted, strict=True):
             if code == _REFUSED:
                 continue
-            await self.plugins_manager.fire_event(
-                BrokerEvents.CLIENT_SUBSCRIBED, client_id=session.client_id, topic=topic_filter, qos=qos
-            )
+            self._events.fire(BrokerEvents.CLIENT_SUBSCRIBED, client_id=session.client_id, topic=topic_filter, qos=qos)
             if not topic_filter.startswith(SHARE_PREFIX):  # none for a shared subscription (MQTT 5, 4.8.2)
                 await self._send_retained(connection, topic_filter, code)
 
@@ -318,9 +314,7 @@ class Router:
         client_id = connection.client_id
         for topic_filter in filters:
             self._index.unsubscribe(client_id, topic_filter)
-            await self.plugins_manager.fire_event(
-                BrokerEvents.CLIENT_UNSUBSCRIBED, client_id=client_id, topic=topic_filter
-            )
+            self._events.fire(BrokerEvents.CLIENT_UNSUBSCRIBED, client_id=client_id, topic=topic_filter)
         self._state.subscriptions_changed()
         if self._journal is not None and not connection.session.clean_session:
             await self._journal.unsubscribed(client_id, filters)  # durable before its UNSUBACK
@@ -354,14 +348,12 @@ class Router:
         if self._journal is not None:
             self._journal.retain(topic_name, payload, qos or 0)
         if self._events.retained_message:
-            await self._retained_event(None, RetainedApplicationMessage(source_session, topic_name, payload, qos or 0))
+            self._retained_event(None, RetainedApplicationMessage(source_session, topic_name, payload, qos or 0))
 
-    async def _retained_event(self, client_id: str | None, message: RetainedApplicationMessage) -> None:
+    def _retained_event(self, client_id: str | None, message: RetainedApplicationMessage) -> None:
         """amqtt's retained-message event: a topic's retained message (None) or a copy queued for
         the offline session ``client_id``; an empty payload is a retained message cleared."""
-        await self.plugins_manager.fire_event(
-            BrokerEvents.RETAINED_MESSAGE, client_id=client_id, retained_message=message
-        )
+        self._events.fire(BrokerEvents.RETAINED_MESSAGE, client_id=client_id, retained_message=message)
 
     def retained(self) -> list[tuple[str, int, int]]:
         """(topic, qos, payload size) of every retained message."""
@@ -378,11 +370,7 @@ class Router:
         if deleted and self._journal is not None:
             self._journal.retain(topic, b"", 0)
         if deleted and self._events.retained_message:
-            task = asyncio.get_running_loop().create_task(
-                self._retained_event(None, RetainedApplicationMessage(None, topic, b"", 0))
-            )
-            self._event_tasks.add(task)  # kept until it has handed the event to the plugins
-            task.add_done_callback(self._event_tasks.discard)
+            self._retained_event(None, RetainedApplicationMessage(None, topic, b"", 0))
         return deleted
 
     @property
