@@ -130,7 +130,12 @@ def test_topic_tree_is_loaded_on_open_and_refresh_only(page: Page, edgemq: Threa
 def test_hostile_client_id_shows_as_text(page: Page, edgemq: ThreadedBroker) -> None:
     """A client id written as HTML shows as text: no element made from it and no dialog."""
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def record(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", record)
     hostile = "<img src=x onerror=alert(1)>"
     with mqtt_client(edgemq, hostile):
         page.goto(edgemq.dashboard_url + "#clients")
