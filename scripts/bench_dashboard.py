@@ -4,7 +4,8 @@ A dashboard's cost on the broker is the API requests its page makes. Each one he
 of a poller process making the requests of a page with its clients panel shown (the panel that
 asks the most): GET /api/v4/metrics and one page of /api/v4/clients every 2 s, and
 /api/v4/brokers plus /api/v4/mqtt/retained?_limit=1 every 10 s (admin_api/dashboard_static/:
-POLL_MS and SLOW_EVERY in dashboard.js, PAGE_SIZE in panels.js). Fanin alone and fanin with the dashboards run
+POLL_MS and SLOW_EVERY in dashboard.js, PAGE_SIZE in panels.js). The topic tree panel is not
+polled (it loads when opened and on Refresh), so it is not modelled. Fanin alone and fanin with the dashboards run
 on fresh edgemq processes, alternating which goes first; the figures are medians.
 """
 
