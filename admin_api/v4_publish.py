@@ -67,6 +67,17 @@ def _topic_parameter(request: Request) -> str:
     return topic
 
 
+def _byte_limit(request: Request) -> int | None:
+    """``?max_bytes=``: at most this many payload bytes in the answer (a page shows only the
+    start of a big payload), a whole number from 0; absent, the whole payload; else 400/108."""
+    text = request.query_params.get("max_bytes")
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 12):
+        raise bad_parameter("max_bytes must be a whole number from 0")
+    return int(text)
+
+
 class Publish(NamedTuple):
     """One checked publish body: every topic it names and the message."""
 
@@ -199,12 +210,13 @@ def publish_routes(ctx: ApiContext) -> list[V4Route]:
 
     async def retained_message(request: Request) -> JSONResponse:
         topic = _topic_parameter(request)
+        limit = _byte_limit(request)
         found = ctx.control.retained_message(topic)
         if found is None:
             raise _no_retained()
         qos, payload = found
         return ok({"topic": topic, "qos": qos, "payload_size": len(payload),
-                   "payload": base64.b64encode(payload).decode("ascii")})  # fmt: skip
+                   "payload": base64.b64encode(payload[:limit]).decode("ascii")})  # fmt: skip
 
     async def delete_retained(request: Request) -> JSONResponse:
         if not ctx.control.delete_retained(_topic_parameter(request)):
@@ -221,5 +233,5 @@ def publish_routes(ctx: ApiContext) -> list[V4Route]:
         V4Route("/mqtt/retained", "delete_retained", "DELETE", "remove the retained message of ?topic=",
                 delete_retained, params=("topic",), errors=_TOPIC_ERRORS),
         V4Route("/mqtt/retained/message", "get_retained", "GET", "the retained message of ?topic=, payload in base64",
-                retained_message, params=("topic",), errors=_TOPIC_ERRORS),
+                retained_message, params=("topic", "max_bytes"), errors=_TOPIC_ERRORS),
     ]  # fmt: skip

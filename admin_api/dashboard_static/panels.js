@@ -116,13 +116,14 @@ function showRetained(tbody, messages) {
 }
 
 async function viewRetained(topic) {
-  const body = await api(`/mqtt/retained/message?${query({ topic })}`);
+  const body = await api(`/mqtt/retained/message?${query({ topic, max_bytes: PAYLOAD_SHOWN })}`);
+  const size = body.data.payload_size;
   const raw = atob(body.data.payload);
   const shown = raw.length > PAYLOAD_SHOWN ? raw.slice(0, PAYLOAD_SHOWN) : raw;
-  shownPayload = { topic, size: raw.length, bytes: Uint8Array.from(shown, (c) => c.charCodeAt(0)) };
+  shownPayload = { topic, size, bytes: Uint8Array.from(shown, (c) => c.charCodeAt(0)) };
   const note = $("payload-note");
-  note.textContent = `Showing the first 64 KB of ${number(raw.length)} bytes.`;
-  note.hidden = raw.length <= PAYLOAD_SHOWN;
+  note.textContent = `Showing the first 64 KB of ${number(size)} bytes.`;
+  note.hidden = size <= PAYLOAD_SHOWN;
   $("payload-topic").textContent = topic;
   $("payload-view").hidden = false;
   showPayload();

@@ -139,3 +139,21 @@ async def test_referrer_policy_keeps_the_origin_on_same_origin_requests(broker: 
     async with site(broker, broker.admin_auth) as client:
         response = await client.get("/dashboard")
     assert response.headers["referrer-policy"] == "same-origin"
+
+
+async def test_retained_message_answers_at_most_max_bytes_of_its_payload(api: httpx.AsyncClient) -> None:
+    """?max_bytes=N answers the payload's first N bytes and its full size (the page shows the start)."""
+    body = {"topic": "state/big", "payload": "0123456789", "retain": True}
+    assert (await api.post("/v4/mqtt/publish", json=body)).json() == {"code": 0}
+    response = await api.get("/v4/mqtt/retained/message", params={"topic": "state/big", "max_bytes": "4"})
+    data = response.json()["data"]
+    assert (data["payload_size"], base64.b64decode(data["payload"])) == (10, b"0123")
+
+
+@pytest.mark.parametrize("limit", ["-1", "x", "1.5", ""])
+async def test_retained_message_refuses_a_bad_max_bytes(api: httpx.AsyncClient, limit: str) -> None:
+    """A max_bytes that is not a whole number from 0 is 400/108."""
+    body = {"topic": "state/big", "payload": "0123456789", "retain": True}
+    assert (await api.post("/v4/mqtt/publish", json=body)).json() == {"code": 0}
+    response = await api.get("/v4/mqtt/retained/message", params={"topic": "state/big", "max_bytes": limit})
+    assert (response.status_code, response.json()["code"]) == (400, 108)
