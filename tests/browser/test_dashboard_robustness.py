@@ -127,6 +127,18 @@ def test_topic_tree_is_loaded_on_open_and_refresh_only(page: Page, edgemq: Threa
         assert len(asked) == 2
 
 
+def test_topic_tree_draws_at_most_2000_nodes(page: Page, edgemq: ThreadedBroker) -> None:
+    """A tree of 2001 topic levels draws its first 2000 and says so."""
+    with mqtt_client(edgemq, "dash-wide") as subscriber:
+        subscriber.subscribe([(f"wide{n}", 0) for n in range(2001)])
+        edgemq.wait_for_subscription("wide2000", "dash-wide")
+        page.goto(edgemq.dashboard_url + "#topics")
+        expect(page.locator("#topic-count")).to_have_text(
+            "Showing the first 2,000 of 2,001 topic levels, level by level."
+        )
+        expect(page.locator("#topic-tree li")).to_have_count(2000)
+
+
 def test_hostile_client_id_shows_as_text(page: Page, edgemq: ThreadedBroker) -> None:
     """A client id written as HTML shows as text: no element made from it and no dialog."""
     dialogs: list[str] = []
