@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
+from broker.mqtt.properties import encode_varint
 from broker.mqtt.topics import is_valid_topic_name
 
 __all__ = [
@@ -135,14 +136,8 @@ def split_packet(
     return packet, end
 
 
-def remaining_length(n: int) -> bytes:
-    """The variable-length encoding of a packet's remaining length (2.2.3)."""
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+remaining_length = encode_varint
+"""The variable-length encoding of a packet's remaining length (2.2.3): a Variable Byte Integer."""
 
 
 def encode_publish(topic: str, payload: bytes, *, qos: int = 0, packet_id: int = 0, retain: bool = False) -> bytes:

@@ -24,6 +24,11 @@ AUTH_PARAMS = {"clientid": "%c", "username": "%u", "password": "%P", "ipaddress"
 ACL_PARAMS = {"clientid": "%c", "username": "%u", "access": "%A", "topic": "%t"}
 
 
+def acl_req(server: AuthServer) -> dict[str, Any]:
+    """An ``acl_req`` asking ``server``'s /mqtt/acl with NanoMQ's ACL parameters."""
+    return {"url": f"{server.url}/mqtt/acl", "params": ACL_PARAMS}
+
+
 def http_auth(server: AuthServer, **options: Any) -> dict[str, Any]:
     """``auth`` settings sending auth_req (and what ``options`` adds) to ``server``."""
     request = {"url": f"{server.url}/mqtt/auth", "method": "POST", "headers": FORM, "params": AUTH_PARAMS}
@@ -82,7 +87,7 @@ async def test_a_server_error_refuses_but_is_not_kept() -> None:
     """A 5xx from acl_req refuses that PUBLISH; once the server answers again, the next one is asked."""
     async with auth_server() as server:
         server.answers[("/mqtt/acl", "dev")] = (503, "")
-        acl = {"url": f"{server.url}/mqtt/acl", "params": ACL_PARAMS}
+        acl = acl_req(server)
         async with (
             running_broker(ephemeral_settings(auth=http_auth(server, acl_req=acl))) as broker,
             mqtt_client(broker, "w") as watcher,
@@ -124,7 +129,7 @@ async def test_acl_req_decides_publish_and_subscribe() -> None:
     """acl_req: a refused SUBSCRIBE gets 0x80, a refused PUBLISH is not delivered; %A is 1 or 2."""
     async with auth_server() as server:
         server.answers[("/mqtt/acl", "dev")] = (403, "")
-        acl = {"url": f"{server.url}/mqtt/acl", "params": ACL_PARAMS}
+        acl = acl_req(server)
         async with (
             running_broker(ephemeral_settings(auth=http_auth(server, acl_req=acl))) as broker,
             mqtt_client(broker, "watcher", username="ops") as watcher,
@@ -151,7 +156,7 @@ async def test_a_superuser_is_not_asked_about_topics() -> None:
         server.answers[("/mqtt/acl", "dev")] = (403, "")
         server.answers[("/mqtt/acl", "root")] = (403, "")
         super_req = {"url": f"{server.url}/mqtt/superuser", "params": {"username": "%u"}}
-        acl = {"url": f"{server.url}/mqtt/acl", "params": ACL_PARAMS}
+        acl = acl_req(server)
         settings = ephemeral_settings(auth=http_auth(server, super_req=super_req, acl_req=acl))
         async with running_broker(settings) as broker, mqtt_client(broker, "r", username="root") as root:
             await root.subscribe("any/#")
@@ -178,7 +183,7 @@ async def test_a_superuser_taking_over_its_client_id_stays_one() -> None:
     async with auth_server() as server:
         server.answers[("/mqtt/acl", "root")] = (403, "")
         super_req = {"url": f"{server.url}/mqtt/superuser", "params": {"username": "%u"}}
-        acl = {"url": f"{server.url}/mqtt/acl", "params": ACL_PARAMS}
+        acl = acl_req(server)
         settings = ephemeral_settings(auth=http_auth(server, super_req=super_req, acl_req=acl))
         async with (
             running_broker(settings) as broker,

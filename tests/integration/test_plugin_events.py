@@ -20,6 +20,14 @@ pytestmark = pytest.mark.anyio
 RECORDER = "tests.plugin_examples.RecordingPlugin"
 
 
+async def round_trip_three(client: aiomqtt.Client) -> None:
+    """Subscribe to t/#, publish t/0..t/2 and receive them back, in order."""
+    await client.subscribe("t/#")
+    for n in range(3):
+        await client.publish(f"t/{n}", b"x")
+    assert [str((await next_message(client)).topic) for _ in range(3)] == ["t/0", "t/1", "t/2"]
+
+
 @pytest.fixture
 async def recorded(request: pytest.FixtureRequest) -> AsyncIterator[tuple[EdgeBroker, RecordingPlugin]]:
     """A broker with the recording plugin loaded, and that plugin."""
@@ -116,11 +124,7 @@ async def test_a_failing_plugin_is_logged_once_and_routing_goes_on(caplog: pytes
     settings = ephemeral_settings(plugins={"tests.plugin_examples.FailingEventPlugin": {}})
     with caplog.at_level(logging.ERROR, logger="edgemq.plugins"):
         async with running_broker(settings) as broker, mqtt_client(broker, "sub") as client:
-            await client.subscribe("t/#")
-            for n in range(3):
-                await client.publish(f"t/{n}", b"x")
-            # each event's task was scheduled before its message was routed: done by now
-            assert [str((await next_message(client)).topic) for _ in range(3)] == ["t/0", "t/1", "t/2"]
+            await round_trip_three(client)  # each event's task was scheduled before its message was routed
     failures = [r for r in caplog.records if "FailingEventPlugin" in r.getMessage()]
     assert len(failures) == 1
     assert "broker_message_received" in failures[0].getMessage()
@@ -136,10 +140,7 @@ async def test_a_hanging_handler_is_cancelled_and_the_shutdown_completes(caplog:
     )
     with caplog.at_level(logging.ERROR, logger="edgemq.plugins"):
         async with running_broker(settings) as broker, mqtt_client(broker, "sub") as client:
-            await client.subscribe("t/#")
-            for n in range(3):
-                await client.publish(f"t/{n}", b"x")
-            assert [str((await next_message(client)).topic) for _ in range(3)] == ["t/0", "t/1", "t/2"]
+            await round_trip_three(client)
     assert HangingEventPlugin.closed
     assert [r.getMessage() for r in caplog.records if "HangingEventPlugin" in r.getMessage()] == [
         "plugin HangingEventPlugin on broker_message_received did not finish within 0.2s: cancelled"
