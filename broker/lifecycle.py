@@ -123,7 +123,8 @@ class EdgeBroker:
 
     async def stop(self) -> None:
         """Stop the MQTT side (listeners, then every connection, drained within the configured
-        time limit), then the admin API; then cancel whatever is left in ``tasks``."""
+        time limit), then the admin API; then cancel whatever is left in ``tasks``. Faults end first."""
+        self.faults.clear(discard_delayed=True)
         restarts = self.tasks.running(_RESTART)
         for task in restarts:
             task.cancel()
@@ -296,7 +297,7 @@ class EdgeBroker:
     async def reset(self) -> None:
         """Clear every fault, disconnect every client (no wills), drop sessions, retained
         messages, counters and history."""
-        self.faults.clear()
+        self.faults.clear(discard_delayed=True)
         await self._mqtt.reset()
         self.state.reset_counters()
         if self._history is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
 
@@ -29,7 +29,7 @@ from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
 from broker.amqtt_adapter.outgoing import ConnectionClosing, DirectMessage
 from broker.clock import Clock, Timer
 from broker.config.settings import Mqtt
-from broker.faults import Faults
+from broker.faults import DelayLine, Faults, HeldCopy
 from broker.mqtt.framing import (
     encode_publish,
     is_publish,
@@ -113,8 +113,8 @@ class Connection(HeldAcknowledgements):
         self.is_closed = False
         self._closed: asyncio.Future[None] | None = None  # made only when someone waits
 
-    delay_tail: asyncio.Future[None] | None = None
-    """Settles when the last copy a delay fault held back may go (fault_points.py)."""
+    delay_line: DelayLine | None = None
+    """The copies delay faults hold back (fault_points.py); handed to the session at the end."""
 
     @property
     def client_id(self) -> str:
@@ -125,6 +125,8 @@ class Connection(HeldAcknowledgements):
     def mark_closed(self) -> None:
         """The connection is over: wake whoever waits in ``wait_closed``."""
         self.is_closed = True
+        if self.delay_line is not None and (lost := self.delay_line.close()):
+            self._on_dropped(lost)
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
 
@@ -253,7 +255,8 @@ class Connection(HeldAcknowledgements):
             return False
         if seq is not None and self._saved is not None:
             self._saved.queued(self.client_id, seq, message.topic, message.data, qos)
-        self.send_in_background(message.topic, message.data, qos, seq=seq)
+        held = self.delay_line.behind_due((message.topic, message.data, qos, seq)) if self.delay_line else None
+        self.send_in_background(message.topic, message.data, qos, seq=seq, held=held)  # after released copies
         return True
 
     def _send_now(self, message: RoutedCopy, qos: int, limits: Mqtt, seq: int | None) -> bool:
@@ -317,13 +320,15 @@ class Connection(HeldAcknowledgements):
         retain: bool = False,
         counted: bool = True,
         seq: int | None = None,
-        after: Awaitable[None] | None = None,
+        held: HeldCopy | None = None,
     ) -> None:
-        """Send one copy through amqtt's flows in a task (once ``after`` settles, if given); a
-        counted copy that fails counts as dropped. ``seq``: the copy's row in the store (written
-        already)."""
+        """Send one copy through amqtt's flows in a task (once it leaves the line, if ``held``);
+        a counted copy that fails counts as dropped. ``seq``: the copy's row in the store
+        (written already)."""
         publish = self.handler.mqtt_publish(topic, data, qos, retain=retain, seq=seq)
-        task = asyncio.ensure_future(publish if after is None else _after(after, publish))
+        task = asyncio.ensure_future(publish if held is None else held.run(publish))
+        if held is not None:
+            held.attach(task)
         self._deliveries.add(task)
         self.count += 1
         self.size += len(data)
@@ -379,14 +384,3 @@ class Connection(HeldAcknowledgements):
             return
         if counted:
             self._on_dropped(1)
-
-
-async def _after(ready: Awaitable[None], publish: Coroutine[Any, Any, Any]) -> Any:
-    """``publish`` once ``ready`` settles (closed unrun if cancelled before; ``ready`` goes on,
-    as the copies behind it wait for it)."""
-    try:
-        await asyncio.shield(ready)
-    except BaseException:
-        publish.close()
-        raise
-    return await publish

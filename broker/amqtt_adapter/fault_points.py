@@ -6,15 +6,16 @@ handler.py, withheld acknowledgements in held_acks.py. A delivery fault is looke
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 from broker.amqtt_adapter.connection import Connection
 from broker.amqtt_adapter.outbox import RoutedCopy
+from broker.amqtt_adapter.outgoing import OutgoingCopy
 from broker.config.settings import Mqtt
-from broker.faults import DeliveryVerdict
+from broker.faults import DelayLine, DeliveryVerdict, HeldCopy
 
 __all__ = ["ConnectionFaultTargets", "deliver_faulted"]
 
@@ -34,8 +35,11 @@ def deliver_faulted(
         assert verdict.released is not None
         if seq is not None and connection.journal is not None:  # a persistent session's copy: its row
             connection.journal.queued(connection.client_id, seq, message.topic, message.data, qos)
-        ready = _delayed(connection, verdict.delay(), verdict.released)
-        connection.send_in_background(message.topic, message.data, qos, seq=seq, after=ready)
+        line = connection.delay_line
+        if line is None:
+            line = connection.delay_line = DelayLine(partial(_keep, connection), verdict.lines)
+        held = line.hold((message.topic, message.data, qos, seq), verdict.delay(), verdict.released)
+        connection.send_in_background(message.topic, message.data, qos, seq=seq, held=held)
         return True
     if connection.deliver_twice(message, limits, seq):
         verdict.applied()
@@ -43,25 +47,16 @@ def deliver_faulted(
     return connection.deliver(message, qos, limits, seq)  # not written at once: the next one is doubled
 
 
-def _delayed(connection: Connection, delay: float, released: asyncio.Future[None]) -> asyncio.Future[None]:
-    """Settles ``delay`` seconds from now (or at the fault's undo), never before the connection's
-    previous delayed copy: copies keep their order."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + delay
-    previous = connection.delay_tail
-
-    async def wait() -> None:
-        if previous is not None:
-            await asyncio.wait((previous,))  # its end, however it ended (an evicted copy is cancelled)
-        remaining = deadline - loop.time()
-        if remaining > 0 and not released.done():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    await asyncio.shield(released)
-
-    ready = asyncio.ensure_future(wait())
-    connection.delay_tail = ready
-    return ready
+def _keep(connection: Connection, copy: HeldCopy) -> bool:
+    """A copy still held when its connection ended: a persistent session's QoS 1/2 copy goes in
+    flight, so that the next connection sends it first, in the order it was routed (before what
+    was queued meanwhile); any other is lost (False: the connection counts it as dropped)."""
+    session = connection.session
+    if not copy.qos or session.clean_session:
+        return False
+    packet_id = session.next_packet_id
+    session.inflight_out[packet_id] = OutgoingCopy(packet_id, copy.topic, copy.qos, copy.data, False, copy.seq)
+    return True
 
 
 def _drop(connection: Connection) -> None:

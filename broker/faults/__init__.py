@@ -5,8 +5,9 @@ Only embedding code reaches them (``EdgeBroker.faults``, the threaded broker's `
 pytest marker's ``faults=`` option): neither the admin API nor the configuration names them.
 """
 
+from broker.faults.delays import DelayLine, HeldCopy
 from broker.faults.plans import DeliveryVerdict
 from broker.faults.registry import ConnectionFaults, Faults
 from broker.faults.scope import FaultScope
 
-__all__ = ["ConnectionFaults", "DeliveryVerdict", "FaultScope", "Faults"]
+__all__ = ["ConnectionFaults", "DelayLine", "DeliveryVerdict", "FaultScope", "Faults", "HeldCopy"]

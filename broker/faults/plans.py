@@ -8,6 +8,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Literal
 
+from broker.faults.delays import DelayLine
 from broker.faults.scope import FaultScope
 from broker.mqtt.topics import topic_matches
 
@@ -44,6 +45,8 @@ class DeliveryVerdict:
     released: asyncio.Future[None] | None = None
     """Done once the fault is undone: a delayed copy still waiting leaves at once."""
     scope: FaultScope | None = None
+    lines: set[DelayLine] = field(default_factory=set)
+    """The broker's lines of held copies (a delay's copies join their connection's line)."""
     _random: random.Random = field(default_factory=random.Random)
 
     def matches(self, client_id: str, topic: str, qos: int) -> bool:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from broker.faults.delays import DelayLine
 from broker.faults.plans import AckHold, ConnectRefusal, DeliveryKind, DeliveryVerdict
 from broker.faults.scope import FaultScope
 
@@ -47,6 +48,7 @@ class Faults:
         self._deliveries: list[DeliveryVerdict] = []
         self._acks: list[AckHold] = []
         self._scopes: list[FaultScope] = []
+        self._lines: set[DelayLine] = set()  # each connection's copies held by delay faults
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._connections: ConnectionFaults | None = None
@@ -123,10 +125,15 @@ class Faults:
         if it is not connected. A one-off action, so it returns no scope."""
         return self._on_loop(lambda: self._target().drop_connection(client_id))
 
-    def clear(self) -> None:
-        """Undo every fault (``reset()`` calls it)."""
+    def clear(self, *, discard_delayed: bool = False) -> None:
+        """Undo every fault. ``discard_delayed`` (``reset()`` and ``stop()``): the copies delay
+        faults hold are dropped, not counted, instead of leaving (a persistent session's stay
+        in the store)."""
 
         def undo_all() -> None:
+            if discard_delayed:
+                for line in list(self._lines):
+                    line.discard()
             for scope in list(self._scopes):
                 scope.undo()
 
@@ -179,7 +186,7 @@ class Faults:
 
         def enable() -> FaultScope:
             released = self._running_loop().create_future() if kind == "delay" else None
-            verdict = DeliveryVerdict(kind, topic_filter, client_id, n, delay, released)
+            verdict = DeliveryVerdict(kind, topic_filter, client_id, n, delay, released, lines=self._lines)
             return self._enable(description, self._deliveries, verdict, released)
 
         return self._on_loop(enable)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
-from broker.faults import Faults
+from broker.faults import DelayLine, Faults, HeldCopy
+from tests.helpers import WAIT
 
 pytestmark = pytest.mark.anyio
 
@@ -77,3 +81,47 @@ def test_connection_faults_need_a_started_broker() -> None:
     """black_hole before the broker started says so instead of failing later."""
     with pytest.raises(RuntimeError, match="not running"):
         Faults().black_hole("app")
+
+
+async def _sent(name: str, sent: list[str]) -> None:
+    sent.append(name)
+
+
+def _start(line: DelayLine, name: str, sent: list[str], released: asyncio.Future[None]) -> asyncio.Future[Any]:
+    held = line.hold((name, b"", 1, None), 0.0, released)
+    task = asyncio.ensure_future(held.run(_sent(name, sent)))
+    held.attach(task)
+    return task
+
+
+async def test_a_copy_cancelled_before_it_ran_lets_the_next_one_go() -> None:
+    """A held copy whose delivery is cancelled before its first step leaves the line: the one behind it goes."""
+    released: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    line = DelayLine(lambda _: True, set())
+    sent: list[str] = []
+    first = _start(line, "first", sent, released)
+    first.cancel()  # as an evicted QoS 0 copy
+    second = _start(line, "second", sent, released)
+    released.set_result(None)
+    await asyncio.wait_for(second, WAIT)
+    assert (sent, line.waiting) == (["second"], [])
+
+
+async def test_closing_a_line_hands_its_waiting_copies_over_in_order() -> None:
+    """close() stops every waiting copy, hands each to ``keep`` in order and returns how many it refused."""
+    released: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    kept: list[str] = []
+
+    def keep(copy: HeldCopy) -> bool:
+        kept.append(copy.topic)
+        return copy.topic != "b"
+
+    lines: set[DelayLine] = set()
+    line = DelayLine(keep, lines)
+    sent: list[str] = []
+    tasks = [_start(line, name, sent, released) for name in "abc"]
+    assert lines == {line}
+    assert line.close() == 1
+    await asyncio.wait(tasks, timeout=WAIT)
+    assert (kept, sent, lines) == (["a", "b", "c"], [], set())
+    assert all(task.cancelled() for task in tasks)
