@@ -69,42 +69,61 @@ def _drop(connection: Connection) -> None:
         connection.reader.interrupt()
 
 
-class _Void:
-    """A transport that takes writes and sends nothing, and does not resume reading; the rest
-    (closing, addresses, buffer sizes) is the real transport's."""
+class _Hole:
+    """A transport that keeps what is written and sends nothing, and does not resume reading,
+    until the fault is undone (``release``): as TCP keeps unacknowledged bytes through a network
+    outage, so a QoS 1 copy written meanwhile is not lost. The rest (closing, addresses) is the
+    real transport's; the bytes kept count as buffered, so the outbox sees a client that does
+    not keep up."""
 
     def __init__(self, transport: asyncio.WriteTransport) -> None:
         self._transport = transport
+        self._kept = bytearray()
 
     def write(self, data: Any) -> None:
-        """Discarded."""
+        """Kept for ``release``."""
+        self._kept += data
 
     def writelines(self, data: Any) -> None:
-        """Discarded (not forwarded: that would write past the hole)."""
+        """Kept for ``release`` (not forwarded: that would write past the hole)."""
+        for chunk in data:
+            self._kept += chunk
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._kept) + int(self._transport.get_write_buffer_size())
 
     def resume_reading(self) -> None:
         """Stays paused until the fault is undone (StreamConnection resumes after a full buffer)."""
+
+    def release(self) -> None:
+        """Write what was kept to the real transport (if it is still open)."""
+        kept, self._kept = self._kept, bytearray()
+        if kept and not self._transport.is_closing():
+            self._transport.write(kept)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
 
 def _black_hole(connection: Connection) -> Callable[[], None]:
-    """Stop reading the connection and discard what is written to it, without closing it; the
-    broker's keep-alive check then runs as for a silent client. Return what resumes both."""
+    """Stop reading the connection and keep back what is written to it, without closing it;
+    the broker's keep-alive check then runs as for a silent client. Return what resumes both
+    (what was kept is written first)."""
     source, outbox = connection.reader.source, connection.outbox
     real = source.transport
     if real is None or outbox is None:
         raise ValueError(f"client {connection.client_id} is on a websocket: only TCP and TLS can be black-holed")
-    void = cast(asyncio.WriteTransport, _Void(real))
+    hole = _Hole(real)
+    void = cast(asyncio.WriteTransport, hole)
     real.pause_reading()  # type: ignore[attr-defined]
     source.transport = void
     outbox.reroute(void)
 
     def resume() -> None:
         if source.transport is void:
+            outbox.reroute(real)  # what the outbox holds goes into the hole first, in order
             source.transport = real
-            outbox.reroute(real)
+            hole.release()
             if not real.is_closing():
                 real.resume_reading()  # type: ignore[attr-defined]
 

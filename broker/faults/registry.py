@@ -33,8 +33,9 @@ class ConnectionFaults(Protocol):
         ...
 
     def black_hole(self, client_id: str) -> Callable[[], None]:
-        """Stop reading from and writing to the client's connection without closing it; return
-        what resumes both. LookupError if it is not connected, ValueError for a websocket."""
+        """Stop reading from and writing to the client's connection without closing it (what is
+        written meanwhile is kept); return what resumes both, the kept bytes first. LookupError
+        if it is not connected, ValueError for a websocket."""
         ...
 
 
@@ -112,7 +113,8 @@ class Faults:
 
     def black_hole(self, client_id: str) -> FaultScope:
         """Stop reading from and writing to ``client_id``'s connection without closing it, so
-        that keep-alive runs out on either side; undo resumes it if it is still open."""
+        that keep-alive runs out on either side; undo resumes it if it is still open, and what
+        the broker wrote meanwhile arrives then (as TCP delivers it after an outage)."""
 
         def enable() -> FaultScope:
             resume = self._target().black_hole(client_id)
