@@ -146,7 +146,7 @@ class MqttCore:
         self._authenticator = ClientAuthenticator(lambda: settings.current.auth)
         self._broker: EdgeAmqttBroker | None = None
         self._listeners: ListenerSet | None = None
-        self._bound: dict[str, tuple[str, int]] = {}  # where the listeners were last bound
+        self._bound: dict[str, tuple[str, int]] = {}  # where the listeners on port 0 were last bound
         self._store: Store | None = None
         self._bridges: BridgeSet | None = None
 
@@ -219,13 +219,13 @@ class MqttCore:
             store.close()
 
     async def _open_listeners(self) -> None:
-        """Listen as configured; a listener on port 0 takes the port it had before, or a new one
-        if that was taken meanwhile."""
+        """Listen as configured; a listener on port 0 takes the port it had before (OSError if
+        that was taken meanwhile)."""
         configured = self._settings.current.listeners
         listeners = ListenerSet(configured, self._on_stream, self._on_websocket, self._tasks, self._bound)
         await listeners.start()
         self._listeners = listeners
-        self._bound = dict(listeners.addresses)
+        self._bound = dict(listeners.kept_ports)
 
     async def _close_listeners(self, timeout: float) -> None:
         listeners, self._listeners = self._listeners, None

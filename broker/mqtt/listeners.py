@@ -118,7 +118,7 @@ class ListenerSet:
         ports: dict[str, tuple[str, int]] | None = None,
     ) -> None:
         self._config = config
-        self._ports = ports or {}  # where listeners configured on port 0 were bound before
+        self._ports = ports or {}  # kept_ports of the listeners before
         self._tasks = tasks
         self._on_stream = on_stream
         self._on_websocket = on_websocket
@@ -126,6 +126,8 @@ class ListenerSet:
         self._closing: list[asyncio.Server | WsServer] = []
         self._connections: dict[asyncio.Task[Any], Callable[[], None]] = {}
         self.addresses: dict[str, tuple[str, int]] = {}
+        self.kept_ports: dict[str, tuple[str, int]] = {}
+        """Where the listeners configured on port 0 were bound: they keep it (pass it as ``ports``)."""
 
     @property
     def is_serving(self) -> bool:
@@ -150,17 +152,22 @@ class ListenerSet:
 
     async def _bind(self, name: str, address: tuple[str, int], start: Callable[[str, int], Awaitable[None]]) -> None:
         """Start one listener at ``address``. Port 0 (any) is the port it had before, if it had
-        one, so that a restart, or a stop and a start, keeps the port clients know; a new one
-        if that was taken meanwhile."""
+        one, so that a restart, or a stop and a start, keeps the port clients know; if that was
+        taken meanwhile the start fails (OSError naming it), for the clients' reconnects would
+        reach whatever listens there now."""
         host, port = address
-        before = self._ports.get(name)
-        if port == 0 and before is not None:
+        before = self._ports.get(name) if port == 0 else None
+        if before is None:
+            await start(host, port)
+        else:
             try:
                 await start(host, before[1])
-                return
             except OSError as exc:
-                log.warning("listener %s: port %d is taken now (%s): listening on a new one", name, before[1], exc)
-        await start(host, port)
+                cause = exc.strerror or exc
+                reason = f"listener {name}: port {before[1]}, which it keeps across restarts, is taken: {cause}"
+                raise OSError(exc.errno, reason) if exc.errno is not None else OSError(reason) from exc
+        if port == 0:
+            self.kept_ports[name] = self.addresses[name]
 
     async def _start_stream(
         self, name: str, host: str, port: int, context: ssl.SSLContext | None, backlog: int

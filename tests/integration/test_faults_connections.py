@@ -4,7 +4,10 @@ same port, dropped and black-holed connections."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+from collections.abc import Iterator
 
 import aiomqtt
 import httpx
@@ -89,6 +92,41 @@ async def test_stop_and_start_serve_on_the_same_port() -> None:
             await client.subscribe("t")
             await client.publish("t", b"back")
             assert (await next_message(client)).payload == b"back"
+
+
+async def test_start_fails_naming_the_kept_port_when_it_is_taken() -> None:
+    """start() after stop() does not move a port-0 listener to a new port if its old one was
+    taken meanwhile: it raises OSError naming the port; once the port is free it starts there."""
+    async with running_broker(ephemeral_settings()) as broker:
+        port = broker.mqtt_port
+        await broker.stop()
+        kept = f"port {port}, which it keeps across restarts, is taken"
+        with listening_on(port), pytest.raises(OSError, match=kept):
+            await broker.start()
+        await broker.start()
+        assert broker.mqtt_port == port
+
+
+async def test_a_fixed_port_is_not_kept_once_the_listener_is_on_port_0() -> None:
+    """A listener moved from a fixed port to port 0 takes any free port, not the fixed one."""
+    with listening_on(0) as fixed:
+        pass  # a port free now
+    async with running_broker(ephemeral_settings(listeners={"tcp": {"bind": f"127.0.0.1:{fixed}"}})) as broker:
+        assert broker.mqtt_port == fixed
+        await broker.stop()
+        broker.live.current = ephemeral_settings()
+        with listening_on(fixed):  # taken: a start that tried it would fail
+            await broker.start()
+        assert broker.mqtt_port != fixed
+
+
+@contextlib.contextmanager
+def listening_on(port: int) -> Iterator[int]:
+    """Another socket listening on loopback ``port`` (0: a free one) until the block ends."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        yield int(taken.getsockname()[1])
 
 
 async def test_dropped_connection_publishes_the_will(broker: EdgeBroker) -> None:
