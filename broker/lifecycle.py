@@ -65,7 +65,7 @@ class EdgeBroker:
         self._history = MessageHistory(self.state, history) if history > 0 else None
         self.tasks = TaskGroup()
         """The broker's tasks (connections, restarts), named; see broker/task_group.py."""
-        self.faults = Faults()
+        self.faults = Faults(clock)
         """Faults a test enables (refused connects, dropped deliveries...); see broker/faults."""
         self._mqtt = MqttCore(self.live, self.state, self.tasks, clock, faults=self.faults)
         self.bridges = BridgeControls(lambda: self._mqtt.bridges)

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from broker.clock import Clock, LoopClock
 from broker.faults.delays import DelayLine
 from broker.faults.plans import AckHold, ConnectRefusal, DeliveryKind, DeliveryVerdict
 from broker.faults.scope import FaultScope
@@ -42,7 +43,7 @@ class ConnectionFaults(Protocol):
 class Faults:
     """The faults of one broker (see broker/faults/__init__.py); each returns a ``FaultScope``."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         self.active = False
         """Whether any fault is enabled: the one check the MQTT side makes while none is."""
         self._refusals: list[ConnectRefusal] = []
@@ -53,6 +54,7 @@ class Faults:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._connections: ConnectionFaults | None = None
+        self._clock = clock or LoopClock()  # the broker's: what ends a fault enabled for a time
 
     def attach(self, connections: ConnectionFaults, loop: asyncio.AbstractEventLoop) -> None:
         """Called by the broker as it starts: the loop every change runs on, and its connections."""
@@ -106,7 +108,7 @@ class Faults:
             hold = AckHold(client_id, self._running_loop().create_future())
             scope = self._enable(f"withhold PUBACK/PUBCOMP of {client_id}'s publishes", self._acks, hold, hold.released)
             if seconds is not None:
-                self._running_loop().call_later(seconds, scope.undo)
+                self._clock.call_later(seconds, scope.undo)
             return scope
 
         return self._on_loop(enable)
