@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any, cast
+from typing import Any
 
 from amqtt.session import Session
 
@@ -35,8 +35,15 @@ def held_ack(faults: Faults, client_id: str, durable: asyncio.Future[None] | Non
     if released is None:
         return durable
     if durable is None:
-        return released
-    return cast("asyncio.Future[None]", asyncio.gather(durable, released))
+        return asyncio.shield(released)  # shared by every held acknowledgement: never cancelled by one
+    return asyncio.ensure_future(_both(durable, released))
+
+
+async def _both(durable: asyncio.Future[None], released: asyncio.Future[None]) -> None:
+    """Once the commit and the undo have settled (the commit's error, if any); cancelling this
+    cancels neither, for both are shared (unlike ``asyncio.gather``)."""
+    await asyncio.shield(released)
+    await asyncio.shield(durable)
 
 
 class HeldAcknowledgements:
@@ -56,7 +63,7 @@ class HeldAcknowledgements:
         if self.outbox is None:  # a websocket: amqtt writes the acknowledgement, one at a time
             if durable is not None:
                 try:
-                    await durable
+                    await asyncio.shield(durable)  # a commit is shared: this task's cancellation is its own
                 except StoreError:
                     if kind == 2:
                         self.session.inflight_in.pop(packet_id, None)  # see _forget_unacknowledged

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from broker.amqtt_adapter.held_acks import held_ack
 from broker.faults import DelayLine, Faults, HeldCopy
 from tests.helpers import WAIT
 
@@ -125,3 +126,28 @@ async def test_closing_a_line_hands_its_waiting_copies_over_in_order() -> None:
     await asyncio.wait(tasks, timeout=WAIT)
     assert (kept, sent, lines) == (["a", "b", "c"], [], set())
     assert all(task.cancelled() for task in tasks)
+
+
+@pytest.mark.parametrize("committing", [False, True])
+async def test_cancelling_a_held_acknowledgement_leaves_what_it_waits_for(committing: bool) -> None:
+    """A task waiting for a withheld acknowledgement is cancelled: the fault's release and the
+    commit, which other acknowledgements share, are not."""
+    faults = Faults()
+    scope = faults.withhold_acks("app")
+    released = faults.ack_hold("app")
+    commit: asyncio.Future[None] | None = asyncio.get_running_loop().create_future() if committing else None
+    held = held_ack(faults, "app", commit)
+    assert held is not None
+    waiting = asyncio.ensure_future(_await(held))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    await asyncio.wait((waiting,), timeout=WAIT)
+    assert released is not None
+    assert not released.cancelled()
+    assert commit is None or not commit.cancelled()
+    scope.undo()
+    assert released.done()
+
+
+async def _await(future: asyncio.Future[None]) -> None:
+    await future
