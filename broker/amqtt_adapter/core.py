@@ -282,9 +282,9 @@ class MqttCore:
         """Abort a client's connection as a network failure would (broker/faults' ConnectionFaults)."""
         return self._running().drop_connection(client_id)
 
-    def black_hole(self, client_id: str) -> Callable[[], None]:
+    def black_hole(self, client_id: str, on_end: Callable[[], None]) -> Callable[[], None]:
         """Stop reading and writing a client's connection without closing it (ConnectionFaults)."""
-        return self._running().black_hole(client_id)
+        return self._running().black_hole(client_id, on_end)
 
     @property
     def bridges(self) -> BridgeSet | None:

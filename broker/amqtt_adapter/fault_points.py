@@ -105,7 +105,7 @@ class _Hole:
         return getattr(self._transport, name)
 
 
-def _black_hole(connection: Connection) -> Callable[[], None]:
+def _black_hole(connection: Connection, on_end: Callable[[], None]) -> Callable[[], None]:
     """Stop reading the connection and keep back what is written to it, without closing it;
     the broker's keep-alive check then runs as for a silent client. Return what resumes both
     (what was kept is written first)."""
@@ -118,8 +118,11 @@ def _black_hole(connection: Connection) -> Callable[[], None]:
     real.pause_reading()  # type: ignore[attr-defined]
     source.transport = void
     outbox.reroute(void)
+    ending = asyncio.ensure_future(connection.wait_closed())  # ends with the connection (or its broker)
+    ending.add_done_callback(lambda done: None if done.cancelled() else on_end())
 
     def resume() -> None:
+        ending.cancel()
         if source.transport is void:
             outbox.reroute(real)  # what the outbox holds goes into the hole first, in order
             source.transport = real
@@ -147,9 +150,9 @@ class ConnectionFaultTargets:
             _drop(connection)
         return connection is not None
 
-    def black_hole(self, client_id: str) -> Callable[[], None]:
+    def black_hole(self, client_id: str, on_end: Callable[[], None]) -> Callable[[], None]:
         """Stop reading and writing a client's connection without closing it; what resumes it."""
         connection = self._live(client_id)
         if connection is None:
             raise LookupError(f"client {client_id!r} is not connected")
-        return _black_hole(connection)
+        return _black_hole(connection, on_end)

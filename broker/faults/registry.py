@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 from broker.clock import Clock, LoopClock
 from broker.faults.delays import DelayLine
 from broker.faults.plans import AckHold, ConnectRefusal, DeliveryKind, DeliveryVerdict
-from broker.faults.scope import FaultScope
+from broker.faults.scope import FaultScope, log
 
 __all__ = ["ConnectionFaults", "Faults"]
 
@@ -33,10 +33,11 @@ class ConnectionFaults(Protocol):
         is not connected."""
         ...
 
-    def black_hole(self, client_id: str) -> Callable[[], None]:
+    def black_hole(self, client_id: str, on_end: Callable[[], None]) -> Callable[[], None]:
         """Stop reading from and writing to the client's connection without closing it (what is
-        written meanwhile is kept); return what resumes both, the kept bytes first. LookupError
-        if it is not connected, ValueError for a websocket."""
+        written meanwhile is kept); return what resumes both, the kept bytes first. ``on_end``
+        is called when the connection ends. LookupError if it is not connected, ValueError for a
+        websocket."""
         ...
 
 
@@ -116,18 +117,27 @@ class Faults:
     def black_hole(self, client_id: str) -> FaultScope:
         """Stop reading from and writing to ``client_id``'s connection without closing it, so
         that keep-alive runs out on either side; undo resumes it if it is still open, and what
-        the broker wrote meanwhile arrives then (as TCP delivers it after an outage)."""
+        the broker wrote meanwhile arrives then (as TCP delivers it after an outage). The fault
+        ends with the connection."""
 
         def enable() -> FaultScope:
-            resume = self._target().black_hole(client_id)
-            return self._enable(f"black-hole the connection of {client_id}", on_clear=resume)
+            resume = self._target().black_hole(client_id, lambda: scope.undo())  # its connection ended
+            scope = self._enable(f"black-hole the connection of {client_id}", on_clear=resume)
+            return scope
 
         return self._on_loop(enable)
 
     def drop_connection(self, client_id: str) -> bool:
         """Abort ``client_id``'s connection now (no DISCONNECT: its will is published); False
         if it is not connected. A one-off action, so it returns no scope."""
-        return self._on_loop(lambda: self._target().drop_connection(client_id))
+
+        def drop() -> bool:
+            dropped = self._target().drop_connection(client_id)
+            if dropped:
+                log.info("fault: dropped the connection of %s", client_id)
+            return dropped
+
+        return self._on_loop(drop)
 
     def clear(self, *, discard_delayed: bool = False) -> None:
         """Undo every fault. ``discard_delayed`` (``reset()`` and ``stop()``): the copies delay

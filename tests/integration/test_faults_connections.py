@@ -129,14 +129,17 @@ def listening_on(port: int) -> Iterator[int]:
         yield int(taken.getsockname()[1])
 
 
-async def test_dropped_connection_publishes_the_will(broker: EdgeBroker) -> None:
-    """drop_connection ends the connection without DISCONNECT: the client loses it, the will goes out."""
+async def test_dropped_connection_publishes_the_will(broker: EdgeBroker, caplog: pytest.LogCaptureFixture) -> None:
+    """drop_connection ends the connection without DISCONNECT (logged at INFO): the client loses
+    it, the will goes out."""
+    caplog.set_level(logging.INFO, "edgemq.faults")
     before = broker_tasks()
     will = aiomqtt.Will("devices/app/status", b"offline", qos=1)
     async with mqtt_client(broker, "watcher") as watcher, mqtt_client(broker, "app", will=will) as app:
         await watcher.subscribe("devices/#", qos=1)
         await app.subscribe("x")
         assert broker.faults.drop_connection("app")
+        assert "fault: dropped the connection of app" in caplog.text
         assert (await next_message(watcher)).payload == b"offline"
         with pytest.raises(aiomqtt.MqttError):
             await next_message(app)
@@ -158,6 +161,8 @@ async def test_black_hole_lets_keep_alive_run_out(caplog: pytest.LogCaptureFixtu
                     assert (await next_message(watcher)).payload == b"offline"
                     with pytest.raises(aiomqtt.MqttError):
                         await next_message(app)
+                    await wait_state(broker, lambda state: state.client("app") is None)
+                    assert broker.faults.active_faults == []  # it ended with its connection
             assert "client_id=app reason=keep-alive expired" in caplog.text
             assert "fault cleared: black-hole the connection of app" in caplog.text
             await assert_healthy(broker, before)
