@@ -9,7 +9,9 @@ even across the awaits of routing), so a crash keeps all of it or none: its rece
 never durable without its copies, nor its copies without the id.
 
 Every routed message has a ``seq`` (one per message, shared by its copies); a copy's row is
-(client_id, seq). Nothing here imports amqtt: the adapter turns a ``Snapshot`` into sessions.
+(client_id, seq). A message's MQTT 5 properties (``MessageProperties``: the forwarded ones and its
+expiry) are kept with its retained, session and bridge rows, and read back with them. Nothing
+here imports amqtt: the adapter turns a ``Snapshot`` into sessions.
 """
 
 from __future__ import annotations
@@ -19,16 +21,23 @@ from collections.abc import Callable, Iterable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 
+from broker.mqtt.message_properties import MessageProperties
 from broker.persistence.store import Statement, Store
 
 __all__ = ["Journal", "Scope", "Snapshot", "StoredForward", "StoredMessage", "StoredSession"]
 
-_PUT_RETAINED = "INSERT OR REPLACE INTO retained VALUES (?, ?, ?)"
-_QUEUE = "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, 0)"
+_PUT_RETAINED = "INSERT OR REPLACE INTO retained (topic, payload, qos, properties, expires_at) VALUES (?, ?, ?, ?, ?)"
+_QUEUE = (
+    "INSERT OR REPLACE INTO messages (client_id, seq, topic, payload, qos, packet_id, released, properties,"
+    " expires_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)"
+)
 _SENT = "UPDATE messages SET packet_id = ? WHERE client_id = ? AND seq = ?"
 _RELEASED = "UPDATE messages SET released = 1 WHERE client_id = ? AND seq = ?"
 _ACKNOWLEDGED = "DELETE FROM messages WHERE client_id = ? AND seq = ?"
-_FORWARD = "INSERT OR REPLACE INTO bridge_messages VALUES (?, ?, ?, ?, ?, ?)"
+_FORWARD = (
+    "INSERT OR REPLACE INTO bridge_messages (bridge, seq, topic, payload, qos, retain, properties, expires_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _SESSION_TABLES = ("sessions", "subscriptions", "messages", "incoming_qos2")
 # statements over fixed table names (never from input)
 _DISCARD = [f"DELETE FROM {table} WHERE client_id = ?" for table in _SESSION_TABLES]  # noqa: S608
@@ -61,6 +70,8 @@ class StoredMessage:
     """Its packet id once it was sent (then resent with DUP=1), None while only queued."""
     released: bool
     """QoS 2: its PUBREC came (the PUBREL is resent, not the PUBLISH)."""
+    properties: MessageProperties | None = None
+    """Its MQTT 5 properties (None: none)."""
 
 
 @dataclass(slots=True)
@@ -87,6 +98,8 @@ class StoredForward:
     payload: bytes
     qos: int
     retain: bool
+    properties: MessageProperties | None = None
+    """Its MQTT 5 properties (None: none, or a bridge to an MQTT 3.1.1 upstream)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +110,8 @@ class Snapshot:
     sessions: list[StoredSession]
     forwards: dict[str, list[StoredForward]] = field(default_factory=dict)
     """Each bridge's queue, in seq order."""
+    retained_properties: dict[str, MessageProperties] = field(default_factory=dict)
+    """The MQTT 5 properties of the retained messages that carry some, by topic."""
 
     @property
     def message_count(self) -> int:
@@ -153,11 +168,13 @@ class Journal:
 
     # -- retained messages --------------------------------------------------------------
 
-    def retain(self, topic: str, payload: bytes, qos: int) -> asyncio.Future[None]:
+    def retain(
+        self, topic: str, payload: bytes, qos: int, *, properties: MessageProperties | None = None
+    ) -> asyncio.Future[None]:
         """Keep ``topic``'s retained message (an empty payload clears it)."""
         if not payload:  # at once (and in open scopes): the newest retained message wins whatever scope ends last
             return self._write([Statement("DELETE FROM retained WHERE topic = ?", (topic,))], now=True)
-        return self._write([Statement(_PUT_RETAINED, (topic, payload, qos))], now=True)
+        return self._write([Statement(_PUT_RETAINED, (topic, payload, qos, *_columns(properties)))], now=True)
 
     def clear_retained(self) -> asyncio.Future[None]:
         """Forget every retained message."""
@@ -194,10 +211,18 @@ class Journal:
         return seq
 
     def queued(
-        self, client_id: str, seq: int, topic: str, payload: bytes, qos: int, packet_id: int | None = None
+        self,
+        client_id: str,
+        seq: int,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        packet_id: int | None = None,
+        *,
+        properties: MessageProperties | None = None,
     ) -> None:
         """A QoS 1/2 copy for a persistent session was queued (or sent as ``packet_id``)."""
-        self._write([Statement(_QUEUE, (client_id, seq, topic, payload, qos, packet_id))])
+        self._write([Statement(_QUEUE, (client_id, seq, topic, payload, qos, packet_id, *_columns(properties)))])
 
     def sent(self, client_id: str, seq: int, packet_id: int) -> asyncio.Future[None]:
         """A queued copy was given ``packet_id`` (a QoS 2 one is sent only once this is durable)."""
@@ -212,10 +237,19 @@ class Journal:
         self._write([Statement(_ACKNOWLEDGED, (client_id, seq))])
 
     def forward_queued(
-        self, bridge: str, seq: int, topic: str, payload: bytes, qos: int, retain: bool
+        self,
+        bridge: str,
+        seq: int,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        *,
+        properties: MessageProperties | None = None,
     ) -> asyncio.Future[None]:
         """A QoS 1/2 message was queued for a bridge's upstream; the commit that holds its row."""
-        return self._write([Statement(_FORWARD, (bridge, seq, topic, payload, qos, int(retain)))])
+        columns = (bridge, seq, topic, payload, qos, int(retain), *_columns(properties))
+        return self._write([Statement(_FORWARD, columns)])
 
     def forward_acknowledged(self, bridge: str, seq: int) -> None:
         """The upstream acknowledged a forwarded message (PUBACK, PUBCOMP), or it was dropped."""
@@ -243,22 +277,51 @@ class Journal:
             if (session := sessions.get(client_id)) is not None:
                 session.subscriptions.append((topic_filter, qos))
         last_seq = 0
-        rows = read("SELECT client_id, seq, topic, payload, qos, packet_id, released FROM messages ORDER BY seq")
-        for client_id, seq, topic, payload, qos, packet_id, released in rows:
+        rows = read(
+            "SELECT client_id, seq, topic, payload, qos, packet_id, released, properties, expires_at"
+            " FROM messages ORDER BY seq"
+        )
+        for client_id, seq, topic, payload, qos, packet_id, released, forwarded, expires_at in rows:
             last_seq = max(last_seq, seq)
             if (session := sessions.get(client_id)) is not None:
-                session.messages.append(StoredMessage(seq, topic, bytes(payload), qos, packet_id, bool(released)))
+                properties = _properties(forwarded, expires_at)
+                message = StoredMessage(seq, topic, bytes(payload), qos, packet_id, bool(released), properties)
+                session.messages.append(message)
         for client_id, packet_id in read("SELECT client_id, packet_id FROM incoming_qos2"):
             if (session := sessions.get(client_id)) is not None:
                 session.incoming_qos2.append(packet_id)
         forwards: dict[str, list[StoredForward]] = {}
-        rows = read("SELECT bridge, seq, topic, payload, qos, retain FROM bridge_messages ORDER BY seq")
-        for bridge, seq, topic, payload, qos, retain in rows:
+        rows = read(
+            "SELECT bridge, seq, topic, payload, qos, retain, properties, expires_at FROM bridge_messages ORDER BY seq"
+        )
+        for bridge, seq, topic, payload, qos, retain, forwarded, expires_at in rows:
             last_seq = max(last_seq, seq)
-            forwards.setdefault(bridge, []).append(StoredForward(seq, topic, bytes(payload), qos, bool(retain)))
+            stored = StoredForward(seq, topic, bytes(payload), qos, bool(retain), _properties(forwarded, expires_at))
+            forwards.setdefault(bridge, []).append(stored)
         self._next_seq = last_seq + 1
-        retained = [(topic, bytes(payload), qos) for topic, payload, qos in read("SELECT * FROM retained")]
-        return Snapshot(retained, list(sessions.values()), forwards)
+        retained: list[tuple[str, bytes, int]] = []
+        retained_properties: dict[str, MessageProperties] = {}
+        for topic, payload, qos, forwarded, expires_at in read(
+            "SELECT topic, payload, qos, properties, expires_at FROM retained"
+        ):
+            retained.append((topic, bytes(payload), qos))
+            if (properties := _properties(forwarded, expires_at)) is not None:
+                retained_properties[topic] = properties
+        return Snapshot(retained, list(sessions.values()), forwards, retained_properties)
+
+
+def _columns(properties: MessageProperties | None) -> tuple[bytes | None, float | None]:
+    """The ``properties`` and ``expires_at`` columns of a message's row (NULL: none)."""
+    if properties is None:
+        return None, None
+    return properties.forwarded or None, properties.expires_at
+
+
+def _properties(forwarded: bytes | None, expires_at: float | None) -> MessageProperties | None:
+    """A row's MQTT 5 properties, None when it has none."""
+    if forwarded is None and expires_at is None:
+        return None
+    return MessageProperties(bytes(forwarded or b""), expires_at)
 
 
 def _seen(done: asyncio.Future[None]) -> None:

@@ -33,7 +33,7 @@ __all__ = ["SCHEMA_VERSION", "Statement", "Store", "StoreError", "StoreLocked", 
 
 log = logging.getLogger("edgemq.store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x6564676D  # "edgm"
 Sync = Literal["always", "batched", "off"]
 """``always``: every commit is fsynced (synchronous=FULL); ``batched``: WAL with
@@ -42,26 +42,36 @@ power loss); ``off``: no fsync."""
 _SYNCHRONOUS = {"always": "FULL", "batched": "NORMAL", "off": "OFF"}
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL);
+CREATE TABLE retained (
+    topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL, properties BLOB, expires_at REAL
+);
 CREATE TABLE sessions (client_id TEXT PRIMARY KEY, username TEXT, protocol INTEGER NOT NULL);
 CREATE TABLE subscriptions (
     client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, PRIMARY KEY (client_id, filter)
 );
 CREATE TABLE messages (
     client_id TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
-    qos INTEGER NOT NULL, packet_id INTEGER, released INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (client_id, seq)
+    qos INTEGER NOT NULL, packet_id INTEGER, released INTEGER NOT NULL DEFAULT 0, properties BLOB, expires_at REAL,
+    PRIMARY KEY (client_id, seq)
 );
 CREATE TABLE incoming_qos2 (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
 CREATE TABLE bridge_messages (
     bridge TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
-    qos INTEGER NOT NULL, retain INTEGER NOT NULL, PRIMARY KEY (bridge, seq)
+    qos INTEGER NOT NULL, retain INTEGER NOT NULL, properties BLOB, expires_at REAL, PRIMARY KEY (bridge, seq)
 );
 """
+# A message's MQTT 5 properties (``properties``: the forwarded ones, encoded; ``expires_at``: its
+# message expiry on the wall clock) are NULL for the many messages that carry none.
 # What takes a store of schema version N to N + 1 (in one transaction, at open).
 _MIGRATIONS: dict[int, list[str]] = {
     1: [  # 2: the queues of bridges (issue 15)
         "CREATE TABLE bridge_messages (bridge TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL,"
         " payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, PRIMARY KEY (bridge, seq))"
+    ],
+    2: [  # 3: messages keep their MQTT 5 properties (issue 16)
+        f"ALTER TABLE {table} ADD COLUMN {column}"  # fixed names, never from input
+        for table in ("retained", "messages", "bridge_messages")
+        for column in ("properties BLOB", "expires_at REAL")
     ],
 }
 

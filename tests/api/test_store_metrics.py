@@ -19,8 +19,10 @@ from tests.helpers import WAIT, v1
 
 pytestmark = pytest.mark.anyio
 
-RETAIN = Statement("INSERT OR REPLACE INTO retained VALUES (?, ?, ?)", ("a/b", b"payload", 1))
-NULL_PAYLOAD = Statement("INSERT INTO retained VALUES (?, ?, ?)", ("t", None, 0))  # payload is NOT NULL
+RETAIN = Statement("INSERT OR REPLACE INTO retained (topic, payload, qos) VALUES (?, ?, ?)", ("a/b", b"payload", 1))
+NULL_PAYLOAD = Statement(
+    "INSERT INTO retained (topic, payload, qos) VALUES (?, ?, ?)", ("t", None, 0)
+)  # payload is NOT NULL
 STORE_KEYS = {"path", "file_bytes", "pending_writes", "commits", "commit_seconds_total", "last_commit_seconds",
               "write_errors", "last_error"}  # fmt: skip
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.mqtt.message_properties import MessageProperties
 from broker.persistence.journal import Journal, Snapshot
 from broker.persistence.store import Store
 
@@ -101,3 +102,46 @@ async def test_a_scope_that_wrote_nothing_settles_what_waits_on_it(tmp_path: Pat
         waiting = journal.subscribed("c", [])  # no statement
         assert journal.end(scope) is None
         await asyncio.wait_for(waiting, 1)
+
+
+PROPERTIES = MessageProperties(b"\x03\x00\x04text&\x00\x01k\x00\x01v", 1_900_000_000.5)
+"""A content type, a user property and an expiry."""
+
+
+async def test_a_retained_message_keeps_its_properties(tmp_path: Path) -> None:
+    """A retained message written with MQTT 5 properties is read back with them; one without, without."""
+    path = tmp_path / "s.db"
+    with journal_on(path) as journal:
+        journal.retain("with", b"x", 1, properties=PROPERTIES)
+        await journal.retain("without", b"y", 0)
+    snapshot = reread(path)
+    assert sorted(snapshot.retained) == [("with", b"x", 1), ("without", b"y", 0)]
+    assert snapshot.retained_properties == {"with": PROPERTIES}
+
+
+async def test_a_session_copy_keeps_its_properties(tmp_path: Path) -> None:
+    """A queued copy and an in-flight copy keep their properties; a copy without has None."""
+    path = tmp_path / "s.db"
+    expiring = MessageProperties(b"", 1_900_000_001.0)  # an expiry alone
+    with journal_on(path) as journal:
+        await journal.session_saved("c", None, 5)
+        journal.queued("c", journal.next_seq(), "a", b"1", 1, properties=PROPERTIES)
+        journal.queued("c", journal.next_seq(), "b", b"2", 2, packet_id=9, properties=expiring)
+        journal.queued("c", journal.next_seq(), "c", b"3", 1)
+        await journal.store.write([])
+    (session,) = reread(path).sessions
+    assert [(m.topic, m.packet_id, m.properties) for m in session.messages] == [
+        ("a", None, PROPERTIES),
+        ("b", 9, expiring),
+        ("c", None, None),
+    ]
+
+
+async def test_a_bridge_row_keeps_its_properties(tmp_path: Path) -> None:
+    """A message queued for a bridge keeps its properties; one without has None."""
+    path = tmp_path / "s.db"
+    with journal_on(path) as journal:
+        journal.forward_queued("up", journal.next_seq(), "f", b"1", 1, True, properties=PROPERTIES)
+        await journal.forward_queued("up", journal.next_seq(), "g", b"2", 2, False)
+    forwards = reread(path).forwards["up"]
+    assert [(f.topic, f.retain, f.properties) for f in forwards] == [("f", True, PROPERTIES), ("g", False, None)]

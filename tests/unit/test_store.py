@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from broker.persistence.store import Statement, Store, StoreError, StoreLocked
+from broker.persistence.store import SCHEMA_VERSION, Statement, Store, StoreError, StoreLocked
 
 pytestmark = pytest.mark.anyio
 
-RETAIN = "INSERT OR REPLACE INTO retained VALUES (?, ?, ?)"
+NULL_PAYLOAD = "INSERT INTO retained (topic, payload, qos) VALUES (?, ?, ?)"  # payload is NOT NULL
+RETAIN = "INSERT OR REPLACE INTO retained (topic, payload, qos) VALUES (?, ?, ?)"
 
 
 def retain(topic: str, payload: bytes = b"p", qos: int = 1) -> list[Statement]:
@@ -84,7 +85,7 @@ async def test_writes_of_one_loop_turn_are_one_batch(tmp_path: Path) -> None:
 async def test_a_failed_write_is_counted_and_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Failed commits are counted and the first of a run logged as one ERROR naming the file."""
     store = Store.open(tmp_path / "edgemq.db")
-    bad = [Statement("INSERT INTO retained VALUES (?, ?, ?)", ("t", None, 0))]
+    bad = [Statement(NULL_PAYLOAD, ("t", None, 0))]
     try:
         for _ in range(3):
             with pytest.raises(StoreError):
@@ -105,7 +106,7 @@ async def test_a_failed_write_fails_its_future_and_the_store_goes_on(tmp_path: P
     store = Store.open(tmp_path / "edgemq.db")
     try:
         with pytest.raises(StoreError, match=r"edgemq\.db"):
-            await store.write([Statement("INSERT INTO retained VALUES (?, ?, ?)", ("t", None, 0))])
+            await store.write([Statement(NULL_PAYLOAD, ("t", None, 0))])
         await store.write(retain("after"))
         assert store.read("SELECT topic FROM retained") == [("after",)]
     finally:
@@ -176,7 +177,7 @@ from broker.persistence.store import Statement, Store
 async def main() -> None:
     store = Store.open(sys.argv[1], sync="always")
     for n in range(100_000):
-        await store.write([Statement("INSERT INTO retained VALUES (?, ?, 1)", (f"t/{n}", b"x"))])
+        await store.write([Statement("INSERT INTO retained (topic, payload, qos) VALUES (?, ?, 1)", (f"t/{n}", b"x"))])
         print(n, flush=True)
 
 asyncio.run(main())
@@ -213,7 +214,7 @@ async def test_a_failed_write_nobody_awaits_is_not_reported_again(
     """A failed write whose future nobody awaits leaves no "exception was never retrieved" report."""
     store = Store.open(tmp_path / "edgemq.db")
     try:
-        store.write([Statement("INSERT INTO retained VALUES (?, ?, ?)", ("t", None, 0))])
+        store.write([Statement(NULL_PAYLOAD, ("t", None, 0))])
         await asyncio.sleep(0)  # the failing batch is handed over: the next write is a batch of its own
         await store.write(retain("after"))  # committed after the failed one
         gc.collect()  # an unretrieved exception is reported when its future is collected
@@ -231,7 +232,7 @@ async def test_one_failing_batch_does_not_fail_those_committed_with_it(tmp_path:
         blocker.execute("BEGIN IMMEDIATE")  # the writer waits with the first batch: the next two group
         first = store.write(retain("first"))
         await asyncio.sleep(0)
-        bad = store.write([Statement("INSERT INTO retained VALUES (?, ?, ?)", ("t", None, 0))])
+        bad = store.write([Statement(NULL_PAYLOAD, ("t", None, 0))])
         await asyncio.sleep(0)
         good = store.write(retain("good"))
         blocker.execute("ROLLBACK")
@@ -247,18 +248,87 @@ async def test_one_failing_batch_does_not_fail_those_committed_with_it(tmp_path:
 
 
 def test_a_store_of_schema_version_1_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
-    """A version 1 store (issue 14's) opens as version 2: the bridge queue table added, its rows kept."""
+    """A version 1 store (issue 14's) opens as the current version: the bridge queue table added, its rows kept."""
     path = tmp_path / "edgemq.db"
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as old:
         old.execute("PRAGMA application_id = 1701078893")  # edgemq's
         old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         old.execute("INSERT INTO meta VALUES ('schema_version', '1')")
         old.execute("CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL)")
+        old.execute(
+            "CREATE TABLE messages (client_id TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL,"
+            " payload BLOB NOT NULL, qos INTEGER NOT NULL, packet_id INTEGER,"
+            " released INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (client_id, seq))"
+        )
         old.execute("INSERT INTO retained VALUES ('kept', x'01', 1)")
     store = Store.open(path)
     try:
-        assert store.read("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+        assert store.read("SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
         assert store.read("SELECT topic FROM retained") == [("kept",)]
         assert store.read("SELECT count(*) FROM bridge_messages") == [(0,)]
     finally:
         store.close()
+
+
+SCHEMA_2 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL);
+CREATE TABLE sessions (client_id TEXT PRIMARY KEY, username TEXT, protocol INTEGER NOT NULL);
+CREATE TABLE subscriptions (
+    client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, PRIMARY KEY (client_id, filter)
+);
+CREATE TABLE messages (
+    client_id TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    qos INTEGER NOT NULL, packet_id INTEGER, released INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (client_id, seq)
+);
+CREATE TABLE incoming_qos2 (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
+CREATE TABLE bridge_messages (
+    bridge TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    qos INTEGER NOT NULL, retain INTEGER NOT NULL, PRIMARY KEY (bridge, seq)
+);
+PRAGMA application_id = 1701078893;
+INSERT INTO meta VALUES ('schema_version', '2');
+INSERT INTO retained VALUES ('r', x'01', 1);
+INSERT INTO sessions VALUES ('c', NULL, 4);
+INSERT INTO messages VALUES ('c', 1, 'q', x'02', 1, 7, 0);
+INSERT INTO bridge_messages VALUES ('up', 2, 'f', x'03', 2, 1);
+"""
+"""A store as issue 15's edgemq (schema version 2) wrote it, with a row in each message table."""
+
+
+def test_a_store_of_schema_version_2_is_migrated_in_one_logged_step_keeping_its_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A version 2 store opens as version 3: its message rows kept, with NULL properties and expiry."""
+    path = tmp_path / "edgemq.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as old:
+        old.executescript(SCHEMA_2)
+    caplog.set_level("INFO", "edgemq.store")
+    store = Store.open(path)
+    try:
+        version = store.read("SELECT value FROM meta WHERE key = 'schema_version'")
+        rows = [
+            store.read("SELECT topic, payload, qos, properties, expires_at FROM retained"),
+            store.read("SELECT seq, packet_id, properties, expires_at FROM messages"),
+            store.read("SELECT seq, retain, properties, expires_at FROM bridge_messages"),
+        ]
+    finally:
+        store.close()
+    assert version == [("3",)]
+    assert rows == [[("r", b"\x01", 1, None, None)], [(1, 7, None, None)], [(2, 1, None, None)]]
+    migrated = [r.getMessage() for r in caplog.records if "migrated" in r.getMessage()]
+    assert migrated == [f"the store {path} was migrated from schema version 2 to 3"]
+
+
+def test_a_failing_migration_leaves_the_version_2_store_as_it_was(tmp_path: Path) -> None:
+    """A migration that cannot complete (a table missing) changes nothing: one transaction."""
+    path = tmp_path / "edgemq.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as old:
+        old.executescript(SCHEMA_2)
+        old.execute("DROP TABLE bridge_messages")  # the last table the migration alters
+    with pytest.raises(StoreError):
+        Store.open(path)
+    with contextlib.closing(sqlite3.connect(path)) as after:
+        assert after.execute("SELECT value FROM meta").fetchall() == [("2",)]
+        columns = [row[1] for row in after.execute("PRAGMA table_info(retained)")]
+    assert columns == ["topic", "payload", "qos"]
