@@ -17,7 +17,7 @@ from admin_api.codes import ResultCode
 from admin_api.config_api import change_config, control_action, run_in_loop, running_config
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
-from admin_api.shapes import topic_tree
+from admin_api.shapes import mqtt5_fields, topic_tree
 from admin_api.store_figures import with_store
 
 __all__ = ["v1_routes"]
@@ -54,6 +54,7 @@ def _clients(ctx: ApiContext, body: dict[str, Any]) -> list[dict[str, Any]]:
             "protocol": c.info.protocol,
             "connect_status": int(c.connected),
             "message_receive": c.messages_received,
+            **mqtt5_fields(c.info),
         }
         for c in ctx.state.clients()
     ]

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from admin_api.codes import ResultCode
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
-from admin_api.shapes import topic_tree
+from admin_api.shapes import mqtt5_fields, topic_tree
 from admin_api.v4_common import V4Route, bad_parameter, ok, ok_paged
 from broker.state import ClientSnapshot
 
@@ -45,6 +45,7 @@ def client_object(client: ClientSnapshot) -> dict[str, Any]:
         recv_msg=client.messages_received,
         send_msg=client.messages_sent,
     )
+    shaped.update(mqtt5_fields(info))
     return shaped
 
 

@@ -47,6 +47,16 @@ class ClientInfo:
     connected_at: datetime
     will_topic: str | None = None
     will_message: bytes | None = None
+    session_expiry_interval: int = 0
+    """MQTT 5: seconds the session outlives its connection, as in effect (0xFFFFFFFF: it never
+    ends); the fields from here on mean something for ``protocol`` 5 only."""
+    receive_maximum: int = 65_535
+    """MQTT 5: unacknowledged QoS 1 and 2 PUBLISHes the client accepts at once (CONNECT's
+    Receive Maximum; 65 535 when it gave none)."""
+    maximum_packet_size: int | None = None
+    """MQTT 5: the largest packet the client accepts, in bytes; None when it set no limit."""
+    topic_alias_maximum: int = 0
+    """MQTT 5: the highest topic alias the client accepts from the broker (0: none)."""
     _iso: str = field(default="", init=False, repr=False, compare=False)
 
     @property
