@@ -21,6 +21,7 @@ from broker.control import MqttUnavailable
 from broker.faults import Faults
 from broker.mqtt.client_auth import ClientAuthenticator
 from broker.mqtt.listeners import ListenerSet
+from broker.mqtt.message_properties import MessageProperties
 from broker.mqtt.stream_connection import StreamConnection
 from broker.persistence.journal import Journal
 from broker.persistence.store import Store
@@ -208,7 +209,17 @@ class MqttCore:
             state.attach_bridges(bridges.stats)
             bridges.start()
 
-    async def _publish_from(self, topic: str, payload: bytes, qos: int, retain: bool, bridge: str) -> None:
+    async def _publish_from(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        bridge: str,
+        *,
+        properties: MessageProperties | None = None,
+    ) -> None:
+        """A message from bridge ``bridge``'s upstream, with its MQTT 5 ``properties`` (None: none)."""
         await self._running().publish(topic, payload, qos, retain=retain, client_id=None, origin=bridge)
 
     def _close_store(self) -> None:

@@ -8,6 +8,12 @@ goes back to the front and the whole queue is sent again at once on reconnect (D
 was sent before, with its packet id), then live traffic follows in order. The link is made again
 with exponential backoff and jitter. Messages from the upstream's subscriptions are published
 locally (and acknowledged upstream once that is durable).
+
+An MQTT 5 bridge (broker/bridges/link_v5.py) forwards each message's properties and honours what
+the upstream's CONNACK allows: no more in flight than its Receive Maximum, QoS at most its Maximum
+QoS, no retain flag if it has no retained messages; a message larger than its Maximum Packet Size,
+past its expiry, or refused by the upstream (a reason code of 0x80 or more) is dropped and counted
+(the first refusal with each reason code is logged as a WARNING), not sent again.
 """
 
 from __future__ import annotations
@@ -19,8 +25,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from broker.bridges.link import LinkError, LinkOptions, UpstreamLink
+from broker.bridges.link_v5 import UpstreamLinkV5
+from broker.bridges.upstream_v5 import reason_name
+from broker.mqtt.message_properties import MessageProperties
 from broker.persistence.journal import Journal, StoredForward
 
 __all__ = ["Bridge", "BridgeStats", "PublishLocal", "Subscription"]
@@ -30,9 +40,16 @@ log = logging.getLogger("edgemq.bridge")
 _BACKOFF_MIN, _BACKOFF_MAX = 0.1, 15.0  # seconds between connection attempts, doubling
 _STABLE = 10.0  # seconds a link must last for the backoff to start again from its minimum
 _SUBACK_TIMEOUT = 10.0
-PublishLocal = Callable[[str, bytes, int, bool], Awaitable[None]]
-"""Publish a message from the upstream locally (topic, payload, qos, retain); returns once durable."""
 Subscription = tuple[str, int]
+
+
+class PublishLocal(Protocol):
+    """Publish a message from the upstream locally (with its MQTT 5 properties, if any); returns
+    once durable."""
+
+    def __call__(
+        self, topic: str, payload: bytes, qos: int, retain: bool, *, properties: MessageProperties | None = None
+    ) -> Awaitable[None]: ...
 
 
 @dataclass(slots=True)
@@ -47,6 +64,7 @@ class _Queued:
     sent: bool = False
     released: bool = False  # QoS 2: PUBREC came, PUBREL is what is resent
     written: asyncio.Future[None] | None = None  # the commit holding its row: it is sent only after
+    properties: MessageProperties | None = None  # MQTT 5 bridges only
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +96,7 @@ class Bridge:
         options: LinkOptions,
         *,
         subscriptions: list[Subscription],
-        receive: Callable[[str, bytes, int, bool], Awaitable[None]],
+        receive: PublishLocal,
         journal: Journal | None,
         max_queued: int,
         max_inflight: int,
@@ -90,7 +108,8 @@ class Bridge:
         self._max_queued, self._max_inflight = max_queued, max_inflight
         now = time.monotonic()
         self._queue: dict[int, _Queued] = {
-            m.seq: _Queued(m.seq, m.topic, m.payload, m.qos, m.retain, now) for m in restored or ()
+            m.seq: _Queued(m.seq, m.topic, m.payload, m.qos, m.retain, now, properties=m.properties)
+            for m in restored or ()
         }
         self._on_change = on_change  # the link came up or went down, or a message was acknowledged
         self._unsent: deque[int] = deque(self._queue)
@@ -104,11 +123,15 @@ class Bridge:
         self._incoming_qos2: set[int] = set()  # the upstream's QoS 2 ids awaiting PUBREL, across links
         self.forwarded = self.received = self.dropped = self.resent = 0
         self._last_error: str | None = None
+        self._refusals_logged: set[int] = set()  # reason codes of the upstream's refusals, logged once each
 
     # -- queueing (called by the router, at the moment a message is routed) -----------------
 
-    def enqueue(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        """Queue a message for the upstream (dropped and counted when the queue is full)."""
+    def enqueue(
+        self, topic: str, payload: bytes, qos: int, retain: bool, properties: MessageProperties | None = None
+    ) -> None:
+        """Queue a message for the upstream (dropped and counted when the queue is full);
+        ``properties`` are sent on an MQTT 5 link."""
         if len(self._queue) >= self._max_queued:
             self.dropped += 1
             return
@@ -117,11 +140,12 @@ class Bridge:
         if journal is not None:
             seq = journal.next_seq()
             if qos:
-                written = journal.forward_queued(self.name, seq, topic, payload, qos, retain)
+                written = journal.forward_queued(self.name, seq, topic, payload, qos, retain, properties=properties)
         else:
             self._own_seq += 1
             seq = self._own_seq
-        self._queue[seq] = _Queued(seq, topic, payload, qos, retain, time.monotonic(), written=written)
+        queued = _Queued(seq, topic, payload, qos, retain, time.monotonic(), written=written, properties=properties)
+        self._queue[seq] = queued
         self._unsent.append(seq)
         if self._link is not None:
             self._wakeup.set()
@@ -134,7 +158,8 @@ class Bridge:
         while True:
             self._connecting = True
             try:
-                link, session_present = await UpstreamLink.connect(
+                kind = UpstreamLinkV5 if self._options.proto_ver == 5 else UpstreamLink
+                link, session_present = await kind.connect(
                     self._options, self._received, self._acknowledged, self._incoming_qos2
                 )
             except LinkError as exc:
@@ -172,7 +197,7 @@ class Bridge:
             if self._subscriptions:
                 codes = await link.subscribe(self._packet_id(), self._subscriptions, _SUBACK_TIMEOUT)
                 for (topic_filter, _), code in zip(self._subscriptions, codes, strict=False):
-                    if code == 0x80:
+                    if code >= 0x80:
                         log.warning("bridge %s: the upstream refused the subscription %s", self.name, topic_filter)
             self._link, self._last_error = link, None
             self._on_change()
@@ -202,11 +227,13 @@ class Bridge:
             self._in_flight.clear()
 
     async def _pump(self, link: UpstreamLink) -> None:
-        """Send queued messages in order, at most ``max_inflight`` unacknowledged at a time."""
+        """Send queued messages in order, at most ``max_inflight`` (and the upstream's Receive
+        Maximum) unacknowledged at a time."""
+        window = min(self._max_inflight, link.limits.receive_maximum)
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._unsent and len(self._in_flight) < self._max_inflight and not self._paused:
+            while self._unsent and len(self._in_flight) < window and not self._paused:
                 seq = self._unsent[0]
                 queued = self._queue.get(seq)
                 if queued is not None and queued.written is not None and not queued.written.done():
@@ -222,20 +249,43 @@ class Bridge:
                     await link.drain()
 
     def _send(self, link: UpstreamLink, queued: _Queued) -> None:
-        if not queued.qos:
-            link.publish(queued.topic, queued.payload, 0, queued.retain, 0, dup=False)
-            del self._queue[queued.seq]
-            self.forwarded += 1
+        limits, properties = link.limits, queued.properties
+        if properties is not None and properties.expired(time.time()):
+            self._drop(queued, "its message expiry interval passed")
+            return
+        qos, retain = min(queued.qos, limits.maximum_qos), queued.retain and limits.retain_available
+        if not qos:
+            if link.publish(queued.topic, queued.payload, 0, retain, 0, dup=False, properties=properties):
+                self._done(queued)
+                self.forwarded += 1
+            else:
+                self._drop(queued, "larger than the upstream's maximum packet size")
             return
         if not queued.packet_id:
             queued.packet_id = self._packet_id()
-        self._in_flight[queued.packet_id] = queued.seq
         if queued.released:
             link.pubrel(queued.packet_id)
-        else:
-            link.publish(queued.topic, queued.payload, queued.qos, queued.retain, queued.packet_id, dup=queued.sent)
+        elif not link.publish(
+            queued.topic, queued.payload, qos, retain, queued.packet_id, dup=queued.sent, properties=properties
+        ):
+            self._drop(queued, "larger than the upstream's maximum packet size")
+            return
+        self._in_flight[queued.packet_id] = queued.seq
         self.resent += queued.sent
         queued.sent = True
+
+    def _done(self, queued: _Queued) -> None:
+        """The message leaves the queue (and the store: a QoS 1/2 one has a row there)."""
+        del self._queue[queued.seq]
+        if queued.qos and self._journal is not None:
+            self._journal.forward_acknowledged(self.name, queued.seq)
+
+    def _drop(self, queued: _Queued, why: str) -> None:
+        """Drop and count a message the upstream must not or will not take."""
+        log.debug("bridge %s: message on %s dropped: %s", self.name, queued.topic, why)
+        self._done(queued)
+        self.dropped += 1
+        self._on_change()
 
     def _reserved_id(self) -> int:
         """A packet id no PUBLISH in flight holds (the next ones given to PUBLISH skip past it)."""
@@ -248,8 +298,9 @@ class Bridge:
                 return self._next_id
         raise RuntimeError("no free packet id")  # cannot happen: max_inflight is at most 65535
 
-    def _acknowledged(self, packet_id: int, final: bool) -> None:
-        """PUBACK/PUBCOMP (``final``): the message is done; PUBREC: its PUBREL is what is resent."""
+    def _acknowledged(self, packet_id: int, final: bool, reason: int = 0) -> None:
+        """PUBACK/PUBCOMP (``final``): the message is done; PUBREC: its PUBREL is what is resent.
+        A ``reason`` of 0x80 or more (MQTT 5): the upstream refused it, it is dropped."""
         seq = self._in_flight.get(packet_id)
         if seq is None:
             return
@@ -259,15 +310,31 @@ class Bridge:
                 queued.released = True
             return
         del self._in_flight[packet_id]
-        if self._queue.pop(seq, None) is not None:
-            self.forwarded += 1
-            if self._journal is not None:
-                self._journal.forward_acknowledged(self.name, seq)
-            self._on_change()  # the figures changed (cheap while nobody listens)
+        if (queued := self._queue.get(seq)) is not None:
+            if reason >= 0x80:
+                self._refused(queued, reason)
+            else:
+                self._done(queued)
+                self.forwarded += 1
+                self._on_change()  # the figures changed (cheap while nobody listens)
         self._wakeup.set()
 
-    async def _received(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        await self._receive(topic, payload, qos, retain)
+    def _refused(self, queued: _Queued, reason: int) -> None:
+        if reason not in self._refusals_logged:
+            self._refusals_logged.add(reason)
+            log.warning(
+                "bridge %s: the upstream refused a message on %s: %s (dropped, not sent again; later"
+                " refusals with this reason are counted in dropped)",
+                self.name,
+                queued.topic,
+                reason_name(reason),
+            )
+        self._drop(queued, f"refused by the upstream: {reason_name(reason)}")
+
+    async def _received(
+        self, topic: str, payload: bytes, qos: int, retain: bool, properties: MessageProperties | None
+    ) -> None:
+        await self._receive(topic, payload, qos, retain, properties=properties)
         self.received += 1
 
     # -- control and figures ---------------------------------------------------------------

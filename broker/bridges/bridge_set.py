@@ -4,7 +4,8 @@ The router calls ``offer`` for each message it routes: every bridge (but the one
 came from: no loops) whose ``forwards`` match queues it with its mapped topic, QoS (never above
 the message's) and retain flag, in the same event-loop turn, so its row in the store is
 committed with the PUBLISH. Messages from an upstream subscription are published locally
-through ``publish_local`` with the bridge as their origin.
+through ``publish_from`` with the bridge as their origin. A message's MQTT 5 properties travel
+with it both ways on an MQTT 5 bridge (``proto_ver = 5``) and are dropped on an MQTT 3.1.1 one.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import logging
 import math
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
-from broker.bridges.bridge import Bridge, BridgeStats
+from broker.bridges.bridge import Bridge, BridgeStats, PublishLocal
 from broker.bridges.link import LinkOptions
 from broker.config.bridge_settings import Bridge as BridgeSettings
 from broker.config.bridge_settings import BridgeSsl, Forward, Subscription
+from broker.mqtt.message_properties import MessageProperties
 from broker.mqtt.topics import is_system_topic, topic_matches
 from broker.persistence.journal import Journal, StoredForward
 
@@ -27,9 +30,21 @@ __all__ = ["BridgeSet", "PublishFrom"]
 
 log = logging.getLogger("edgemq.bridge")
 
-PublishFrom = Callable[[str, bytes, int, bool, str], Awaitable[None]]
-"""Publish locally as coming from a bridge: (topic, payload, qos, retain, bridge name); returns
-once durable."""
+
+class PublishFrom(Protocol):
+    """Publish locally as coming from a bridge: (topic, payload, qos, retain, bridge name), with
+    the message's MQTT 5 properties (None: none); returns once durable."""
+
+    def __call__(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        bridge: str,
+        *,
+        properties: MessageProperties | None = None,
+    ) -> Awaitable[None]: ...
 
 
 def tls_context(settings: BridgeSsl | None) -> ssl.SSLContext:
@@ -84,6 +99,7 @@ class BridgeSet:
             settings.clean_start,
             tls_context(settings.ssl) if settings.tls else None,
             settings.ssl.server_name_indication if settings.ssl is not None else None,
+            proto_ver=settings.proto_ver,
         )
         return Bridge(
             name,
@@ -103,8 +119,17 @@ class BridgeSet:
     def __bool__(self) -> bool:
         return bool(self._bridges)
 
-    def offer(self, topic: str, payload: bytes, qos: int, retain: bool, origin: str | None) -> None:
-        """Queue a routed message on every bridge whose forwards match (not on ``origin``)."""
+    def offer(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        origin: str | None,
+        properties: MessageProperties | None = None,
+    ) -> None:
+        """Queue a routed message on every bridge whose forwards match (not on ``origin``), with
+        its MQTT 5 ``properties`` on the MQTT 5 bridges."""
         for name, bridge in self._bridges.items():
             if name == origin:
                 continue
@@ -116,10 +141,13 @@ class BridgeSet:
                 continue
             if carried is not None:
                 remote, remote_qos, remote_retain = carried
-                bridge.enqueue(remote, payload, remote_qos, remote_retain)
+                carried_properties = properties if self._settings[name].proto_ver == 5 else None
+                bridge.enqueue(remote, payload, remote_qos, remote_retain, carried_properties)
 
-    def _receiver(self, name: str) -> Callable[[str, bytes, int, bool], Awaitable[None]]:
-        async def receive(topic: str, payload: bytes, qos: int, retain: bool) -> None:
+    def _receiver(self, name: str) -> PublishLocal:
+        async def receive(
+            topic: str, payload: bytes, qos: int, retain: bool, *, properties: MessageProperties | None = None
+        ) -> None:
             try:
                 carried = _carry(self._rules[name], topic, qos, retain)
             except ValueError as exc:
@@ -131,7 +159,7 @@ class BridgeSet:
             if is_system_topic(local):  # $SYS is the broker's own
                 log.debug("bridge %s: not published locally: %s is a $SYS topic", name, local)
                 return
-            await self._publish_from(local, payload, local_qos, local_retain, name)
+            await self._publish_from(local, payload, local_qos, local_retain, name, properties=properties)
 
         return receive
 

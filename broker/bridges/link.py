@@ -1,4 +1,5 @@
-"""``UpstreamLink``: one MQTT 3.1.1 connection from a bridge to its upstream broker.
+"""``UpstreamLink``: one MQTT 3.1.1 connection from a bridge to its upstream broker (MQTT 5:
+``UpstreamLinkV5`` in broker/bridges/link_v5.py).
 
 The client side of the protocol on edgemq's own framing (broker/mqtt/framing.py) and encoders
 (broker/mqtt/encoding.py): CONNECT and CONNACK, SUBSCRIBE, PUBLISH written without waiting (the
@@ -18,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from broker.bridges.upstream_v5 import UpstreamLimits
 from broker.mqtt.encoding import (
     DISCONNECT,
     PINGREQ,
@@ -30,6 +32,7 @@ from broker.mqtt.encoding import (
     encode_unsubscribe,
 )
 from broker.mqtt.framing import ProtocolViolation, encode_publish, parse_publish, split_packet
+from broker.mqtt.message_properties import MessageProperties
 
 __all__ = ["LinkError", "LinkOptions", "UpstreamLink"]
 
@@ -44,10 +47,12 @@ _CONNACK_REASONS = {
     4: "bad user name or password",
     5: "not authorized",
 }
-OnPublish = Callable[[str, bytes, int, bool], Awaitable[None]]
-"""A message from the upstream (topic, payload, qos, retain); acknowledged once it returns."""
-OnAcknowledged = Callable[[int, bool], None]
-"""An acknowledgement from the upstream: (packet id, final): PUBACK or PUBCOMP (True), PUBREC (False)."""
+OnPublish = Callable[[str, bytes, int, bool, MessageProperties | None], Awaitable[None]]
+"""A message from the upstream (topic, payload, qos, retain, MQTT 5 properties); acknowledged once
+it returns."""
+OnAcknowledged = Callable[[int, bool, int], None]
+"""An acknowledgement from the upstream: (packet id, final, reason code): PUBACK, PUBCOMP or a PUBREC
+refusing the message (True), a PUBREC taking it (False); a reason code of 0x80 or more: refused."""
 
 
 class LinkError(Exception):
@@ -69,6 +74,8 @@ class LinkOptions:
     server_name: str | None = None
     """The name the server's certificate is checked against (and SNI); None: ``host``."""
     connect_timeout: float = 10.0
+    proto_ver: int = 4
+    """4: MQTT 3.1.1 (``UpstreamLink``); 5: MQTT 5 (``UpstreamLinkV5``)."""
 
 
 class UpstreamLink:
@@ -85,6 +92,8 @@ class UpstreamLink:
     ) -> None:
         self._reader, self._writer = reader, writer
         self._keepalive = keepalive
+        self.limits = UpstreamLimits()
+        """What the upstream allows (MQTT 5's CONNACK; MQTT 3.1.1: no limits)."""
         self._on_publish, self._on_acknowledged = on_publish, on_acknowledged
         self._buffer = bytearray()
         self._read_at = 0  # where the next packet starts in _buffer
@@ -128,22 +137,29 @@ class UpstreamLink:
         return link, session_present
 
     async def _handshake(self, options: LinkOptions) -> bool:
-        self._write(
-            encode_connect(
-                options.client_id,
-                clean_session=options.clean_session,
-                keep_alive=options.keepalive,
-                username=options.username,
-                password=options.password,
-            )
-        )
+        self._write(self._connect_packet(options))
         try:
             async with asyncio.timeout(options.connect_timeout):
                 packet = await self._next_packet()
         except TimeoutError:
             raise LinkError(f"no CONNACK within {options.connect_timeout:g}s") from None
-        if packet is None or packet[0] >> 4 != _CONNACK or len(packet) != 4:
+        if packet is None or packet[0] >> 4 != _CONNACK:
             raise LinkError("the upstream closed the connection before its CONNACK")
+        return self._connack(packet)
+
+    def _connect_packet(self, options: LinkOptions) -> bytes:
+        return encode_connect(
+            options.client_id,
+            clean_session=options.clean_session,
+            keep_alive=options.keepalive,
+            username=options.username,
+            password=options.password,
+        )
+
+    def _connack(self, packet: bytes) -> bool:
+        """The session-present flag of the CONNACK (LinkError if it refuses)."""
+        if len(packet) != 4:
+            raise LinkError("malformed CONNACK from the upstream")
         code = packet[3]
         if code:
             raise LinkError(f"CONNACK {code}: {_CONNACK_REASONS.get(code, 'refused')}")
@@ -166,10 +182,30 @@ class UpstreamLink:
             self._last_sent = time.monotonic()
         self._pending = bytearray()
 
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, packet_id: int, *, dup: bool) -> None:
-        """Write a PUBLISH (no waiting: the bridge counts what is in flight)."""
-        packet = encode_publish(topic, payload, qos=qos, packet_id=packet_id, retain=retain)
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        packet_id: int,
+        *,
+        dup: bool,
+        properties: MessageProperties | None = None,
+    ) -> bool:
+        """Write a PUBLISH (no waiting: the bridge counts what is in flight); False, and nothing
+        written, if it is larger than the upstream allows."""
+        packet = self._publish_packet(topic, payload, qos, retain, packet_id, properties)
+        if packet is None:
+            return False
         self._write(bytes((packet[0] | 0x08,)) + packet[1:] if dup and qos else packet)
+        return True
+
+    def _publish_packet(
+        self, topic: str, payload: bytes, qos: int, retain: bool, packet_id: int, properties: MessageProperties | None
+    ) -> bytes | None:
+        """The PUBLISH to write (None: too large); MQTT 3.1.1 carries no properties."""
+        return encode_publish(topic, payload, qos=qos, packet_id=packet_id, retain=retain)
 
     def pubrel(self, packet_id: int) -> None:
         """Write the PUBREL of a QoS 2 publish (again, after a reconnect, if its PUBREC came)."""
@@ -246,7 +282,10 @@ class UpstreamLink:
                 if packet is None:
                     self.reason = self.reason or "closed by the upstream"
                     return
-                await self._handle(packet)
+                if not await self._handle(packet):
+                    return
+        except ValueError as exc:  # a malformed packet read field by field (MQTT 5's)
+            self.reason = self.reason or f"malformed packet from the upstream: {exc}"
         except (LinkError, OSError) as exc:
             self.reason = self.reason or str(exc) or type(exc).__name__
         except Exception as exc:  # a message could not be published locally (e.g. the store fails):
@@ -262,13 +301,14 @@ class UpstreamLink:
                 if not waiter.done():
                     waiter.set_exception(LinkError(f"the link ended: {self.reason}"))
 
-    async def _handle(self, packet: bytes) -> None:
+    async def _handle(self, packet: bytes) -> bool:
+        """Handle one packet from the upstream; False: it ended the link."""
         kind = packet[0] >> 4
         if kind in (_PUBACK, _PUBCOMP):
-            self._on_acknowledged(struct.unpack_from("!H", packet, 2)[0], True)
+            self._on_acknowledged(struct.unpack_from("!H", packet, 2)[0], True, 0)
         elif kind == _PUBREC:
             packet_id = struct.unpack_from("!H", packet, 2)[0]
-            self._on_acknowledged(packet_id, False)
+            self._on_acknowledged(packet_id, False, 0)
             self.pubrel(packet_id)
         elif kind == _PUBLISH:
             await self._received(packet)
@@ -280,13 +320,20 @@ class UpstreamLink:
             waiter = self._replies.get(struct.unpack_from("!H", packet, 2)[0])
             if waiter is not None and not waiter.done():
                 waiter.set_result(packet)
+        return True
 
     async def _received(self, packet: bytes) -> None:
         topic, payload, qos, retain, packet_id = parse_publish(packet)
+        await self._take(topic, payload, qos, retain, packet_id, None)
+
+    async def _take(
+        self, topic: str, payload: bytes, qos: int, retain: bool, packet_id: int, properties: MessageProperties | None
+    ) -> None:
+        """Hand a message from the upstream to the bridge, then acknowledge it."""
         if qos == 2 and packet_id in self._incoming_qos2:  # a resend: delivered already
             self._write(encode_pubrec(packet_id))
             return
-        await self._on_publish(topic, payload, qos, retain)
+        await self._on_publish(topic, payload, qos, retain, properties)
         if qos == 1:
             self._write(encode_puback(packet_id))
         elif qos == 2:

@@ -1,8 +1,10 @@
 """Settings of MQTT bridges: NanoMQ's ``bridges.mqtt.<name>`` sections and ``bridges.mqtt.cache``.
 
 A NanoMQ bridge section loads unchanged, apart from what edgemq does not build and refuses by
-name: QUIC (``mqtt-quic://``), MQTT 3.1 and MQTT 5 bridges, and MQTT 5 or QUIC keys (unknown
-keys are errors). Keys NanoMQ needs for its own design (``resend_interval``, ``resend_wait``,
+name: QUIC (``mqtt-quic://``), MQTT 3.1 bridges, and NanoMQ's MQTT 5 property blocks
+(``conn_properties``, ``sub_properties``, ``will``) or QUIC keys (unknown keys are errors). An
+MQTT 5 bridge (``proto_ver = 5``) carries messages' properties both ways and honours the upstream's
+limits (broker/bridges/link_v5.py). Keys NanoMQ needs for its own design (``resend_interval``, ``resend_wait``,
 ``max_parallel_processes``, ``max_recv_queue_len``, ``cancel_timeout``, the cache block's
 ``mounted_file_path``, ``flush_mem_threshold``, ``resend_interval``) are accepted and unused:
 edgemq resends what is unacknowledged at once on every reconnect, in order, within a window of
@@ -58,10 +60,10 @@ def _check_server(value: str) -> str:
 
 
 def _check_proto_ver(value: int) -> int:
-    if value == 5:
-        raise ValueError("MQTT 5 bridges need MQTT 5 support, not built yet: use proto_ver = 4")
-    if value != 4:
-        raise ValueError(f"MQTT protocol version {value} is not supported: use proto_ver = 4 (MQTT 3.1.1)")
+    if value not in (4, 5):
+        raise ValueError(
+            f"MQTT protocol version {value} is not supported: use proto_ver = 4 (MQTT 3.1.1) or 5 (MQTT 5)"
+        )
     return value
 
 
@@ -191,7 +193,7 @@ class Bridge(Section):
     server: Annotated[str, AfterValidator(_check_server)]
     """``mqtt-tcp://host:port`` or ``tls+mqtt-tcp://host:port`` (port default 1883 / 8883)."""
     proto_ver: Annotated[int, AfterValidator(_check_proto_ver)] = 4
-    """MQTT version: 4 (MQTT 3.1.1) only, for now."""
+    """MQTT version: 4 (MQTT 3.1.1) or 5 (MQTT 5: properties forwarded, the upstream's limits honoured)."""
     clientid: str = ""
     """The bridge's client id upstream; empty: ``edgemq-bridge-<name>``."""
     username: str | None = None

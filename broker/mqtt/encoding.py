@@ -1,8 +1,10 @@
-"""Encoding the MQTT 3.1.1 packets a client sends (pure, no amqtt).
+"""Encoding the MQTT 3.1.1 and MQTT 5 packets a client sends (pure, no amqtt).
 
 One encoder for the broker, the tests' raw clients and the benchmark's load generator:
 CONNECT, PUBLISH (``encode_publish`` from broker/mqtt/framing.py, which the broker writes),
-SUBSCRIBE, UNSUBSCRIBE, the acknowledgements of QoS 1 and 2 flows, PINGREQ and DISCONNECT.
+SUBSCRIBE, UNSUBSCRIBE, the acknowledgements of QoS 1 and 2 flows, PINGREQ and DISCONNECT; and
+their MQTT 5 forms (``level=5`` or ``_v5``: a property block, subscription options, reason codes),
+which the MQTT 5 bridge sends.
 The encoders do not check their arguments: a caller that wants a malformed packet builds it by hand.
 """
 
@@ -11,18 +13,25 @@ from __future__ import annotations
 import struct
 
 from broker.mqtt.framing import encode_publish, remaining_length
+from broker.mqtt.properties import Properties, encode_properties
 
 __all__ = [
     "DISCONNECT",
     "PINGREQ",
+    "encode_ack_v5",
     "encode_connect",
+    "encode_disconnect_v5",
     "encode_puback",
     "encode_pubcomp",
     "encode_publish",
+    "encode_publish_v5",
     "encode_pubrec",
     "encode_pubrel",
     "encode_subscribe",
+    "encode_subscribe_v5",
     "encode_unsubscribe",
+    "encode_unsubscribe_v5",
+    "subscription_options",
 ]
 
 DISCONNECT = b"\xe0\x00"
@@ -51,15 +60,18 @@ def encode_connect(
     password: str | bytes | None = None,
     protocol_name: str = "MQTT",
     level: int = 4,
+    properties: Properties | None = None,
 ) -> bytes:
     """A CONNECT packet (3.1); ``will`` is (topic, message, qos, retain). MQTT 3.1 is
-    ``protocol_name="MQIsdp", level=3``."""
+    ``protocol_name="MQIsdp", level=3``; MQTT 5 is ``level=5`` with ``properties`` (3.1.2.11;
+    the will, if any, without properties) and ``clean_session`` is then Clean Start."""
+    v5 = level == 5
     flags = _CLEAN if clean_session else 0
     payload = _string(client_id)
     if will is not None:
         topic, message, qos, retain = will
         flags |= _WILL | qos << 3 | (_WILL_RETAIN if retain else 0)
-        payload += _string(topic) + _string(message)
+        payload += (b"\x00" if v5 else b"") + _string(topic) + _string(message)
     if username is not None:
         flags |= _USERNAME
         payload += _string(username)
@@ -67,6 +79,8 @@ def encode_connect(
         flags |= _PASSWORD
         payload += _string(password)
     variable = _string(protocol_name) + bytes([level, flags]) + struct.pack("!H", keep_alive)
+    if v5:
+        variable += encode_properties(properties or Properties())
     return _packet(0x10, variable + payload)
 
 
@@ -99,3 +113,50 @@ def encode_pubrel(packet_id: int) -> bytes:
 def encode_pubcomp(packet_id: int) -> bytes:
     """A PUBCOMP (3.7): the answer to a PUBREL."""
     return struct.pack("!BBH", 0x70, 2, packet_id)
+
+
+# -- MQTT 5 -----------------------------------------------------------------------------
+
+
+def subscription_options(
+    qos: int, *, no_local: bool = False, retain_as_published: bool = False, retain_handling: int = 0
+) -> int:
+    """The Subscription Options byte of an MQTT 5 SUBSCRIBE (3.8.3.1)."""
+    return qos | no_local << 2 | retain_as_published << 3 | retain_handling << 4
+
+
+def encode_subscribe_v5(packet_id: int, *filters: tuple[str, int], properties: Properties | None = None) -> bytes:
+    """An MQTT 5 SUBSCRIBE (3.8) with (topic filter, ``subscription_options``) pairs."""
+    body = struct.pack("!H", packet_id) + encode_properties(properties or Properties())
+    body += b"".join(_string(topic) + bytes([options]) for topic, options in filters)
+    return _packet(0x82, body)
+
+
+def encode_unsubscribe_v5(packet_id: int, *filters: str) -> bytes:
+    """An MQTT 5 UNSUBSCRIBE (3.10), without properties."""
+    body = struct.pack("!H", packet_id) + b"\x00" + b"".join(_string(topic) for topic in filters)
+    return _packet(0xA2, body)
+
+
+def encode_publish_v5(
+    topic: str, payload: bytes, property_block: bytes, *, qos: int = 0, packet_id: int = 0, retain: bool = False
+) -> bytes:
+    """An MQTT 5 PUBLISH (3.3, DUP=0); ``property_block`` is the encoded block, length first
+    (``MessageProperties.block``, or ``b"\\x00"`` for none)."""
+    topic_bytes = topic.encode("utf-8")
+    variable = struct.pack("!H", len(topic_bytes)) + topic_bytes + (struct.pack("!H", packet_id) if qos else b"")
+    return _packet(0x30 | qos << 1 | int(retain), variable + property_block + payload)
+
+
+def encode_ack_v5(kind: int, packet_id: int, reason: int = 0) -> bytes:
+    """An MQTT 5 PUBACK (4), PUBREC (5), PUBREL (6) or PUBCOMP (7) with ``reason`` (3.4.2.1): the
+    short form (no reason code, no properties) for Success."""
+    first = kind << 4 | (0x02 if kind == 6 else 0)
+    if not reason:
+        return struct.pack("!BBH", first, 2, packet_id)
+    return struct.pack("!BBHB", first, 3, packet_id, reason)
+
+
+def encode_disconnect_v5(reason: int = 0) -> bytes:
+    """An MQTT 5 DISCONNECT (3.14) with ``reason`` (0: normal disconnection, the will is not sent)."""
+    return bytes((0xE0, 1, reason)) if reason else DISCONNECT

@@ -15,6 +15,7 @@ from broker.bridges.bridge_set import BridgeSet
 from broker.bridges.link import LinkOptions
 from broker.config.bridge_settings import Bridge as BridgeSettings
 from broker.config.bridge_settings import Bridges
+from broker.mqtt.message_properties import MessageProperties
 from broker.persistence.journal import Journal
 from broker.persistence.store import Store
 from tests.scripted_upstream import PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, Conn, FakeUpstream, Packet
@@ -50,7 +51,9 @@ def bridge(
 ) -> Bridge:
     """Bridge "up" to the scripted upstream on ``port``, keeping a persistent session, no keep-alive."""
 
-    async def receive(topic: str, payload: bytes, qos: int, retain: bool) -> None:
+    async def receive(
+        topic: str, payload: bytes, qos: int, retain: bool, *, properties: MessageProperties | None = None
+    ) -> None:
         if received is not None:
             received.append((topic, payload, qos))
 
@@ -96,7 +99,9 @@ def bridge_settings(port: int, **extra: Any) -> dict[str, BridgeSettings]:
     ).mqtt
 
 
-async def publish_nowhere(topic: str, payload: bytes, qos: int, retain: bool, origin: str) -> None:
+async def publish_nowhere(
+    topic: str, payload: bytes, qos: int, retain: bool, origin: str, *, properties: MessageProperties | None = None
+) -> None:
     """The local publish of a BridgeSet whose upstream sends nothing."""
 
 
@@ -279,7 +284,7 @@ async def test_a_forward_acknowledged_upstream_leaves_no_row_in_the_store(tmp_pa
 async def test_a_change_racing_the_stop_leaves_no_bridge_running() -> None:
     """A PUT that is under way when the bridges stop does not start a bridge after the stop."""
 
-    async def publish_from(*_: object) -> None:
+    async def publish_from(*_: object, **__: object) -> None:
         return None
 
     settings = BridgeSettings.model_validate({"server": "mqtt-tcp://127.0.0.1:1"})  # nothing listens there

@@ -123,14 +123,16 @@ def test_quic_is_refused(tmp_path: Path) -> None:
     assert "QUIC is not supported" in problem
 
 
-def test_mqtt5_is_refused(tmp_path: Path) -> None:
-    """proto_ver = 5 is refused saying MQTT 5 support is not built yet."""
-    assert "MQTT 5 bridges need MQTT 5 support, not built yet" in bridge_problem(tmp_path, "proto_ver = 5")
+def test_mqtt5_is_accepted(tmp_path: Path) -> None:
+    """proto_ver = 5 passes the configuration check (check-config) and loads as an MQTT 5 bridge."""
+    path = write(tmp_path, 'bridges.mqtt.b {\n  server = "mqtt-tcp://up:1883"\n  proto_ver = 5\n}\n')
+    assert ConfigSource(path).load().bridges.mqtt["b"].proto_ver == 5  # a problem would raise ConfigError
 
 
 def test_mqtt31_is_refused(tmp_path: Path) -> None:
-    """proto_ver = 3 is refused naming the version that works."""
-    assert "use proto_ver = 4" in bridge_problem(tmp_path, "proto_ver = 3")
+    """proto_ver = 3 is refused naming the versions that work."""
+    problem = bridge_problem(tmp_path, "proto_ver = 3")
+    assert "use proto_ver = 4 (MQTT 3.1.1) or 5 (MQTT 5)" in problem
 
 
 def test_ssl_without_tls_scheme_is_refused(tmp_path: Path) -> None:
