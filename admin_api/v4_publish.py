@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import time
 from typing import Any, NamedTuple
 
 from starlette.requests import Request
@@ -21,8 +22,11 @@ from starlette.responses import JSONResponse, Response
 from admin_api.codes import ResultCode
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
+from admin_api.publish_properties import PROPERTIES_SCHEMA, parse_properties
 from admin_api.slices import in_slices, ok_in_slices
 from admin_api.v4_common import V4Route, bad_parameter, json_body, ok, ok_paged
+from broker.mqtt.message_properties import MessageProperties
+from broker.mqtt.properties import Properties
 from broker.mqtt.topics import is_system_topic, is_valid_topic_name
 
 __all__ = ["PUBLISH_SCHEMA", "publish_routes"]
@@ -40,6 +44,7 @@ PUBLISH_SCHEMA: dict[str, Any] = {
         "clientid": {"type": "string", "description": "counted as this client's publish (send_msg)"},
         "encoding": {"type": "string", "enum": list(_ENCODINGS), "default": "plain"},
         "decoding": {"type": "string", "enum": list(_ENCODINGS), "description": "NanoMQ's name for encoding"},
+        "properties": PROPERTIES_SCHEMA,
     },
     "required": ["payload"],
     "anyOf": [{"required": ["topic"]}, {"required": ["topics"]}],
@@ -86,6 +91,8 @@ class Publish(NamedTuple):
     qos: int
     retain: bool
     client_id: str | None
+    properties: Properties | None = None
+    """MQTT 5 properties for MQTT 5 subscribers."""
 
 
 def _illegal_topic(topic: str) -> ApiError | None:
@@ -112,8 +119,6 @@ def parse_publish(item: object) -> Publish:
         raise bad_parameter("a publish is a JSON object")
     unknown = sorted(set(item) - set(PUBLISH_SCHEMA["properties"]))
     if unknown:
-        if "properties" in unknown:
-            raise bad_parameter("MQTT 5 properties are not supported: the broker speaks MQTT 3.1.1")
         raise bad_parameter(f"unknown field {unknown[0]!r}")
     if ("topic" not in item and "topics" not in item) or "payload" not in item:
         raise ApiError(400, ResultCode.MISSING_PARAMETER, message="topic (or topics) and payload are required")
@@ -132,7 +137,14 @@ def parse_publish(item: object) -> Publish:
     for topic in topics:
         if (illegal := _illegal_topic(topic)) is not None:
             raise illegal
-    return Publish(topics, _payload(item["payload"], encoding), qos, retain, item.get("clientid"))
+    payload = _payload(item["payload"], encoding)
+    properties = None
+    if "properties" in item:
+        try:
+            properties = parse_properties(item["properties"], payload)
+        except ValueError as error:
+            raise bad_parameter(str(error)) from None
+    return Publish(topics, payload, qos, retain, item.get("clientid"), properties)
 
 
 def _non_finite(value: object) -> bool:
@@ -178,9 +190,16 @@ def publish_routes(ctx: ApiContext) -> list[V4Route]:
     """The route table rows of publishing and retained messages."""
 
     async def send(message: Publish) -> None:
+        # the expiry interval runs from when the broker takes the message, as for an MQTT PUBLISH
+        carried = MessageProperties.from_properties(message.properties, time.time()) if message.properties else None
         for topic in message.topics:
             await ctx.control.publish(
-                topic, message.payload, message.qos, retain=message.retain, client_id=message.client_id
+                topic,
+                message.payload,
+                message.qos,
+                retain=message.retain,
+                client_id=message.client_id,
+                properties=carried,
             )
 
     async def publish(request: Request) -> JSONResponse:

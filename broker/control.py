@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from broker.bridges.control import BridgeControls
+from broker.mqtt.message_properties import MessageProperties
 
 __all__ = ["BrokerControl", "MqttUnavailable"]
 
@@ -51,8 +52,18 @@ class BrokerControl(Protocol):
         """When the broker started (UTC)."""
         ...
 
-    async def publish(self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None) -> None:
-        """Route a message as an MQTT publish would, attributed to ``client_id`` if given."""
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        *,
+        retain: bool,
+        client_id: str | None,
+        properties: MessageProperties | None = None,
+    ) -> None:
+        """Route a message as an MQTT publish would, attributed to ``client_id`` if given, with
+        the MQTT 5 ``properties`` its MQTT 5 subscribers get."""
         ...
 
     async def kick(self, client_id: str, *, clean: bool) -> bool:

@@ -20,6 +20,7 @@ from broker.config.source import ConfigError, ConfigSource
 from broker.config.values import is_loopback
 from broker.faults import Faults
 from broker.log_output import python_log_level
+from broker.mqtt.message_properties import MessageProperties
 from broker.state import BrokerState, ClientSnapshot, RoutedMessage, Stats
 from broker.task_group import TaskGroup
 from broker.testing import helpers
@@ -240,10 +241,18 @@ class EdgeBroker:
         return self._started_at
 
     async def publish(
-        self, topic: str, payload: bytes, qos: int = 0, *, retain: bool = False, client_id: str | None = None
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        *,
+        retain: bool = False,
+        client_id: str | None = None,
+        properties: MessageProperties | None = None,
     ) -> None:
-        """Publish a message through the broker, as a client ``client_id`` (optional) would."""
-        await self._mqtt.publish(topic, payload, qos, retain=retain, client_id=client_id)
+        """Publish a message through the broker, as a client ``client_id`` (optional) would, with
+        the MQTT 5 ``properties`` (``MessageProperties.from_properties``) its v5 subscribers get."""
+        await self._mqtt.publish(topic, payload, qos, retain=retain, client_id=client_id, properties=properties)
 
     async def kick(self, client_id: str, *, clean: bool = False) -> bool:
         """Disconnect a client (its will is published); ``clean`` also discards its session."""

@@ -285,8 +285,17 @@ class MqttCore:
         """Disconnect a client (its will is published); ``clean`` also discards its session."""
         return await self._running().kick(client_id, clean=clean)
 
-    async def publish(self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None) -> None:
-        """Publish as the broker, attributed to ``client_id`` if given."""
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        *,
+        retain: bool,
+        client_id: str | None,
+        properties: MessageProperties | None = None,
+    ) -> None:
+        """Publish as the broker, attributed to ``client_id`` if given, with MQTT 5 ``properties``."""
         await self._running().publish(topic, payload, qos, retain=retain, client_id=client_id)
 
     def drop_connection(self, client_id: str) -> bool:

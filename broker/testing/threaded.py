@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 from broker.config.settings import BrokerSettings
 from broker.faults import Faults
+from broker.mqtt.message_properties import MessageProperties
 from broker.state import ClientSnapshot, RoutedMessage, Stats
 from broker.testing.helpers import DEFAULT_TIMEOUT, Capture
 
@@ -45,7 +46,15 @@ class EmbeddedBroker(Protocol):
     async def stop(self) -> None: ...
     async def restart(self) -> None: ...
     async def reset(self) -> None: ...
-    async def publish(self, topic: str, payload: bytes, qos: int = 0, *, retain: bool = False) -> None: ...
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        *,
+        retain: bool = False,
+        properties: MessageProperties | None = None,
+    ) -> None: ...
     def capture(self, topic_filter: str) -> Capture: ...
     def stats(self) -> Stats: ...
     async def wait_for_message(self, topic_filter: str, timeout: float) -> RoutedMessage: ...
@@ -173,9 +182,18 @@ class ThreadedBroker:
         """See ``EdgeBroker.reset``."""
         self._bridge.submit(self._bridge.broker.reset()).result(DEFAULT_TIMEOUT + _SLACK)
 
-    def publish(self, topic: str, payload: bytes, qos: int = 0, *, retain: bool = False) -> None:
-        """Publish through the broker (``EdgeBroker.publish``); returns once it is routed."""
-        coro = self._bridge.broker.publish(topic, payload, qos, retain=retain)
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        *,
+        retain: bool = False,
+        properties: MessageProperties | None = None,
+    ) -> None:
+        """Publish through the broker (``EdgeBroker.publish``), with MQTT 5 ``properties`` for its
+        v5 subscribers; returns once it is routed."""
+        coro = self._bridge.broker.publish(topic, payload, qos, retain=retain, properties=properties)
         self._bridge.submit(coro).result(DEFAULT_TIMEOUT + _SLACK)
 
 

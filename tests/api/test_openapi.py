@@ -38,7 +38,7 @@ async def test_publish_accepts_every_field_its_schema_names_and_no_other(api: ht
     """A publish naming every property of the documented schema is published; one more field is 400/108."""
     document = (await api.get("/v4/openapi.json")).json()
     schema = document["paths"]["/api/v4/mqtt/publish"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    examples = {"string": "t", "integer": 0, "boolean": False}
+    examples = {"string": "t", "integer": 0, "boolean": False, "object": {}}
     properties = schema["properties"]
     every_field = {name: p["enum"][0] if "enum" in p else examples[p["type"]] for name, p in properties.items()}
     assert (await api.post("/v4/mqtt/publish", json=every_field)).json() == {"code": 0}

@@ -198,12 +198,12 @@ async def test_published_retained_message(broker: EdgeBroker, api: httpx.AsyncCl
         ({"topic": "t", "payload": "x", "qos": 3}, 400, 108),
         ({"topic": "t", "payload": "x", "retain": "yes"}, 400, 108),
         ({"topic": "t", "payload": "!!", "encoding": "base64"}, 400, 108),
-        ({"topic": "t", "payload": "x", "properties": {"message_expiry_interval": 5}}, 400, 108),
+        ({"topic": "t", "payload": "x", "properties": {"message_expiry_interval": "5"}}, 400, 108),
         ([1], 400, 108),
     ],
 )
 async def test_publish_errors(api: httpx.AsyncClient, body: Any, status: int, code: int) -> None:
-    """Publish errors: 107 missing, 115 illegal topic, 108 bad values or MQTT 5 properties."""
+    """Publish errors: 107 missing, 115 illegal topic, 108 bad values (MQTT 5 properties included)."""
     await error(api.post("/v4/mqtt/publish", json=body), status, code)
 
 
