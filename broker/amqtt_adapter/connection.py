@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
@@ -25,8 +25,10 @@ from amqtt.session import IncomingApplicationMessage, Session
 from broker.amqtt_adapter.framed_reader import FramedReader
 from broker.amqtt_adapter.handler import EdgeHandler
 from broker.amqtt_adapter.held_acks import ACK_TYPES, HeldAcknowledgements, held_ack
+from broker.amqtt_adapter.mqtt5_connection import Mqtt5Connection
 from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
 from broker.amqtt_adapter.outgoing import ConnectionClosing, DirectMessage
+from broker.amqtt_adapter.session import EdgeSession
 from broker.clock import Clock, Timer
 from broker.config.settings import Mqtt
 from broker.faults import DelayLine, Faults, HeldCopy
@@ -38,6 +40,8 @@ from broker.mqtt.framing import (
     parse_unsubscribe,
     pubrel_id,
 )
+from broker.mqtt.message_properties import MessageProperties
+from broker.mqtt.v5_packets import Subscription5
 from broker.persistence.journal import Journal
 from broker.persistence.store import StoreError
 
@@ -56,7 +60,15 @@ _PACKET_IDS = 65535
 class PacketSink(Protocol):
     """Where a connection's reader sends what changes the broker (the router)."""
 
-    async def accept_publish(self, connection: Connection, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+    async def accept_publish(
+        self,
+        connection: Connection,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        properties: MessageProperties | None = None,
+    ) -> bool:
         """Route a PUBLISH read whole; a QoS 1 or 2 one is then acknowledged (once what routing
         wrote to the journal is committed). False closes."""
 
@@ -66,8 +78,13 @@ class PacketSink(Protocol):
     async def unsubscribe(self, connection: Connection, packet_id: int, filters: list[str]) -> None:
         """Apply an UNSUBSCRIBE and acknowledge it, before the next packet is read."""
 
+    async def subscribe5(
+        self, connection: Connection, packet_id: int, identifier: int | None, filters: list[Subscription5]
+    ) -> None:
+        """Apply an MQTT 5 SUBSCRIBE and acknowledge it, before the next packet is read."""
 
-class Connection(HeldAcknowledgements):
+
+class Connection(Mqtt5Connection, HeldAcknowledgements):
     """One client connection (see the module docstring)."""
 
     def __init__(
@@ -82,6 +99,8 @@ class Connection(HeldAcknowledgements):
         journal: Journal | None = None,
     ) -> None:
         self.handler, self.session, self.reader, self.writer = handler, session, reader, writer
+        self.v5 = session.v5 if isinstance(session, EdgeSession) else None
+        reader.v5 = self.v5 is not None
         self.journal = journal
         """The broker's journal (None: nothing persists); acknowledgements wait for its commits."""
         self._saved = journal if journal is not None and not session.clean_session else None
@@ -155,78 +174,103 @@ class Connection(HeldAcknowledgements):
         them) and applied in packet order; keep-alive is one timer re-armed
         from the time of the last packet. An end decided elsewhere interrupts the reading.
         """
-        handler, session, reader, clock = self.handler, self.session, self.reader, self._clock
-        journal, saved, faults = self.journal, self._saved, self._faults
+        handler, clock = self.handler, self._clock
         self._reading = self.task or asyncio.current_task()
         allowance = self.keep_alive_allowance
         self._last_read = clock.time()
         if allowance:
             self._keep_alive = clock.call_later(allowance, self._check_keep_alive, allowance)
         try:
-            while not handler.ended.done():  # DISCONNECT or a second CONNECT: nothing after it counts
-                raw = await reader.next_raw()
-                if raw is None or handler.ended.done():
-                    break  # end of stream, a packet the framing reader refused, or ended meanwhile
-                self._last_read = clock.time()
-                if is_publish(raw):  # straight to routing (no amqtt packet)
-                    if handler.stopping:
-                        break
-                    topic, payload, qos, retain, packet_id = parse_publish(raw)
-                    durable = None
-                    if qos < 2 or packet_id not in session.inflight_in:  # a resent QoS 2 one is not routed again
-                        scope = journal.begin() if journal is not None else None
-                        try:
-                            if not await sink.accept_publish(self, topic, payload, qos, retain):
-                                break
-                            if qos == 2:  # routed at once; its id is kept until PUBREL (4.3.3, method B)
-                                session.inflight_in[packet_id] = IncomingApplicationMessage(
-                                    packet_id, topic, 2, b"", retain
-                                )
-                                if saved is not None:
-                                    saved.incoming(session.client_id, packet_id)
-                        finally:  # what the PUBLISH changed is one batch: durable all together or not at all
-                            if journal is not None and scope is not None:
-                                durable = journal.end(scope)
-                    if qos:  # acknowledged once routed and what routing wrote is committed: PUBACK or PUBREC
-                        if faults.active and qos == 1:
-                            durable = held_ack(faults, session.client_id, durable)
-                        if durable is None and not self._held and self.outbox is not None:
-                            self.outbox.put(bytes((ACK_TYPES[qos], 2)) + packet_id.to_bytes(2, "big"))
-                        else:
-                            await self._acknowledge(qos, packet_id, durable)
-                    continue
-                released = pubrel_id(raw)
-                if released is not None:  # PUBCOMP even for an id not held: its PUBCOMP was lost (4.3.3)
-                    session.inflight_in.pop(released, None)
-                    durable = saved.incoming_released(session.client_id, released) if saved is not None else None
-                    if faults.active:
-                        durable = held_ack(faults, session.client_id, durable)
-                    await self._acknowledge(6, released, durable)
-                    continue
-                if self._direct and self._acknowledged_directly(raw):
-                    continue
-                if raw[0] in (_SUBSCRIBE, _UNSUBSCRIBE):
-                    if handler.stopping:
-                        break  # ending: a subscription now would outlive its session
-                    if handler.plugins_see(MQTTEvents.PACKET_RECEIVED):
-                        await handler.show_received(raw)
-                    if raw[0] == _SUBSCRIBE:
-                        await sink.subscribe(self, *parse_subscribe(raw))
-                    else:
-                        await sink.unsubscribe(self, *parse_unsubscribe(raw))
-                    continue
-                if raw in _BARE and not handler.plugins_see(MQTTEvents.PACKET_RECEIVED):
-                    await (handler.disconnect_received() if raw == _DISCONNECT else handler.ping_received())
-                    continue
-                await handler.dispatch_raw(raw)
+            await (self._read5(sink) if self.v5 is not None else self._read(sink))
         except Exception as exc:  # a packet amqtt cannot decode or handle ends this connection only
-            log.debug("client %s: reading ended: %r", session.client_id, exc)
+            log.debug("client %s: reading ended: %r", self.session.client_id, exc)
         finally:
             self._reading = None
             if self._keep_alive is not None:
                 self._keep_alive.cancel()
             await handler.handle_connection_closed()
         await handler.stop()
+
+    async def _read(self, sink: PacketSink) -> None:
+        """Read MQTT 3.1.1 packets until the connection ends (see ``serve``)."""
+        handler, reader, clock = self.handler, self.reader, self._clock
+        while not handler.ended.done():  # DISCONNECT or a second CONNECT: nothing after it counts
+            raw = await reader.next_raw()
+            if raw is None or handler.ended.done():
+                break  # end of stream, a packet the framing reader refused, or ended meanwhile
+            self._last_read = clock.time()
+            if is_publish(raw):  # straight to routing (no amqtt packet)
+                if handler.stopping or not await self._take_publish(sink, *parse_publish(raw)):
+                    break
+                continue
+            released = pubrel_id(raw)
+            if released is not None:
+                await self._release(released)
+                continue
+            if self._direct and self._acknowledged_directly(raw):
+                continue
+            if raw[0] in (_SUBSCRIBE, _UNSUBSCRIBE):
+                if handler.stopping:
+                    break  # ending: a subscription now would outlive its session
+                if handler.plugins_see(MQTTEvents.PACKET_RECEIVED):
+                    await handler.show_received(raw)
+                if raw[0] == _SUBSCRIBE:
+                    await sink.subscribe(self, *parse_subscribe(raw))
+                else:
+                    await sink.unsubscribe(self, *parse_unsubscribe(raw))
+                continue
+            if raw in _BARE and not handler.plugins_see(MQTTEvents.PACKET_RECEIVED):
+                await (handler.disconnect_received() if raw == _DISCONNECT else handler.ping_received())
+                continue
+            await handler.dispatch_raw(raw)
+
+    async def _take_publish(
+        self,
+        sink: PacketSink,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        packet_id: int,
+        properties: MessageProperties | None = None,
+    ) -> bool:
+        """Route a PUBLISH read whole, then acknowledge it; False ends the connection.
+
+        Every PUBLISH is routed before the next packet is read (QoS 2 ones too: their id is kept
+        until PUBREL, so a resent one is not routed twice, and every PUBREL gets its PUBCOMP).
+        """
+        session, journal, faults = self.session, self.journal, self._faults
+        durable = None
+        if qos < 2 or packet_id not in session.inflight_in:  # a resent QoS 2 one is not routed again
+            scope = journal.begin() if journal is not None else None
+            try:
+                if not await sink.accept_publish(self, topic, payload, qos, retain, properties):
+                    return False
+                if qos == 2:  # routed at once; its id is kept until PUBREL (4.3.3, method B)
+                    session.inflight_in[packet_id] = IncomingApplicationMessage(packet_id, topic, 2, b"", retain)
+                    if self._saved is not None:
+                        self._saved.incoming(session.client_id, packet_id)
+            finally:  # what the PUBLISH changed is one batch: durable all together or not at all
+                if journal is not None and scope is not None:
+                    durable = journal.end(scope)
+        if qos:  # acknowledged once routed and what routing wrote is committed: PUBACK or PUBREC
+            if faults.active and qos == 1:
+                durable = held_ack(faults, session.client_id, durable)
+            if durable is None and not self._held and self.outbox is not None:
+                self.outbox.put(bytes((ACK_TYPES[qos], 2)) + packet_id.to_bytes(2, "big"))
+            else:
+                await self._acknowledge(qos, packet_id, durable)
+        return True
+
+    async def _release(self, packet_id: int) -> bool:
+        """A PUBREL: PUBCOMP even for an id not held (its PUBCOMP was lost, 4.3.3); whether it was."""
+        session, saved = self.session, self._saved
+        held = session.inflight_in.pop(packet_id, None) is not None
+        durable = saved.incoming_released(session.client_id, packet_id) if saved is not None else None
+        if self._faults.active:
+            durable = held_ack(self._faults, session.client_id, durable)
+        await self._acknowledge(6, packet_id, durable)
+        return held
 
     def _check_keep_alive(self, allowance: float) -> None:
         silent = self._clock.time() - self._last_read
@@ -235,6 +279,7 @@ class Connection(HeldAcknowledgements):
             return
         # no packet within the allowance: close as an abnormal disconnect (3.1.2.10)
         self.end_reason = "keep-alive expired"
+        self.tell_closing(0x8D)
         self._spawn(self.handler.handle_connection_closed())
 
     def _spawn(self, coro: Any) -> None:
@@ -244,17 +289,28 @@ class Connection(HeldAcknowledgements):
 
     # -- delivering ------------------------------------------------------------------------
 
-    def deliver(self, message: RoutedCopy, qos: int, limits: Mqtt, seq: int | None = None) -> bool:
+    def deliver(
+        self,
+        message: RoutedCopy,
+        qos: int,
+        limits: Mqtt,
+        seq: int | None = None,
+        *,
+        retain: bool = False,
+        subscription_ids: Sequence[int] = (),
+    ) -> bool:
         """Send one routed copy: written at once if the client keeps up, else in the background;
         False if the client's queue is full (the copy is dropped: the caller counts it). A copy
-        with a ``seq`` is written to the journal (a persistent session's QoS 1/2 copy)."""
+        with a ``seq`` is written to the journal (a persistent session's QoS 1/2 copy). MQTT 5:
+        with the retain flag kept (retain as published) and the matched subscription ids."""
+        if self.v5 is not None:
+            return self._deliver5(message, qos, limits, seq, retain, subscription_ids)
         if not self.count and self._send_now(message, qos, limits, seq):
             return True
         count, size = self.count + len(self.session.inflight_out), self.size + self.direct_bytes
         if not self._make_room(count, size, len(message.data), qos, limits):
             return False
-        if seq is not None and self._saved is not None:
-            self._saved.queued(self.client_id, seq, message.topic, message.data, qos)
+        self._persist_queued(seq, message, qos)
         held = self.delay_line.behind_due((message.topic, message.data, qos, seq)) if self.delay_line else None
         self.send_in_background(message.topic, message.data, qos, seq=seq, held=held)  # after released copies
         return True
@@ -280,17 +336,21 @@ class Connection(HeldAcknowledgements):
             return False
         packet_id = session.next_packet_id
         session.inflight_out[packet_id] = DirectMessage(packet_id, message.topic, QOS_1, message.data, False, seq)
-        if seq is not None and self._saved is not None:
-            self._saved.queued(self.client_id, seq, message.topic, message.data, QOS_1, packet_id)
+        self._persist_queued(seq, message, QOS_1, packet_id)
         self._direct.add(packet_id)
         self.direct_bytes += size
         outbox.put(encode_publish(message.topic, message.data, qos=QOS_1, packet_id=packet_id))
         return True
 
+    def _persist_queued(self, seq: int | None, message: RoutedCopy, qos: int, packet_id: int | None = None) -> None:
+        """A persistent session's copy gets its row in the store (``seq``: its message's number)."""
+        if seq is not None and self._saved is not None:
+            self._saved.queued(self.client_id, seq, message.topic, message.data, qos, packet_id)
+
     def deliver_twice(self, message: RoutedCopy, limits: Mqtt, seq: int | None) -> bool:
         """Write a QoS 1 copy at once, then again with DUP=1 and the same packet id (a duplicate
-        fault); False if it cannot be written at once (nothing was sent)."""
-        if self.count or self.outbox is None or not self._send_now(message, QOS_1, limits, seq):
+        fault, MQTT 3.1.1 connections only); False if it cannot be written at once (nothing was sent)."""
+        if self.v5 is not None or self.count or self.outbox is None or not self._send_now(message, QOS_1, limits, seq):
             return False
         packet_id = next(reversed(self.session.inflight_out))  # the one _send_now just added
         packet = encode_publish(message.topic, message.data, qos=QOS_1, packet_id=packet_id)
@@ -306,6 +366,7 @@ class Connection(HeldAcknowledgements):
             return False
         self._direct.discard(packet_id)
         acknowledged = self.session.inflight_out.pop(packet_id, None)
+        self.handler.one_acknowledged()
         if acknowledged is not None:
             self.direct_bytes -= len(acknowledged.data)
             self.handler.forget_copy(acknowledged)
@@ -321,11 +382,15 @@ class Connection(HeldAcknowledgements):
         counted: bool = True,
         seq: int | None = None,
         held: HeldCopy | None = None,
+        properties: MessageProperties | None = None,
+        subscription_ids: tuple[int, ...] = (),
     ) -> None:
         """Send one copy through amqtt's flows in a task (once it leaves the line, if ``held``);
         a counted copy that fails counts as dropped. ``seq``: the copy's row in the store
         (written already)."""
-        publish = self.handler.mqtt_publish(topic, data, qos, retain=retain, seq=seq)
+        publish = self.handler.mqtt_publish(
+            topic, data, qos, retain=retain, seq=seq, properties=properties, subscription_ids=subscription_ids
+        )
         task = asyncio.ensure_future(publish if held is None else held.run(publish))
         if held is not None:
             held.attach(task)

@@ -20,10 +20,9 @@ from typing import Any
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
-from amqtt.contexts import Action
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
-from amqtt.mqtt.connack import NOT_AUTHORIZED, SERVER_UNAVAILABLE, ConnackPacket
+from amqtt.mqtt.connack import NOT_AUTHORIZED, SERVER_UNAVAILABLE
 from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
@@ -32,11 +31,12 @@ from broker.amqtt_adapter.access import AccessChain
 from broker.amqtt_adapter.connection import Connection
 from broker.amqtt_adapter.fault_points import ConnectionFaultTargets
 from broker.amqtt_adapter.framed_reader import FramedReader
-from broker.amqtt_adapter.handler import EdgeHandler
+from broker.amqtt_adapter.handler import EdgeHandler, write_refusal
 from broker.amqtt_adapter.keyed_locks import KeyedLocks
 from broker.amqtt_adapter.plugin_events import PluginEvents
 from broker.amqtt_adapter.router import Router
-from broker.amqtt_adapter.session import client_info
+from broker.amqtt_adapter.session import client_info, server_limits, v5_connack
+from broker.amqtt_adapter.session_timers import SessionTimers
 from broker.amqtt_adapter.stored_state import StoredState
 from broker.clock import Clock
 from broker.config.settings import LiveSettings
@@ -59,16 +59,17 @@ _TAKEOVER_GRACE = 1.0
 _CONNECTION_FIELDS = (
     "will_flag", "will_topic", "will_message", "will_qos", "will_retain",
     "keep_alive", "username", "password", "remote_address", "remote_port", "ssl_object", "protocol_level",
-    "http_access",
+    "http_access", "clean_session", "clean_start", "v5",
 )  # fmt: skip
-_MQTT_311 = 4
+_MQTT_31 = 3
+_DISCONNECT_REASONS = {"taken over by a new connection": 0x8E, "kicked": 0x98}  # else 0x8B, server shutting down
 
 
 class _EndedBeforeConnect(MQTTError):
     """The connection ended before it sent its CONNECT: nothing to report."""
 
 
-class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
+class EdgeAmqttBroker(StoredState, SessionTimers, Router, ConnectionFaultTargets, Broker):
     """amqtt's broker with edgemq's connection lifecycle (here) and routing (``Router``)."""
 
     def __init__(
@@ -94,6 +95,7 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
         self._events = PluginEvents(self.plugins_manager, lambda: settings.current.auth.plugin_timeout)
         self._access = AccessChain(settings, authenticator, self.plugins_manager.plugins)
         self._init_routing(state)
+        self._init_timers()
 
     async def start(self) -> None:
         """amqtt's start, with what the store holds (a broker started again without one starts empty)."""
@@ -106,6 +108,7 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
     async def shutdown(self) -> None:
         """The plugins' events still running, amqtt's shutdown (its plugins' shutdown events and
         ``close``), then the HTTP auth pool."""
+        self._cancel_timers()
         try:
             await self._events.drain()
             await super().shutdown()
@@ -154,6 +157,8 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
             raise MQTTError(f"invalid will topic {incoming.will_topic!r} (MQTT-3.1.3-10)")
         if not incoming.client_id:
             incoming.client_id = gen_client_id()
+            if incoming.v5 is not None:
+                incoming.v5.assigned_client_id = True  # its CONNACK says the name (3.2.2.3.7)
         return handler, incoming
 
     async def _wait_for_connect(self, reader: FramedReader, writer: WriterAdapter) -> bytes:
@@ -186,8 +191,7 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
             code = NOT_AUTHORIZED
         else:
             return False
-        await ConnackPacket.build(0, code).to_stream(writer)
-        await writer.close()
+        await write_refusal(writer, incoming.protocol_level, code)
         return True
 
     async def _serve_accepted(
@@ -199,12 +203,12 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
         await self._client_locks.acquire(client_id)
         try:
             await self._take_over(client_id)
+            self._connected_again(client_id)
             try:
                 session = await self._resume_or_create(incoming)
             except StoreError:  # its session could not be written (or discarded): refused, as unavailable
                 log.warning("client refused: client_id=%s, the store cannot be written", client_id)
-                await ConnackPacket.build(0, SERVER_UNAVAILABLE).to_stream(writer)
-                await writer.close()
+                await write_refusal(writer, incoming.protocol_level, SERVER_UNAVAILABLE)
                 return
             session.transitions.connect()
             handler.attach(session, reader, writer)
@@ -213,13 +217,16 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
                 handler, session, reader, writer, self._clock, self._state.record_dropped, self._faults, self._journal
             )
             self._connections[client_id] = connection
+            if connection.v5 is not None:
+                connection.limits5 = server_limits(self._settings.current.mqtt)
             handler.remember_in_flight()  # resend only what was in flight before this connection
             # in the order they were routed: what was in flight, then the offline queue, then
             # anything routed from now on (each is a task; none runs before the CONNACK is sent)
             handler.resend_in_flight()
             self._send_offline_queue(connection)
             # MQTT 3.1's CONNACK has no session-present flag: that byte is reserved (0)
-            await handler.send_connack(session.parent if session.protocol_level == _MQTT_311 else 0)
+            present = session.parent if session.protocol_level != _MQTT_31 else 0
+            await handler.send_connack(present, v5_connack(session, self._settings.current.mqtt))
             self._state.record_connected(client_info(session))
             # silence allowed before the connection is closed (3.1.2.10)
             connection.keep_alive_allowance = session.keep_alive * self._settings.current.mqtt.keepalive_multiplier
@@ -251,7 +258,7 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
         """The session for an accepted CONNECT (MQTT-3.1.2-4/5/6); ``parent`` is session present."""
         client_id = incoming.client_id
         existing, _ = self._sessions.get(client_id, (None, None))
-        if existing is not None and (incoming.clean_session or existing.clean_session):
+        if existing is not None and (incoming.clean_start or existing.clean_session):
             await self._delete_session(client_id)
             existing = None
         elif existing is None and client_id in self._undiscarded:
@@ -279,6 +286,7 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
     async def _close(self, connection: Connection, *, publish_will: bool, reason: str) -> None:
         """Close one connection from the server side and wait until it has ended."""
         connection.end_reason = reason
+        connection.tell_closing(_DISCONNECT_REASONS.get(reason, 0x8B))
         if not publish_will:
             connection.session.will_flag = False
         await connection.handler.handle_connection_closed()
@@ -298,7 +306,7 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
         session, client_id = connection.session, connection.client_id
         try:
             if not graceful:
-                await self._publish_will(session)
+                await self._will_at_end(session)
         finally:  # a failure to route must not leave the client half connected
             await self._stop_handler(connection.handler)
             session.transitions.disconnect()
@@ -307,26 +315,8 @@ class EdgeAmqttBroker(StoredState, Router, ConnectionFaultTargets, Broker):
         self._events.fire(BrokerEvents.CLIENT_DISCONNECTED, client_id=client_id, client_session=session)
         if session.clean_session and self._sessions.get(client_id, (None, None))[0] is session:
             await self._delete_session(client_id)
-
-    async def _publish_will(self, session: Session) -> None:
-        """Route (and retain, if asked) the will of a connection that ended without DISCONNECT."""
-        if (
-            not session.will_flag
-            or not session.will_topic
-            or session.will_message is None
-            or (self._checks_topics and not await self._topic_allowed(session, session.will_topic, Action.PUBLISH))
-        ):
-            return
-        topic, payload, will_qos, retain = (
-            session.will_topic,
-            bytes(session.will_message),
-            session.will_qos or 0,
-            bool(session.will_retain),
-        )
-        self._announce(session.client_id, topic, payload, will_qos, retain)
-        if retain:
-            await self.retain_message(session, topic, payload, will_qos)
-        await self._route(session, topic, payload, will_qos, retain=retain)
+        else:
+            self._expire_later(session)
 
     # -- admin actions -------------------------------------------------------------------
 

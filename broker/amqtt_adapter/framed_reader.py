@@ -58,6 +58,10 @@ class FramedReader(ReaderAdapter):
         self._first = True
         self._ended = False
         self._until_yield = _PACKETS_PER_TURN
+        self.v5 = False
+        """The connection speaks MQTT 5 (set once its CONNECT is accepted)."""
+        self.violation: ProtocolViolation | None = None
+        """Why the stream ended, if a packet broke the protocol (an MQTT 5 client is told)."""
         self.transport = source.transport
         """The connection's transport, for edgemq's direct writes (TCP only)."""
         task = source.task
@@ -87,7 +91,9 @@ class FramedReader(ReaderAdapter):
             self._start = 0
             self._buffer += chunk
         try:
-            found = split_packet(self._buffer, self._start, self._max_packet_size(), first_packet=self._first)
+            found = split_packet(
+                self._buffer, self._start, self._max_packet_size(), first_packet=self._first, v5=self.v5
+            )
         except ProtocolViolation:
             return None  # next_raw meets it again and ends the stream
         if found is None:
@@ -105,8 +111,8 @@ class FramedReader(ReaderAdapter):
             self._until_yield = _PACKETS_PER_TURN
             await asyncio.sleep(0)
         try:
-            limit = self._max_packet_size()
-            while (found := split_packet(self._buffer, self._start, limit, first_packet=self._first)) is None:
+            limit, first, v5 = self._max_packet_size(), self._first, self.v5
+            while (found := split_packet(self._buffer, self._start, limit, first_packet=first, v5=v5)) is None:
                 del self._buffer[: self._start]
                 self._start = 0
                 chunk = await self._source.read_some()
@@ -116,6 +122,7 @@ class FramedReader(ReaderAdapter):
                 self._buffer += chunk
         except ProtocolViolation as exc:
             log.info("closing a connection: %s", exc)
+            self.violation = exc
             self._ended = True
             return None
         except (ConnectionError, OSError):

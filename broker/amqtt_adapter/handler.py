@@ -25,18 +25,20 @@ from amqtt.mqtt.unsuback import UnsubackPacket
 from amqtt.plugins.manager import PluginManager
 from amqtt.session import Session
 
-from broker.amqtt_adapter.outbox import Outbox
 from broker.amqtt_adapter.outgoing import OutgoingFlows
 from broker.amqtt_adapter.session import connect_refusal, session_from_connect
 from broker.faults import Faults
 from broker.mqtt.framing import ProtocolViolation, encode_suback, encode_unsuback, parse_connect
+from broker.mqtt.properties import Properties
+from broker.mqtt.v5_packets import encode_connack5
+from broker.mqtt.v5_session import v5_refusal
 
 if TYPE_CHECKING:
     from amqtt.broker import BrokerContext
 
     from broker.amqtt_adapter.connection import Connection
 
-__all__ = ["EdgeHandler"]
+__all__ = ["EdgeHandler", "write_refusal"]
 
 log = logging.getLogger("edgemq.mqtt")
 
@@ -46,6 +48,18 @@ _PUBACK = 0x40
 # the acknowledgement a received PUBLISH (QoS 1, 2) or PUBREL gets, as packet type and amqtt's class
 _ACKS: dict[int, tuple[int, Any]] = {1: (0x40, PubackPacket), 2: (0x50, PubrecPacket), 6: (0x70, PubcompPacket)}
 _PACKET_IDS = 65535
+_MQTT_5 = 5
+
+
+async def write_refusal(writer: WriterAdapter, level: int, code: int) -> None:
+    """Refuse a CONNECT: CONNACK with ``code`` (a 3.1.1 return code; an MQTT 5 client gets the
+    reason code that says the same), then close."""
+    if level == _MQTT_5:
+        writer.write(encode_connack5(False, v5_refusal(code), Properties()))
+    else:
+        writer.write(bytes((_CONNACK, 2, 0, code)))
+    await writer.drain()
+    await writer.close()
 
 
 def _listens(plugins_manager: PluginManager[Any], event: MQTTEvents) -> bool:
@@ -79,8 +93,6 @@ class EdgeHandler(OutgoingFlows):
     # edgemq's
     _to_retry: Sequence[Any] = ()
     _handlers: dict[type, Callable[[Any], Coroutine[Any, Any, None]]] | None = None
-    outbox: Outbox | None = None
-    """Set by the Connection for TCP connections: direct writes (see Outbox)."""
     connection: Connection | None = None
     """Set by the Connection that serves this handler (until it stops)."""
 
@@ -129,9 +141,14 @@ class EdgeHandler(OutgoingFlows):
         log.info("client %s sent a second CONNECT (3.1.0-2): closing", self.session.client_id if self.session else "?")
         await self.handle_disconnect(None)
 
-    async def send_connack(self, session_present: int) -> None:
+    async def send_connack(self, session_present: int, properties: Properties | None = None) -> None:
         """Accept the CONNECT: the CONNACK goes into the outbox as bytes, unless a plugin
-        listens for amqtt's sent-packet event, or for a websocket (then as amqtt's packet object)."""
+        listens for amqtt's sent-packet event, or for a websocket (then as amqtt's packet object).
+        ``properties``: an MQTT 5 CONNACK's (amqtt's packet objects and events are MQTT 3.1.1's:
+        an MQTT 5 connection's packets are always written as bytes)."""
+        if properties is not None:
+            await self.write_bytes(encode_connack5(bool(session_present), 0, properties))
+            return
         if self.outbox is None or _listens(self.plugins_manager, MQTTEvents.PACKET_SENT):
             await self._send_packet(ConnackPacket.build(session_present, CONNECTION_ACCEPTED))
             return
@@ -165,11 +182,10 @@ class EdgeHandler(OutgoingFlows):
                 await writer.close()
                 raise MQTTError("CONNECT refused by a fault: closed without a CONNACK")
         if code is not None:
-            connack = ConnackPacket.build(0, code)
-            await plugins_manager.fire_event(MQTTEvents.PACKET_SENT, packet=connack)
-            await connack.to_stream(writer)
-            await writer.close()
-            raise MQTTError(f"CONNECT refused with return code {code}")
+            if connect.level != _MQTT_5:
+                await plugins_manager.fire_event(MQTTEvents.PACKET_SENT, packet=ConnackPacket.build(0, code))
+            await write_refusal(writer, connect.level, code)
+            raise MQTTError(f"CONNECT refused with return code {code:#x}")
         return cls(plugins_manager), session_from_connect(connect, writer)
 
     async def start(self) -> None:
@@ -200,6 +216,7 @@ class EdgeHandler(OutgoingFlows):
         the connection is dropped so the ended handler does not wait for the cyclic
         garbage collector."""
         self._stopping = True
+        self._wake_quota_waiter()  # a copy waiting for the client's Receive Maximum ends now
         if self.outbox is not None:
             self.outbox.flush()
         for waiters in (self._puback_waiters, self._pubrec_waiters, self._pubrel_waiters, self._pubcomp_waiters):

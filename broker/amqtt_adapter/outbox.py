@@ -4,8 +4,11 @@ encoded once per routed message (no amqtt)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from broker.mqtt.framing import encode_publish
+from broker.mqtt.message_properties import MessageProperties, property_block
+from broker.mqtt.v5_packets import encode_publish5
 
 __all__ = ["Outbox", "RoutedCopy"]
 
@@ -61,15 +64,29 @@ class Outbox:
 
 
 class RoutedCopy:
-    """A message being routed; its QoS 0 packet is encoded at most once for all its subscribers."""
+    """A message being routed; its QoS 0 packet is encoded at most once for all its subscribers
+    (once for MQTT 3.1.1 ones, once for MQTT 5 ones without subscription options)."""
 
-    __slots__ = ("_qos0", "data", "topic")
+    __slots__ = ("_qos0", "_qos0_v5", "data", "properties", "retain", "topic")
 
-    def __init__(self, topic: str, data: bytes) -> None:
-        self.topic, self.data = topic, data
-        self._qos0 = b""
+    def __init__(
+        self, topic: str, data: bytes, properties: MessageProperties | None = None, retain: bool = False
+    ) -> None:
+        self.topic, self.data, self.properties, self.retain = topic, data, properties, retain
+        self._qos0 = self._qos0_v5 = b""
 
     def qos0_packet(self) -> bytes:
         if not self._qos0:
             self._qos0 = encode_publish(self.topic, self.data)
         return self._qos0
+
+    def v5_packet(self, qos: int, packet_id: int, retain: bool, subscription_ids: Sequence[int], now: float) -> bytes:
+        """The MQTT 5 PUBLISH of this copy (retain: as published, for retain-as-published)."""
+        plain = not qos and not retain and not subscription_ids
+        if plain and self._qos0_v5:
+            return self._qos0_v5
+        block = property_block(self.properties, now, subscription_ids)
+        packet = encode_publish5(self.topic, self.data, qos, packet_id, retain, block)
+        if plain and (self.properties is None or self.properties.expires_at is None):
+            self._qos0_v5 = packet
+        return packet

@@ -12,6 +12,7 @@ min(published, granted) (MQTT-3.8.4); queues are bounded by ``mqtt.max_mqueue_le
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from amqtt.broker import RetainedApplicationMessage
@@ -25,10 +26,12 @@ from broker.amqtt_adapter.connection import Connection
 from broker.amqtt_adapter.fault_points import deliver_faulted
 from broker.amqtt_adapter.outbox import RoutedCopy
 from broker.amqtt_adapter.plugin_events import PluginEvents
+from broker.amqtt_adapter.router5 import Matched, Mqtt5Routing
 from broker.amqtt_adapter.session import QueuedMessage, queue_size
 from broker.bridges.bridge_set import BridgeSet
 from broker.config.settings import LiveSettings
 from broker.faults import Faults
+from broker.mqtt.message_properties import MessageProperties
 from broker.mqtt.retained import RetainedStore
 from broker.mqtt.shared import SHARE_PREFIX, split_shared
 from broker.mqtt.subscriptions import SubscriptionIndex
@@ -58,7 +61,7 @@ def _valid_filter(topic_filter: str) -> bool:
     )
 
 
-class Router:
+class Router(Mqtt5Routing):
     """The routing half of ``EdgeAmqttBroker`` (a base class of it; amqtt's ``Broker`` is the other)."""
 
     _settings: LiveSettings
@@ -110,7 +113,15 @@ class Router:
 
     # -- publishing ----------------------------------------------------------------------
 
-    async def accept_publish(self, connection: Connection, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+    async def accept_publish(
+        self,
+        connection: Connection,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        properties: MessageProperties | None = None,
+    ) -> bool:
         """Check, count and route one received PUBLISH (see PacketSink); False closes the connection."""
         session = connection.session
         client_id = session.client_id
@@ -132,12 +143,20 @@ class Router:
             message = message or IncomingApplicationMessage(None, topic, qos, payload, retain)
             events.fire(BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=message)
         if retain:  # kept before routing: a subscription made meanwhile gets it one way or the other
-            await self.retain_message(session, topic, payload, qos)
-        await self._route(session, topic, payload, qos, retain=retain)
+            await self.retain_message(session, topic, payload, qos, properties=properties)
+        await self._route(session, topic, payload, qos, retain=retain, properties=properties)
         return True
 
     async def publish(
-        self, topic: str, payload: bytes, qos: int, *, retain: bool, client_id: str | None, origin: str | None = None
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        *,
+        retain: bool,
+        client_id: str | None,
+        origin: str | None = None,
+        properties: MessageProperties | None = None,
     ) -> None:
         """Route a message as if ``client_id`` (or nobody, or the bridge ``origin``) had published
         it; return once what it changed in the store is committed (StoreError if it cannot be)."""
@@ -147,8 +166,10 @@ class Router:
         scope = journal.begin() if journal is not None else None
         try:
             if retain:
-                await self.retain_message(sender, topic, payload, qos)
-            await self._route(sender, topic, payload, qos, retain=retain, sender_id=client_id, origin=origin)
+                await self.retain_message(sender, topic, payload, qos, properties=properties)
+            await self._route(
+                sender, topic, payload, qos, retain=retain, sender_id=client_id, origin=origin, properties=properties
+            )
         finally:
             durable = journal.end(scope) if journal is not None and scope is not None else None
         if durable is not None:
@@ -172,9 +193,11 @@ class Router:
         counted: bool = True,
         sender_id: str | None = None,
         origin: str | None = None,
+        properties: MessageProperties | None = None,
     ) -> None:
         """Route one message to every matching subscription and bridge (but ``origin``, the
-        bridge it came from) and count it."""
+        bridge it came from) and count it. MQTT 5 subscribers get its ``properties``, and what
+        their subscriptions' options say (no local, retain as published, identifiers)."""
         sender_id = sender.client_id if sender is not None else sender_id
         if self.bridges:
             self.bridges.offer(topic, data, qos, retain, origin)
@@ -183,10 +206,11 @@ class Router:
         routed: list[str] = []
         discarded = 0
         limits = self._settings.current.mqtt
-        message = RoutedCopy(topic, data)
+        message = RoutedCopy(topic, data, properties, retain)
         connections, sessions, checks, journal = self._connections, self._sessions, self._checks_topics, self._journal
         faults = self._faults if self._faults.active else None
         seq = None  # the message's number in the store, made for its first persisted copy
+        once: set[str] = set()  # MQTT 5 clients with subscription options get one copy
         targets = self._index.match(topic)
         if self._index.shared:  # one member of each matching group, connected ones first
             targets += self._index.shared.targets(topic, lambda c: c in connections and not connections[c].ended)
@@ -201,6 +225,12 @@ class Router:
             target = connection.session if connection is not None and live else sessions.get(client_id, (None,))[0]
             if target is None:
                 continue
+            options = self._matched_options(target, topic, sender_id)
+            if options is not None:
+                if options.skip or client_id in once:
+                    continue  # no local (MQTT-3.8.3-3), or the one copy is out already
+                once.add(client_id)
+                granted_qos = options.qos
             routed.append(client_id)
             delivered_qos = min(qos, granted_qos)
             if journal is not None and delivered_qos and not target.clean_session and seq is None:
@@ -209,10 +239,17 @@ class Router:
                 persisted = seq if delivered_qos and not target.clean_session else None
                 if faults is not None and (verdict := faults.delivery(client_id, topic, delivered_qos)):
                     discarded += not deliver_faulted(connection, verdict, message, delivered_qos, limits, persisted)
+                elif options is not None:
+                    discarded += not connection.deliver(
+                        message, delivered_qos, limits, persisted, retain=options.retain and retain,
+                        subscription_ids=options.identifiers,
+                    )  # fmt: skip
                 else:
                     discarded += not connection.deliver(message, delivered_qos, limits, persisted)
             elif delivered_qos > 0 and not target.clean_session and self._queue_offline(target, len(data)):
-                target.retained_messages.put_nowait(QueuedMessage(sender, topic, data, delivered_qos, seq))
+                target.retained_messages.put_nowait(
+                    QueuedMessage(sender, topic, data, delivered_qos, seq, properties, options)
+                )
                 if journal is not None and seq is not None:
                     journal.queued(client_id, seq, topic, data, delivered_qos)
                 if self._events.retained_message:  # amqtt's event for a copy queued for an offline session
@@ -243,10 +280,21 @@ class Router:
         if not queue_size(session, "retained_messages"):
             return
         queue = session.retained_messages
+        now = time.time()
         while not queue.empty():
             message = queue.get_nowait()
             seq = getattr(message, "seq", None)
-            connection.send_in_background(message.topic, bytes(message.data), message.qos or 0, seq=seq)
+            properties: MessageProperties | None = getattr(message, "properties", None)
+            if properties is not None and properties.expired(now):  # dropped, counted (3.3.2.3.3)
+                self._state.record_dropped(1)
+                if seq is not None and self._journal is not None:
+                    self._journal.acknowledged(session.client_id, seq)
+                continue
+            matched: Matched | None = getattr(message, "matched", None)
+            connection.send_in_background(
+                message.topic, bytes(message.data), message.qos or 0, seq=seq, properties=properties,
+                subscription_ids=matched.identifiers if matched is not None else (),
+            )  # fmt: skip
 
     def _forget_queued(self, client_id: str) -> int:
         """Forget what a session about to be discarded holds; the copies lost with it (its offline
@@ -286,17 +334,22 @@ class Router:
                 await self._send_retained(connection, topic_filter, code)
 
     async def _grant(self, session: Session, topic_filter: str, qos: int) -> int:
-        """The QoS granted for one filter, or 0x80 (malformed, shared subscriptions switched off,
-        or refused by the ACL or a topic plugin, which see a shared subscription's own filter)."""
+        """The QoS granted for one filter, or 0x80 (see ``_refusal``)."""
+        return qos if await self._refusal(session, topic_filter) is None else _REFUSED
+
+    async def _refusal(self, session: Session, topic_filter: str) -> int | None:
+        """Why one filter is refused, as an MQTT 5 reason code: malformed (0x8F), shared
+        subscriptions switched off (0x9E), refused by the ACL or a topic plugin, which see a
+        shared subscription's own filter (0x87); None if it is not."""
         if not _valid_filter(topic_filter):
-            return _REFUSED
+            return 0x8F
         shared = split_shared(topic_filter)
         if shared is not None and not self._settings.current.mqtt.shared_subscriptions:
-            return _REFUSED
+            return 0x9E
         checked = shared[1] if shared is not None else topic_filter
         if self._checks_topics and not await self._topic_allowed(session, checked, Action.SUBSCRIBE):
-            return _REFUSED
-        return qos
+            return 0x87
+        return None
 
     async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
         """A subscription made outside a SUBSCRIBE (amqtt's plugin context): checked and added."""
@@ -312,21 +365,34 @@ class Router:
     async def unsubscribe(self, connection: Connection, packet_id: int, filters: list[str]) -> None:
         """Apply an UNSUBSCRIBE the connection read (see PacketSink), then UNSUBACK."""
         client_id = connection.client_id
+        existed = []
         for topic_filter in filters:
-            self._index.unsubscribe(client_id, topic_filter)
+            existed.append(self._index.unsubscribe(client_id, topic_filter))
             self._events.fire(BrokerEvents.CLIENT_UNSUBSCRIBED, client_id=client_id, topic=topic_filter)
         self._state.subscriptions_changed()
         if self._journal is not None and not connection.session.clean_session:
             await self._journal.unsubscribed(client_id, filters)  # durable before its UNSUBACK
-        await connection.handler.acknowledge_unsubscription(packet_id)
+        if connection.v5 is not None:
+            await self.unsubscribed5(connection, packet_id, filters, existed)
+        else:
+            await connection.handler.acknowledge_unsubscription(packet_id)
 
-    async def _send_retained(self, connection: Connection, topic_filter: str, granted_qos: int) -> None:
+    async def _send_retained(
+        self, connection: Connection, topic_filter: str, granted_qos: int, subscription_ids: tuple[int, ...] = ()
+    ) -> None:
         """The retained messages one new subscription matches, to that client only (MQTT-3.3.1-6),
-        in the background (the client's next packet is read meanwhile)."""
+        in the background (the client's next packet is read meanwhile); not those expired."""
+        now = time.time()
         for retained in self._retained.matching(topic_filter):
+            properties = retained.properties
+            if properties is not None and properties.expired(now):
+                continue
             if not self._checks_topics or await self._topic_allowed(connection.session, retained.topic, Action.RECEIVE):
                 qos = min(granted_qos, retained.qos)
-                connection.send_in_background(retained.topic, retained.payload, qos, retain=True, counted=False)
+                connection.send_in_background(
+                    retained.topic, retained.payload, qos, retain=True, counted=False, properties=properties,
+                    subscription_ids=subscription_ids,
+                )  # fmt: skip
 
     # -- retained messages ---------------------------------------------------------------
 
@@ -336,6 +402,8 @@ class Router:
         topic_name: str | None,
         data: bytes | bytearray | None,
         qos: int | None = None,
+        *,
+        properties: MessageProperties | None = None,
     ) -> None:
         """Keep (or, with an empty payload, forget) a topic's retained message (amqtt's entry,
         also used by plugins through their context)."""
@@ -344,7 +412,7 @@ class Router:
         payload = bytes(data or b"")
         if not payload and self._retained.get(topic_name) is None:
             return
-        self._retained.put(topic_name, payload, qos or 0)
+        self._retained.put(topic_name, payload, qos or 0, properties)
         if self._journal is not None:
             self._journal.retain(topic_name, payload, qos or 0)
         if self._events.retained_message:

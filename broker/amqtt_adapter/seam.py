@@ -173,6 +173,10 @@ first use), so amqtt's state dump and queue clearing are adapted to the lazy que
     override  amqtt.session.Session.__init__(self) -> None
     override  amqtt.session.Session.clear_queues(self) -> None
 
+MQTT 5 connections: outgoing QoS 0 copies are written as MQTT 5 bytes (amqtt's packet classes are 3.1.1's).
+    override  amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._handle_qos0_message_flow(self,
+                  app_message: IncomingApplicationMessage | OutgoingApplicationMessage) -> None
+
 -- call: amqtt methods and constructors the adapter calls --
 
 The writer interface (super() in WebSocketWriter; session_from_connect reads peer and TLS info).
@@ -200,7 +204,6 @@ Messages queued for an offline persistent session.
 Packet objects built or decoded where amqtt's are needed (plugins listening, websockets, rare packets).
     call      amqtt.mqtt.connack.ConnackPacket.build(cls, session_parent: int | None = None,
                   return_code: int | None = None) -> Self
-    call      amqtt.mqtt.connack.ConnackPacket.to_stream(self, writer: WriterAdapter) -> None
     call      amqtt.mqtt.connect.ConnectPacket.from_stream(cls: type[Self], reader: ReaderAdapter,
                   fixed_header: Optional[_FH] = None, variable_header: Optional[_VH] = None) -> Self
     call      amqtt.mqtt.disconnect.DisconnectPacket.__init__(self, fixed: MQTTFixedHeader | None = None) -> None
@@ -250,6 +253,12 @@ transitions machine.
     call      amqtt.session.Session.__init__(self) -> None
     call      amqtt.session.Session._on_enter_connected(self) -> None
     call      amqtt.session.Session._on_enter_disconnected(self) -> None
+
+Encoded packets written directly (MQTT 5 packets, refusing CONNACKs), and amqtt's QoS 0 flow for 3.1.1.
+    call      amqtt.adapters.WriterAdapter.drain(self) -> None
+    call      amqtt.adapters.WriterAdapter.write(self, data: bytes) -> None
+    call      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler._handle_qos0_message_flow(self,
+                  app_message: IncomingApplicationMessage | OutgoingApplicationMessage) -> None
 
 -- read: amqtt attributes the adapter reads or sets --
 
@@ -325,6 +334,12 @@ flag (parent), packet ids; the lazy queues and fresh tables of EdgeSession are n
     read      amqtt.session.Session.will_qos
     read      amqtt.session.Session.will_retain
     read      amqtt.session.Session.will_topic
+
+MQTT 5 copies: what an outgoing message is encoded from, and the writer of a websocket connection.
+    read      amqtt.mqtt.protocol.broker_handler.BrokerProtocolHandler.writer
+    read      amqtt.session.OutgoingApplicationMessage.data
+    read      amqtt.session.OutgoingApplicationMessage.retain
+    read      amqtt.session.OutgoingApplicationMessage.topic
 """
 
 from __future__ import annotations

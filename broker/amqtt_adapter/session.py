@@ -12,6 +12,7 @@ broker/mqtt/framing.py (malformed ones are refused there) instead of amqtt's pac
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from datetime import UTC, datetime
 from typing import Any
@@ -22,8 +23,18 @@ from amqtt.mqtt import connack
 from amqtt.session import Session
 from transitions import MachineError
 
+from broker.config.settings import Mqtt
 from broker.mqtt.framing import Connect
 from broker.mqtt.http_auth import ClientAccess
+from broker.mqtt.message_properties import MessageProperties
+from broker.mqtt.properties import Properties
+from broker.mqtt.v5_session import (
+    BAD_AUTHENTICATION_METHOD,
+    ServerLimits,
+    SubscriptionOptions,
+    V5Connect,
+    connack_properties,
+)
 from broker.state import ClientInfo
 
 __all__ = [
@@ -33,10 +44,12 @@ __all__ = [
     "connect_refusal",
     "queue_on_first_use",
     "queue_size",
+    "server_limits",
     "session_from_connect",
+    "v5_connack",
 ]
 
-_MQTT_31, _MQTT_311 = 3, 4  # protocol levels admitted: MQTT 3.1 (older devices) and 3.1.1
+_MQTT_31, _MQTT_311, _MQTT_5 = 3, 4, 5  # protocol levels admitted: MQTT 3.1 (older devices), 3.1.1, 5.0
 
 
 class _ConnectionState:
@@ -100,7 +113,14 @@ class EdgeSession(Session):
     """amqtt's session without a state machine object per client, its queues made on first use."""
 
     protocol_level = _MQTT_311
-    """The CONNECT's protocol level: 4 (MQTT 3.1.1) or 3 (MQTT 3.1, protocol name MQIsdp)."""
+    """The CONNECT's protocol level: 4 (MQTT 3.1.1), 3 (MQTT 3.1, protocol name MQIsdp) or 5."""
+    clean_start = True
+    """The CONNECT's clean session (3.1.1) or clean start (5.0) flag: an earlier session is discarded.
+    ``clean_session`` says whether this session ends with its connection (MQTT 5: expiry 0)."""
+    v5: V5Connect | None = None
+    """An MQTT 5 connection's terms (None for MQTT 3.1 and 3.1.1)."""
+    subscription_options: dict[str, SubscriptionOptions] | None = None
+    """MQTT 5 subscriptions' options and identifiers, by filter (only those that have any)."""
     http_access: ClientAccess | None = None
     """What ``auth.http_auth`` said about this connection (set at its CONNECT)."""
 
@@ -127,15 +147,23 @@ class EdgeSession(Session):
 
 class QueuedMessage(RetainedApplicationMessage):
     """A copy in an offline session's queue (amqtt's type for it); ``seq`` names its row in the
-    store (None: not persisted)."""
+    store (None: not persisted). MQTT 5: the message's properties and what the subscriptions it
+    matched ask (``router5.Matched``)."""
 
-    __slots__ = ("seq",)
+    __slots__ = ("matched", "properties", "seq")
 
     def __init__(
-        self, source_session: Session | None, topic: str, data: bytes | bytearray, qos: int, seq: int | None
+        self,
+        source_session: Session | None,
+        topic: str,
+        data: bytes | bytearray,
+        qos: int,
+        seq: int | None,
+        properties: MessageProperties | None = None,
+        matched: Any = None,
     ) -> None:
         super().__init__(source_session, topic, data, qos)
-        self.seq = seq
+        self.seq, self.properties, self.matched = seq, properties, matched
 
 
 def queue_on_first_use(owner: object, name: str, lazy: frozenset[str]) -> asyncio.Queue[Any]:
@@ -155,9 +183,13 @@ def queue_size(session: Session, queue: str) -> int:
 
 
 def connect_refusal(connect: Connect) -> int | None:
-    """The CONNACK return code that refuses a well-formed CONNECT, or None to go on."""
-    if connect.level not in (_MQTT_31, _MQTT_311):
+    """The CONNACK return code that refuses a well-formed CONNECT, or None to go on (MQTT 5
+    clients get the reason code that says the same, see v5_refusal)."""
+    if connect.level not in (_MQTT_31, _MQTT_311, _MQTT_5):
         return int(connack.UNACCEPTABLE_PROTOCOL_VERSION)  # 3.1.2-2
+    if connect.level == _MQTT_5:  # an empty client id is named by the broker whatever the flags
+        method = connect.properties.get("authentication_method") if connect.properties is not None else None
+        return BAD_AUTHENTICATION_METHOD if method is not None else None  # no enhanced authentication
     if connect.level == _MQTT_31 and not connect.client_id:
         return int(connack.IDENTIFIER_REJECTED)  # MQTT 3.1 requires a client id (as mosquitto)
     if connect.password is not None and connect.username is None:
@@ -171,9 +203,14 @@ def session_from_connect(connect: Connect, writer: WriterAdapter) -> EdgeSession
     """The session an accepted CONNECT asks for (the broker names a client that sent no id)."""
     session = EdgeSession()
     address, port = writer.get_peer_info() or (None, None)
+    clean_session = connect.clean_session
+    if connect.level == _MQTT_5:
+        session.v5 = V5Connect.from_connect(connect, time.time())
+        clean_session = session.v5.session_expiry == 0  # the session ends with the connection
     session.__dict__.update(
         client_id=connect.client_id,
-        clean_session=connect.clean_session,
+        clean_start=connect.clean_session,
+        clean_session=clean_session,
         will_flag=connect.will_topic is not None,
         will_retain=connect.will_retain,
         will_qos=connect.will_qos,
@@ -188,6 +225,24 @@ def session_from_connect(connect: Connect, writer: WriterAdapter) -> EdgeSession
         ssl_object=writer.get_ssl_info(),
     )
     return session
+
+
+def v5_connack(session: Session, limits: Mqtt) -> Properties | None:
+    """An MQTT 5 session's CONNACK properties (None for MQTT 3.1.1); a keep alive above
+    ``mqtt.max_keepalive`` (or none, when there is a maximum) becomes the maximum (3.2.2.3.14)."""
+    terms = session.v5 if isinstance(session, EdgeSession) else None
+    if terms is None:
+        return None
+    if limits.max_keepalive and not 0 < session.keep_alive <= limits.max_keepalive:
+        session.keep_alive = terms.server_keep_alive = limits.max_keepalive
+    return connack_properties(terms, server_limits(limits), session.client_id)
+
+
+def server_limits(limits: Mqtt) -> ServerLimits:
+    """What the ``mqtt`` settings make the broker tell MQTT 5 clients."""
+    return ServerLimits(
+        limits.receive_maximum, limits.max_packet_size, limits.topic_alias_maximum, limits.shared_subscriptions
+    )
 
 
 def client_info(session: Session) -> ClientInfo:

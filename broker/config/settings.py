@@ -171,6 +171,14 @@ class Mqtt(Section):
     """edgemq: connections accepted at once (0 = no limit); more get CONNACK 3."""
     connect_timeout: PositiveDuration = 10.0
     """edgemq: seconds a new connection has to send its CONNECT."""
+    receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 65535
+    """MQTT 5: QoS 2 PUBLISHes a client may have unreleased at once (told in CONNACK); one more
+    ends its connection (DISCONNECT 0x93)."""
+    topic_alias_maximum: Annotated[int, Field(ge=0, le=65535)] = 10
+    """MQTT 5: topic aliases a client may set on one connection (0: none)."""
+    max_keepalive: Annotated[int, Field(ge=0, le=65535)] = 0
+    """MQTT 5: the longest keep alive a client may ask for, seconds; a longer one (or none) is
+    lowered to this in CONNACK's Server Keep Alive. 0: whatever the client asks."""
 
 
 class JwtPublicKey(Section):

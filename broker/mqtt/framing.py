@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from broker.mqtt.properties import encode_varint
+from broker.mqtt.properties import Properties, PropertyError, decode_properties, encode_varint
 from broker.mqtt.topics import is_valid_topic_name
 
 __all__ = [
@@ -43,7 +43,12 @@ _FLAGS_TWO = {PUBREL, SUBSCRIBE, UNSUBSCRIBE}  # fixed header flags must be 0b00
 
 
 class ProtocolViolation(Exception):
-    """The peer broke the protocol; the connection must be closed."""
+    """The peer broke the protocol; the connection must be closed (an MQTT 5 client first gets a
+    DISCONNECT with ``code``: 0x81 malformed packet by default)."""
+
+    def __init__(self, message: str, code: int = 0x81) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _check_topic_name(body: bytes) -> None:
@@ -83,17 +88,22 @@ def _check_filters(body: bytes, *, with_qos: bool) -> None:
         offset += 1
 
 
-def _check(first: int, body: bytes) -> None:
+def _check(first: int, body: bytes, v5: bool) -> None:
+    """The fixed header, and for MQTT 3.1.1 the body; an MQTT 5 packet's body is read by
+    v5_packets.py (its properties sit between the fields checked here)."""
     kind, flags = first >> 4, first & 0x0F
-    if kind in (0, 15):
+    if kind == 0 or (kind == 15 and not v5):  # 15 is AUTH in MQTT 5, reserved before
         raise ProtocolViolation(f"reserved packet type {kind}")
     if kind == PUBLISH:
         if (flags >> 1) & 0x03 == 3:
             raise ProtocolViolation("PUBLISH with QoS 3 (3.3.1.2)")
-        _check_topic_name(body)
+        if not v5:
+            _check_topic_name(body)
     elif kind in _FLAGS_TWO:
         if flags != 0x02:
             raise ProtocolViolation(f"packet type {kind} with flags {flags:#x} (2.2.2)")
+        if v5:
+            return
         if kind in (SUBSCRIBE, UNSUBSCRIBE) and len(body) <= 2:
             raise ProtocolViolation("SUBSCRIBE or UNSUBSCRIBE without a topic filter (3.8.3, 3.10.3)")
         if kind in (SUBSCRIBE, UNSUBSCRIBE):
@@ -103,11 +113,12 @@ def _check(first: int, body: bytes) -> None:
 
 
 def split_packet(
-    buffer: bytes | bytearray, start: int, max_size: int, *, first_packet: bool
+    buffer: bytes | bytearray, start: int, max_size: int, *, first_packet: bool, v5: bool = False
 ) -> tuple[bytes, int] | None:
     """The whole packet at ``buffer[start:]`` (fixed header included), checked, and the offset
     after it; None while more bytes are needed. ProtocolViolation if malformed or too large,
-    raised as soon as the fixed header shows it (before a large body is buffered)."""
+    raised as soon as the fixed header shows it (before a large body is buffered; code 0x95,
+    packet too large). ``v5``: the connection speaks MQTT 5."""
     size = len(buffer)
     if size <= start:
         return None
@@ -128,11 +139,11 @@ def split_packet(
         multiplier *= 128
     end = index + length
     if end - start > max_size:
-        raise ProtocolViolation(f"packet of {end - start} bytes exceeds max_packet_size {max_size}")
+        raise ProtocolViolation(f"packet of {end - start} bytes exceeds max_packet_size {max_size}", 0x95)
     if end > size:
         return None
     packet = bytes(buffer[start:end])
-    _check(first, packet[index - start :])
+    _check(first, packet[index - start :], v5)
     return packet, end
 
 
@@ -238,6 +249,10 @@ class Connect(NamedTuple):
     will_retain: bool = False
     username: str | None = None
     password: str | None = None
+    properties: Properties | None = None
+    """MQTT 5: the CONNECT's properties (None before MQTT 5)."""
+    will_properties: Properties | None = None
+    """MQTT 5: the will's properties (None without a will or before MQTT 5)."""
 
 
 class _Fields:
@@ -273,12 +288,19 @@ class _Fields:
         except UnicodeDecodeError:
             raise ProtocolViolation(f"CONNECT {what} is not UTF-8 (1.5.3)") from None
 
+    def properties(self, what: str) -> Properties:
+        try:
+            found, self._offset = decode_properties(self._data, self._offset, "WILL" if what == "will" else "CONNECT")
+        except PropertyError as exc:
+            raise ProtocolViolation(f"CONNECT {what} properties: {exc}", exc.code) from None
+        return found
+
     def left(self) -> int:
         return len(self._data) - self._offset
 
 
 _MQTT_311 = b"\x00\x04MQTT\x04"  # protocol name and level of MQTT 3.1.1
-_LEVELS = (3, 4)  # MQTT 3.1 ("MQIsdp", same CONNECT layout) and 3.1.1
+_LEVELS = (3, 4, 5)  # MQTT 3.1 ("MQIsdp", same CONNECT layout), 3.1.1 and 5.0 (with properties)
 _PLAIN = struct.Struct("!7sBHH")  # that, flags, keep alive, client id length
 _RESERVED, _CLEAN, _WILL, _WILL_RETAIN, _PASSWORD, _USERNAME = 0x01, 0x02, 0x04, 0x20, 0x40, 0x80
 
@@ -313,6 +335,7 @@ def _parse_connect_fields(packet: bytes, start: int) -> Connect:
         if level not in _LEVELS:
             return Connect(name, level)
     flags, keep_alive = fields.byte("flags"), fields.uint16("keep alive")
+    properties = fields.properties("connect") if level == 5 else None
     if flags & _RESERVED:
         raise ProtocolViolation("CONNECT with the reserved flag set (3.1.2-3)")
     will_qos = (flags >> 3) & 0x03
@@ -321,6 +344,7 @@ def _parse_connect_fields(packet: bytes, start: int) -> Connect:
     if will_qos == 3:
         raise ProtocolViolation("CONNECT with will QoS 3 (3.1.2-14)")
     client_id = fields.string("client identifier")
+    will_properties = fields.properties("will") if level == 5 and flags & _WILL else None
     will_topic, will_message = (
         (fields.string("will topic"), fields.binary("will message")) if flags & _WILL else (None, None)
     )
@@ -331,4 +355,5 @@ def _parse_connect_fields(packet: bytes, start: int) -> Connect:
     return Connect(
         name, level, bool(flags & _CLEAN), keep_alive, client_id,
         will_topic, will_message, will_qos, bool(flags & _WILL_RETAIN), username, password,
+        properties, will_properties,
     )  # fmt: skip

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from broker.mqtt.message_properties import MessageProperties
+
 __all__ = ["Retained", "RetainedStore"]
 
 
@@ -19,6 +21,8 @@ class Retained:
     topic: str
     payload: bytes
     qos: int
+    properties: MessageProperties | None = None
+    """MQTT 5: what the message carries to subscribers (its expiry included)."""
 
 
 @dataclass(slots=True)
@@ -37,7 +41,7 @@ class RetainedStore:
     def __len__(self) -> int:
         return self._count
 
-    def put(self, topic: str, payload: bytes, qos: int) -> None:
+    def put(self, topic: str, payload: bytes, qos: int, properties: MessageProperties | None = None) -> None:
         """Keep ``payload`` as ``topic``'s retained message; an empty one deletes it (3.3.1-10)."""
         if not payload:
             self.delete(topic)
@@ -46,7 +50,7 @@ class RetainedStore:
         for level in topic.split("/"):
             node = node.children.setdefault(level, _Node())
         self._count += node.message is None
-        node.message = Retained(topic, bytes(payload), qos)
+        node.message = Retained(topic, bytes(payload), qos, properties)
 
     def delete(self, topic: str) -> bool:
         """Forget ``topic``'s retained message; False if there is none. Empty branches are pruned."""

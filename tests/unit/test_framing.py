@@ -82,8 +82,8 @@ def test_connect_with_a_client_id_that_is_not_utf8_is_refused() -> None:
 
 
 def test_connect_of_another_protocol_level_is_not_read_further() -> None:
-    """An MQTT 5 CONNECT yields its level only, for CONNACK 1 (3.1.2-2)."""
-    assert parse_connect(_connect_body(b"MQTT", 5, 0x02, b"\x00")) == Connect("MQTT", 5)
+    """A CONNECT of an unknown level (6) yields its level only, for CONNACK 1 (3.1.2-2)."""
+    assert parse_connect(_connect_body(b"MQTT", 6, 0x02, b"\x00")) == Connect("MQTT", 6)
 
 
 def test_mqtt31_connect_is_read_whole() -> None:

@@ -1,0 +1,158 @@
+"""``SessionTimers``: wills, and the MQTT 5 timers of a session whose connection ended.
+
+A will is published once, after an abnormal end: at once for MQTT 3.1.1, and for MQTT 5 when its
+Will Delay Interval ends or its session ends, whichever comes first, and not at all if the client
+connects again before then (MQTT 5.0 3.1.2.11.1 and 3.1.3.2.2). An MQTT 5 session whose Session
+Expiry Interval is neither 0 (it ended with its connection) nor 0xFFFFFFFF ends that many
+seconds after its connection, unless the client connects again first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from amqtt.contexts import Action
+from amqtt.session import Session
+
+from broker.amqtt_adapter.session import EdgeSession
+from broker.clock import Clock, Timer
+from broker.mqtt.message_properties import MessageProperties
+from broker.mqtt.v5_session import NEVER_EXPIRES
+
+__all__ = ["SessionTimers"]
+
+log = logging.getLogger("edgemq.mqtt")
+
+_Will = tuple[str, bytes, int, bool, MessageProperties | None]
+
+
+class SessionTimers:
+    """The wills and session-expiry half of ``EdgeAmqttBroker`` (a base class of it)."""
+
+    _clock: Clock
+    _sessions: dict[str, tuple[Session, Any]]  # amqtt's
+    _connections: dict[str, Any]
+
+    def _init_timers(self) -> None:
+        self._will_timers: dict[str, Timer] = {}
+        self._expiry_timers: dict[str, Timer] = {}
+        self._timer_tasks: set[asyncio.Task[Any]] = set()
+
+    if TYPE_CHECKING:  # provided by the other halves of the broker
+
+        async def _topic_allowed(self, session: Session, topic: str, action: Action) -> bool: ...
+
+        @property
+        def _checks_topics(self) -> bool: ...
+
+        def _announce(self, client_id: str | None, topic: str, payload: bytes, qos: int, retain: bool) -> None: ...
+
+        async def retain_message(
+            self,
+            source_session: Session | None,
+            topic_name: str | None,
+            data: bytes | bytearray | None,
+            qos: int | None = None,
+            *,
+            properties: MessageProperties | None = None,
+        ) -> None: ...
+
+        async def _route(self, sender: Session | None, topic: str, data: bytes, qos: int, **options: Any) -> None: ...
+
+        async def _delete_session(self, client_id: str) -> None: ...
+
+    # -- wills -----------------------------------------------------------------------------
+
+    def _will_of(self, session: Session) -> _Will | None:
+        if not session.will_flag or not session.will_topic or session.will_message is None:
+            return None
+        v5 = session.v5 if isinstance(session, EdgeSession) else None
+        return (
+            session.will_topic,
+            bytes(session.will_message),
+            session.will_qos or 0,
+            bool(session.will_retain),
+            v5.will_properties if v5 is not None else None,
+        )
+
+    async def _will_at_end(self, session: Session) -> None:
+        """An abnormal end: the will now, or when its delay or its session ends (MQTT 5)."""
+        will = self._will_of(session)
+        if will is None:
+            return
+        v5 = session.v5 if isinstance(session, EdgeSession) else None
+        delay = 0 if v5 is None or session.clean_session else min(v5.will_delay, v5.session_expiry)
+        if not delay:
+            await self._publish_will(session, will)
+            return
+        client_id = session.client_id
+        self._will_timers[client_id] = self._clock.call_later(delay, self._will_due, session, will)
+
+    def _will_due(self, session: Session, will: _Will) -> None:
+        self._will_timers.pop(session.client_id, None)
+        self._spawn_timed(self._publish_will(session, will))
+
+    async def _publish_will(self, session: Session, will: _Will) -> None:
+        """Route (and retain, if asked) a will; the ACL judges it as the client's PUBLISH."""
+        topic, payload, qos, retain, properties = will
+        if self._checks_topics and not await self._topic_allowed(session, topic, Action.PUBLISH):
+            return
+        self._announce(session.client_id, topic, payload, qos, retain)
+        if retain:
+            await self.retain_message(session, topic, payload, qos, properties=properties)
+        await self._route(session, topic, payload, qos, retain=retain, properties=properties)
+
+    # -- session expiry --------------------------------------------------------------------
+
+    def _expire_later(self, session: Session) -> None:
+        """An MQTT 5 session kept after its connection: ended when its expiry interval runs out."""
+        v5 = session.v5 if isinstance(session, EdgeSession) else None
+        if v5 is None or session.clean_session or v5.session_expiry >= NEVER_EXPIRES:
+            return
+        client_id = session.client_id
+        self._expiry_timers[client_id] = self._clock.call_later(v5.session_expiry, self._expiry_due, session)
+
+    def _expiry_due(self, session: Session) -> None:
+        client_id = session.client_id
+        self._expiry_timers.pop(client_id, None)
+        if self._sessions.get(client_id, (None,))[0] is not session or client_id in self._connections:
+            return
+        will = self._will_timers.pop(client_id, None)
+
+        async def end() -> None:
+            if will is not None:  # the session ends before the will's delay: the will goes now
+                will.cancel()
+                pending = self._will_of(session)
+                if pending is not None:
+                    await self._publish_will(session, pending)
+            if self._sessions.get(client_id, (None,))[0] is session and client_id not in self._connections:
+                log.info("session expired: client_id=%s", client_id)
+                await self._delete_session(client_id)
+
+        self._spawn_timed(end())
+
+    def _connected_again(self, client_id: str) -> None:
+        """The client id connects: its pending will is not published, its session does not expire."""
+        for timers in (self._will_timers, self._expiry_timers):
+            timer = timers.pop(client_id, None)
+            if timer is not None:
+                timer.cancel()
+
+    def _cancel_timers(self) -> None:
+        """At shutdown: nothing more expires or is published late."""
+        for timers in (self._will_timers, self._expiry_timers):
+            for timer in timers.values():
+                timer.cancel()
+            timers.clear()
+
+    def _spawn_timed(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._timer_tasks.add(task)
+        task.add_done_callback(self._timer_done)
+
+    def _timer_done(self, task: asyncio.Task[Any]) -> None:
+        self._timer_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a will or session expiry failed: %r", task.exception())
