@@ -246,3 +246,21 @@ async def test_a_queued_v5_message_keeps_its_properties_across_a_restart(tmp_pat
     assert (message.topic, message.payload) == ("edge/kept", b"k")
     assert message.properties.ContentType == "text/plain"  # type: ignore[union-attr]
     assert user_properties(message) == [("site", "north"), ("n", "1")]
+
+
+async def test_the_upstream_maximum_qos_and_retain_available_are_honoured(tmp_path: Path) -> None:
+    """mosquitto with max_qos 1 and no retained messages: a retained QoS 2 message goes as QoS 1, not retained."""
+    # mosquitto disconnects a client that sends QoS 2 (0x9B) or a retained message (0x9A) there
+    forward_qos2 = [{"local_topic": "up/#", "remote_topic": "edge/#", "qos": 2}]
+    async with (
+        mosquitto_upstream(tmp_path, config=["max_qos 1", "retain_available false"]) as upstream,
+        running_broker(v5(upstream.address, forwards=forward_qos2)) as broker,
+    ):
+        await bridge_connected(broker)
+        with paho_v5_subscriber(upstream, "edge/#") as messages:
+            bridges_of(broker).offer("up/r", b"kept?", 2, True, None)
+            message = await next_message(messages)
+        await wait_until(broker.state, lambda s: s.bridges()[0].forwarded == 1, WAIT)
+        (stats,) = bridges_of(broker).stats()
+    assert (message.topic, message.payload, message.qos, message.retain) == ("edge/r", b"kept?", 1, False)
+    assert (stats.state, stats.dropped, stats.resent) == ("connected", 0, 0)
