@@ -296,7 +296,7 @@ class MqttCore:
         properties: MessageProperties | None = None,
     ) -> None:
         """Publish as the broker, attributed to ``client_id`` if given, with MQTT 5 ``properties``."""
-        await self._running().publish(topic, payload, qos, retain=retain, client_id=client_id)
+        await self._running().publish(topic, payload, qos, retain=retain, client_id=client_id, properties=properties)
 
     def drop_connection(self, client_id: str) -> bool:
         """Abort a client's connection as a network failure would (broker/faults' ConnectionFaults)."""

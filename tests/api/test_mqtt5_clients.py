@@ -11,6 +11,7 @@ import pytest
 
 from broker import ThreadedBroker
 from tests.helpers import WAIT
+from tests.integration.paho5_client import Paho5Client
 from tests.integration.paho_client import PahoClient
 
 V5_FIELDS = {"session_expiry_interval", "receive_maximum", "maximum_packet_size", "topic_alias_maximum"}
@@ -34,6 +35,39 @@ def v1_client(http: httpx.Client, client_id: str) -> dict[str, Any]:
     (shown,) = [c for c in answer["data"] if c["client_id"] == client_id]
     assert isinstance(shown, dict)
     return shown
+
+
+def test_an_mqtt5_client_that_sets_nothing_shows_the_defaults(mqtt_broker: ThreadedBroker, http: httpx.Client) -> None:
+    """With no CONNECT properties: session expiry 0, receive maximum 65535, no packet size limit
+    (null), topic alias maximum 0 (MQTT 5.0 3.1.2.11)."""
+    client = Paho5Client((mqtt_broker.mqtt_host, mqtt_broker.mqtt_port), "plain5")
+    client.connect()
+    mqtt_broker.wait_for_client("plain5")
+    try:
+        shown = v4_client(http, "plain5")
+        assert {name: shown[name] for name in V5_FIELDS} == {
+            "session_expiry_interval": 0, "receive_maximum": 65_535, "maximum_packet_size": None,
+            "topic_alias_maximum": 0,
+        }  # fmt: skip
+    finally:
+        client.close()
+
+
+def test_the_proto_ver_filter_tells_mqtt5_from_mqtt311(mqtt_broker: ThreadedBroker, http: httpx.Client) -> None:
+    """?proto_ver=5 lists the MQTT 5 client only, ?proto_ver=4 the 3.1.1 one only."""
+    address = (mqtt_broker.mqtt_host, mqtt_broker.mqtt_port)
+    five, four = Paho5Client(address, "five"), PahoClient(address, "four")
+    five.connect()
+    four.connect()
+    mqtt_broker.wait_for_client("five")
+    mqtt_broker.wait_for_client("four")
+    try:
+        for version, expected in (("5", ["five"]), ("4", ["four"])):
+            listed = http.get("/v4/clients", params={"proto_ver": version}).json()["data"]
+            assert [c["client_id"] for c in listed] == expected
+    finally:
+        five.close()
+        four.close()
 
 
 def test_an_mqtt311_client_shows_no_mqtt5_field(mqtt_broker: ThreadedBroker, http: httpx.Client) -> None:
