@@ -37,6 +37,7 @@ from broker.amqtt_adapter.plugin_events import PluginEvents
 from broker.amqtt_adapter.router import Router
 from broker.amqtt_adapter.session import client_info, server_limits, v5_connack
 from broker.amqtt_adapter.session_timers import SessionTimers
+from broker.amqtt_adapter.shared_handover import SharedHandover
 from broker.amqtt_adapter.stored_state import StoredState
 from broker.clock import Clock
 from broker.config.settings import LiveSettings
@@ -69,7 +70,7 @@ class _EndedBeforeConnect(MQTTError):
     """The connection ended before it sent its CONNECT: nothing to report."""
 
 
-class EdgeAmqttBroker(StoredState, SessionTimers, Router, ConnectionFaultTargets, Broker):
+class EdgeAmqttBroker(StoredState, SessionTimers, SharedHandover, Router, ConnectionFaultTargets, Broker):
     """amqtt's broker with edgemq's connection lifecycle (here) and routing (``Router``)."""
 
     def __init__(
@@ -366,7 +367,8 @@ class EdgeAmqttBroker(StoredState, SessionTimers, Router, ConnectionFaultTargets
     async def _delete_session(self, client_id: str) -> None:
         """The session ends for good, in the store too (StoreError if that cannot be written: the
         store is asked again at the client id's next CONNECT or kick)."""
-        queued = self._forget_queued(client_id)
+        handed = await self._hand_over_shared(client_id)
+        queued = self._forget_queued(client_id) - handed
         persisted = self._persisted(client_id)
         await super()._delete_session(client_id)
         self._state.record_session_discarded(client_id, dropped=queued)

@@ -195,12 +195,14 @@ class Router(RetainedRouting, Mqtt5Routing):
         sender_id: str | None = None,
         origin: str | None = None,
         properties: MessageProperties | None = None,
+        only: list[tuple[str, int]] | None = None,
     ) -> None:
         """Route one message to every matching subscription and bridge (but ``origin``, the
-        bridge it came from) and count it. MQTT 5 subscribers get its ``properties``, and what
-        their subscriptions' options say (no local, retain as published, identifiers)."""
+        bridge it came from) and count it; ``only``: to these (client id, granted QoS) alone.
+        MQTT 5 subscribers get its ``properties``, and what their subscriptions' options say
+        (no local, retain as published, identifiers)."""
         sender_id = sender.client_id if sender is not None else sender_id
-        if self.bridges:
+        if self.bridges and only is None:
             self.bridges.offer(topic, data, qos, retain, origin)
         if counted and self._state.observes_messages:
             self._state.record_message(RoutedMessage(topic, data, qos, retain, sender_id))
@@ -212,8 +214,8 @@ class Router(RetainedRouting, Mqtt5Routing):
         faults = self._faults if self._faults.active else None
         seq = None  # the message's number in the store, made for its first persisted copy
         once: set[str] = set()  # MQTT 5 clients with subscription options get one copy
-        targets = self._index.match(topic)
-        if self._index.shared:  # one member of each matching group, connected ones first
+        targets = self._index.match(topic) if only is None else only
+        if self._index.shared and only is None:  # one member of each matching group, connected ones first
             targets += self._index.shared.targets(topic, lambda c: c in connections and not connections[c].ended)
         for client_id, granted_qos in targets:
             if checks:  # awaited: a take-over may happen meanwhile, so the connection is read after

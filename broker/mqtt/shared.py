@@ -93,6 +93,20 @@ class SharedGroups:
                 found.append(picked)
         return found
 
+    def successor(
+        self, name: str, topic_filter: str, leaving: str, connected: Callable[[str], bool]
+    ) -> tuple[str, int] | None:
+        """The member of a group that takes over what ``leaving`` had in flight: the next one
+        whose turn it is, other than ``leaving``; None when it was alone."""
+        group = self._groups.get(_key(name, topic_filter))
+        if group is None:
+            return None
+        for _ in range(len(group.members)):
+            picked = group.pick(connected)
+            if picked is not None and picked[0] != leaving:
+                return picked
+        return None
+
     def clear(self) -> None:
         """Forget every group."""
         self._groups.clear()
