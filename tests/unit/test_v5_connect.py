@@ -160,6 +160,19 @@ def test_v5_terms_take_the_clients_values() -> None:
     assert terms.will_properties.forwarded == b"\x03\x00\x01t"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="V5Connect.from_connect sets the will's expiry deadline at CONNECT: a client connected longer "
+    "than its will's Message Expiry Interval has its will dropped for v5 subscribers when published",
+)
+def test_the_wills_expiry_interval_starts_when_the_will_is_published() -> None:
+    """3.1.3.2.4: the will's Message Expiry Interval is its lifetime from publication, not from the CONNECT."""
+    data = connect("c", will=Will("w", b"gone", properties=props(message_expiry_interval=60)))
+    terms = V5Connect.from_connect(read_connect(data), NOW)
+    assert terms.will_properties is not None
+    assert not terms.will_properties.expired(NOW + 120)  # the client was connected for two minutes
+
+
 LIMITS = ServerLimits(
     receive_maximum=65535, maximum_packet_size=1 << 20, topic_alias_maximum=0, shared_subscriptions=True
 )
