@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -119,4 +120,26 @@ async def test_a_pubrec_refusing_a_message_ends_its_exchange_and_frees_its_place
     kind, body = answer
     assert kind == PUBLISH
     assert body.endswith(b"next")
+    assert b.stats().dropped == 1
+
+
+async def test_a_message_past_its_expiry_is_dropped_and_counted_not_sent() -> None:
+    """A queued message whose expiry passed is not sent upstream; it is counted as dropped."""
+    first: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+
+    async def script(conn: Conn, n: int) -> None:
+        await conn.packet()  # CONNECT
+        conn.send(connack_v5())
+        sent = await conn.packet()
+        first.set_result(sent.body if sent is not None else None)
+        await conn.until_closed()
+
+    async with FakeUpstream(script) as up:
+        b = v5_bridge(up.port)
+        b.enqueue("t", b"expired", 1, False, MessageProperties(b"", time.time() - 1))
+        b.enqueue("t", b"fresh", 1, False, MessageProperties(b"", time.time() + 3600))
+        async with running(b):
+            body = await asyncio.wait_for(first, WAIT)
+    assert body is not None
+    assert body.endswith(b"fresh")
     assert b.stats().dropped == 1
