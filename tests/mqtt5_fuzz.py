@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from tests.mqtt5_packets import (
     connect,
     disconnect,
     options,
+    parse,
     props,
     publish,
     subscribe,
@@ -51,13 +53,24 @@ not expect (a parser's bug shows only there): the ``edgemq.mqtt`` logger must be
 
 
 @dataclass(frozen=True)
+class ClientTerms:
+    """What a fuzz client's CONNECT allows the broker to send it (3.1.2.11)."""
+
+    maximum_packet_size: int = 0
+    """0: no limit."""
+    receive_maximum: int = 65535
+    topic_alias_maximum: int = 0
+
+
+@dataclass(frozen=True)
 class Case:
-    """One fuzz connection: its CONNECT, then its packets."""
+    """One fuzz connection: its CONNECT, then its packets; ``terms`` is None for a mutated CONNECT."""
 
     family: str
     client_id: str
     connect: bytes
     packets: tuple[bytes, ...]
+    terms: ClientTerms | None
 
     def describe(self) -> str:
         """The case's bytes in hex, enough to replay it."""
@@ -118,6 +131,10 @@ FORWARDED = props([("k", "v")], payload_format_indicator=1, content_type="c", re
 def valid_packets(rng: random.Random) -> list[bytes]:
     """Well-formed packets (with properties) a client may send after its CONNECT."""
     packet_id = rng.randint(1, 0xFFFF)
+    retained = publish(  # on one of ten topics, of any size: what later subscribers get
+        f"fuzz/r/{rng.randrange(10)}", bytes(rng.randint(0, 300)), qos=rng.randint(0, 2), packet_id=packet_id,
+        retain=True, properties=FORWARDED,
+    )  # fmt: skip
     return [
         publish("fuzz/a", b"v5", qos=rng.randint(0, 2), packet_id=packet_id, properties=FORWARDED),
         publish("fuzz/b", b"", properties=props(message_expiry_interval=rng.randint(1, 5), correlation_data=b"\x01")),
@@ -126,6 +143,8 @@ def valid_packets(rng: random.Random) -> list[bytes]:
         subscribe(packet_id, ("$share/g/fuzz/+", options(2)), properties=props(subscription_identifier=9)),
         unsubscribe(packet_id, "fuzz/#", "nothing", properties=props([("u", "1")])),
         ack(rng.choice((PUBACK, PUBREC, PUBREL, PUBCOMP)), packet_id, rng.choice((0, 0x10, 0x80, 0x92))),
+        retained,
+        subscribe(packet_id, ("fuzz/r/#", options(2))),
     ]
 
 
@@ -235,7 +254,20 @@ def _protocol_errors(rng: random.Random) -> list[bytes]:
     return [*rng.sample(choices, rng.randint(1, 3)), *(over_receive_maximum if rng.random() < 0.3 else ())]
 
 
+def _flood(rng: random.Random) -> list[bytes]:
+    """Ten retained QoS 1 messages (QoS 2 ones would cross the broker's Receive Maximum), then a
+    subscription to all of them: the broker must keep within the client's Receive Maximum and
+    Maximum Packet Size."""
+    retained = [
+        publish(f"fuzz/r/{n}", bytes(rng.randint(0, 300)), qos=1, packet_id=n + 1, retain=True,
+                properties=FORWARDED if rng.random() < 0.5 else None)
+        for n in range(10)
+    ]  # fmt: skip
+    return [*retained, subscribe(11, ("fuzz/r/#", options(rng.randint(1, 2))))]
+
+
 FAMILIES: dict[str, Callable[[random.Random], list[bytes]]] = {
+    "flood": _flood,
     "bad-properties": _bad_properties,
     "cut-short": _cut_short,
     "oversize": _oversize,
@@ -249,12 +281,12 @@ FAMILIES: dict[str, Callable[[random.Random], list[bytes]]] = {
 """Each family's packets after the CONNECT (bad-connect: the CONNECT itself is mutated)."""
 
 
-def a_connect(rng: random.Random, client_id: str) -> bytes:
-    """A valid MQTT 5 CONNECT with some of its properties and sometimes a will."""
+def a_connect(rng: random.Random, client_id: str) -> tuple[bytes, ClientTerms]:
+    """A valid MQTT 5 CONNECT with some of its properties and sometimes a will, and its terms."""
     values: dict[str, int | str | bytes] = {}
     if rng.random() < 0.5:
         values["topic_alias_maximum"] = rng.randint(0, 10)
-    if rng.random() < 0.3:
+    if rng.random() < 0.5:
         values["receive_maximum"] = rng.randint(1, 5)
     if rng.random() < 0.3:
         values["maximum_packet_size"] = rng.randint(64, 4096)
@@ -264,25 +296,57 @@ def a_connect(rng: random.Random, client_id: str) -> bytes:
     if rng.random() < 0.3:
         delay = props(will_delay_interval=rng.randint(0, 2))
         will = Will("fuzz/will", b"gone", qos=rng.randint(0, 2), properties=delay)
-    return connect(client_id, properties=props([("fuzz", "1")], **values), will=will)
+    terms = ClientTerms(
+        int(values.get("maximum_packet_size", 0)),
+        int(values.get("receive_maximum", 65535)),
+        int(values.get("topic_alias_maximum", 0)),
+    )
+    return connect(client_id, properties=props([("fuzz", "1")], **values), will=will), terms
 
 
 def draw_case(rng: random.Random, number: int, family: str | None = None) -> Case:
     """Case ``number``: of ``family``, or of one drawn at random."""
     family = family or rng.choice(sorted(FAMILIES))
     client_id = f"fuzz-{number}"
-    connect_bytes = a_connect(rng, client_id)
+    connect_bytes, terms = a_connect(rng, client_id)
     if family == "bad-connect":
         connect_bytes = mutate_body(rng, connect_bytes) if rng.random() < 0.7 else mutate(rng, connect_bytes)
-    return Case(family, client_id, connect_bytes, tuple(FAMILIES[family](rng)))
+        return Case(family, client_id, connect_bytes, (), None)
+    return Case(family, client_id, connect_bytes, tuple(FAMILIES[family](rng)), terms)
 
 
-async def _read_until_end(client: RawClient) -> str:
-    """What the broker did: answered the PINGREQ ("alive"), sent DISCONNECT then closed, or closed."""
+def _check_sent(first: int, body: bytes, terms: ClientTerms, unacknowledged: int) -> int:
+    """Check a packet the broker sent against the client's terms (MQTT-3.1.2-24: no packet over
+    its Maximum Packet Size; MQTT-3.3.4-9: no more unacknowledged QoS 1/2 PUBLISHes than its
+    Receive Maximum; MQTT-3.3.2-8 and -12: topic aliases within its maximum) and that it is a
+    well-formed MQTT 5 packet; the unacknowledged count after it."""
+    size = 1 + len(encode_varint(len(body))) + len(body)
+    shown = f"{first:#x} {body[:64].hex()}"
+    assert not terms.maximum_packet_size or size <= terms.maximum_packet_size, f"{size} bytes: {shown}"
+    try:
+        sent = parse(first, body)
+    except (ValueError, IndexError, struct.error) as exc:
+        raise AssertionError(f"the broker sent a malformed packet {shown}: {exc!r}") from None
+    if sent.kind == 3:
+        alias = sent.properties.get("topic_alias")
+        assert alias is None or 1 <= int(alias) <= terms.topic_alias_maximum, f"topic alias {alias!r}: {shown}"
+        if sent.qos:
+            unacknowledged += 1
+            assert unacknowledged <= terms.receive_maximum, f"{unacknowledged} unacknowledged: {shown}"
+    return unacknowledged
+
+
+async def _read_until_end(client: RawClient, case: Case) -> str:
+    """What the broker did: answered the PINGREQ ("alive"), sent DISCONNECT then closed, or closed;
+    every packet it sent is checked against the client's terms."""
     reason = None
+    acks = sum(1 for data in case.packets if data[:1] in (b"\x40", b"\x50", b"\x70"))  # may acknowledge its own
+    unacknowledged = -acks
     try:
         while True:
             first, body = await client.read_packet(WAIT)
+            if case.terms is not None:
+                unacknowledged = _check_sent(first, body, case.terms, unacknowledged)
             if first == PINGRESP:
                 return "alive"
             if first >> 4 == 14:
@@ -298,7 +362,7 @@ async def send_case(address: tuple[str, int], case: Case) -> str:
         await client.send(case.connect)
         if not is_whole(case.connect):
             client.writer.write_eof()
-            return "CONNECT cut short: " + await _read_until_end(client)
+            return "CONNECT cut short: " + await _read_until_end(client, case)
         try:
             first, body = await client.read_packet(WAIT)  # CONNACK
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -318,8 +382,8 @@ async def send_case(address: tuple[str, int], case: Case) -> str:
         if not whole:  # the broker waits for the rest: the client's end of file tells it there is none
             with contextlib.suppress(ConnectionError):
                 client.writer.write_eof()
-            return "cut short: " + await _read_until_end(client)
-        return await _read_until_end(client)
+            return "cut short: " + await _read_until_end(client, case)
+        return await _read_until_end(client, case)
 
 
 def paho_round_trip(address: tuple[str, int], number: int) -> None:
