@@ -12,7 +12,6 @@ broker/mqtt/framing.py (malformed ones are refused there) instead of amqtt's pac
 from __future__ import annotations
 
 import asyncio
-import time
 import weakref
 from datetime import UTC, datetime
 from typing import Any
@@ -205,7 +204,7 @@ def session_from_connect(connect: Connect, writer: WriterAdapter) -> EdgeSession
     address, port = writer.get_peer_info() or (None, None)
     clean_session = connect.clean_session
     if connect.level == _MQTT_5:
-        session.v5 = V5Connect.from_connect(connect, time.time())
+        session.v5 = V5Connect.from_connect(connect)
         clean_session = session.v5.session_expiry == 0  # the session ends with the connection
     session.__dict__.update(
         client_id=connect.client_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from amqtt.contexts import Action
@@ -69,12 +70,13 @@ class SessionTimers:
         if not session.will_flag or not session.will_topic or session.will_message is None:
             return None
         v5 = session.v5 if isinstance(session, EdgeSession) else None
+        will = v5.will_properties if v5 is not None else None
         return (
             session.will_topic,
             bytes(session.will_message),
             session.will_qos or 0,
             bool(session.will_retain),
-            v5.will_properties if v5 is not None else None,
+            MessageProperties.from_properties(will, time.time()) if will is not None else None,
         )
 
     async def _will_at_end(self, session: Session) -> None:
@@ -88,11 +90,13 @@ class SessionTimers:
             await self._publish_will(session, will)
             return
         client_id = session.client_id
-        self._will_timers[client_id] = self._clock.call_later(delay, self._will_due, session, will)
+        self._will_timers[client_id] = self._clock.call_later(delay, self._will_due, session)
 
-    def _will_due(self, session: Session, will: _Will) -> None:
+    def _will_due(self, session: Session) -> None:
         self._will_timers.pop(session.client_id, None)
-        self._spawn_timed(self._publish_will(session, will))
+        will = self._will_of(session)  # made now: its message expiry starts when it is published
+        if will is not None:
+            self._spawn_timed(self._publish_will(session, will))
 
     async def _publish_will(self, session: Session, will: _Will) -> None:
         """Route (and retain, if asked) a will; the ACL judges it as the client's PUBLISH."""

@@ -284,9 +284,12 @@ class _Fields:
 
     def string(self, what: str) -> str:
         try:
-            return self.binary(what).decode("utf-8")
+            text = self.binary(what).decode("utf-8")
         except UnicodeDecodeError:
             raise ProtocolViolation(f"CONNECT {what} is not UTF-8 (1.5.3)") from None
+        if "\x00" in text:
+            raise ProtocolViolation(f"CONNECT {what} holds U+0000 (MQTT-1.5.4-2)")
+        return text
 
     def properties(self, what: str) -> Properties:
         try:
@@ -336,6 +339,9 @@ def _parse_connect_fields(packet: bytes, start: int) -> Connect:
             return Connect(name, level)
     flags, keep_alive = fields.byte("flags"), fields.uint16("keep alive")
     properties = fields.properties("connect") if level == 5 else None
+    if properties is not None and "authentication_data" in properties.values:
+        if "authentication_method" not in properties.values:
+            raise ProtocolViolation("CONNECT with Authentication Data but no method (3.1.2.11.10)", 0x82)
     if flags & _RESERVED:
         raise ProtocolViolation("CONNECT with the reserved flag set (3.1.2-3)")
     will_qos = (flags >> 3) & 0x03

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.mqtt.framing import Connect
-from broker.mqtt.message_properties import MessageProperties
 from broker.mqtt.properties import Properties
 
 __all__ = [
@@ -42,7 +41,9 @@ class V5Connect:
     """The largest packet the client takes; 0: no limit but the protocol's (3.1.2.11.4)."""
     request_problem_information: bool = True
     will_delay: int = 0
-    will_properties: MessageProperties | None = None
+    will_properties: Properties | None = None
+    """The will's properties as sent; what travels with it is taken when it is published, so its
+    Message Expiry Interval starts then (3.1.3.2.4)."""
     authentication_method: str | None = None
     assigned_client_id: bool = False
     """The broker named the client (it sent an empty client id): the CONNACK says the name."""
@@ -50,7 +51,7 @@ class V5Connect:
     """The keep alive the broker imposes (3.2.2.3.14), when it differs from the client's."""
 
     @classmethod
-    def from_connect(cls, connect: Connect, now: float) -> V5Connect:
+    def from_connect(cls, connect: Connect) -> V5Connect:
         values = connect.properties.values if connect.properties is not None else {}
         will = connect.will_properties
         terms = cls(
@@ -62,7 +63,7 @@ class V5Connect:
         )
         if will is not None:
             terms.will_delay = int(will.values.get("will_delay_interval", 0))
-            terms.will_properties = MessageProperties.from_properties(will, now)
+            terms.will_properties = will
         return terms
 
 
