@@ -90,7 +90,10 @@ def read_packet(raw: bytes, first: bool) -> None:
     if first:
         connect_read = parse_connect(raw)
         if connect_read.level == 5:
-            V5Connect.from_connect(connect_read, NOW)
+            terms = V5Connect.from_connect(connect_read)
+            if terms.will_properties is not None:  # what the will carries when it is published
+                will = MessageProperties.from_properties(terms.will_properties, NOW)
+                property_block(will, NOW + 1)
     elif kind == 3:
         published = parse_publish5(raw)
         assert raw.endswith(published.payload)
