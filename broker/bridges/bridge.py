@@ -363,6 +363,7 @@ class Bridge:
         self._paused = old._paused
         self._incoming_qos2, self._next_id = old._incoming_qos2, old._next_id  # the upstream's session goes on
         self.forwarded, self.received, self.dropped, self.resent = old.forwarded, old.received, old.dropped, old.resent
+        self._refusals_logged = old._refusals_logged
 
     def pause(self, paused: bool) -> None:
         """Stop (or resume) sending; the queue keeps filling."""

@@ -284,8 +284,6 @@ class UpstreamLink:
                     return
                 if not await self._handle(packet):
                     return
-        except ValueError as exc:  # a malformed packet read field by field (MQTT 5's)
-            self.reason = self.reason or f"malformed packet from the upstream: {exc}"
         except (LinkError, OSError) as exc:
             self.reason = self.reason or str(exc) or type(exc).__name__
         except Exception as exc:  # a message could not be published locally (e.g. the store fails):

@@ -18,7 +18,10 @@ What differs from MQTT 3.1.1 (``UpstreamLink``, whose reading, writing and keep-
 
 from __future__ import annotations
 
+import struct
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from broker.bridges.link import LinkError, LinkOptions, UpstreamLink
 from broker.bridges.upstream_v5 import (
@@ -46,6 +49,15 @@ __all__ = ["UpstreamLinkV5"]
 _PUBLISH, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP, _SUBACK, _UNSUBACK, _DISCONNECT, _AUTH = 3, 4, 5, 6, 7, 9, 11, 14, 15
 _NEVER_EXPIRES = 0xFFFFFFFF  # the Session Expiry Interval of a session kept across links (3.1.2.11.2)
 _NO_PROPERTIES = b"\x00"
+_T = TypeVar("_T")
+
+
+def _read(read: Callable[[bytes], _T], packet: bytes) -> _T:
+    """``read(packet)``; LinkError (the link ends) if the packet is malformed."""
+    try:
+        return read(packet)
+    except (ValueError, struct.error, IndexError) as exc:
+        raise LinkError(f"malformed packet from the upstream: {exc or type(exc).__name__}") from None
 
 
 class UpstreamLinkV5(UpstreamLink):
@@ -66,10 +78,7 @@ class UpstreamLinkV5(UpstreamLink):
         )
 
     def _connack(self, packet: bytes) -> bool:
-        try:
-            session_present, code, properties = read_connack(packet)
-        except ValueError as exc:
-            raise LinkError(f"malformed CONNACK from the upstream: {exc}") from None
+        session_present, code, properties = _read(read_connack, packet)
         if code >= 0x80:
             text = properties.get("reason_string")
             raise LinkError(f"CONNACK {reason_name(code, text if isinstance(text, str) else None)}")
@@ -93,10 +102,7 @@ class UpstreamLinkV5(UpstreamLink):
         """SUBSCRIBE with No Local and wait for the SUBACK's reason codes (0x80 and above: refused)."""
         options = [(topic, subscription_options(qos, no_local=True)) for topic, qos in filters]
         reply = await self._request(packet_id, encode_subscribe_v5(packet_id, *options), "SUBACK", timeout)
-        try:
-            return read_suback(reply)[1]
-        except ValueError as exc:
-            raise LinkError(f"malformed SUBACK from the upstream: {exc}") from None
+        return _read(read_suback, reply)[1]
 
     async def unsubscribe(self, packet_id: int, filters: list[str], timeout: float) -> None:
         await self._request(packet_id, encode_unsubscribe_v5(packet_id, *filters), "UNSUBACK", timeout)
@@ -104,26 +110,26 @@ class UpstreamLinkV5(UpstreamLink):
     async def _handle(self, packet: bytes) -> bool:
         kind = packet[0] >> 4
         if kind in (_PUBACK, _PUBREC, _PUBCOMP):
-            packet_id, reason = ack_reason(packet)
+            packet_id, reason = _read(ack_reason, packet)
             refused = reason >= 0x80
             self._on_acknowledged(packet_id, kind != _PUBREC or refused, reason)
             if kind == _PUBREC and not refused:
                 self.pubrel(packet_id)
         elif kind == _PUBLISH:
-            topic, payload, qos, retain, packet_id, properties = read_publish(packet)
+            topic, payload, qos, retain, packet_id, properties = _read(read_publish, packet)
             carried = MessageProperties.from_properties(properties, time.time())
             await self._take(topic, payload, qos, retain, packet_id, carried)
         elif kind == _PUBREL:
-            packet_id, _ = ack_reason(packet)
+            packet_id, _ = _read(ack_reason, packet)
             self._incoming_qos2.discard(packet_id)
             self._write(encode_ack_v5(_PUBCOMP, packet_id))
         elif kind in (_SUBACK, _UNSUBACK):
-            packet_id, _ = ack_reason(packet)
+            packet_id, _ = _read(ack_reason, packet)
             waiter = self._replies.get(packet_id)
             if waiter is not None and not waiter.done():
                 waiter.set_result(packet)
         elif kind in (_DISCONNECT, _AUTH):
-            code, text = read_disconnect(packet) if kind == _DISCONNECT else (0x8C, "AUTH is not offered")
+            code, text = _read(read_disconnect, packet) if kind == _DISCONNECT else (0x8C, "AUTH is not offered")
             self.reason = f"disconnected by the upstream: {reason_name(code, text)}"
             return False
         return True

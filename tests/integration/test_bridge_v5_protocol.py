@@ -143,3 +143,21 @@ async def test_a_message_past_its_expiry_is_dropped_and_counted_not_sent() -> No
     assert body is not None
     assert body.endswith(b"fresh")
     assert b.stats().dropped == 1
+
+
+async def test_a_publish_with_a_topic_alias_the_bridge_did_not_allow_ends_the_link() -> None:
+    """The bridge allows no topic aliases (3.3.2.3.4): a PUBLISH with one ends the link, saying why."""
+
+    async def script(conn: Conn, n: int) -> None:
+        await conn.packet()  # CONNECT
+        conn.send(connack_v5())
+        if n == 1:
+            body = b"\x00\x01t" + encode_properties(Properties({"topic_alias": 1})) + b"payload"
+            conn.send(bytes((PUBLISH << 4, len(body))) + body)
+        await conn.until_closed()
+
+    async with FakeUpstream(script) as up:
+        with watching() as log:
+            async with running(v5_bridge(up.port)):
+                lost = await log.wait_for("link to .* lost")
+    assert "malformed packet from the upstream: PUBLISH with a topic alias" in lost
