@@ -322,3 +322,31 @@ async def test_an_upstream_messages_properties_reach_a_local_v5_subscriber(tmp_p
     assert (message.topic, message.payload) == ("commands/a", b"go")
     assert message.properties.ContentType == "text/plain"  # type: ignore[union-attr]
     assert user_properties(message) == [("site", "north"), ("n", "1")]
+
+
+async def test_what_the_bridge_forwards_is_not_echoed_back_by_its_own_subscription(tmp_path: Path) -> None:
+    """No Local: a forward into a topic the bridge also subscribes to upstream does not come back down."""
+    loop = {
+        "forwards": [{"local_topic": "up/#", "remote_topic": "echo/#", "qos": 1}],
+        "subscription": [{"remote_topic": "echo/#", "local_topic": "down/#", "qos": 1}],
+    }
+    async with (
+        mosquitto_upstream(tmp_path) as upstream,
+        upstream_subscriber(upstream, "cloud", "echo/#") as cloud,
+        running_broker(v5(upstream.address, **loop)) as broker,
+        RawClient.open(broker.mqtt_address) as device,
+        RawClient.open(upstream.address) as operator,
+    ):
+        assert await device.connack(encode_connect("device")) == (0, 0)
+        await device.send(encode_subscribe(1, ("down/#", 1)))
+        assert (await device.read_packet())[0] >> 4 == SUBACK
+        await bridge_connected(broker)
+        bridges_of(broker).offer("up/a", b"mine", 1, False, None)
+        assert await cloud.next() == ("echo/a", b"mine")  # upstream now, before the marker
+        assert await operator.connack(encode_connect("operator")) == (0, 0)
+        await operator.send(encode_publish("echo/b", b"marker", qos=1, packet_id=1))
+        came_down: list[bytes] = []
+        while b"marker" not in came_down:  # in publish order: an echo of "mine" would come first
+            first, body = await device.read_packet(timeout=10)
+            came_down.append(publish_fields(body, first)[1])
+    assert came_down == [b"marker"]
