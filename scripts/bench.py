@@ -39,6 +39,10 @@ Bridges (scripts/bench_bridges.py): edgemq with a bridge to an upstream mosquitt
 Plugins (scripts/bench_plugins.py): edgemq with amqtt plugins against edgemq without (issue 17).
   fanin_plugins      fanin with no plugin vs amqtt's EventLoggerPlugin vs one on_broker_message_received hook
 
+MQTT 5 (scripts/bench_mqtt5.py): the same edgemq with MQTT 5 clients against MQTT 3.1.1 ones (issue 16).
+  fanin_mqtt5        fanin with MQTT 5 clients (no properties) vs 3.1.1 clients (target >= 0.9x)
+  fanout_mqtt5       fanout with MQTT 5 clients vs 3.1.1 clients
+
 Output: a table, or JSON lines with --json. --smoke runs everything with tiny counts.
 """
 
@@ -74,6 +78,7 @@ from bench_flows import (
     generator_ceiling,
     subscription_scaling,
 )
+from bench_mqtt5 import fanin_mqtt5, fanout_mqtt5
 from bench_persistence import (
     FULL_STORE,
     SMOKE_STORE,
@@ -259,6 +264,8 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
                                  *bridge_forward(a.repeat, scale(a, 20_000), 1)],
     "bridge_drain": lambda a: bridge_drain(a.repeat, 2_000 if a.smoke else 100_000),
     "fanin_plugins": lambda a: fanin_plugins(a.repeat, scale(a, 25_000)),
+    "fanin_mqtt5": lambda a: fanin_mqtt5(a.repeat, scale(a, 25_000)),
+    "fanout_mqtt5": lambda a: fanout_mqtt5(a.repeat, scale(a, 2_000)),
 }  # fmt: skip
 
 

@@ -129,10 +129,12 @@ def flow(
     idle: float = 3.0,
     clean: bool = True,
     subscribe_at: tuple[str, int] | None = None,
+    protocol: int = 4,
 ) -> dict[str, Any]:
     """Publishers on ``bench/<n>`` to subscribers of ``bench/#`` (clean session ``clean``);
     delivered rate, losses, CPU share. The subscribers connect to ``subscribe_at`` if given
-    (the upstream of a bridge), else to the broker the publishers use."""
+    (the upstream of a bridge), else to the broker the publishers use. Every client speaks MQTT
+    ``protocol`` (4: 3.1.1, 5: 5.0 without properties)."""
     context = multiprocessing.get_context("fork")
     manager = context.Manager()
     ready, go, done = manager.Event(), manager.Event(), manager.Event()
@@ -143,11 +145,11 @@ def flow(
         for group in groups:
             ids = [f"sub-{i}" for i in group]
             counting.append(pool.submit(subscribe_and_count, subscribe_at or running.address, ids, [("bench/#", qos)],
-                                        expected, idle, ready, latency, clean))  # fmt: skip
+                                        expected, idle, ready, latency, clean, protocol))  # fmt: skip
             ready.wait(60)
             ready.clear()
         sending = [pool.submit(publish_messages, running.address, f"pub-{n}", n, f"bench/{n}", per_publisher, size, qos,
-                               go, rate, done) for n in range(publishers)]  # fmt: skip
+                               go, rate, done, protocol) for n in range(publishers)]  # fmt: skip
         go.set()
         seen = [r for f in counting for r in f.result()]
         done.set()

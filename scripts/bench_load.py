@@ -14,15 +14,40 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from broker.mqtt.encoding import DISCONNECT, encode_connect, encode_puback, encode_publish, encode_subscribe
+from broker.mqtt.encoding import (
+    DISCONNECT,
+    encode_connect,
+    encode_puback,
+    encode_publish,
+    encode_publish_v5,
+    encode_subscribe,
+    encode_subscribe_v5,
+)
+from broker.mqtt.properties import Properties, decode_varint
 
 HEADER = struct.Struct("!IIq")  # publisher number, sequence, send time (ns)
 CONNECT_WINDOW = 8  # CONNECT handshakes in flight per connecting process
 
 
-def connect_packet(client_id: str, clean: bool = True) -> bytes:
-    """The generator's CONNECT: MQTT 3.1.1, no keep alive (an idle client is never timed out)."""
+def connect_packet(client_id: str, clean: bool = True, protocol: int = 4) -> bytes:
+    """The generator's CONNECT: MQTT 3.1.1 (or ``protocol`` 5: clean start, and a session kept
+    for ever unless ``clean``), no keep alive (an idle client is never timed out)."""
+    if protocol == 5:
+        expiry = Properties({} if clean else {"session_expiry_interval": 0xFFFFFFFF})
+        return encode_connect(client_id, clean_session=clean, keep_alive=0, level=5, properties=expiry)
     return encode_connect(client_id, clean_session=clean, keep_alive=0)
+
+
+def subscribe_packet(filters: list[tuple[str, int]], protocol: int) -> bytes:
+    """A SUBSCRIBE of ``filters`` (MQTT 5: the options byte holds only the QoS)."""
+    return encode_subscribe_v5(1, *filters) if protocol == 5 else encode_subscribe(1, *filters)
+
+
+def publish_packet(topic: str, payload: bytes, qos: int, packet_id: int, protocol: int) -> bytes:
+    """A PUBLISH (MQTT 5: with an empty property block)."""
+    if protocol == 5:
+        return encode_publish_v5(topic, payload, b"\x00", qos=qos, packet_id=packet_id)
+    return encode_publish(topic, payload, qos=qos, packet_id=packet_id)
 
 
 class PacketReader:
@@ -56,10 +81,12 @@ class PacketReader:
         return out
 
 
-def open_client(address: tuple[str, int], client_id: str, clean: bool = True) -> tuple[socket.socket, PacketReader]:
+def open_client(
+    address: tuple[str, int], client_id: str, clean: bool = True, protocol: int = 4
+) -> tuple[socket.socket, PacketReader]:
     sock = socket.create_connection(address)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(connect_packet(client_id, clean))
+    sock.sendall(connect_packet(client_id, clean, protocol))
     reader = PacketReader(sock)
     while not (packets := reader.packets()):
         if reader.closed:
@@ -82,8 +109,9 @@ class Received:
     last_seq: dict[int, int] = field(default_factory=dict)
 
 
-def _count(got: Received, packets: list[tuple[int, bytes]], keep_latency: bool) -> bytes:
-    """Count the PUBLISH packets; return the PUBACKs to send."""
+def _count(got: Received, packets: list[tuple[int, bytes]], keep_latency: bool, v5: bool = False) -> bytes:
+    """Count the PUBLISH packets; return the PUBACKs to send (MQTT 5: after the property block,
+    which is read only for its length)."""
     now = time.perf_counter()
     acks = bytearray()
     for first, body in packets:
@@ -93,7 +121,11 @@ def _count(got: Received, packets: list[tuple[int, bytes]], keep_latency: bool) 
         topic_end = 2 + struct.unpack_from("!H", body)[0]
         if qos:
             acks += encode_puback(struct.unpack_from("!H", body, topic_end)[0])
-        publisher, seq, sent = HEADER.unpack_from(body, topic_end + (2 if qos else 0))
+        payload_at = topic_end + (2 if qos else 0)
+        if v5:
+            length, start = decode_varint(body, payload_at)
+            payload_at = start + length
+        publisher, seq, sent = HEADER.unpack_from(body, payload_at)
         previous = got.last_seq.get(publisher, -1)
         if seq == previous:
             got.duplicates += 1
@@ -118,6 +150,7 @@ def subscribe_and_count(
     ready: object,
     keep_latency: bool = False,
     clean: bool = True,
+    protocol: int = 4,
 ) -> list[Received]:
     """Subscribe one socket per client id (clean session ``clean``), signal ``ready`` (a
     multiprocessing Event), then count on every socket until each saw ``expected`` messages or
@@ -127,8 +160,8 @@ def subscribe_and_count(
     selector = selectors.DefaultSelector()
     results: dict[int, Received] = {}
     for client_id in client_ids:
-        sock, reader = open_client(address, client_id, clean)
-        sock.sendall(encode_subscribe(1, *filters))
+        sock, reader = open_client(address, client_id, clean, protocol)
+        sock.sendall(subscribe_packet(filters, protocol))
         while not any(first == 0x90 for first, _ in reader.packets()):
             pass
         selector.register(sock, selectors.EVENT_READ, reader)
@@ -147,7 +180,7 @@ def subscribe_and_count(
                     selector.unregister(key.fileobj)
                     open_sockets -= 1
                     continue
-                acks = _count(results[key.fd], packets, keep_latency)
+                acks = _count(results[key.fd], packets, keep_latency, protocol == 5)
                 if acks:
                     reader.sock.sendall(acks)
     finally:
@@ -168,13 +201,14 @@ def publish_messages(
     go: object,
     rate: float = 0.0,
     done: object = None,
+    protocol: int = 4,
 ) -> tuple[float, float]:
     """Publish ``count`` messages (paced at ``rate`` per second if given); return (start, end) times.
 
     The connection stays open until ``done`` (a multiprocessing Event) is set, so that a broker
     that drops received messages on DISCONNECT is measured on its routing, not on that bug.
     """
-    sock, reader = open_client(address, client_id)
+    sock, reader = open_client(address, client_id, protocol=protocol)
     padding = b"x" * max(0, size - HEADER.size)
     go.wait()  # type: ignore[attr-defined]
     start = time.perf_counter()
@@ -188,7 +222,7 @@ def publish_messages(
         for _ in range(min(batch, count - seq)):
             packet_id = seq % 65535 + 1
             payload = HEADER.pack(publisher, seq, time.time_ns()) + padding
-            chunk += encode_publish(topic, payload, qos=qos, packet_id=packet_id)
+            chunk += publish_packet(topic, payload, qos, packet_id, protocol)
             seq += 1
         sock.sendall(chunk)
         if qos:  # keep at most ~1000 unacknowledged

@@ -97,10 +97,12 @@ def compare_variants(
     repeat: int,
     measure: Callable[[Running], dict[str, Any]],
     launch: Callable[[str], contextlib.AbstractContextManager[Running]] | None = None,
+    measures: dict[str, Callable[[Running], dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """``measure`` on each variant, alternating their order; every variant's medians beside the
     first one's (the baseline) as ratios. Variants are persistence variants (with the store's
-    commits, 0 without a store) unless ``launch`` starts the broker of a variant name."""
+    commits, 0 without a store) unless ``launch`` starts the broker of a variant name;
+    ``measures`` gives a variant its own measure (the clients differ, not the broker)."""
     values: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     for round_number in range(repeat):
         for name in variants if round_number % 2 == 0 else list(reversed(variants)):
@@ -108,7 +110,7 @@ def compare_variants(
                 values[name].append(_measure_store_variant(name, measure))
             else:
                 with launch(name) as running:
-                    values[name].append(measure(running))
+                    values[name].append((measures or {}).get(name, measure)(running))
     base = variants[0]
     rows = []
     for metric in values[base][0]:
