@@ -5,7 +5,7 @@ process, alternating; the target is at least 0.9x the 3.1.1 rate."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from bench_flows import Running, broker_process, flow
