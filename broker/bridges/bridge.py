@@ -48,7 +48,7 @@ class PublishLocal(Protocol):
     once durable."""
 
     def __call__(
-        self, topic: str, payload: bytes, qos: int, retain: bool, *, properties: MessageProperties | None = None
+        self, topic: str, payload: bytes, qos: int, retain: bool, /, *, properties: MessageProperties | None = None
     ) -> Awaitable[None]: ...
 
 

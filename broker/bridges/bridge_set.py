@@ -42,6 +42,7 @@ class PublishFrom(Protocol):
         qos: int,
         retain: bool,
         bridge: str,
+        /,
         *,
         properties: MessageProperties | None = None,
     ) -> Awaitable[None]: ...

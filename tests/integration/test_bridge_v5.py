@@ -275,12 +275,6 @@ async def test_the_upstream_maximum_qos_and_retain_available_are_honoured(tmp_pa
     assert (stats.state, stats.dropped, stats.resent) == ("connected", 0, 0)
 
 
-ROUTER_WIRING = pytest.mark.xfail(
-    strict=True, reason="the router does not pass messages' properties to and from the bridges yet"
-)
-
-
-@ROUTER_WIRING
 async def test_a_v5_publishers_properties_reach_the_upstream_through_the_router(tmp_path: Path) -> None:
     """A paho MQTTv5 client publishing to edgemq with properties: the upstream subscriber gets them."""
     async with (
@@ -293,7 +287,7 @@ async def test_a_v5_publishers_properties_reach_the_upstream_through_the_router(
             publisher.connect(*broker.mqtt_address)
             publisher.loop_start()
             try:
-                sent = PahoProperties(PacketTypes.PUBLISH)
+                sent = PahoProperties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
                 sent.ContentType = "text/plain"
                 sent.UserProperty = ("site", "north")
                 published = publisher.publish("up/p", b"x", qos=1, properties=sent)
@@ -306,7 +300,6 @@ async def test_a_v5_publishers_properties_reach_the_upstream_through_the_router(
     assert user_properties(message) == [("site", "north")]
 
 
-@ROUTER_WIRING
 async def test_an_upstream_messages_properties_reach_a_local_v5_subscriber(tmp_path: Path) -> None:
     """A message published on mosquitto with properties reaches a paho MQTTv5 subscriber of edgemq with them."""
     async with (
@@ -326,7 +319,7 @@ async def test_an_upstream_messages_properties_reach_a_local_v5_subscriber(tmp_p
 
 async def test_what_the_bridge_forwards_is_not_echoed_back_by_its_own_subscription(tmp_path: Path) -> None:
     """No Local: a forward into a topic the bridge also subscribes to upstream does not come back down."""
-    loop = {
+    loop: dict[str, Any] = {
         "forwards": [{"local_topic": "up/#", "remote_topic": "echo/#", "qos": 1}],
         "subscription": [{"remote_topic": "echo/#", "local_topic": "down/#", "qos": 1}],
     }
