@@ -344,7 +344,9 @@ class Connection(Mqtt5Connection, DeliveryQueue, HeldAcknowledgements):
     def _persist_queued(self, seq: int | None, message: RoutedCopy, qos: int, packet_id: int | None = None) -> None:
         """A persistent session's copy gets its row in the store (``seq``: its message's number)."""
         if seq is not None and self._saved is not None:
-            self._saved.queued(self.client_id, seq, message.topic, message.data, qos, packet_id)
+            self._saved.queued(
+                self.client_id, seq, message.topic, message.data, qos, packet_id, properties=message.properties
+            )
 
     def deliver_twice(self, message: RoutedCopy, limits: Mqtt, seq: int | None) -> bool:
         """Write a QoS 1 copy at once, then again with DUP=1 and the same packet id (a duplicate

@@ -220,7 +220,9 @@ class MqttCore:
         properties: MessageProperties | None = None,
     ) -> None:
         """A message from bridge ``bridge``'s upstream, with its MQTT 5 ``properties`` (None: none)."""
-        await self._running().publish(topic, payload, qos, retain=retain, client_id=None, origin=bridge)
+        await self._running().publish(
+            topic, payload, qos, retain=retain, client_id=None, origin=bridge, properties=properties
+        )
 
     def _close_store(self) -> None:
         """Commit what was written and close the store (after the broker stopped)."""

@@ -34,7 +34,9 @@ def deliver_faulted(
         verdict.applied()
         assert verdict.released is not None
         if seq is not None and connection.journal is not None:  # a persistent session's copy: its row
-            connection.journal.queued(connection.client_id, seq, message.topic, message.data, qos)
+            connection.journal.queued(
+                connection.client_id, seq, message.topic, message.data, qos, properties=message.properties
+            )
         line = connection.delay_line
         if line is None:
             line = connection.delay_line = DelayLine(partial(_keep, connection), verdict.lines)

@@ -73,7 +73,7 @@ class RetainedRouting:
             return
         self._retained.put(topic_name, payload, qos or 0, properties)
         if self._journal is not None:
-            self._journal.retain(topic_name, payload, qos or 0)
+            self._journal.retain(topic_name, payload, qos or 0, properties=properties)
         if self._events.retained_message:
             self._retained_event(None, RetainedApplicationMessage(source_session, topic_name, payload, qos or 0))
 

@@ -203,7 +203,7 @@ class Router(RetainedRouting, Mqtt5Routing):
         (no local, retain as published, identifiers)."""
         sender_id = sender.client_id if sender is not None else sender_id
         if self.bridges and only is None:
-            self.bridges.offer(topic, data, qos, retain, origin)
+            self.bridges.offer(topic, data, qos, retain, origin, properties)
         if counted and self._state.observes_messages:
             self._state.record_message(RoutedMessage(topic, data, qos, retain, sender_id))
         routed: list[str] = []
@@ -254,7 +254,7 @@ class Router(RetainedRouting, Mqtt5Routing):
                     QueuedMessage(sender, topic, data, delivered_qos, seq, properties, options)
                 )
                 if journal is not None and seq is not None:
-                    journal.queued(client_id, seq, topic, data, delivered_qos)
+                    journal.queued(client_id, seq, topic, data, delivered_qos, properties=properties)
                 if self._events.retained_message:  # amqtt's event for a copy queued for an offline session
                     queued = RetainedApplicationMessage(sender, topic, data, delivered_qos)
                     self._retained_event(client_id, queued)

@@ -47,7 +47,7 @@ class StoredState:
         """Take back the retained messages and persistent sessions the store holds (offline)."""
         self.restored_forwards = snapshot.forwards
         for topic, payload, qos in snapshot.retained:
-            self._retained.put(topic, payload, qos)
+            self._retained.put(topic, payload, qos, snapshot.retained_properties.get(topic))
         for stored in snapshot.sessions:
             session, queued_bytes = restored_session(stored)
             client_id = stored.client_id
@@ -103,11 +103,13 @@ def restored_session(stored: StoredSession) -> tuple[EdgeSession, int]:
     for message in stored.messages:
         if message.packet_id is None:
             session.retained_messages.put_nowait(
-                QueuedMessage(None, message.topic, message.payload, message.qos, message.seq)
+                QueuedMessage(None, message.topic, message.payload, message.qos, message.seq, message.properties)
             )
             queued_bytes += len(message.payload)
             continue
-        copy = OutgoingCopy(message.packet_id, message.topic, message.qos, message.payload, False, message.seq)
+        copy = OutgoingCopy(
+            message.packet_id, message.topic, message.qos, message.payload, False, message.seq, message.properties
+        )
         copy.publish_packet = copy.build_publish_packet(dup=True)  # sent before: resent as a duplicate
         if message.released:
             copy.pubrel_packet = PubrelPacket.build(message.packet_id)

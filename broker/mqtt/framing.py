@@ -339,9 +339,9 @@ def _parse_connect_fields(packet: bytes, start: int) -> Connect:
             return Connect(name, level)
     flags, keep_alive = fields.byte("flags"), fields.uint16("keep alive")
     properties = fields.properties("connect") if level == 5 else None
-    if properties is not None and "authentication_data" in properties.values:
-        if "authentication_method" not in properties.values:
-            raise ProtocolViolation("CONNECT with Authentication Data but no method (3.1.2.11.10)", 0x82)
+    values = properties.values if properties is not None else {}
+    if "authentication_data" in values and "authentication_method" not in values:
+        raise ProtocolViolation("CONNECT with Authentication Data but no method (3.1.2.11.10)", 0x82)
     if flags & _RESERVED:
         raise ProtocolViolation("CONNECT with the reserved flag set (3.1.2-3)")
     will_qos = (flags >> 3) & 0x03

@@ -132,7 +132,22 @@ async def test_a_v5_session_and_its_queue_survive_a_restart(tmp_path: Path) -> N
     ):
         message = await client.expect(PUBLISH)
         assert (message.topic, message.payload, message.qos) == ("jobs/1", b"kept", 1)
+        assert message.properties.get("content_type") == "text/plain"
         await client.send(ack(PUBACK_KIND, message.packet_id))
+
+
+async def test_a_retained_messages_properties_survive_a_restart(tmp_path: Path) -> None:
+    """A retained message keeps its MQTT 5 properties (user properties, correlation data) across a restart."""
+    settings = ephemeral_settings(persistence={"enable": True, "path": str(tmp_path / "edgemq.db")})
+    sent = props([("k", "v")], correlation_data=b"\x01\x02")
+    async with running_broker(settings) as broker, connected(broker.mqtt_address, "pub") as pub:
+        await pub.publish_acked("state/door", b"open", retain=True, properties=sent)
+    async with running_broker(settings) as broker, connected(broker.mqtt_address, "late") as late:
+        await late.subscribe(("state/#", options(1)))
+        message = await late.expect(PUBLISH)
+        assert (message.payload, message.retain) == (b"open", True)
+        assert message.properties.user_properties == [("k", "v")]
+        assert message.properties.get("correlation_data") == b"\x01\x02"
 
 
 async def test_a_v5_client_over_websockets_publishes_and_receives() -> None:
