@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from broker.amqtt_adapter.framed_reader import FramedReader
     from broker.amqtt_adapter.handler import EdgeHandler
     from broker.amqtt_adapter.outbox import Outbox
-    from broker.faults import HeldCopy
+    from broker.faults import DelayLine, HeldCopy
 
 __all__ = ["Mqtt5Connection"]
 
@@ -63,7 +63,9 @@ class Mqtt5Connection:
         reader: FramedReader
         outbox: Outbox | None
         count: int
+        size: int
         direct_bytes: int
+        delay_line: DelayLine | None
         _direct: set[int]
         _last_read: float
         _clock: Any
@@ -259,12 +261,13 @@ class Mqtt5Connection:
                 packet = message.v5_packet(qos, packet_id, retain, subscription_ids, now)
             outbox.put(packet)
             return True
-        count = self.count + len(self.session.inflight_out)
-        if not self._make_room(count, self.direct_bytes, len(message.data), qos, limits):
+        count, size = self.count + len(self.session.inflight_out), self.size + self.direct_bytes
+        if not self._make_room(count, size, len(message.data), qos, limits):
             return False
         self._persist_queued(seq, message, qos)
+        held = self.delay_line.behind_due((message.topic, message.data, qos, seq)) if self.delay_line else None
         self.send_in_background(
-            message.topic, message.data, qos, seq=seq, retain=retain, properties=properties,
+            message.topic, message.data, qos, seq=seq, held=held, retain=retain, properties=properties,
             subscription_ids=tuple(subscription_ids),
         )  # fmt: skip
         return True
