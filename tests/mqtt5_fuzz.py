@@ -351,7 +351,9 @@ async def _read_until_end(client: RawClient, case: Case) -> str:
                 return "alive"
             if first >> 4 == 14:
                 reason = body[0] if body else 0
-    except (asyncio.IncompleteReadError, ConnectionError):
+    except TimeoutError:  # an OSError too: neither an answer nor an end
+        raise
+    except (asyncio.IncompleteReadError, OSError):
         return "closed" if reason is None else f"DISCONNECT {reason:#04x}"
 
 
@@ -361,11 +363,14 @@ async def send_case(address: tuple[str, int], case: Case) -> str:
     async with RawClient.open(address) as client:
         await client.send(case.connect)
         if not is_whole(case.connect):
-            client.writer.write_eof()
+            with contextlib.suppress(OSError):  # the broker may have closed already
+                client.writer.write_eof()
             return "CONNECT cut short: " + await _read_until_end(client, case)
         try:
             first, body = await client.read_packet(WAIT)  # CONNACK
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except TimeoutError:
+            raise
+        except (asyncio.IncompleteReadError, OSError):
             if case.family == "bad-connect":
                 return "closed without CONNACK"
             raise
@@ -374,13 +379,13 @@ async def send_case(address: tuple[str, int], case: Case) -> str:
         elif first != 0x20 or body[1]:
             return f"CONNACK {body[1]:#04x}" if first == 0x20 else f"packet {first:#x} instead of CONNACK"
         whole = all(is_whole(data) for data in case.packets)
-        with contextlib.suppress(ConnectionError):  # the broker may close before all is sent
+        with contextlib.suppress(OSError):  # the broker may close before all is sent
             for data in case.packets:
                 await client.send(data)
             if whole:
                 await client.send(PINGREQ)
         if not whole:  # the broker waits for the rest: the client's end of file tells it there is none
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(OSError):
                 client.writer.write_eof()
             return "cut short: " + await _read_until_end(client, case)
         return await _read_until_end(client, case)
