@@ -182,7 +182,11 @@ class Connection(Mqtt5Connection, DeliveryQueue, HeldAcknowledgements):
         try:
             await (self._read5(sink) if self.v5 is not None else self._read(sink))
         except Exception as exc:  # a packet amqtt cannot decode or handle ends this connection only
-            log.debug("client %s: reading ended: %r", self.session.client_id, exc)
+            if self.v5 is None:
+                log.debug("client %s: reading ended: %r", self.session.client_id, exc)
+            else:  # edgemq reads every MQTT 5 packet itself: anything unexpected is its own fault
+                log.warning("client %s: reading ended by an error", self.session.client_id, exc_info=True)
+                self.tell_closing(0x83)  # implementation specific error
         finally:
             self._reading = None
             if self._keep_alive is not None:

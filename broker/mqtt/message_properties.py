@@ -40,7 +40,7 @@ class MessageProperties:
             {name: properties.values[name] for name in FORWARDED if name in properties.values},
             list(properties.user_properties),
         )
-        interval = properties.get("message_expiry_interval")
+        interval = properties.get("message_expiry_interval") or None  # 0: no expiry, as mosquitto reads it
         if not kept and interval is None:
             return None
         forwarded = b""

@@ -98,6 +98,13 @@ def _string(packet: bytes, offset: int, what: str) -> tuple[str, int]:
     return text, end
 
 
+def _filter(packet: bytes, offset: int) -> tuple[str, int]:
+    topic_filter, offset = _string(packet, offset, "topic filter")
+    if not topic_filter:
+        raise ProtocolViolation("empty topic filter (MQTT-4.7.3-1)", MALFORMED)
+    return topic_filter, offset
+
+
 def _packet_id(packet: bytes, offset: int, what: str) -> int:
     if offset + 2 > len(packet):
         raise ProtocolViolation(f"{what} without its packet identifier", MALFORMED)
@@ -148,7 +155,7 @@ def parse_subscribe5(packet: bytes) -> tuple[int, int | None, list[Subscription5
     properties, offset = _properties(packet, start + 2, "SUBSCRIBE")
     found: list[Subscription5] = []
     while offset < len(packet):
-        topic_filter, offset = _string(packet, offset, "topic filter")
+        topic_filter, offset = _filter(packet, offset)
         if offset >= len(packet):
             raise ProtocolViolation("SUBSCRIBE filter without its options byte", MALFORMED)
         options = packet[offset]
@@ -156,7 +163,7 @@ def parse_subscribe5(packet: bytes) -> tuple[int, int | None, list[Subscription5
         if options & 0xC0:
             raise ProtocolViolation("SUBSCRIBE options with reserved bits set (MQTT-3.8.3-5)", MALFORMED)
         if options & 0x03 == 3 or (options >> 4) & 0x03 == 3:
-            raise ProtocolViolation("SUBSCRIBE with QoS 3 or retain handling 3 (3.8.3.1)", MALFORMED)
+            raise ProtocolViolation("SUBSCRIBE with QoS 3 or retain handling 3 (3.8.3.1)", PROTOCOL_ERROR)
         no_local, retain_as_published = bool(options & 0x04), bool(options & 0x08)
         found.append(Subscription5(topic_filter, options & 0x03, no_local, retain_as_published, options >> 4))
     if not found:
@@ -172,7 +179,7 @@ def parse_unsubscribe5(packet: bytes) -> tuple[int, list[str]]:
     _, offset = _properties(packet, start + 2, "UNSUBSCRIBE")
     filters: list[str] = []
     while offset < len(packet):
-        topic_filter, offset = _string(packet, offset, "topic filter")
+        topic_filter, offset = _filter(packet, offset)
         filters.append(topic_filter)
     if not filters:
         raise ProtocolViolation("UNSUBSCRIBE without a topic filter (MQTT-3.10.3-2)", PROTOCOL_ERROR)

@@ -258,3 +258,11 @@ def test_the_outgoing_block_carries_expiry_forwarded_properties_and_subscription
     message = MessageProperties.from_properties(props([("k", "v")], message_expiry_interval=30, content_type="c"), NOW)
     read, _ = decode_properties(property_block(message, NOW + 5, [7, 300]), 0, "PUBLISH")
     assert read == Properties({"message_expiry_interval": 25, "content_type": "c"}, [("k", "v")], [7, 300])
+
+
+def test_a_message_expiry_interval_of_0_means_no_expiry() -> None:
+    """3.3.2.3.3 leaves 0 open: read as no expiry (as mosquitto does), so an online subscriber gets it."""
+    carried = MessageProperties.from_properties(Properties({"message_expiry_interval": 0, "content_type": "t"}), NOW)
+    assert carried is not None
+    assert carried.expires_at is None
+    assert not carried.expired(NOW + 3600)
