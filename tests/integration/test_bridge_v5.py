@@ -1,7 +1,7 @@
 """MQTT 5 bridges (proto_ver = 5) to a real mosquitto: the link, properties both ways, the upstream's limits.
 
-The router does not hand messages' properties to the bridges yet, so the tests that need properties
-offer messages to the broker's BridgeSet directly, as the router does for each routed message.
+Most tests offer messages to the broker's BridgeSet directly, as the router does for each routed
+message; two go through the router, from and to paho MQTTv5 clients.
 """
 
 from __future__ import annotations
