@@ -9,6 +9,7 @@ DISCONNECT with a reason code before the broker closes on a protocol error (4.13
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -207,8 +208,9 @@ class Mqtt5Connection:
             await self.handler.disconnect_received()
 
     async def _disconnect5(self, code: int) -> None:
-        """Tell the client why the server closes (a reason code of 0x80 or more)."""
-        await self.handler.write_bytes(encode_disconnect5(code))
+        """Tell the client why the server closes (a reason code of 0x80 or more), if it still listens."""
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.handler.write_bytes(encode_disconnect5(code))
 
     def tell_closing(self, code: int) -> None:
         """An MQTT 5 client whose connection the server ends is told why (3.14.2.1): taken over
