@@ -34,7 +34,7 @@ PROPERTIES_SCHEMA: dict[str, Any] = {
     "properties": {
         "payload_format_indicator": {"type": "integer", "enum": [0, 1], "description": "1: the payload is UTF-8"},
         "message_expiry_interval": {"type": "integer", "minimum": 0, "maximum": _MAX_FOUR_BYTES,
-                                    "description": "seconds; a copy not delivered by then is dropped"},
+                                    "description": "seconds (0: none); a copy not delivered by then is dropped"},
         "response_topic": {**_TEXT, "description": "a topic name (no wildcards)"},
         "correlation_data": {**_TEXT, "description": "sent as the string's UTF-8 bytes"},
         "content_type": _TEXT,

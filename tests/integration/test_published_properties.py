@@ -85,6 +85,12 @@ def test_a_publish_without_properties_brings_none(http: httpx.Client, subscriber
     assert properties_of(subscriber.next_message()) == {}
 
 
+def test_an_expiry_interval_of_0_means_none(http: httpx.Client, subscriber: Paho5Client) -> None:
+    """message_expiry_interval 0 is no expiry (as for an MQTT PUBLISH): delivered, with no interval."""
+    published(http, {"message_expiry_interval": 0, "content_type": "text/plain"})
+    assert properties_of(subscriber.next_message()) == {"ContentType": "text/plain"}
+
+
 def test_the_expiry_interval_is_reduced_by_the_time_the_message_waited(
     mqtt_broker: ThreadedBroker, http: httpx.Client
 ) -> None:
