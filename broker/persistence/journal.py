@@ -10,18 +10,21 @@ never durable without its copies, nor its copies without the id.
 
 Every routed message has a ``seq`` (one per message, shared by its copies); a copy's row is
 (client_id, seq). A message's MQTT 5 properties (``MessageProperties``: the forwarded ones and its
-expiry) are kept with its retained, session and bridge rows, and read back with them. Nothing
+expiry) are kept with its retained, session and bridge rows, and read back with them. An MQTT 5
+session keeps its Session Expiry Interval and the wall-clock time its connection ended (so the
+next start knows how long it has left), its subscriptions their options and identifier. Nothing
 here imports amqtt: the adapter turns a ``Snapshot`` into sessions.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 
 from broker.mqtt.message_properties import MessageProperties
+from broker.mqtt.v5_session import SubscriptionOptions
 from broker.persistence.store import Statement, Store
 
 __all__ = ["Journal", "Scope", "Snapshot", "StoredForward", "StoredMessage", "StoredSession"]
@@ -37,6 +40,14 @@ _ACKNOWLEDGED = "DELETE FROM messages WHERE client_id = ? AND seq = ?"
 _FORWARD = (
     "INSERT OR REPLACE INTO bridge_messages (bridge, seq, topic, payload, qos, retain, properties, expires_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SAVE_SESSION = (
+    "INSERT OR REPLACE INTO sessions (client_id, username, protocol, session_expiry, ended_at)"
+    " VALUES (?, ?, ?, ?, NULL)"
+)
+_SUBSCRIBE = (
+    "INSERT OR REPLACE INTO subscriptions (client_id, filter, qos, no_local, retain_as_published, identifier)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _SESSION_TABLES = ("sessions", "subscriptions", "messages", "incoming_qos2")
 # statements over fixed table names (never from input)
@@ -86,6 +97,12 @@ class StoredSession:
     """In seq order."""
     incoming_qos2: list[int] = field(default_factory=list)
     """Ids of received QoS 2 messages whose PUBREL has not come."""
+    subscription_options: dict[str, SubscriptionOptions] = field(default_factory=dict)
+    """MQTT 5 options and identifiers of the subscriptions that have any, by filter."""
+    session_expiry: int | None = None
+    """MQTT 5: its Session Expiry Interval in seconds (None: MQTT 3.1.1, it never expires)."""
+    ended_at: float | None = None
+    """When (``time.time()``) its last connection ended; None: connected when the broker stopped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,20 +199,40 @@ class Journal:
 
     # -- sessions -----------------------------------------------------------------------
 
-    def session_saved(self, client_id: str, username: str | None, protocol: int) -> asyncio.Future[None]:
-        """A persistent session was made or resumed (its username and protocol may change)."""
-        return self._write(
-            [Statement("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)", (client_id, username, protocol))]
-        )
+    def session_saved(
+        self, client_id: str, username: str | None, protocol: int, *, expiry: int | None = None
+    ) -> asyncio.Future[None]:
+        """A persistent session was made or resumed (its username, protocol and MQTT 5 Session
+        Expiry Interval may change; None: never expires); it is connected (no end time)."""
+        return self._write([Statement(_SAVE_SESSION, (client_id, username, protocol, expiry))])
+
+    def session_expiry_changed(self, client_id: str, expiry: int) -> asyncio.Future[None]:
+        """An MQTT 5 client's DISCONNECT set a new Session Expiry Interval."""
+        sql = "UPDATE sessions SET session_expiry = ? WHERE client_id = ?"
+        return self._write([Statement(sql, (expiry, client_id))])
+
+    def session_offline(self, client_id: str, expiry: int | None, ended_at: float) -> asyncio.Future[None]:
+        """A persistent session's connection ended at ``ended_at`` (wall clock), with the
+        Session Expiry Interval it had then: its time left counts from there."""
+        sql = "UPDATE sessions SET session_expiry = ?, ended_at = ? WHERE client_id = ?"
+        return self._write([Statement(sql, (expiry, ended_at, client_id))])
 
     def session_discarded(self, client_id: str) -> asyncio.Future[None]:
         """A persistent session ended for good: its subscriptions and queue with it."""
         return self._write([Statement(sql, (client_id,)) for sql in _DISCARD])
 
-    def subscribed(self, client_id: str, filters: Iterable[tuple[str, int]]) -> asyncio.Future[None]:
-        """Subscriptions of a persistent session were added (or their QoS changed)."""
-        sql = "INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?)"
-        return self._write([Statement(sql, (client_id, topic_filter, qos)) for topic_filter, qos in filters])
+    def subscribed(
+        self,
+        client_id: str,
+        filters: Iterable[tuple[str, int]],
+        *,
+        options: Mapping[str, SubscriptionOptions] | None = None,
+    ) -> asyncio.Future[None]:
+        """Subscriptions of a persistent session were added (or their QoS or options changed);
+        ``options``: the MQTT 5 options by filter (a filter not in it has the defaults)."""
+        kept = options or {}
+        rows = [(client_id, name, qos, *_option_columns(kept.get(name))) for name, qos in filters]
+        return self._write([Statement(_SUBSCRIBE, row) for row in rows])
 
     def unsubscribed(self, client_id: str, filters: Iterable[str]) -> asyncio.Future[None]:
         """Subscriptions of a persistent session were removed."""
@@ -270,12 +307,18 @@ class Journal:
         """Everything committed, read before any write (start-up)."""
         read = self.store.read
         sessions = {
-            client_id: StoredSession(client_id, username, protocol)
-            for client_id, username, protocol in read("SELECT client_id, username, protocol FROM sessions")
+            client_id: StoredSession(client_id, username, protocol, session_expiry=expiry, ended_at=ended_at)
+            for client_id, username, protocol, expiry, ended_at in read(
+                "SELECT client_id, username, protocol, session_expiry, ended_at FROM sessions"
+            )
         }
-        for client_id, topic_filter, qos in read("SELECT client_id, filter, qos FROM subscriptions"):
+        rows = read("SELECT client_id, filter, qos, no_local, retain_as_published, identifier FROM subscriptions")
+        for client_id, topic_filter, qos, no_local, retain_as_published, identifier in rows:
             if (session := sessions.get(client_id)) is not None:
                 session.subscriptions.append((topic_filter, qos))
+                kept = SubscriptionOptions(bool(no_local), bool(retain_as_published), identifier)
+                if kept != SubscriptionOptions():
+                    session.subscription_options[topic_filter] = kept
         last_seq = 0
         rows = read(
             "SELECT client_id, seq, topic, payload, qos, packet_id, released, properties, expires_at"
@@ -315,6 +358,13 @@ def _columns(properties: MessageProperties | None) -> tuple[bytes | None, float 
     if properties is None:
         return None, None
     return properties.forwarded or None, properties.expires_at
+
+
+def _option_columns(options: SubscriptionOptions | None) -> tuple[int, int, int | None]:
+    """The ``no_local``, ``retain_as_published`` and ``identifier`` columns of a subscription's row."""
+    if options is None:
+        return 0, 0, None
+    return int(options.no_local), int(options.retain_as_published), options.identifier
 
 
 def _properties(forwarded: bytes | None, expires_at: float | None) -> MessageProperties | None:

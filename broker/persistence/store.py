@@ -33,7 +33,7 @@ __all__ = ["SCHEMA_VERSION", "Statement", "Store", "StoreError", "StoreLocked", 
 
 log = logging.getLogger("edgemq.store")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x6564676D  # "edgm"
 Sync = Literal["always", "batched", "off"]
 """``always``: every commit is fsynced (synchronous=FULL); ``batched``: WAL with
@@ -45,9 +45,12 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE retained (
     topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL, properties BLOB, expires_at REAL
 );
-CREATE TABLE sessions (client_id TEXT PRIMARY KEY, username TEXT, protocol INTEGER NOT NULL);
+CREATE TABLE sessions (
+    client_id TEXT PRIMARY KEY, username TEXT, protocol INTEGER NOT NULL, session_expiry INTEGER, ended_at REAL
+);
 CREATE TABLE subscriptions (
-    client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, PRIMARY KEY (client_id, filter)
+    client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, no_local INTEGER NOT NULL DEFAULT 0,
+    retain_as_published INTEGER NOT NULL DEFAULT 0, identifier INTEGER, PRIMARY KEY (client_id, filter)
 );
 CREATE TABLE messages (
     client_id TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
@@ -61,7 +64,10 @@ CREATE TABLE bridge_messages (
 );
 """
 # A message's MQTT 5 properties (``properties``: the forwarded ones, encoded; ``expires_at``: its
-# message expiry on the wall clock) are NULL for the many messages that carry none.
+# message expiry on the wall clock) are NULL for the many messages that carry none. A session's
+# ``session_expiry`` is its MQTT 5 Session Expiry Interval (NULL: MQTT 3.1.1, never expires) and
+# ``ended_at`` the wall-clock time its last connection ended (NULL: connected, or not known); a
+# subscription's MQTT 5 options default to 0 and its identifier to NULL (none).
 # What takes a store of schema version N to N + 1 (in one transaction, at open).
 _MIGRATIONS: dict[int, list[str]] = {
     1: [  # 2: the queues of bridges (issue 15)
@@ -72,6 +78,13 @@ _MIGRATIONS: dict[int, list[str]] = {
         f"ALTER TABLE {table} ADD COLUMN {column}"  # fixed names, never from input
         for table in ("retained", "messages", "bridge_messages")
         for column in ("properties BLOB", "expires_at REAL")
+    ],
+    3: [  # 4: sessions keep their expiry and end, subscriptions their MQTT 5 options (issue 16)
+        "ALTER TABLE sessions ADD COLUMN session_expiry INTEGER",
+        "ALTER TABLE sessions ADD COLUMN ended_at REAL",
+        "ALTER TABLE subscriptions ADD COLUMN no_local INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE subscriptions ADD COLUMN retain_as_published INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE subscriptions ADD COLUMN identifier INTEGER",
     ],
 }
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from broker.mqtt.message_properties import MessageProperties
+from broker.mqtt.v5_session import SubscriptionOptions
 from broker.persistence.journal import Journal, Snapshot
 from broker.persistence.store import Store
 
@@ -145,3 +146,62 @@ async def test_a_bridge_row_keeps_its_properties(tmp_path: Path) -> None:
         await journal.forward_queued("up", journal.next_seq(), "g", b"2", 2, False)
     forwards = reread(path).forwards["up"]
     assert [(f.topic, f.retain, f.properties) for f in forwards] == [("f", True, PROPERTIES), ("g", False, None)]
+
+
+async def test_an_mqtt5_session_keeps_its_expiry_and_the_end_of_its_connection(tmp_path: Path) -> None:
+    """A session saved with an expiry reads back with it, and with the end time written when it went offline."""
+    path = tmp_path / "s.db"
+    with journal_on(path) as journal:
+        await journal.session_saved("v5", "u", 5, expiry=60)
+        await journal.session_saved("gone", None, 5, expiry=60)
+        await journal.session_offline("gone", 30, 1_900_000_000.25)
+        await journal.session_saved("v3", None, 4)
+    sessions = {s.client_id: (s.protocol, s.session_expiry, s.ended_at) for s in reread(path).sessions}
+    assert sessions == {"v5": (5, 60, None), "gone": (5, 30, 1_900_000_000.25), "v3": (4, None, None)}
+
+
+async def test_saving_a_session_again_clears_its_end_time(tmp_path: Path) -> None:
+    """A session resumed after it went offline is connected again: no end time, its new expiry."""
+    path = tmp_path / "s.db"
+    with journal_on(path) as journal:
+        await journal.session_saved("c", None, 5, expiry=60)
+        await journal.session_offline("c", 60, 1_900_000_000.0)
+        await journal.session_saved("c", None, 5, expiry=120)
+    (session,) = reread(path).sessions
+    assert (session.session_expiry, session.ended_at) == (120, None)
+
+
+async def test_a_disconnects_new_expiry_is_written(tmp_path: Path) -> None:
+    """session_expiry_changed replaces the stored Session Expiry Interval."""
+    path = tmp_path / "s.db"
+    with journal_on(path) as journal:
+        await journal.session_saved("c", None, 5, expiry=60)
+        await journal.session_expiry_changed("c", 5)
+    (session,) = reread(path).sessions
+    assert session.session_expiry == 5
+
+
+async def test_subscriptions_keep_their_mqtt5_options(tmp_path: Path) -> None:
+    """No local, retain as published and the identifier read back by filter; a filter without options has none."""
+    path = tmp_path / "s.db"
+    options = {
+        "a/#": SubscriptionOptions(no_local=True),
+        "b/+": SubscriptionOptions(retain_as_published=True, identifier=7),
+    }
+    with journal_on(path) as journal:
+        await journal.session_saved("c", None, 5, expiry=60)
+        await journal.subscribed("c", [("a/#", 1), ("b/+", 2), ("plain", 0)], options=options)
+    (session,) = reread(path).sessions
+    assert sorted(session.subscriptions) == [("a/#", 1), ("b/+", 2), ("plain", 0)]
+    assert session.subscription_options == options
+
+
+async def test_subscribing_again_without_options_clears_them(tmp_path: Path) -> None:
+    """A filter subscribed again with default options has none stored any more."""
+    path = tmp_path / "s.db"
+    with journal_on(path) as journal:
+        await journal.session_saved("c", None, 5, expiry=60)
+        await journal.subscribed("c", [("a/#", 1)], options={"a/#": SubscriptionOptions(identifier=3)})
+        await journal.subscribed("c", [("a/#", 1)])
+    (session,) = reread(path).sessions
+    assert session.subscription_options == {}

@@ -255,6 +255,11 @@ def test_a_store_of_schema_version_1_is_migrated_keeping_its_rows(tmp_path: Path
         old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         old.execute("INSERT INTO meta VALUES ('schema_version', '1')")
         old.execute("CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL)")
+        old.execute("CREATE TABLE sessions (client_id TEXT PRIMARY KEY, username TEXT, protocol INTEGER NOT NULL)")
+        old.execute(
+            "CREATE TABLE subscriptions (client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL,"
+            " PRIMARY KEY (client_id, filter))"
+        )
         old.execute(
             "CREATE TABLE messages (client_id TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL,"
             " payload BLOB NOT NULL, qos INTEGER NOT NULL, packet_id INTEGER,"
@@ -299,7 +304,7 @@ INSERT INTO bridge_messages VALUES ('up', 2, 'f', x'03', 2, 1);
 def test_a_store_of_schema_version_2_is_migrated_in_one_logged_step_keeping_its_rows(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A version 2 store opens as version 3: its message rows kept, with NULL properties and expiry."""
+    """A version 2 store opens as the current version: its message rows kept, with NULL properties and expiry."""
     path = tmp_path / "edgemq.db"
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as old:
         old.executescript(SCHEMA_2)
@@ -314,10 +319,10 @@ def test_a_store_of_schema_version_2_is_migrated_in_one_logged_step_keeping_its_
         ]
     finally:
         store.close()
-    assert version == [("3",)]
+    assert version == [(str(SCHEMA_VERSION),)]
     assert rows == [[("r", b"\x01", 1, None, None)], [(1, 7, None, None)], [(2, 1, None, None)]]
     migrated = [r.getMessage() for r in caplog.records if "migrated" in r.getMessage()]
-    assert migrated == [f"the store {path} was migrated from schema version 2 to 3"]
+    assert migrated == [f"the store {path} was migrated from schema version 2 to {SCHEMA_VERSION}"]
 
 
 def test_a_failing_migration_leaves_the_version_2_store_as_it_was(tmp_path: Path) -> None:
@@ -332,3 +337,90 @@ def test_a_failing_migration_leaves_the_version_2_store_as_it_was(tmp_path: Path
         assert after.execute("SELECT value FROM meta").fetchall() == [("2",)]
         columns = [row[1] for row in after.execute("PRAGMA table_info(retained)")]
     assert columns == ["topic", "payload", "qos"]
+
+
+SCHEMA_3 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE retained (
+    topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL, properties BLOB, expires_at REAL
+);
+CREATE TABLE sessions (client_id TEXT PRIMARY KEY, username TEXT, protocol INTEGER NOT NULL);
+CREATE TABLE subscriptions (
+    client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, PRIMARY KEY (client_id, filter)
+);
+CREATE TABLE messages (
+    client_id TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    qos INTEGER NOT NULL, packet_id INTEGER, released INTEGER NOT NULL DEFAULT 0, properties BLOB, expires_at REAL,
+    PRIMARY KEY (client_id, seq)
+);
+CREATE TABLE incoming_qos2 (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
+CREATE TABLE bridge_messages (
+    bridge TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    qos INTEGER NOT NULL, retain INTEGER NOT NULL, properties BLOB, expires_at REAL, PRIMARY KEY (bridge, seq)
+);
+PRAGMA application_id = 1701078893;
+INSERT INTO meta VALUES ('schema_version', '3');
+INSERT INTO sessions VALUES ('v3', 'u', 4);
+INSERT INTO sessions VALUES ('v5', NULL, 5);
+INSERT INTO subscriptions VALUES ('v3', 'a/#', 1);
+INSERT INTO subscriptions VALUES ('v5', 'b/+', 2);
+INSERT INTO messages VALUES ('v5', 1, 'b/x', x'02', 1, NULL, 0, NULL, NULL);
+"""
+"""A store as the first MQTT 5 edgemq (schema version 3) wrote it: a 3.1.1 and an MQTT 5 session."""
+
+
+def test_a_store_of_schema_version_3_is_migrated_in_one_logged_step_keeping_its_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A version 3 store opens as version 4: sessions with no expiry or end, subscriptions with default options."""
+    path = tmp_path / "edgemq.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as old:
+        old.executescript(SCHEMA_3)
+    caplog.set_level("INFO", "edgemq.store")
+    store = Store.open(path)
+    try:
+        version = store.read("SELECT value FROM meta WHERE key = 'schema_version'")
+        sessions = store.read("SELECT * FROM sessions ORDER BY client_id")
+        subscriptions = store.read("SELECT * FROM subscriptions ORDER BY client_id")
+        messages = store.read("SELECT client_id, seq, topic FROM messages")
+    finally:
+        store.close()
+    assert version == [("4",)] == [(str(SCHEMA_VERSION),)]
+    assert sessions == [("v3", "u", 4, None, None), ("v5", None, 5, None, None)]
+    assert subscriptions == [("v3", "a/#", 1, 0, 0, None), ("v5", "b/+", 2, 0, 0, None)]
+    assert messages == [("v5", 1, "b/x")]
+    migrated = [r.getMessage() for r in caplog.records if "migrated" in r.getMessage()]
+    assert migrated == [f"the store {path} was migrated from schema version 3 to 4"]
+
+
+def test_a_failing_migration_leaves_the_version_3_store_as_it_was(tmp_path: Path) -> None:
+    """A version 3 migration that cannot complete (the subscriptions table missing) changes nothing."""
+    path = tmp_path / "edgemq.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as old:
+        old.executescript(SCHEMA_3)
+        old.execute("DROP TABLE subscriptions")  # altered after sessions
+    with pytest.raises(StoreError):
+        Store.open(path)
+    with contextlib.closing(sqlite3.connect(path)) as after:
+        assert after.execute("SELECT value FROM meta").fetchall() == [("3",)]
+        columns = [row[1] for row in after.execute("PRAGMA table_info(sessions)")]
+    assert columns == ["client_id", "username", "protocol"]
+
+
+def test_a_store_of_schema_version_1_reaches_version_4_with_its_sessions(tmp_path: Path) -> None:
+    """A version 1 store migrates through 2 and 3 to 4 in one step: its session rows gain the MQTT 5 columns."""
+    path = tmp_path / "edgemq.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as old:
+        old.executescript(SCHEMA_2.split("CREATE TABLE bridge_messages")[0])  # version 1: no bridge queue
+        old.executescript(
+            "PRAGMA application_id = 1701078893; INSERT INTO meta VALUES ('schema_version', '1');"
+            " INSERT INTO sessions VALUES ('c', NULL, 4); INSERT INTO subscriptions VALUES ('c', 'f', 1);"
+        )
+    store = Store.open(path)
+    try:
+        assert store.read("SELECT value FROM meta") == [("4",)]
+        assert store.read("SELECT * FROM sessions") == [("c", None, 4, None, None)]
+        assert store.read("SELECT * FROM subscriptions") == [("c", "f", 1, 0, 0, None)]
+        assert store.read("SELECT count(*) FROM bridge_messages") == [(0,)]
+    finally:
+        store.close()
