@@ -104,7 +104,7 @@ class EdgeAmqttBroker(StoredState, SessionTimers, SharedHandover, Router, Connec
         self._retained.clear()
         await super().start()  # it empties amqtt's session table
         if self._journal is not None:
-            self._restore(self._journal.load())
+            await self._restore(self._journal.load())
 
     async def shutdown(self) -> None:
         """The plugins' events still running, amqtt's shutdown (its plugins' shutdown events and
@@ -272,8 +272,7 @@ class EdgeAmqttBroker(StoredState, SessionTimers, SharedHandover, Router, Connec
                 setattr(existing, name, getattr(incoming, name))
             existing.parent = 1
             session = existing
-        if self._journal is not None and not session.clean_session:  # durable before its CONNACK
-            await self._journal.session_saved(client_id, session.username, session.protocol_level)
+        await self._save_session(session)  # durable before its CONNACK
         return session
 
     async def _take_over(self, client_id: str) -> None:

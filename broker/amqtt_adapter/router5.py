@@ -126,7 +126,8 @@ class Mqtt5Routing:
                 session.subscription_options.pop(topic_filter, None)
         self._state.subscriptions_changed()
         if self._journal is not None and not session.clean_session and added:
-            await self._journal.subscribed(session.client_id, added)  # durable before its SUBACK
+            options = session.subscription_options  # durable before its SUBACK:
+            await self._journal.subscribed(session.client_id, added, options=options)
         await connection.handler.write_bytes(encode_suback5(packet_id, reasons))
         ids = (identifier,) if identifier is not None else ()
         for subscription, reason in zip(filters, reasons, strict=True):

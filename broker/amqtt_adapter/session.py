@@ -122,6 +122,8 @@ class EdgeSession(Session):
     """MQTT 5 subscriptions' options and identifiers, by filter (only those that have any)."""
     http_access: ClientAccess | None = None
     """What ``auth.http_auth`` said about this connection (set at its CONNECT)."""
+    in_store = False
+    """The store holds this session (saved persistent, or restored): it is discarded there when it ends."""
 
     def __init__(self) -> None:  # amqtt's __init__ with the same attributes, queues left out
         self.__dict__.update(_SHARED)

@@ -4,7 +4,8 @@ A will is published once, after an abnormal end: at once for MQTT 3.1.1, and for
 Will Delay Interval ends or its session ends, whichever comes first, and not at all if the client
 connects again before then (MQTT 5.0 3.1.2.11.1 and 3.1.3.2.2). An MQTT 5 session whose Session
 Expiry Interval is neither 0 (it ended with its connection) nor 0xFFFFFFFF ends that many
-seconds after its connection, unless the client connects again first.
+seconds after its connection, unless the client connects again first; the store keeps when its
+connection ended, so a restart arms it with the time it has left.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from broker.amqtt_adapter.session import EdgeSession
 from broker.clock import Clock, Timer
 from broker.mqtt.message_properties import MessageProperties
 from broker.mqtt.v5_session import NEVER_EXPIRES
+from broker.persistence.journal import Journal
 
 __all__ = ["SessionTimers"]
 
@@ -33,6 +35,7 @@ class SessionTimers:
     """The wills and session-expiry half of ``EdgeAmqttBroker`` (a base class of it)."""
 
     _clock: Clock
+    _journal: Journal | None
     _sessions: dict[str, tuple[Session, Any]]  # amqtt's
     _connections: dict[str, Any]
 
@@ -110,13 +113,19 @@ class SessionTimers:
 
     # -- session expiry --------------------------------------------------------------------
 
-    def _expire_later(self, session: Session) -> None:
-        """An MQTT 5 session kept after its connection: ended when its expiry interval runs out."""
+    def _expire_later(self, session: Session, remaining: float | None = None) -> None:
+        """An MQTT 5 session kept after its connection: ended when its expiry interval runs out,
+        or in ``remaining`` seconds (a session restored at start-up). One whose connection ends
+        now has its expiry and end time written to the store (its time left after a restart)."""
         v5 = session.v5 if isinstance(session, EdgeSession) else None
-        if v5 is None or session.clean_session or v5.session_expiry >= NEVER_EXPIRES:
+        if v5 is None or session.clean_session:
             return
-        client_id = session.client_id
-        self._expiry_timers[client_id] = self._clock.call_later(v5.session_expiry, self._expiry_due, session)
+        if remaining is None and self._journal is not None:
+            self._journal.session_offline(session.client_id, v5.session_expiry, time.time())
+        if v5.session_expiry >= NEVER_EXPIRES:
+            return
+        delay = v5.session_expiry if remaining is None else remaining
+        self._expiry_timers[session.client_id] = self._clock.call_later(delay, self._expiry_due, session)
 
     def _expiry_due(self, session: Session) -> None:
         client_id = session.client_id

@@ -206,14 +206,10 @@ class Journal:
         Expiry Interval may change; None: never expires); it is connected (no end time)."""
         return self._write([Statement(_SAVE_SESSION, (client_id, username, protocol, expiry))])
 
-    def session_expiry_changed(self, client_id: str, expiry: int) -> asyncio.Future[None]:
-        """An MQTT 5 client's DISCONNECT set a new Session Expiry Interval."""
-        sql = "UPDATE sessions SET session_expiry = ? WHERE client_id = ?"
-        return self._write([Statement(sql, (expiry, client_id))])
-
     def session_offline(self, client_id: str, expiry: int | None, ended_at: float) -> asyncio.Future[None]:
         """A persistent session's connection ended at ``ended_at`` (wall clock), with the
-        Session Expiry Interval it had then: its time left counts from there."""
+        Session Expiry Interval it had then (its DISCONNECT may have changed it): its time left
+        counts from there."""
         sql = "UPDATE sessions SET session_expiry = ?, ended_at = ? WHERE client_id = ?"
         return self._write([Statement(sql, (expiry, ended_at, client_id))])
 

@@ -187,7 +187,7 @@ async def test_clean_sessions_and_qos0_are_not_stored(tmp_path: Path) -> None:
                 assert await pub.connack(encode_connect("pub")) == (0, 0)
                 await publish_acknowledged(pub, "c/1", b"x", 1, 1)
     assert [row[0] for row in _rows(tmp_path, "sessions")] == ["keeps"]
-    assert _rows(tmp_path, "subscriptions") == [("keeps", "c/#", 0)]
+    assert _rows(tmp_path, "subscriptions") == [("keeps", "c/#", 0, 0, 0, None)]  # no MQTT 5 options
     assert _rows(tmp_path, "messages") == []
 
 

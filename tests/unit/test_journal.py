@@ -171,16 +171,6 @@ async def test_saving_a_session_again_clears_its_end_time(tmp_path: Path) -> Non
     assert (session.session_expiry, session.ended_at) == (120, None)
 
 
-async def test_a_disconnects_new_expiry_is_written(tmp_path: Path) -> None:
-    """session_expiry_changed replaces the stored Session Expiry Interval."""
-    path = tmp_path / "s.db"
-    with journal_on(path) as journal:
-        await journal.session_saved("c", None, 5, expiry=60)
-        await journal.session_expiry_changed("c", 5)
-    (session,) = reread(path).sessions
-    assert session.session_expiry == 5
-
-
 async def test_subscriptions_keep_their_mqtt5_options(tmp_path: Path) -> None:
     """No local, retain as published and the identifier read back by filter; a filter without options has none."""
     path = tmp_path / "s.db"
