@@ -148,7 +148,7 @@ def restored_session(
     stored: StoredSession, matching: Callable[[Session, str, str | None], Matched | None] | None = None
 ) -> tuple[EdgeSession, int]:
     """The offline session ``stored`` describes, and the payload bytes of its offline queue;
-    ``matching``: what its MQTT 5 subscriptions ask of a queued copy (the identifiers it carries)."""
+    ``matching``: what its MQTT 5 subscriptions ask of a copy (the identifiers it carries)."""
     session = EdgeSession()
     session.__dict__.update(
         client_id=stored.client_id,
@@ -164,8 +164,8 @@ def restored_session(
     session.transitions.state = "disconnected"
     queued_bytes = 0
     for message in stored.messages:
+        matched = matching(session, message.topic, None) if matching is not None else None
         if message.packet_id is None:
-            matched = matching(session, message.topic, None) if matching is not None else None
             session.retained_messages.put_nowait(
                 QueuedMessage(
                     None, message.topic, message.payload, message.qos, message.seq, message.properties, matched
@@ -173,8 +173,9 @@ def restored_session(
             )
             queued_bytes += len(message.payload)
             continue
+        ids = matched.identifiers if matched is not None else ()
         copy = OutgoingCopy(
-            message.packet_id, message.topic, message.qos, message.payload, False, message.seq, message.properties
+            message.packet_id, message.topic, message.qos, message.payload, False, message.seq, message.properties, ids
         )
         copy.publish_packet = copy.build_publish_packet(dup=True)  # sent before: resent as a duplicate
         if message.released:

@@ -210,3 +210,25 @@ async def test_a_311_session_still_never_expires_after_a_restart(tmp_path: Path)
         clock.advance(10**9)
         assert broker.state.client("old") is not None
         assert clock.pending == 0  # nothing armed for it
+
+
+async def test_a_copy_in_flight_before_a_restart_is_resent_with_the_identifier(tmp_path: Path) -> None:
+    """A QoS 1 copy sent and not acknowledged before the restart is resent (DUP 1) with its identifier."""
+    path = tmp_path / "edgemq.db"
+    expiry = props(session_expiry_interval=300)
+    async with running_broker(on_file(path)) as broker:
+        async with connected(broker.mqtt_address, "ids", properties=expiry) as sub:
+            await sub.subscribe(("ids/#", options(1)), properties=props(subscription_identifier=7))
+            async with connected(broker.mqtt_address, "pub") as pub:
+                await pub.publish_acked("ids/f", b"in flight")
+            assert (await sub.expect(PUBLISH)).payload == b"in flight"  # and no PUBACK
+            await sub.send(disconnect())
+        await wait_state(broker, lambda state: state.counts().connections == 0)
+    async with (
+        running_broker(on_file(path)) as broker,
+        connected(broker.mqtt_address, "ids", clean_start=False, properties=expiry) as sub,
+    ):
+        message = await sub.expect(PUBLISH)
+        assert (message.payload, message.flags & 0x08) == (b"in flight", 0x08)
+        assert message.properties.subscription_identifiers == [7]
+        await sub.send(ack(PUBACK, message.packet_id))
