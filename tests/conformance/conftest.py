@@ -33,10 +33,22 @@ async def _edgemq(options: dict[str, Any]) -> AsyncIterator[Target]:
         yield Target("edgemq", broker.mqtt_address, broker)
 
 
+MOSQUITTO_KEYS = {
+    "max_connections": "max_connections",
+    "max_packet_size": "max_packet_size",
+    "max_keepalive": "max_keepalive",
+    "topic_alias_maximum": "max_topic_alias",
+    "receive_maximum": "max_inflight_messages",  # its v5 Receive Maximum (it also caps mosquitto's own sending)
+}
+"""edgemq's ``mqtt`` options and the mosquitto.conf keys that set the same limit; an option that
+mosquitto has no key for is edgemq-only (its tests skip mosquitto)."""
+
+
 @contextlib.asynccontextmanager
 async def _mosquitto(options: dict[str, Any], tmp_path: Path) -> AsyncIterator[Target]:
-    config = ["max_keepalive 65535"]
-    config += [f"{key} {options[key]}" for key in ("max_connections", "max_packet_size") if key in options]
+    config = [f"{MOSQUITTO_KEYS[key]} {value}" for key, value in options.items() if key in MOSQUITTO_KEYS]
+    if "max_keepalive" not in options:
+        config.append("max_keepalive 65535")
     async with mosquitto_upstream(tmp_path, config=config) as upstream:
         yield Target("mosquitto", upstream.address)
 
