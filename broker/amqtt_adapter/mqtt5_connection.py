@@ -236,14 +236,14 @@ class Mqtt5Connection:
         """``deliver`` for an MQTT 5 client: an expired message or one larger than the client's
         Maximum Packet Size is dropped (False); no more QoS 1/2 copies unacknowledged than its
         Receive Maximum (the rest wait in the background)."""
-        now = time.time()
         properties = message.properties
+        now = time.time() if properties is not None else 0.0  # read only for a message's expiry
         if properties is not None and properties.expired(now):
             return False
         terms, outbox, handler = self.v5, self.outbox, self.handler
         assert terms is not None
-        packet = message.v5_packet(qos, 1, retain, subscription_ids, now)
-        if terms.maximum_packet_size and len(packet) > terms.maximum_packet_size:
+        limit = terms.maximum_packet_size  # the packet's size does not depend on its packet id
+        if limit and len(message.v5_packet(qos, 1, retain, subscription_ids, now)) > limit:
             return False
         direct = not self.count and outbox is not None and qos < 2 and not handler.stopping and outbox.has_room()
         if direct and qos and not self._room_in_flight(len(message.data), limits):
@@ -260,8 +260,9 @@ class Mqtt5Connection:
                 self._direct.add(packet_id)
                 self.direct_bytes += len(message.data)
                 handler.unacknowledged += 1
-                packet = message.v5_packet(qos, packet_id, retain, subscription_ids, now)
-            outbox.put(packet)
+                outbox.put(message.v5_packet(qos, packet_id, retain, subscription_ids, now))
+            else:
+                outbox.put(message.v5_packet(0, 0, retain, subscription_ids, now))
             return True
         count, size = self.count + len(self.session.inflight_out), self.size + self.direct_bytes
         if not self._make_room(count, size, len(message.data), qos, limits):

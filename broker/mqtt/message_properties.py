@@ -68,6 +68,8 @@ class MessageProperties:
 def property_block(properties: MessageProperties | None, now: float, subscription_ids: Sequence[int] = ()) -> bytes:
     """The property block of an outgoing MQTT 5 PUBLISH: the message's properties (None: none)
     and the subscription identifiers of the subscriptions it matched (3.3.4-3)."""
+    if properties is None and not subscription_ids:
+        return b"\x00"  # the usual case: no properties
     body = b""
     if properties is not None:
         remaining = properties.remaining(now)

@@ -44,6 +44,7 @@ __all__ = [
 
 NO_PROPERTIES = b"\x00"
 """An empty property block."""
+_NO_PROPERTIES = Properties()  # shared by every PUBLISH without properties: never changed
 _ACK_KINDS: dict[int, PacketKind] = {4: "PUBACK", 5: "PUBREC", 6: "PUBREL", 7: "PUBCOMP"}
 
 
@@ -126,6 +127,8 @@ def parse_publish5(packet: bytes) -> Publish5:
     if qos:
         packet_id = _packet_id(packet, offset, "PUBLISH")
         offset += 2
+    if offset < len(packet) and not packet[offset]:  # the usual case: an empty property block
+        return Publish5(topic, packet[offset + 1 :], qos, retain, packet_id, _NO_PROPERTIES)
     properties, offset = _properties(packet, offset, "PUBLISH")
     if properties.subscription_identifiers:
         raise ProtocolViolation("PUBLISH from a client with a subscription identifier (MQTT-3.3.4-6)", PROTOCOL_ERROR)
