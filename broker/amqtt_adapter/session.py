@@ -247,8 +247,14 @@ def server_limits(limits: Mqtt) -> ServerLimits:
 
 
 def client_info(session: Session) -> ClientInfo:
-    """What the state records of a connected session."""
+    """What the state records of a connected session (an MQTT 5 one's terms too)."""
     will = session.will_flag
+    terms = session.v5 if isinstance(session, EdgeSession) else None
+    v5 = (
+        (terms.session_expiry, terms.receive_maximum, terms.maximum_packet_size or None, terms.topic_alias_maximum)
+        if terms is not None
+        else ()
+    )
     return ClientInfo(  # positional: a connect makes one
         session.client_id,
         session.username or "",
@@ -260,4 +266,5 @@ def client_info(session: Session) -> ClientInfo:
         datetime.now(UTC),
         session.will_topic if will else None,
         bytes(session.will_message) if will and session.will_message is not None else None,
+        *v5,
     )

@@ -39,6 +39,8 @@ class V5Connect:
     """How many QoS 1/2 PUBLISHes the client takes unacknowledged (3.1.2.11.3)."""
     maximum_packet_size: int = 0
     """The largest packet the client takes; 0: no limit but the protocol's (3.1.2.11.4)."""
+    topic_alias_maximum: int = 0
+    """Topic aliases the client takes from the broker (which sends none)."""
     request_problem_information: bool = True
     will_delay: int = 0
     will_properties: Properties | None = None
@@ -58,6 +60,7 @@ class V5Connect:
             session_expiry=int(values.get("session_expiry_interval", 0)),
             receive_maximum=int(values.get("receive_maximum", 65535)),
             maximum_packet_size=int(values.get("maximum_packet_size", 0)),
+            topic_alias_maximum=int(values.get("topic_alias_maximum", 0)),
             request_problem_information=bool(values.get("request_problem_information", 1)),
             authentication_method=_text(values.get("authentication_method")),
         )

@@ -11,7 +11,7 @@ import pytest
 
 from broker import ThreadedBroker
 from tests.helpers import WAIT
-from tests.integration.paho5_client import Paho5Client
+from tests.integration.paho5_client import Paho5Client, connect_properties
 from tests.integration.paho_client import PahoClient
 
 V5_FIELDS = {"session_expiry_interval", "receive_maximum", "maximum_packet_size", "topic_alias_maximum"}
@@ -35,6 +35,28 @@ def v1_client(http: httpx.Client, client_id: str) -> dict[str, Any]:
     (shown,) = [c for c in answer["data"] if c["client_id"] == client_id]
     assert isinstance(shown, dict)
     return shown
+
+
+def test_an_mqtt5_client_shows_proto_ver_5_and_its_settings(mqtt_broker: ThreadedBroker, http: httpx.Client) -> None:
+    """v4 shows proto_ver 5 and the session expiry, receive maximum, maximum packet size and topic
+    alias maximum the client's CONNECT set; v1 req 5 shows protocol 5 and the same."""
+    client = Paho5Client((mqtt_broker.mqtt_host, mqtt_broker.mqtt_port), "five")
+    asked = connect_properties(
+        SessionExpiryInterval=300, ReceiveMaximum=20, MaximumPacketSize=4096, TopicAliasMaximum=8
+    )
+    client.connect(properties=asked)
+    mqtt_broker.wait_for_client("five")
+    try:
+        settings = {"session_expiry_interval": 300, "receive_maximum": 20, "maximum_packet_size": 4096,
+                    "topic_alias_maximum": 8}  # fmt: skip
+        shown = v4_client(http, "five")
+        assert (shown["proto_name"], shown["proto_ver"]) == ("MQTT", 5)
+        assert {name: shown[name] for name in V5_FIELDS} == settings
+        old = v1_client(http, "five")
+        assert old["protocol"] == 5
+        assert {name: old[name] for name in V5_FIELDS} == settings
+    finally:
+        client.close()
 
 
 def test_an_mqtt5_client_that_sets_nothing_shows_the_defaults(mqtt_broker: ThreadedBroker, http: httpx.Client) -> None:
