@@ -42,7 +42,7 @@ async def _publish_qos2(pub: V5Client, topic: str, payload: bytes, packet_id: in
     "still decrements it: the counter goes to -1 and the client's Receive Maximum is exceeded",
 )
 async def test_receive_maximum_holds_after_a_pubrel_is_resent_on_reconnect() -> None:
-    """MQTT-3.3.4-9, 4.9: after a resent PUBREL's PUBCOMP, no more than Receive Maximum (1) PUBLISHes are unacknowledged."""
+    """MQTT-3.3.4-9, 4.9: after a resent PUBREL's PUBCOMP, at most Receive Maximum (1) PUBLISHes are unacknowledged."""
     terms = props(session_expiry_interval=KEPT, receive_maximum=1)
     async with running_broker() as broker, connected(broker.mqtt_address, "pub") as pub:
         async with connected(broker.mqtt_address, "slow", properties=terms) as sub:
@@ -119,3 +119,21 @@ async def test_an_expired_retained_message_is_counted_as_dropped() -> None:
             await late.subscribe(("old/#", options(1)))
             await late.nothing_within(0.3)
         assert broker.state.stats().message_drop == dropped + 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="edge_broker.py kick/_delete_session: a session discarded while its delayed will waits "
+    "leaves the will timer running: the will goes out only when the delay ends, after the session",
+)
+async def test_a_delayed_will_is_published_when_a_clean_kick_ends_its_session() -> None:
+    """3.1.2.5: a will whose delay outlasts its session is published when the session ends (a clean kick)."""
+    clock = ManualClock()  # never advanced: only the session's end may publish the will
+    will = Will("wills/kicked", b"gone", properties=props(will_delay_interval=30))
+    expiry = props(session_expiry_interval=KEPT)
+    async with running_broker(clock=clock) as broker, mqtt_client(broker, "watcher") as watcher:
+        await watcher.subscribe("wills/#")
+        async with connected(broker.mqtt_address, "kicked", will=will, properties=expiry):
+            assert await broker.kick("kicked", clean=True)
+            await wait_state(broker, lambda state: state.stats().client_size == 1)  # the watcher's alone
+            assert (await next_message(watcher)).payload == b"gone"
