@@ -137,3 +137,20 @@ async def test_a_delayed_will_is_published_when_a_clean_kick_ends_its_session() 
             assert await broker.kick("kicked", clean=True)
             await wait_state(broker, lambda state: state.stats().client_size == 1)  # the watcher's alone
             assert (await next_message(watcher)).payload == b"gone"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="edge_broker.py _delete_session (kick clean, reset) leaves the session's expiry timer "
+    "armed: it holds the discarded session until its interval ends (up to 136 years)",
+)
+async def test_discarding_an_offline_session_cancels_its_expiry_timer() -> None:
+    """A v5 session discarded by a clean kick leaves no expiry timer behind."""
+    clock = ManualClock()
+    async with running_broker(clock=clock) as broker:
+        async with connected(broker.mqtt_address, "gone", properties=props(session_expiry_interval=3600)) as client:
+            await client.send(b"\xe0\x00")
+        await wait_state(broker, lambda state: state.counts().connections == 0)
+        assert clock.pending == 1  # the session's expiry
+        assert await broker.kick("gone", clean=True)
+        assert clock.pending == 0
