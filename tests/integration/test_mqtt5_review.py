@@ -18,6 +18,7 @@ from tests.mqtt5_packets import (
     Will,
     ack,
     connected,
+    disconnect,
     options,
     props,
     publish,
@@ -154,3 +155,19 @@ async def test_discarding_an_offline_session_cancels_its_expiry_timer() -> None:
         assert clock.pending == 1  # the session's expiry
         assert await broker.kick("gone", clean=True)
         assert clock.pending == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="mqtt5_connection.py _client_disconnect: every DISCONNECT reason but 0x04 is taken as a "
+    "normal end and the will is dropped; only 0x00 removes it (mosquitto 2 departs the same way)",
+)
+async def test_a_disconnect_with_an_error_reason_publishes_the_will() -> None:
+    """MQTT-3.1.2-10, 3.1.2.5: a client closing with DISCONNECT 0x80 (not 0x00) has its will published."""
+    will = Will("wills/error", b"gone")
+    async with running_broker() as broker, mqtt_client(broker, "watcher") as watcher:
+        await watcher.subscribe("wills/#")
+        async with connected(broker.mqtt_address, "failing", will=will) as client:
+            await client.send(disconnect(0x80))
+            assert await client.closed_by_peer()
+        assert (await next_message(watcher)).payload == b"gone"
