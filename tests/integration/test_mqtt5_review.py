@@ -37,6 +37,19 @@ async def _publish_qos2(pub: V5Client, topic: str, payload: bytes, packet_id: in
     assert (await pub.expect(PUBCOMP)).packet_id == packet_id
 
 
+async def _publishes_until_quiet(client: V5Client, quiet: float = 0.5) -> list[bytes]:
+    """The payloads ``client`` receives (each acknowledged) until ``quiet`` seconds pass without a packet."""
+    payloads = []
+    while True:
+        try:
+            received = await client.next(timeout=quiet)
+        except TimeoutError:
+            return payloads
+        if received.kind == PUBLISH:
+            payloads.append(received.payload)
+            await client.send(ack(PUBACK, received.packet_id))
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="outgoing.py: a PUBREL resent on reconnect is not counted in `unacknowledged`, its PUBCOMP "
@@ -171,3 +184,25 @@ async def test_a_disconnect_with_an_error_reason_publishes_the_will() -> None:
             await client.send(disconnect(0x80))
             assert await client.closed_by_peer()
         assert (await next_message(watcher)).payload == b"gone"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="router5.py _matched_options: a shared subscription's filter counts as a plain match, so a "
+    "No Local subscription sends the publisher its own message on the turns another member takes",
+)
+async def test_no_local_holds_when_the_publisher_is_also_a_shared_member() -> None:
+    """MQTT-3.8.3-3: a No Local subscriber that is also in a share group gets its own message only on its group turn."""
+    async with (
+        running_broker() as broker,
+        connected(broker.mqtt_address, "self") as me,
+        connected(broker.mqtt_address, "other") as other,
+    ):
+        await me.subscribe(("nl/#", options(1, no_local=True)), ("$share/g/nl/#", options(1)))
+        await other.subscribe(("$share/g/nl/#", options(1)))
+        for n in (1, 2):  # one turn each for the group's two members
+            await me.send(publish("nl/t", str(n).encode(), qos=1, packet_id=n))
+        own = await _publishes_until_quiet(me)
+        theirs = await _publishes_until_quiet(other)
+        assert len(theirs) == 1  # the other member's turn
+        assert len(own) == 1  # its own turn only: not the other member's turn through "nl/#"
