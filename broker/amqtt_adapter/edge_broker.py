@@ -272,6 +272,7 @@ class EdgeAmqttBroker(StoredState, SessionTimers, SharedHandover, Router, Connec
                 setattr(existing, name, getattr(incoming, name))
             existing.parent = 1
             session = existing
+            self._session_resumed(client_id)
         await self._save_session(session)  # durable before its CONNACK
         return session
 
@@ -322,6 +323,7 @@ class EdgeAmqttBroker(StoredState, SessionTimers, SharedHandover, Router, Connec
 
     async def reset(self) -> None:
         """Close every connection without wills, then forget sessions and retained messages."""
+        self._cancel_timers()  # no delayed will or expiry of the sessions forgotten here
         await self.close_connections()
         for client_id in list(self._sessions):
             if client_id not in self._connections:  # one that connected meanwhile keeps its live session
@@ -366,6 +368,7 @@ class EdgeAmqttBroker(StoredState, SessionTimers, SharedHandover, Router, Connec
     async def _delete_session(self, client_id: str) -> None:
         """The session ends for good, in the store too (StoreError if that cannot be written: the
         store is asked again at the client id's next CONNECT or kick)."""
+        await self._session_ends(client_id)
         handed = await self._hand_over_shared(client_id)
         queued = self._forget_queued(client_id) - handed
         persisted = self._persisted(client_id)

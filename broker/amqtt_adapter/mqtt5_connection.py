@@ -46,7 +46,6 @@ __all__ = ["Mqtt5Connection"]
 log = logging.getLogger("edgemq.mqtt")
 
 PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT = 3, 4, 5, 6, 7, 8, 10, 12, 14
-_WITH_WILL = 0x04  # DISCONNECT reason: "disconnect with will message" (3.14.2.1)
 _RECEIVE_MAXIMUM_EXCEEDED, _TOPIC_ALIAS_INVALID = 0x93, 0x94
 
 
@@ -193,7 +192,8 @@ class Mqtt5Connection:
 
     async def _client_disconnect(self, reason: int, properties: Properties) -> None:
         """The client's DISCONNECT: a new Session Expiry Interval (not from 0: MQTT-3.14.2-2);
-        reason 0x04 asks for the will (an abnormal end), any other is a graceful end."""
+        only reason 0x00 is a graceful end (the will is discarded); 0x04 and the error codes
+        publish it."""
         terms = self.v5
         assert terms is not None
         expiry = properties.get("session_expiry_interval")
@@ -202,7 +202,7 @@ class Mqtt5Connection:
                 raise ProtocolViolation("DISCONNECT sets a session expiry after 0 (MQTT-3.14.2-2)", PROTOCOL_ERROR)
             terms.session_expiry = expiry
             self.session.clean_session = expiry == 0
-        if reason == _WITH_WILL:
+        if reason:  # 0x04 asks for the will, an error code ends as abnormally (MQTT-3.1.2-10)
             await self.handler.handle_disconnect(None)
         else:
             await self.handler.disconnect_received()

@@ -296,6 +296,8 @@ class OutgoingFlows(BrokerProtocolHandler):
         assert self.session is not None
         assert isinstance(app_message, OutgoingApplicationMessage)
         packet_id = app_message.packet_id
+        if app_message.pubrel_packet is not None and getattr(self.session, "v5", None) is not None:
+            self.unacknowledged += 1  # a PUBREL resent: its PUBCOMP ends it (and counts it off)
         if app_message.pubrel_packet is None:
             self._keep_in_flight(app_message)
             send = self._send_publish(app_message)

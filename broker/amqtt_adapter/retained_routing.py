@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from broker.amqtt_adapter.connection import Connection
     from broker.amqtt_adapter.plugin_events import PluginEvents
     from broker.persistence.journal import Journal
+    from broker.state import BrokerState
 
 __all__ = ["RetainedRouting"]
 
@@ -30,6 +31,7 @@ class RetainedRouting:
     if TYPE_CHECKING:  # the Router's
         _journal: Journal | None
         _events: PluginEvents
+        _state: BrokerState
 
         @property
         def _checks_topics(self) -> bool: ...
@@ -44,7 +46,9 @@ class RetainedRouting:
         now = time.time()
         for retained in self._retained.matching(topic_filter):
             properties = retained.properties
-            if properties is not None and properties.expired(now):
+            if properties is not None and properties.expired(now):  # past its expiry: dropped, counted
+                self._state.record_dropped(1)
+                self.delete_retained(retained.topic)
                 continue
             if not self._checks_topics or await self._topic_allowed(connection.session, retained.topic, Action.RECEIVE):
                 qos = min(granted_qos, retained.qos)

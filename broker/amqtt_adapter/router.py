@@ -27,7 +27,7 @@ from broker.amqtt_adapter.fault_points import deliver_faulted
 from broker.amqtt_adapter.outbox import RoutedCopy
 from broker.amqtt_adapter.plugin_events import PluginEvents
 from broker.amqtt_adapter.retained_routing import RetainedRouting
-from broker.amqtt_adapter.router5 import Matched, Mqtt5Routing
+from broker.amqtt_adapter.router5 import Matched, Mqtt5Routing, kept_retain
 from broker.amqtt_adapter.session import QueuedMessage, queue_size
 from broker.bridges.bridge_set import BridgeSet
 from broker.config.settings import LiveSettings
@@ -213,11 +213,12 @@ class Router(RetainedRouting, Mqtt5Routing):
         connections, sessions, checks, journal = self._connections, self._sessions, self._checks_topics, self._journal
         faults = self._faults if self._faults.active else None
         seq = None  # the message's number in the store, made for its first persisted copy
-        once: set[str] = set()  # MQTT 5 clients with subscription options get one copy
+        once: set[str] = set()  # MQTT 5 clients with subscription options get one plain copy
         targets = self._index.match(topic) if only is None else only
+        plain = len(targets) if only is None else 0  # the entries after these are shared groups' picks
         if self._index.shared and only is None:  # one member of each matching group, connected ones first
             targets += self._index.shared.targets(topic, lambda c: c in connections and not connections[c].ended)
-        for client_id, granted_qos in targets:
+        for position, (client_id, granted_qos) in enumerate(targets):
             if checks:  # awaited: a take-over may happen meanwhile, so the connection is read after
                 asked = connections.get(client_id)
                 session = asked.session if asked is not None else sessions.get(client_id, (None,))[0]
@@ -228,8 +229,9 @@ class Router(RetainedRouting, Mqtt5Routing):
             target = connection.session if connection is not None and live else sessions.get(client_id, (None,))[0]
             if target is None:
                 continue
-            options = self._matched_options(target, topic, sender_id)
-            if options is not None:
+            shared = position >= plain
+            options = self._matched_options(target, topic, sender_id, shared=shared)
+            if options is not None and not shared:
                 if options.skip or client_id in once:
                     continue  # no local (MQTT-3.8.3-3), or the one copy is out already
                 once.add(client_id)
@@ -250,8 +252,9 @@ class Router(RetainedRouting, Mqtt5Routing):
                 else:
                     discarded += not connection.deliver(message, delivered_qos, limits, persisted)
             elif delivered_qos > 0 and not target.clean_session and self._queue_offline(target, len(data)):
+                kept = kept_retain(options, retain) if options is not None else None
                 target.retained_messages.put_nowait(
-                    QueuedMessage(sender, topic, data, delivered_qos, seq, properties, options)
+                    QueuedMessage(sender, topic, data, delivered_qos, seq, properties, kept)
                 )
                 if journal is not None and seq is not None:
                     journal.queued(client_id, seq, topic, data, delivered_qos, properties=properties)
@@ -296,6 +299,7 @@ class Router(RetainedRouting, Mqtt5Routing):
             matched: Matched | None = getattr(message, "matched", None)
             connection.send_in_background(
                 message.topic, bytes(message.data), message.qos or 0, seq=seq, properties=properties,
+                retain=matched is not None and matched.retain,
                 subscription_ids=matched.identifiers if matched is not None else (),
             )  # fmt: skip
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from broker.persistence.journal import Journal
     from broker.state import BrokerState
 
-__all__ = ["Matched", "Mqtt5Routing"]
+__all__ = ["Matched", "Mqtt5Routing", "kept_retain"]
 
 _NO_SUBSCRIPTION_EXISTED = 0x11
 
@@ -47,9 +47,10 @@ class Matched(NamedTuple):
     """The highest QoS granted among them: the client gets one copy (3.3.4-2, -3)."""
 
 
-def _plain(topic_filter: str) -> str:
-    shared = split_shared(topic_filter)
-    return shared[1] if shared is not None else topic_filter
+def kept_retain(matched: Matched, retain: bool) -> Matched:
+    """``matched`` for a copy queued for later: its retain flag as it will be sent (the message's
+    if retain as published, else 0), since the queue does not keep the message's flag."""
+    return matched._replace(retain=matched.retain and retain)
 
 
 class Mqtt5Routing:
@@ -69,8 +70,11 @@ class Mqtt5Routing:
             self, connection: Connection, topic_filter: str, granted_qos: int, subscription_ids: tuple[int, ...] = ()
         ) -> None: ...
 
-    def _matched_options(self, session: Session, topic: str, sender_id: str | None) -> Matched | None:
-        """What the client's subscriptions matching ``topic`` ask (None: nothing special)."""
+    def _matched_options(
+        self, session: Session, topic: str, sender_id: str | None, *, shared: bool = False
+    ) -> Matched | None:
+        """What the client's plain subscriptions matching ``topic`` ask (``shared``: its shared
+        ones, whose group picked it for this copy); None: nothing special."""
         options = session.subscription_options if isinstance(session, EdgeSession) else None
         if not options:
             return None
@@ -79,7 +83,8 @@ class Mqtt5Routing:
         identifiers: list[int] = []
         qos = 0
         for topic_filter, granted in self._index.filters_of(session.client_id).items():
-            if not topic_matches(_plain(topic_filter), topic):
+            inner = split_shared(topic_filter)
+            if (inner is not None) != shared or not topic_matches(inner[1] if inner else topic_filter, topic):
                 continue
             qos = max(qos, granted)
             found = options.get(topic_filter)
@@ -90,7 +95,7 @@ class Mqtt5Routing:
             plain_match = plain_match or not found.no_local
             if found.identifier is not None and found.identifier not in identifiers:
                 identifiers.append(found.identifier)
-        skip = not plain_match and sender_id == session.client_id
+        skip = not plain_match and sender_id == session.client_id and not shared
         return Matched(skip, retain, tuple(sorted(identifiers)), qos)
 
     async def subscribe5(

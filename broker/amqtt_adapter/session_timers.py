@@ -132,26 +132,40 @@ class SessionTimers:
         self._expiry_timers.pop(client_id, None)
         if self._sessions.get(client_id, (None,))[0] is not session or client_id in self._connections:
             return
-        will = self._will_timers.pop(client_id, None)
 
         async def end() -> None:
-            if will is not None:  # the session ends before the will's delay: the will goes now
-                will.cancel()
-                pending = self._will_of(session)
-                if pending is not None:
-                    await self._publish_will(session, pending)
             if self._sessions.get(client_id, (None,))[0] is session and client_id not in self._connections:
                 log.info("session expired: client_id=%s", client_id)
-                await self._delete_session(client_id)
+                await self._delete_session(client_id)  # a will still waiting for its delay goes now
 
         self._spawn_timed(end())
 
     def _connected_again(self, client_id: str) -> None:
-        """The client id connects: its pending will is not published, its session does not expire."""
-        for timers in (self._will_timers, self._expiry_timers):
-            timer = timers.pop(client_id, None)
-            if timer is not None:
-                timer.cancel()
+        """The client id connects: its session does not expire while it is connected."""
+        timer = self._expiry_timers.pop(client_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _session_resumed(self, client_id: str) -> None:
+        """The client connected again in time to continue its session: its delayed will is not
+        published (MQTT-3.1.3-9)."""
+        timer = self._will_timers.pop(client_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    async def _session_ends(self, client_id: str) -> None:
+        """A session ends for good (expiry, clean start, a clean kick): a will still waiting for
+        its delay is published now (3.1.2.5: delay or session end, whichever comes first), and
+        nothing is left armed for it."""
+        self._connected_again(client_id)
+        will = self._will_timers.pop(client_id, None)
+        if will is None:
+            return
+        will.cancel()
+        session = self._sessions.get(client_id, (None,))[0]
+        pending = self._will_of(session) if session is not None else None
+        if session is not None and pending is not None:
+            await self._publish_will(session, pending)
 
     def _cancel_timers(self) -> None:
         """At shutdown: nothing more expires or is published late."""

@@ -60,7 +60,9 @@ class StoredState:
 
         def _expire_later(self, session: Session, remaining: float | None = None) -> None: ...
 
-        def _matched_options(self, session: Session, topic: str, sender_id: str | None) -> Matched | None: ...
+        def _matched_options(
+            self, session: Session, topic: str, sender_id: str | None, *, shared: bool = False
+        ) -> Matched | None: ...
 
     async def _restore(self, snapshot: Snapshot) -> None:
         """Take back the retained messages and persistent sessions the store holds (offline);

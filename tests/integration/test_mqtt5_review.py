@@ -39,7 +39,7 @@ async def _publish_qos2(pub: V5Client, topic: str, payload: bytes, packet_id: in
 
 async def _publishes_until_quiet(client: V5Client, quiet: float = 0.5) -> list[bytes]:
     """The payloads ``client`` receives (each acknowledged) until ``quiet`` seconds pass without a packet."""
-    payloads = []
+    payloads: list[bytes] = []
     while True:
         try:
             received = await client.next(timeout=quiet)
@@ -50,11 +50,6 @@ async def _publishes_until_quiet(client: V5Client, quiet: float = 0.5) -> list[b
             await client.send(ack(PUBACK, received.packet_id))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outgoing.py: a PUBREL resent on reconnect is not counted in `unacknowledged`, its PUBCOMP "
-    "still decrements it: the counter goes to -1 and the client's Receive Maximum is exceeded",
-)
 async def test_receive_maximum_holds_after_a_pubrel_is_resent_on_reconnect() -> None:
     """MQTT-3.3.4-9, 4.9: after a resent PUBREL's PUBCOMP, at most Receive Maximum (1) PUBLISHes are unacknowledged."""
     terms = props(session_expiry_interval=KEPT, receive_maximum=1)
@@ -76,11 +71,6 @@ async def test_receive_maximum_holds_after_a_pubrel_is_resent_on_reconnect() -> 
             await sub.nothing_within(0.5)  # "b" waits until "a" is acknowledged
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edge_broker.py _serve_accepted: _connected_again cancels the pending will before "
-    "_resume_or_create discards the session for Clean Start: the will is never published",
-)
 async def test_a_delayed_will_is_published_when_a_clean_start_ends_its_session() -> None:
     """3.1.2.5, 3.1.3.2.2: a pending delayed will is published when a Clean Start connection ends its session."""
     clock = ManualClock()  # never advanced: only the session's end may publish the will
@@ -96,11 +86,6 @@ async def test_a_delayed_will_is_published_when_a_clean_start_ends_its_session()
             assert (await next_message(watcher)).payload == b"gone"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="router.py _send_offline_queue: a copy queued for an offline session is sent with RETAIN 0 "
-    "even when its subscription asks for Retain As Published",
-)
 async def test_retain_as_published_holds_for_a_copy_queued_while_offline() -> None:
     """MQTT-3.3.1-13: a retained message queued for an offline Retain-As-Published subscriber arrives with RETAIN 1."""
     expiry = props(session_expiry_interval=KEPT)
@@ -117,11 +102,6 @@ async def test_retain_as_published_holds_for_a_copy_queued_while_offline() -> No
             assert (message.payload, message.retain) == (b"kept", True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="retained_routing.py _send_retained skips an expired retained message without counting "
-    "it, though README 'MQTT 5.0' says a retained copy past its expiry is counted in message_drop",
-)
 async def test_an_expired_retained_message_is_counted_as_dropped() -> None:
     """README 'MQTT 5.0': a retained copy past its Message Expiry Interval is dropped and counted in message_drop."""
     async with running_broker() as broker:
@@ -135,11 +115,6 @@ async def test_an_expired_retained_message_is_counted_as_dropped() -> None:
         assert broker.state.stats().message_drop == dropped + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edge_broker.py kick/_delete_session: a session discarded while its delayed will waits "
-    "leaves the will timer running: the will goes out only when the delay ends, after the session",
-)
 async def test_a_delayed_will_is_published_when_a_clean_kick_ends_its_session() -> None:
     """3.1.2.5: a will whose delay outlasts its session is published when the session ends (a clean kick)."""
     clock = ManualClock()  # never advanced: only the session's end may publish the will
@@ -153,11 +128,6 @@ async def test_a_delayed_will_is_published_when_a_clean_kick_ends_its_session() 
             assert (await next_message(watcher)).payload == b"gone"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edge_broker.py _delete_session (kick clean, reset) leaves the session's expiry timer "
-    "armed: it holds the discarded session until its interval ends (up to 136 years)",
-)
 async def test_discarding_an_offline_session_cancels_its_expiry_timer() -> None:
     """A v5 session discarded by a clean kick leaves no expiry timer behind."""
     clock = ManualClock()
@@ -170,11 +140,6 @@ async def test_discarding_an_offline_session_cancels_its_expiry_timer() -> None:
         assert clock.pending == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mqtt5_connection.py _client_disconnect: every DISCONNECT reason but 0x04 is taken as a "
-    "normal end and the will is dropped; only 0x00 removes it (mosquitto 2 departs the same way)",
-)
 async def test_a_disconnect_with_an_error_reason_publishes_the_will() -> None:
     """MQTT-3.1.2-10, 3.1.2.5: a client closing with DISCONNECT 0x80 (not 0x00) has its will published."""
     will = Will("wills/error", b"gone")
@@ -186,11 +151,6 @@ async def test_a_disconnect_with_an_error_reason_publishes_the_will() -> None:
         assert (await next_message(watcher)).payload == b"gone"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="router5.py _matched_options: a shared subscription's filter counts as a plain match, so a "
-    "No Local subscription sends the publisher its own message on the turns another member takes",
-)
 async def test_no_local_holds_when_the_publisher_is_also_a_shared_member() -> None:
     """MQTT-3.8.3-3: a No Local subscriber that is also in a share group gets its own message only on its group turn."""
     async with (
