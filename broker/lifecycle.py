@@ -17,7 +17,7 @@ from broker.clock import Clock
 from broker.config.changes import ConfigUnavailable, as_started, plan_change, plan_live_change, with_section
 from broker.config.settings import BrokerSettings, LiveSettings
 from broker.config.source import ConfigError, ConfigSource
-from broker.config.values import is_loopback
+from broker.exposure import warn_about_exposure
 from broker.faults import Faults
 from broker.log_output import python_log_level
 from broker.mqtt.message_properties import MessageProperties
@@ -101,7 +101,7 @@ class EdgeBroker:
         try:
             if self._load_config_on_start and self._config is not None:
                 self.live.current = self._config.load()
-            self._warn_about_exposure()
+            warn_about_exposure(self.settings)
             self.faults.attach(self._mqtt, asyncio.get_running_loop())
             await self._mqtt.start()
         except BaseException:
@@ -375,27 +375,6 @@ class EdgeBroker:
     def admin_auth(self) -> tuple[str, str]:
         """(username, password) of the admin API, e.g. for ``httpx.Client(auth=...)``."""
         return self.settings.http_server.username, self.settings.http_server.password
-
-    def _warn_about_exposure(self) -> None:
-        settings = self.settings
-        http = settings.http_server
-        if http.uses_default_password and not is_loopback(http.ip_addr):
-            log.warning(
-                "the admin API listens on %s with the default credentials: set http_server username/password",
-                http.ip_addr,
-            )
-        if http.auth_type == "no_auth" and not is_loopback(http.ip_addr):
-            log.warning("the admin API listens on %s without authentication (auth_type = no_auth)", http.ip_addr)
-        if settings.auth.allow_anonymous:
-            for name, listener in settings.listeners.configured():
-                if not is_loopback(listener.address[0]):
-                    log.warning(
-                        "MQTT listener %s on %s admits anonymous clients: set auth.allow_anonymous = false",
-                        name,
-                        listener.bind,
-                    )
-        elif not (settings.auth.password or settings.auth.password_file or settings.plugins or settings.auth.http_auth):
-            log.warning("auth.allow_anonymous is false but there is no password list: any username is admitted")
 
 
 def _apply_log_level(old: BrokerSettings, new: BrokerSettings) -> None:
