@@ -122,9 +122,12 @@ def _count(got: Received, packets: list[tuple[int, bytes]], keep_latency: bool, 
         if qos:
             acks += encode_puback(struct.unpack_from("!H", body, topic_end)[0])
         payload_at = topic_end + (2 if qos else 0)
-        if v5:
-            length, start = decode_varint(body, payload_at)
-            payload_at = start + length
+        if v5:  # the property block: one 0 byte in the benchmark's messages, else read its length
+            if body[payload_at]:
+                length, start = decode_varint(body, payload_at)
+                payload_at = start + length
+            else:
+                payload_at += 1
         publisher, seq, sent = HEADER.unpack_from(body, payload_at)
         previous = got.last_seq.get(publisher, -1)
         if seq == previous:

@@ -24,7 +24,7 @@ from broker.mqtt.framing import ProtocolViolation
 from broker.mqtt.message_properties import MessageProperties
 from broker.mqtt.properties import PROTOCOL_ERROR, Properties
 from broker.mqtt.v5_packets import (
-    Publish5,
+    NO_PUBLISH_PROPERTIES,
     encode_disconnect5,
     parse_ack5,
     parse_disconnect5,
@@ -125,18 +125,15 @@ class Mqtt5Connection:
             kind = raw[0] >> 4
             try:
                 if kind == PUBLISH:
-                    publish = parse_publish5(raw)
-                    topic = self._topic(publish, aliases)
-                    held = len(session.inflight_in)
-                    if publish.qos == 2 and publish.packet_id not in session.inflight_in and held >= maximum:
+                    topic, payload, qos, retain, packet_id, read = parse_publish5(raw)
+                    properties = None
+                    if read is not NO_PUBLISH_PROPERTIES or not topic:  # the usual PUBLISH: nothing to look up
+                        topic = self._topic(topic, read, aliases)
+                        properties = MessageProperties.from_properties(read, time.time()) if read else None
+                    if qos == 2 and packet_id not in session.inflight_in and len(session.inflight_in) >= maximum:
                         raise ProtocolViolation("QoS 2 PUBLISHes beyond Receive Maximum", _RECEIVE_MAXIMUM_EXCEEDED)
-                    properties = (
-                        MessageProperties.from_properties(publish.properties, time.time())
-                        if publish.properties
-                        else None
-                    )
                     if handler.stopping or not await self._take_publish(
-                        sink, topic, publish.payload, publish.qos, publish.retain, publish.packet_id, properties
+                        sink, topic, payload, qos, retain, packet_id, properties
                     ):
                         break
                 elif kind in (PUBACK, PUBREC, PUBCOMP):
@@ -163,22 +160,22 @@ class Mqtt5Connection:
                 await self._disconnect5(exc.code)
                 break
 
-    def _topic(self, publish: Publish5, aliases: dict[int, str]) -> str:
+    def _topic(self, topic: str, properties: Properties, aliases: dict[int, str]) -> str:
         """The PUBLISH's topic, set or looked up by its Topic Alias (3.3.2.3.4)."""
-        alias = publish.properties.get("topic_alias")
+        alias = properties.get("topic_alias")
         if not isinstance(alias, int):
-            if not publish.topic:
+            if not topic:
                 raise ProtocolViolation("PUBLISH without a topic or a topic alias (MQTT-3.3.2-1)", PROTOCOL_ERROR)
-            return publish.topic
+            return topic
         if alias > self.limits5.topic_alias_maximum:
             raise ProtocolViolation(f"topic alias {alias} above the maximum (MQTT-3.3.2-9)", _TOPIC_ALIAS_INVALID)
-        if publish.topic:
-            aliases[alias] = publish.topic
-            return publish.topic
-        topic = aliases.get(alias)
-        if topic is None:
+        if topic:
+            aliases[alias] = topic
+            return topic
+        known = aliases.get(alias)
+        if known is None:
             raise ProtocolViolation(f"topic alias {alias} not set on this connection (3.3.4)", PROTOCOL_ERROR)
-        return topic
+        return known
 
     async def _acknowledged5(self, kind: int, raw: bytes) -> None:
         """A PUBACK, PUBREC or PUBCOMP: handled as its MQTT 3.1.1 form; a PUBREC with a reason

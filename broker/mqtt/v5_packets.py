@@ -27,6 +27,7 @@ from broker.mqtt.topics import is_valid_topic_name
 
 __all__ = [
     "NO_PROPERTIES",
+    "NO_PUBLISH_PROPERTIES",
     "Publish5",
     "Subscription5",
     "encode_ack5",
@@ -44,7 +45,8 @@ __all__ = [
 
 NO_PROPERTIES = b"\x00"
 """An empty property block."""
-_NO_PROPERTIES = Properties()  # shared by every PUBLISH without properties: never changed
+NO_PUBLISH_PROPERTIES = Properties()
+"""The properties of every PUBLISH that has none (one shared object: never changed)."""
 _ACK_KINDS: dict[int, PacketKind] = {4: "PUBACK", 5: "PUBREC", 6: "PUBREL", 7: "PUBCOMP"}
 
 
@@ -128,7 +130,7 @@ def parse_publish5(packet: bytes) -> Publish5:
         packet_id = _packet_id(packet, offset, "PUBLISH")
         offset += 2
     if offset < len(packet) and not packet[offset]:  # the usual case: an empty property block
-        return Publish5(topic, packet[offset + 1 :], qos, retain, packet_id, _NO_PROPERTIES)
+        return Publish5(topic, packet[offset + 1 :], qos, retain, packet_id, NO_PUBLISH_PROPERTIES)
     properties, offset = _properties(packet, offset, "PUBLISH")
     if properties.subscription_identifiers:
         raise ProtocolViolation("PUBLISH from a client with a subscription identifier (MQTT-3.3.4-6)", PROTOCOL_ERROR)
