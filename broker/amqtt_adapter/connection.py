@@ -307,15 +307,26 @@ class Connection(Mqtt5Connection, DeliveryQueue, HeldAcknowledgements):
         with a ``seq`` is written to the journal (a persistent session's QoS 1/2 copy). MQTT 5:
         with the retain flag kept (retain as published) and the matched subscription ids."""
         if self.v5 is not None:
-            return self._deliver5(message, qos, limits, seq, retain, subscription_ids)
+            return self._deliver5(message, qos, limits, seq, retain, tuple(subscription_ids))
         if not self.count and self._send_now(message, qos, limits, seq):
             return True
+        return self._queue(message, qos, limits, seq)
+
+    def _queue(
+        self, message: RoutedCopy, qos: int, limits: Mqtt, seq: int | None, retain: bool = False,
+        subscription_ids: tuple[int, ...] = (),
+    ) -> bool:  # fmt: skip
+        """Send a copy in the background, behind the unfinished ones (and those a delay fault
+        holds); False if the client's queue is full."""
         count, size = self.count + len(self.session.inflight_out), self.size + self.direct_bytes
         if not self._make_room(count, size, len(message.data), qos, limits):
             return False
         self._persist_queued(seq, message, qos)
         held = self.delay_line.behind_due((message.topic, message.data, qos, seq)) if self.delay_line else None
-        self.send_in_background(message.topic, message.data, qos, seq=seq, held=held)  # after released copies
+        self.send_in_background(
+            message.topic, message.data, qos, seq=seq, held=held, retain=retain, properties=message.properties,
+            subscription_ids=subscription_ids,
+        )  # fmt: skip
         return True
 
     def _send_now(self, message: RoutedCopy, qos: int, limits: Mqtt, seq: int | None) -> bool:
@@ -326,24 +337,42 @@ class Connection(Mqtt5Connection, DeliveryQueue, HeldAcknowledgements):
         for their PUBACK. A QoS 1 copy stays in ``session.inflight_out`` until its PUBACK; if the
         connection ends first it is resent with DUP=1 when the session resumes (MQTT 4.4).
         """
-        session, outbox = self.session, self.outbox
+        outbox = self.outbox
         if outbox is None or qos > QOS_1 or self.handler.stopping or not outbox.has_room():
             return False
         if qos == 0:
             outbox.put(message.qos0_packet())
             return True
-        in_flight, size = len(session.inflight_out), len(message.data)
-        if in_flight >= limits.max_mqueue_len or in_flight + len(session.inflight_in) >= _PACKET_IDS:
+        if not self._room_in_flight(len(message.data), limits):
             return False
-        if self.direct_bytes and self.direct_bytes + size > limits.max_mqueue_bytes:
-            return False
-        packet_id = session.next_packet_id
-        session.inflight_out[packet_id] = DirectMessage(packet_id, message.topic, QOS_1, message.data, False, seq)
-        self._persist_queued(seq, message, QOS_1, packet_id)
-        self._direct.add(packet_id)
-        self.direct_bytes += size
+        packet_id = self._in_flight_directly(message, seq)
         outbox.put(encode_publish(message.topic, message.data, qos=QOS_1, packet_id=packet_id))
         return True
+
+    def _room_in_flight(self, size: int, limits: Mqtt) -> bool:
+        """Whether one more QoS 1 copy of ``size`` bytes may wait for its PUBACK: fewer than
+        ``max_mqueue_len`` of the session's copies and than there are packet ids, and their
+        payloads within ``max_mqueue_bytes``."""
+        session = self.session
+        in_flight = len(session.inflight_out)
+        if in_flight >= limits.max_mqueue_len or in_flight + len(session.inflight_in) >= _PACKET_IDS:
+            return False
+        return not (self.direct_bytes and self.direct_bytes + size > limits.max_mqueue_bytes)
+
+    def _in_flight_directly(
+        self, message: RoutedCopy, seq: int | None, retain: bool = False, subscription_ids: tuple[int, ...] = ()
+    ) -> int:
+        """Note a QoS 1 copy written through the outbox: in flight until its PUBACK, with its row
+        in the store; its packet id."""
+        session = self.session
+        packet_id: int = session.next_packet_id
+        session.inflight_out[packet_id] = DirectMessage(
+            packet_id, message.topic, QOS_1, message.data, retain, seq, message.properties, subscription_ids
+        )
+        self._persist_queued(seq, message, QOS_1, packet_id)
+        self._direct.add(packet_id)
+        self.direct_bytes += len(message.data)
+        return packet_id
 
     def _persist_queued(self, seq: int | None, message: RoutedCopy, qos: int, packet_id: int | None = None) -> None:
         """A persistent session's copy gets its row in the store (``seq``: its message's number)."""

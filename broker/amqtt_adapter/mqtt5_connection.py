@@ -12,13 +12,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from amqtt.session import Session
 
 from broker.amqtt_adapter.outbox import RoutedCopy
-from broker.amqtt_adapter.outgoing import DirectMessage
 from broker.config.settings import Mqtt
 from broker.mqtt.framing import ProtocolViolation
 from broker.mqtt.message_properties import MessageProperties
@@ -39,7 +37,6 @@ if TYPE_CHECKING:
     from broker.amqtt_adapter.framed_reader import FramedReader
     from broker.amqtt_adapter.handler import EdgeHandler
     from broker.amqtt_adapter.outbox import Outbox
-    from broker.faults import DelayLine, HeldCopy
 
 __all__ = ["Mqtt5Connection"]
 
@@ -63,9 +60,6 @@ class Mqtt5Connection:
         reader: FramedReader
         outbox: Outbox | None
         count: int
-        size: int
-        direct_bytes: int
-        delay_line: DelayLine | None
         _direct: set[int]
         _last_read: float
         _clock: Any
@@ -85,27 +79,18 @@ class Mqtt5Connection:
 
         def _acknowledged_directly(self, packet: bytes) -> bool: ...
 
-        def send_in_background(
-            self,
-            topic: str,
-            data: bytes | bytearray,
-            qos: int,
-            *,
-            retain: bool = False,
-            counted: bool = True,
-            seq: int | None = None,
-            held: HeldCopy | None = None,
-            properties: MessageProperties | None = None,
-            subscription_ids: tuple[int, ...] = (),
-        ) -> None: ...
-
-        def _make_room(self, count: int, size: int, incoming: int, qos: int, limits: Mqtt) -> bool: ...
-
         def _spawn(self, coro: Any) -> None: ...
 
-        def _persist_queued(
-            self, seq: int | None, message: RoutedCopy, qos: int, packet_id: int | None = None
-        ) -> None: ...
+        def _queue(
+            self, message: RoutedCopy, qos: int, limits: Mqtt, seq: int | None, retain: bool = False,
+            subscription_ids: tuple[int, ...] = (),
+        ) -> bool: ...  # fmt: skip
+
+        def _room_in_flight(self, size: int, limits: Mqtt) -> bool: ...
+
+        def _in_flight_directly(
+            self, message: RoutedCopy, seq: int | None, retain: bool = False, subscription_ids: tuple[int, ...] = ()
+        ) -> int: ...
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -228,7 +213,7 @@ class Mqtt5Connection:
         limits: Mqtt,
         seq: int | None,
         retain: bool,
-        subscription_ids: Sequence[int],
+        subscription_ids: tuple[int, ...],
     ) -> bool:
         """``deliver`` for an MQTT 5 client: an expired message or one larger than the client's
         Maximum Packet Size is dropped (False); no more QoS 1/2 copies unacknowledged than its
@@ -243,41 +228,14 @@ class Mqtt5Connection:
         if limit and len(message.v5_packet(qos, 1, retain, subscription_ids, now)) > limit:
             return False
         direct = not self.count and outbox is not None and qos < 2 and not handler.stopping and outbox.has_room()
-        if direct and qos and not self._room_in_flight(len(message.data), limits):
-            direct = False
-        assert outbox is not None or not direct
-        if direct and outbox is not None:
-            if qos:
-                session = self.session
-                packet_id = session.next_packet_id
-                session.inflight_out[packet_id] = DirectMessage(
-                    packet_id, message.topic, qos, message.data, retain, seq, properties, tuple(subscription_ids)
-                )
-                self._persist_queued(seq, message, qos, packet_id)
-                self._direct.add(packet_id)
-                self.direct_bytes += len(message.data)
-                handler.unacknowledged += 1
-                outbox.put(message.v5_packet(qos, packet_id, retain, subscription_ids, now))
-            else:
-                outbox.put(message.v5_packet(0, 0, retain, subscription_ids, now))
-            return True
-        count, size = self.count + len(self.session.inflight_out), self.size + self.direct_bytes
-        if not self._make_room(count, size, len(message.data), qos, limits):
-            return False
-        self._persist_queued(seq, message, qos)
-        held = self.delay_line.behind_due((message.topic, message.data, qos, seq)) if self.delay_line else None
-        self.send_in_background(
-            message.topic, message.data, qos, seq=seq, held=held, retain=retain, properties=properties,
-            subscription_ids=tuple(subscription_ids),
-        )  # fmt: skip
+        if direct and qos:  # within the client's Receive Maximum too
+            direct = handler.unacknowledged < terms.receive_maximum and self._room_in_flight(len(message.data), limits)
+        if not direct or outbox is None:
+            return self._queue(message, qos, limits, seq, retain, subscription_ids)
+        if qos:
+            packet_id = self._in_flight_directly(message, seq, retain, subscription_ids)
+            handler.unacknowledged += 1
+            outbox.put(message.v5_packet(qos, packet_id, retain, subscription_ids, now))
+        else:
+            outbox.put(message.v5_packet(0, 0, retain, subscription_ids, now))
         return True
-
-    def _room_in_flight(self, size: int, limits: Mqtt) -> bool:
-        """Whether one more QoS 1 copy may go out now: within the client's Receive Maximum and
-        the broker's queue limits."""
-        terms = self.v5
-        assert terms is not None
-        in_flight = len(self.session.inflight_out)
-        if self.handler.unacknowledged >= terms.receive_maximum or in_flight >= limits.max_mqueue_len:
-            return False
-        return not (self.direct_bytes and self.direct_bytes + size > limits.max_mqueue_bytes)
