@@ -27,7 +27,6 @@ from broker.amqtt_adapter.handler import EdgeHandler
 from broker.amqtt_adapter.held_acks import ACK_TYPES, HeldAcknowledgements, held_ack
 from broker.amqtt_adapter.mqtt5_connection import Mqtt5Connection
 from broker.amqtt_adapter.outbox import Outbox, RoutedCopy
-from broker.amqtt_adapter.outgoing import DirectMessage
 from broker.amqtt_adapter.session import EdgeSession
 from broker.clock import Clock, Timer
 from broker.config.settings import Mqtt
@@ -53,7 +52,6 @@ _DUP = 0x08  # the DUP flag in a PUBLISH's first byte (3.3.1.1)
 _SUBSCRIBE, _UNSUBSCRIBE = 0x82, 0xA2
 _DISCONNECT, _PINGREQ = b"\xe0\x00", b"\xc0\x00"
 _BARE = (_DISCONNECT, _PINGREQ)  # packets without a body, handled without amqtt's packet objects
-_PACKET_IDS = 65535
 
 
 class PacketSink(Protocol):
@@ -312,23 +310,6 @@ class Connection(Mqtt5Connection, DeliveryQueue, HeldAcknowledgements):
             return True
         return self._queue(message, qos, limits, seq)
 
-    def _queue(
-        self, message: RoutedCopy, qos: int, limits: Mqtt, seq: int | None, retain: bool = False,
-        subscription_ids: tuple[int, ...] = (),
-    ) -> bool:  # fmt: skip
-        """Send a copy in the background, behind the unfinished ones (and those a delay fault
-        holds); False if the client's queue is full."""
-        count, size = self.count + len(self.session.inflight_out), self.size + self.direct_bytes
-        if not self._make_room(count, size, len(message.data), qos, limits):
-            return False
-        self._persist_queued(seq, message, qos)
-        held = self.delay_line.behind_due((message.topic, message.data, qos, seq)) if self.delay_line else None
-        self.send_in_background(
-            message.topic, message.data, qos, seq=seq, held=held, retain=retain, properties=message.properties,
-            subscription_ids=subscription_ids,
-        )  # fmt: skip
-        return True
-
     def _send_now(self, message: RoutedCopy, qos: int, limits: Mqtt, seq: int | None) -> bool:
         """Write a copy through the outbox, without a task, if the client keeps up; False if not.
 
@@ -348,31 +329,6 @@ class Connection(Mqtt5Connection, DeliveryQueue, HeldAcknowledgements):
         packet_id = self._in_flight_directly(message, seq)
         outbox.put(encode_publish(message.topic, message.data, qos=QOS_1, packet_id=packet_id))
         return True
-
-    def _room_in_flight(self, size: int, limits: Mqtt) -> bool:
-        """Whether one more QoS 1 copy of ``size`` bytes may wait for its PUBACK: fewer than
-        ``max_mqueue_len`` of the session's copies and than there are packet ids, and their
-        payloads within ``max_mqueue_bytes``."""
-        session = self.session
-        in_flight = len(session.inflight_out)
-        if in_flight >= limits.max_mqueue_len or in_flight + len(session.inflight_in) >= _PACKET_IDS:
-            return False
-        return not (self.direct_bytes and self.direct_bytes + size > limits.max_mqueue_bytes)
-
-    def _in_flight_directly(
-        self, message: RoutedCopy, seq: int | None, retain: bool = False, subscription_ids: tuple[int, ...] = ()
-    ) -> int:
-        """Note a QoS 1 copy written through the outbox: in flight until its PUBACK, with its row
-        in the store; its packet id."""
-        session = self.session
-        packet_id: int = session.next_packet_id
-        session.inflight_out[packet_id] = DirectMessage(
-            packet_id, message.topic, QOS_1, message.data, retain, seq, message.properties, subscription_ids
-        )
-        self._persist_queued(seq, message, QOS_1, packet_id)
-        self._direct.add(packet_id)
-        self.direct_bytes += len(message.data)
-        return packet_id
 
     def _persist_queued(self, seq: int | None, message: RoutedCopy, qos: int, packet_id: int | None = None) -> None:
         """A persistent session's copy gets its row in the store (``seq``: its message's number)."""

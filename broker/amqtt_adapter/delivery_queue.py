@@ -11,11 +11,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from amqtt.mqtt.constants import QOS_1
 from amqtt.session import Session
 
-from broker.amqtt_adapter.outgoing import ConnectionClosing
+from broker.amqtt_adapter.outbox import RoutedCopy
+from broker.amqtt_adapter.outgoing import ConnectionClosing, DirectMessage
 from broker.config.settings import Mqtt
-from broker.faults import HeldCopy
+from broker.faults import DelayLine, HeldCopy
 from broker.mqtt.message_properties import MessageProperties
 from broker.persistence.store import StoreError
 
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["DeliveryQueue"]
 
 log = logging.getLogger("edgemq.mqtt")
+
+_PACKET_IDS = 65535
 
 
 class DeliveryQueue:
@@ -40,7 +44,57 @@ class DeliveryQueue:
         _evicted: set[asyncio.Future[Any]]
         _on_dropped: Callable[[int], None]
 
+        direct_bytes: int
+        _direct: set[int]
+        delay_line: DelayLine | None
+
         def _not_durable(self) -> None: ...
+
+        def _persist_queued(
+            self, seq: int | None, message: RoutedCopy, qos: int, packet_id: int | None = None
+        ) -> None: ...
+
+    def _queue(
+        self, message: RoutedCopy, qos: int, limits: Mqtt, seq: int | None, retain: bool = False,
+        subscription_ids: tuple[int, ...] = (),
+    ) -> bool:  # fmt: skip
+        """Send a copy in the background, behind the unfinished ones (and those a delay fault
+        holds); False if the client's queue is full."""
+        count, size = self.count + len(self.session.inflight_out), self.size + self.direct_bytes
+        if not self._make_room(count, size, len(message.data), qos, limits):
+            return False
+        self._persist_queued(seq, message, qos)
+        held = self.delay_line.behind_due((message.topic, message.data, qos, seq)) if self.delay_line else None
+        self.send_in_background(
+            message.topic, message.data, qos, seq=seq, held=held, retain=retain, properties=message.properties,
+            subscription_ids=subscription_ids,
+        )  # fmt: skip
+        return True
+
+    def _room_in_flight(self, size: int, limits: Mqtt) -> bool:
+        """Whether one more QoS 1 copy of ``size`` bytes may wait for its PUBACK: fewer than
+        ``max_mqueue_len`` of the session's copies and than there are packet ids, and their
+        payloads within ``max_mqueue_bytes``."""
+        session = self.session
+        in_flight = len(session.inflight_out)
+        if in_flight >= limits.max_mqueue_len or in_flight + len(session.inflight_in) >= _PACKET_IDS:
+            return False
+        return not (self.direct_bytes and self.direct_bytes + size > limits.max_mqueue_bytes)
+
+    def _in_flight_directly(
+        self, message: RoutedCopy, seq: int | None, retain: bool = False, subscription_ids: tuple[int, ...] = ()
+    ) -> int:
+        """Note a QoS 1 copy written through the outbox: in flight until its PUBACK, with its row
+        in the store; its packet id."""
+        session = self.session
+        packet_id: int = session.next_packet_id
+        session.inflight_out[packet_id] = DirectMessage(
+            packet_id, message.topic, QOS_1, message.data, retain, seq, message.properties, subscription_ids
+        )
+        self._persist_queued(seq, message, QOS_1, packet_id)
+        self._direct.add(packet_id)
+        self.direct_bytes += len(message.data)
+        return packet_id
 
     def send_in_background(
         self,
